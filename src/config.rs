@@ -1,0 +1,84 @@
+//! The command line: every flag, its environment variable and its default.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Parser;
+
+/// roomcast: a real-time multi-room web chat over plain HTTP
+/// (POST up, Server-Sent Events down).
+#[derive(Debug, Clone, Parser)]
+#[command(name = "roomcast", version, about)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "ROOMCAST_BIND", default_value = "127.0.0.1:3030")]
+    pub bind: SocketAddr,
+
+    /// Events kept per room for history and resume.
+    #[arg(long, env = "ROOMCAST_HISTORY", default_value_t = 1000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub history: u32,
+
+    /// Seconds between keep-alive comments on open streams (fractions allowed).
+    #[arg(long, env = "ROOMCAST_KEEP_ALIVE", default_value = "15", value_parser = seconds)]
+    pub keep_alive: Duration,
+
+    /// Seconds a member may be gone before "left" is announced (fractions allowed).
+    #[arg(long, env = "ROOMCAST_LEAVE_GRACE", default_value = "5", value_parser = seconds)]
+    pub leave_grace: Duration,
+
+    /// Seconds a room with nobody connected lives on (fractions allowed).
+    #[arg(long, env = "ROOMCAST_ROOM_TTL", default_value = "300", value_parser = seconds)]
+    pub room_ttl: Duration,
+}
+
+impl Default for Config {
+    /// The defaults above, without reading the command line or environment.
+    fn default() -> Config {
+        Config {
+            bind: "127.0.0.1:3030".parse().expect("a valid literal address"),
+            history: 1000,
+            keep_alive: Duration::from_secs(15),
+            leave_grace: Duration::from_secs(5),
+            room_ttl: Duration::from_secs(300),
+        }
+    }
+}
+
+/// A positive number of seconds; fractions let tests use short timers.
+fn seconds(input: &str) -> Result<Duration, String> {
+    let secs: f64 = input
+        .parse()
+        .map_err(|_| format!("{input:?} is not a number of seconds"))?;
+    if !(secs > 0.0 && secs <= 31_536_000.0) {
+        return Err(format!(
+            "{input} is out of range: give more than 0 and at most a year"
+        ));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_matches_the_flags_defaults() {
+        let parsed = Config::try_parse_from(["roomcast"]).unwrap();
+        let default = Config::default();
+        assert_eq!(parsed.bind, default.bind);
+        assert_eq!(parsed.history, default.history);
+        assert_eq!(parsed.keep_alive, default.keep_alive);
+        assert_eq!(parsed.leave_grace, default.leave_grace);
+        assert_eq!(parsed.room_ttl, default.room_ttl);
+    }
+
+    #[test]
+    fn seconds_take_fractions_and_refuse_nonsense() {
+        assert_eq!(seconds("0.25").unwrap(), Duration::from_millis(250));
+        for bad in ["0", "-1", "abc", "NaN", "inf", "1e12"] {
+            assert!(seconds(bad).is_err(), "{bad} accepted");
+        }
+        assert!(Config::try_parse_from(["roomcast", "--history", "0"]).is_err());
+    }
+}

@@ -1,0 +1,146 @@
+//! One error type for the HTTP API, each variant with its status, and the
+//! `recover` that turns warp's own rejections into the same JSON shape:
+//! `{"error":"..."}`.
+
+use std::convert::Infallible;
+
+use log::error;
+use warp::http::{header, StatusCode};
+use warp::reject;
+use warp::reply::{Reply, Response};
+
+use crate::model::{Invalid, RoomCode};
+use crate::rooms::RoomError;
+
+/// Largest request body accepted, in bytes.
+pub const BODY_LIMIT: u64 = 16 * 1024;
+
+/// Seconds a client should wait before retrying a 503.
+const RETRY_AFTER_SECS: &str = "5";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiError {
+    /// 400: the request cannot be read (bad JSON, bad UTF-8, wrong types).
+    Malformed(String),
+    /// 404: no such room.
+    RoomNotFound(RoomCode),
+    /// 415: neither JSON nor a form.
+    UnsupportedType,
+    /// 422: well-formed, but the content is refused (empty text, long name).
+    Invalid(Invalid),
+    /// 503: the server cannot take it now; retry later.
+    Unavailable(String),
+    /// 500: a bug on our side; logged, never shown in detail.
+    Internal,
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Malformed(_) => StatusCode::BAD_REQUEST,
+            ApiError::RoomNotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::UnsupportedType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The sentence shown to people and scripts.
+    pub fn message(&self) -> String {
+        match self {
+            ApiError::Malformed(why) => format!("Malformed request: {why}"),
+            ApiError::RoomNotFound(code) => format!("Room {code} does not exist."),
+            ApiError::UnsupportedType => {
+                "Send application/json or application/x-www-form-urlencoded.".into()
+            }
+            ApiError::Invalid(why) => why.to_string(),
+            ApiError::Unavailable(why) => why.clone(),
+            ApiError::Internal => "Something went wrong on our side.".into(),
+        }
+    }
+}
+
+impl From<Invalid> for ApiError {
+    fn from(why: Invalid) -> ApiError {
+        ApiError::Invalid(why)
+    }
+}
+
+impl From<RoomError> for ApiError {
+    fn from(err: RoomError) -> ApiError {
+        match err {
+            RoomError::NotFound(code) => ApiError::RoomNotFound(code),
+            RoomError::NoFreeCode => {
+                ApiError::Unavailable("No free room code right now; try again.".into())
+            }
+            RoomError::ShuttingDown => {
+                ApiError::Unavailable("The server is restarting; try again shortly.".into())
+            }
+        }
+    }
+}
+
+impl Reply for ApiError {
+    fn into_response(self) -> Response {
+        json_error(self.status(), &self.message())
+    }
+}
+
+/// `{"error": message}` with `status`, plus Retry-After on a 503.
+pub fn json_error(status: StatusCode, message: &str) -> Response {
+    let body = serde_json::json!({ "error": message });
+    let mut response = warp::reply::with_status(warp::reply::json(&body), status).into_response();
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            header::HeaderValue::from_static(RETRY_AFTER_SECS),
+        );
+    }
+    response
+}
+
+/// Turns warp's rejections (no route, wrong method, body limits, bad
+/// query strings) into JSON errors.
+pub async fn recover(rejection: warp::Rejection) -> Result<Response, Infallible> {
+    let (status, message) = if rejection.is_not_found() {
+        (StatusCode::NOT_FOUND, "Not found.".to_string())
+    } else if rejection.find::<reject::PayloadTooLarge>().is_some() {
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("The request body is over {} KiB.", BODY_LIMIT / 1024),
+        )
+    } else if rejection.find::<reject::LengthRequired>().is_some() {
+        (
+            StatusCode::LENGTH_REQUIRED,
+            "Send a Content-Length header with the body.".to_string(),
+        )
+    } else if rejection.find::<reject::UnsupportedMediaType>().is_some() {
+        (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::UnsupportedType.message(),
+        )
+    } else if let Some(err) = rejection.find::<reject::InvalidQuery>() {
+        (
+            StatusCode::BAD_REQUEST,
+            format!("Malformed request: {err}."),
+        )
+    } else if let Some(err) = rejection.find::<reject::InvalidHeader>() {
+        (
+            StatusCode::BAD_REQUEST,
+            format!("Malformed request: {err}."),
+        )
+    } else if rejection.find::<reject::MethodNotAllowed>().is_some() {
+        (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Method not allowed here.".to_string(),
+        )
+    } else {
+        error!("unhandled rejection: {rejection:?}");
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Internal.message(),
+        )
+    };
+    Ok(json_error(status, &message))
+}

@@ -1,0 +1,348 @@
+//! One async function per endpoint: parsed input in, a response out. The
+//! room registry does the work; nothing here holds a lock or a channel.
+
+use std::sync::Arc;
+
+use log::error;
+use serde::Deserialize;
+use warp::http::{header, HeaderValue, StatusCode};
+use warp::hyper::body::Bytes;
+use warp::reply::{Reply, Response};
+
+use crate::app::App;
+use crate::body;
+use crate::error::ApiError;
+use crate::model::{Name, Recorded, RoomCode, Text};
+use crate::pages::{HomeView, RoomView};
+use crate::session::{Session, SessionId};
+use crate::stream::RoomStream;
+
+/// Events a history read returns when it names no limit.
+const DEFAULT_HISTORY_LIMIT: usize = 100;
+
+/// The browser's session, when its cookie names a live one.
+#[derive(Debug, Clone)]
+pub struct Visitor {
+    pub id: SessionId,
+    pub session: Session,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct HomeQuery {
+    code: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct HomeForm {
+    name: Option<String>,
+    code: Option<String>,
+    action: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct MessageInput {
+    name: Option<String>,
+    text: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct HistoryQuery {
+    since: Option<u64>,
+    limit: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct StreamQuery {
+    since: Option<u64>,
+    name: Option<String>,
+}
+
+/// What the client asked for: a page (a browser form without script) or JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wants {
+    Html,
+    Json,
+}
+
+/// GET /?code=ABCD — the home form, the code prefilled from invite links and
+/// the name from the session.
+pub async fn home(query: HomeQuery, visitor: Option<Visitor>, app: App) -> Response {
+    let view = HomeView {
+        name: visitor.map_or_else(String::new, |v| v.session.name.to_string()),
+        code: query.code.unwrap_or_default(),
+        error: None,
+    };
+    html(StatusCode::OK, app.pages.home(&view))
+}
+
+/// POST / (form: name, code, action=create|join) — 303 to the room with the
+/// session cookie set, or the form again with what was typed and why not.
+pub async fn enter(visitor: Option<Visitor>, body: Bytes, app: App) -> Response {
+    let form: HomeForm = match body::form(&body) {
+        Ok(form) => form,
+        Err(err) => return err.into_response(),
+    };
+    match choose_room(&form, &app) {
+        Ok(session) => {
+            let code = session.room.clone();
+            let id = app.registry.open_session(visitor.map(|v| v.id), session);
+            let mut response = see_other(&format!("/rooms/{code}"));
+            set_header(&mut response, header::SET_COOKIE, &id.set_cookie());
+            response
+        }
+        Err(err) => {
+            let status = match err {
+                ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::UNPROCESSABLE_ENTITY,
+            };
+            let view = HomeView {
+                name: form.name.unwrap_or_default(),
+                code: form.code.unwrap_or_default(),
+                error: Some(err.message()),
+            };
+            html(status, app.pages.home(&view))
+        }
+    }
+}
+
+/// The name is checked first, so a refused form never creates a room.
+fn choose_room(form: &HomeForm, app: &App) -> Result<Session, ApiError> {
+    let name = Name::parse(form.name.as_deref().unwrap_or_default())?;
+    let code_typed = form.code.as_deref().is_some_and(|c| !c.trim().is_empty());
+    // Enter in a field submits with the first button (create); with a code
+    // typed and no button named, joining is what was meant.
+    let join = match form.action.as_deref() {
+        Some("create") => false,
+        Some("join") => true,
+        _ => code_typed,
+    };
+    let room = if join {
+        let code = RoomCode::parse(form.code.as_deref().unwrap_or_default())?;
+        if !app.registry.room_exists(&code) {
+            return Err(ApiError::RoomNotFound(code));
+        }
+        code
+    } else {
+        app.registry.create_room()?
+    };
+    Ok(Session { name, room })
+}
+
+/// POST /rooms — 201 `{"code":"ABCD","url":"/rooms/ABCD"}`.
+pub async fn create_room(app: App) -> Response {
+    match app.registry.create_room() {
+        Ok(code) => {
+            let url = format!("/rooms/{code}");
+            let body = serde_json::json!({ "code": code.as_str(), "url": url });
+            let mut response =
+                warp::reply::with_status(warp::reply::json(&body), StatusCode::CREATED)
+                    .into_response();
+            set_header(&mut response, header::LOCATION, &url);
+            response
+        }
+        Err(err) => ApiError::from(err).into_response(),
+    }
+}
+
+/// GET /rooms/CODE — the room page for a member; others are sent to the home
+/// form with the code filled in.
+pub async fn room_page(
+    code: RoomCode,
+    visitor: Option<Visitor>,
+    host: Option<String>,
+    app: App,
+) -> Response {
+    if !app.registry.room_exists(&code) {
+        return room_not_found(&app, &code);
+    }
+    let Some(me) = member_name(visitor.as_ref(), &code) else {
+        return see_other(&format!("/?code={code}"));
+    };
+    render_room(&app, &code, me, host, StatusCode::OK, String::new(), None)
+}
+
+/// POST /rooms/CODE/messages (form or JSON: name, text) — 201 with the
+/// stored message; a browser form without script gets 303 back to the room.
+#[allow(clippy::too_many_arguments)] // one argument per part of the request
+pub async fn post_message(
+    code: RoomCode,
+    content_type: Option<String>,
+    wants: Wants,
+    visitor: Option<Visitor>,
+    host: Option<String>,
+    body: Bytes,
+    app: App,
+) -> Response {
+    let me = member_name(visitor.as_ref(), &code);
+    let input: MessageInput = match body::parse(content_type.as_deref(), &body) {
+        Ok(input) => input,
+        Err(err) => return err.into_response(),
+    };
+    match (post(&app, &code, me, &input), wants, me) {
+        (Ok(_), Wants::Html, _) => see_other(&format!("/rooms/{code}")),
+        (Ok(message), Wants::Json, _) => json(StatusCode::CREATED, message.json.clone()),
+        (Err(ApiError::RoomNotFound(_)), Wants::Html, _) => room_not_found(&app, &code),
+        (Err(err @ ApiError::Invalid(_)), Wants::Html, Some(me)) => {
+            // The room again with the text kept, so nothing typed is lost.
+            let draft = input.text.unwrap_or_default();
+            render_room(
+                &app,
+                &code,
+                me,
+                host,
+                err.status(),
+                draft,
+                Some(err.message()),
+            )
+        }
+        (Err(err), _, _) => err.into_response(),
+    }
+}
+
+/// Stores one message: 404 for an unknown room comes before 422 for bad
+/// content; the name comes from the session when it has one for this room.
+fn post(
+    app: &App,
+    code: &RoomCode,
+    me: Option<&Name>,
+    input: &MessageInput,
+) -> Result<Arc<Recorded>, ApiError> {
+    if !app.registry.room_exists(code) {
+        return Err(ApiError::RoomNotFound(code.clone()));
+    }
+    let name = match me {
+        Some(name) => name.clone(),
+        None => Name::parse(input.name.as_deref().unwrap_or_default())?,
+    };
+    let text = Text::parse(input.text.as_deref().unwrap_or_default())?;
+    Ok(app.registry.post(code, &name, &text)?)
+}
+
+/// GET /rooms/CODE/messages?since=ID&limit=N — history as a JSON array,
+/// oldest first: the N after ID, or the newest N without `since`.
+pub async fn list_messages(code: RoomCode, query: HistoryQuery, app: App) -> Response {
+    let limit = query.limit.unwrap_or(DEFAULT_HISTORY_LIMIT);
+    match app.registry.history(&code, query.since, limit) {
+        Ok(events) => {
+            let items: Vec<&str> = events.iter().map(|e| e.json.as_str()).collect();
+            json(StatusCode::OK, format!("[{}]", items.join(",")))
+        }
+        Err(err) => ApiError::from(err).into_response(),
+    }
+}
+
+/// GET /rooms/CODE/events?since=ID&name=NAME — the room's SSE stream,
+/// resuming after `Last-Event-ID` (which wins: browsers send it on their own
+/// reconnects) or `since`. The session or `name` makes a member; neither, a
+/// silent follower.
+pub async fn open_stream(
+    code: RoomCode,
+    query: StreamQuery,
+    last_event_id: Option<u64>,
+    visitor: Option<Visitor>,
+    app: App,
+) -> Response {
+    let member = match member_name(visitor.as_ref(), &code) {
+        Some(name) => Some(name.clone()),
+        None => match query.name.as_deref().map(Name::parse).transpose() {
+            Ok(name) => name,
+            Err(invalid) => return ApiError::from(invalid).into_response(),
+        },
+    };
+    let since = last_event_id.or(query.since);
+    let subscription = match app.registry.subscribe(&code, since, member) {
+        Ok(subscription) => subscription,
+        Err(err) => return ApiError::from(err).into_response(),
+    };
+    let frames = RoomStream::new(subscription, app.shutdown.clone());
+    let keep_alive = warp::sse::keep_alive()
+        .interval(app.keep_alive)
+        .stream(frames);
+    let mut response = warp::sse::reply(keep_alive).into_response();
+    // Tell nginx-like proxies not to buffer, and middleboxes not to transform.
+    set_header(
+        &mut response,
+        header::CACHE_CONTROL,
+        "no-cache, no-transform",
+    );
+    set_header(&mut response, "x-accel-buffering", "no");
+    response
+}
+
+/// GET /healthz
+pub async fn healthz() -> Response {
+    json(StatusCode::OK, r#"{"status":"ok"}"#.to_string())
+}
+
+/// Any other GET: a 404 page for browsers, JSON for scripts.
+pub async fn not_found(wants: Wants, app: App) -> Response {
+    match wants {
+        Wants::Html => html(
+            StatusCode::NOT_FOUND,
+            app.pages.not_found("There is no page at this address."),
+        ),
+        Wants::Json => crate::error::json_error(StatusCode::NOT_FOUND, "Not found."),
+    }
+}
+
+fn member_name<'a>(visitor: Option<&'a Visitor>, code: &RoomCode) -> Option<&'a Name> {
+    visitor.and_then(|v| v.session.name_in(code))
+}
+
+fn render_room(
+    app: &App,
+    code: &RoomCode,
+    me: &Name,
+    host: Option<String>,
+    status: StatusCode,
+    draft: String,
+    error: Option<String>,
+) -> Response {
+    let history = app.registry.history(code, None, usize::MAX);
+    let members = app.registry.members(code);
+    let (Ok(history), Ok(members)) = (history, members) else {
+        return room_not_found(app, code); // expired between the checks
+    };
+    let host = host.unwrap_or_else(|| "localhost".into());
+    let invite = format!("http://{host}/?code={code}");
+    let view = RoomView {
+        draft,
+        error,
+        ..RoomView::new(code, invite, me, members, &history)
+    };
+    html(status, app.pages.room(&view))
+}
+
+fn room_not_found(app: &App, code: &RoomCode) -> Response {
+    let message = ApiError::RoomNotFound(code.clone()).message();
+    html(StatusCode::NOT_FOUND, app.pages.not_found(&message))
+}
+
+fn html(status: StatusCode, page: Result<String, handlebars::RenderError>) -> Response {
+    match page {
+        Ok(page) => warp::reply::with_status(warp::reply::html(page), status).into_response(),
+        Err(err) => {
+            error!("rendering a page failed: {err}");
+            ApiError::Internal.into_response()
+        }
+    }
+}
+
+/// A JSON body that is already encoded.
+fn json(status: StatusCode, body: String) -> Response {
+    let mut response = warp::reply::with_status(body, status).into_response();
+    set_header(&mut response, header::CONTENT_TYPE, "application/json");
+    response
+}
+
+fn see_other(location: &str) -> Response {
+    let mut response = StatusCode::SEE_OTHER.into_response();
+    set_header(&mut response, header::LOCATION, location);
+    response
+}
+
+/// `value` is always built by this crate from checked parts (codes, ids).
+fn set_header(response: &mut Response, name: impl header::IntoHeaderName, value: &str) {
+    let value = HeaderValue::from_str(value).expect("header values are built from checked parts");
+    response.headers_mut().insert(name, value);
+}

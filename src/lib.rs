@@ -1,0 +1,37 @@
+//! # roomcast
+//!
+//! A real-time multi-room web chat: messages go up by HTTP POST and come
+//! down by Server-Sent Events, one stream per client. No WebSockets.
+//!
+//! ## The path of a message
+//!
+//! 1. [`routes`] matches the request (a warp filter per endpoint) and parses it.
+//! 2. [`handlers`] turns it into a call on the registry and a response.
+//! 3. [`rooms`] appends it to the room's history with the next id and sends
+//!    it on the room's broadcast channel (the only place with a lock).
+//! 4. [`stream`] writes it, as one SSE frame, to every open stream.
+//!
+//! ## Layout
+//!
+//! - [`config`]: the flags. [`app`]: wiring, serve, graceful shutdown.
+//! - [`model`]: `RoomCode`, `Name`, `Text`, `Event`, parsed at the edge.
+//! - [`body`]: form or JSON request bodies. [`error`]: errors → statuses.
+//! - [`session`]: the cookie. [`pages`]: handlebars templates. [`assets`]: CSS/JS.
+//! - [`shutdown`]: the signal every stream and task waits on.
+
+pub mod app;
+pub mod assets;
+pub mod body;
+pub mod config;
+pub mod error;
+pub mod handlers;
+pub mod model;
+pub mod pages;
+pub mod rooms;
+pub mod routes;
+pub mod session;
+pub mod shutdown;
+pub mod stream;
+
+pub use app::run;
+pub use config::Config;

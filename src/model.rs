@@ -1,0 +1,271 @@
+//! The words of the domain, parsed once at the edge so nothing further in
+//! ever sees an unchecked string: [`RoomCode`], [`Name`], [`Text`], and the
+//! [`Event`] that goes out as JSON in history and on every stream.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+/// Longest name, in characters.
+pub const NAME_MAX_CHARS: usize = 32;
+/// Longest message, in characters.
+pub const TEXT_MAX_CHARS: usize = 2000;
+
+/// Why a piece of user input was refused; the text is shown to people as is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid(pub String);
+
+impl fmt::Display for Invalid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A room's code: four ASCII letters, kept in upper case.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RoomCode(String);
+
+impl RoomCode {
+    pub const LEN: usize = 4;
+
+    /// Accepts the code in any case (`abcd` is `ABCD`), trimmed.
+    pub fn parse(input: &str) -> Result<RoomCode, Invalid> {
+        let code = input.trim();
+        if code.is_empty() {
+            return Err(Invalid("Please enter a room code.".into()));
+        }
+        if code.len() != Self::LEN || !code.bytes().all(|b| b.is_ascii_alphabetic()) {
+            return Err(Invalid(format!(
+                "Room codes are {} letters, like ABCD; \"{}\" is not one.",
+                Self::LEN,
+                code
+            )));
+        }
+        Ok(RoomCode(code.to_ascii_uppercase()))
+    }
+
+    /// A code made from random bytes; the registry checks it is not taken.
+    pub fn random() -> RoomCode {
+        let bytes = uuid::Uuid::new_v4().into_bytes();
+        // 256 is not a multiple of 26, so a few letters come up slightly more
+        // often; codes only need to be hard to collide, not uniform.
+        let code = bytes[..Self::LEN]
+            .iter()
+            .map(|b| char::from(b'A' + b % 26))
+            .collect();
+        RoomCode(code)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for RoomCode {
+    type Err = Invalid;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        RoomCode::parse(s)
+    }
+}
+
+impl fmt::Display for RoomCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A person's display name: trimmed, 1 to 32 characters, no control
+/// characters (they would garble every page and log line it appears in).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Name(String);
+
+impl Name {
+    pub fn parse(input: &str) -> Result<Name, Invalid> {
+        let name = input.trim();
+        if name.is_empty() {
+            return Err(Invalid("Please enter a name.".into()));
+        }
+        if name.chars().count() > NAME_MAX_CHARS {
+            return Err(Invalid(format!(
+                "Names can be at most {NAME_MAX_CHARS} characters."
+            )));
+        }
+        if name.chars().any(char::is_control) {
+            return Err(Invalid("Names cannot contain control characters.".into()));
+        }
+        Ok(Name(name.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A message's text, kept exactly as typed (newlines, CR and all): it only
+/// ever travels inside JSON, so no character can break the SSE framing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Text(String);
+
+impl Text {
+    pub fn parse(input: &str) -> Result<Text, Invalid> {
+        if input.trim().is_empty() {
+            return Err(Invalid("Please enter a message.".into()));
+        }
+        if input.chars().count() > TEXT_MAX_CHARS {
+            return Err(Invalid(format!(
+                "Messages can be at most {TEXT_MAX_CHARS} characters."
+            )));
+        }
+        Ok(Text(input.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// What happened in a room. These are the room's history: each has an id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Message,
+    Join,
+    Leave,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Message => "message",
+            Kind::Join => "join",
+            Kind::Leave => "leave",
+        }
+    }
+}
+
+/// One history event, exactly as it goes out in JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Event {
+    pub id: u64,
+    pub kind: Kind,
+    pub room: String,
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// UTC, RFC 3339 with milliseconds.
+    pub ts: String,
+}
+
+impl Event {
+    pub fn new(id: u64, kind: Kind, room: &RoomCode, name: &Name, text: Option<&Text>) -> Event {
+        Event {
+            id,
+            kind,
+            room: room.to_string(),
+            name: name.to_string(),
+            text: text.map(|t| t.as_str().to_owned()),
+            ts: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+        }
+    }
+}
+
+/// An event together with its JSON, encoded once when it happens and shared
+/// by every stream and history read after that.
+#[derive(Debug)]
+pub struct Recorded {
+    pub event: Event,
+    pub json: String,
+}
+
+impl Recorded {
+    pub fn new(event: Event) -> Recorded {
+        let json = serde_json::to_string(&event).expect("an Event always serializes");
+        Recorded { event, json }
+    }
+}
+
+/// Everything a room pushes down its streams.
+#[derive(Debug, Clone)]
+pub enum Update {
+    /// A history event (message, join, leave).
+    Event(Arc<Recorded>),
+    /// The member list changed; JSON `{"members":[...]}`, no id.
+    Members(Arc<str>),
+}
+
+/// The JSON of a `members` update.
+pub fn members_json<'a>(names: impl IntoIterator<Item = &'a Name>) -> Arc<str> {
+    #[derive(Serialize)]
+    struct Members<'a> {
+        members: Vec<&'a str>,
+    }
+    let members = Members {
+        members: names.into_iter().map(Name::as_str).collect(),
+    };
+    serde_json::to_string(&members)
+        .expect("a list of names always serializes")
+        .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn room_codes_accept_any_case_and_refuse_other_shapes() {
+        assert_eq!(RoomCode::parse(" abCd ").unwrap().as_str(), "ABCD");
+        for bad in ["", "   ", "ABC", "ABCDE", "AB1D", "ÄBCD", "AB D"] {
+            assert!(RoomCode::parse(bad).is_err(), "{bad:?} accepted");
+        }
+        let code = RoomCode::random();
+        assert_eq!(RoomCode::parse(code.as_str()).unwrap(), code);
+    }
+
+    #[test]
+    fn names_are_trimmed_bounded_and_printable() {
+        assert_eq!(Name::parse("  alice ").unwrap().as_str(), "alice");
+        assert_eq!(
+            Name::parse("").unwrap_err().0,
+            "Please enter a name.".to_string()
+        );
+        assert!(Name::parse(&"é".repeat(32)).is_ok());
+        assert!(Name::parse(&"é".repeat(33)).is_err());
+        assert!(Name::parse("a\u{7}b").is_err());
+        assert!(Name::parse("a\nb").is_err());
+    }
+
+    #[test]
+    fn text_keeps_every_character_but_refuses_blank_and_long() {
+        let tricky = "line\r\nevent: forged\rid: 9\n\0";
+        assert_eq!(Text::parse(tricky).unwrap().as_str(), tricky);
+        assert!(Text::parse(" \n\t ").is_err());
+        assert!(Text::parse(&"x".repeat(2000)).is_ok());
+        assert!(Text::parse(&"x".repeat(2001)).is_err());
+    }
+
+    #[test]
+    fn event_json_has_the_documented_shape() {
+        let code = RoomCode::parse("ABCD").unwrap();
+        let name = Name::parse("alice").unwrap();
+        let text = Text::parse("hi").unwrap();
+        let rec = Recorded::new(Event::new(7, Kind::Message, &code, &name, Some(&text)));
+        let v: serde_json::Value = serde_json::from_str(&rec.json).unwrap();
+        assert_eq!(v["id"], 7);
+        assert_eq!(v["kind"], "message");
+        assert_eq!(v["room"], "ABCD");
+        assert_eq!(v["name"], "alice");
+        assert_eq!(v["text"], "hi");
+        assert!(v["ts"].as_str().unwrap().ends_with('Z'));
+        let join = Recorded::new(Event::new(8, Kind::Join, &code, &name, None));
+        assert!(!join.json.contains("\"text\""));
+    }
+}

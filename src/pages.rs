@@ -1,0 +1,209 @@
+//! The HTML pages: handlebars templates (compiled into the binary, strict
+//! mode, so a missing field is an error and not a blank) and the views they
+//! render. Handlebars escapes every `{{value}}`, so user text stays text.
+
+use handlebars::{Handlebars, RenderError};
+use serde::Serialize;
+
+use crate::model::{Kind, Name, Recorded, RoomCode};
+
+const TEMPLATES: [(&str, &str); 4] = [
+    ("layout", include_str!("../templates/layout.hbs")),
+    ("home", include_str!("../templates/home.hbs")),
+    ("room", include_str!("../templates/room.hbs")),
+    ("not_found", include_str!("../templates/not_found.hbs")),
+];
+
+/// The compiled templates; built once at start and shared.
+pub struct Pages {
+    handlebars: Handlebars<'static>,
+}
+
+/// The home form, with whatever was typed and what was wrong with it.
+#[derive(Debug, Default, Serialize)]
+pub struct HomeView {
+    pub name: String,
+    pub code: String,
+    pub error: Option<String>,
+}
+
+/// A room as one member sees it.
+#[derive(Debug, Serialize)]
+pub struct RoomView {
+    pub code: String,
+    pub invite: String,
+    pub me: String,
+    pub members: Vec<String>,
+    pub member_count: usize,
+    pub events: Vec<EventView>,
+    pub last_id: u64,
+    /// Text to put back in the message box after a refused no-JS post.
+    pub draft: String,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EventView {
+    pub id: u64,
+    pub kind: &'static str,
+    pub name: String,
+    pub text: Option<String>,
+    pub ts: String,
+    /// "HH:MM UTC", shown until the page script writes local time.
+    pub time: String,
+    pub mine: bool,
+}
+
+#[derive(Serialize)]
+struct Page<'a, T> {
+    title: String,
+    #[serde(flatten)]
+    view: &'a T,
+}
+
+impl Pages {
+    pub fn new() -> Pages {
+        let mut handlebars = Handlebars::new();
+        handlebars.set_strict_mode(true);
+        for (name, source) in TEMPLATES {
+            handlebars
+                .register_template_string(name, source)
+                .expect("templates are checked by the pages tests");
+        }
+        Pages { handlebars }
+    }
+
+    pub fn home(&self, view: &HomeView) -> Result<String, RenderError> {
+        self.render("home", "roomcast", view)
+    }
+
+    pub fn room(&self, view: &RoomView) -> Result<String, RenderError> {
+        self.render("room", &format!("{} · roomcast", view.code), view)
+    }
+
+    pub fn not_found(&self, message: &str) -> Result<String, RenderError> {
+        #[derive(Serialize)]
+        struct NotFound<'a> {
+            message: &'a str,
+        }
+        self.render("not_found", "Not found · roomcast", &NotFound { message })
+    }
+
+    fn render<T: Serialize>(
+        &self,
+        template: &str,
+        title: &str,
+        view: &T,
+    ) -> Result<String, RenderError> {
+        let page = Page {
+            title: title.to_owned(),
+            view,
+        };
+        self.handlebars.render(template, &page)
+    }
+}
+
+impl Default for Pages {
+    fn default() -> Pages {
+        Pages::new()
+    }
+}
+
+impl RoomView {
+    pub fn new(
+        code: &RoomCode,
+        invite: String,
+        me: &Name,
+        members: Vec<Name>,
+        history: &[std::sync::Arc<Recorded>],
+    ) -> RoomView {
+        let events: Vec<EventView> = history.iter().map(|e| EventView::new(e, me)).collect();
+        RoomView {
+            code: code.to_string(),
+            invite,
+            me: me.to_string(),
+            member_count: members.len(),
+            members: members.iter().map(Name::to_string).collect(),
+            last_id: events.last().map_or(0, |e| e.id),
+            events,
+            draft: String::new(),
+            error: None,
+        }
+    }
+}
+
+impl EventView {
+    fn new(recorded: &Recorded, me: &Name) -> EventView {
+        let event = &recorded.event;
+        EventView {
+            id: event.id,
+            kind: event.kind.as_str(),
+            name: event.name.clone(),
+            text: event.text.clone(),
+            ts: event.ts.clone(),
+            time: event
+                .ts
+                .get(11..16)
+                .map_or_else(String::new, |hm| format!("{hm} UTC")),
+            mine: event.kind == Kind::Message && event.name == me.as_str(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Event, Text};
+    use std::sync::Arc;
+
+    #[test]
+    fn home_keeps_input_and_escapes_it() {
+        let view = HomeView {
+            name: "<b>al</b>".into(),
+            code: "ab\"cd".into(),
+            error: Some("Please enter a room code.".into()),
+        };
+        let html = Pages::new().home(&view).unwrap();
+        assert!(html.contains("&lt;b&gt;al&lt;/b&gt;"));
+        assert!(html.contains("ab&quot;cd"));
+        assert!(html.contains("Please enter a room code."));
+        assert!(!html.contains("<b>al"));
+    }
+
+    #[test]
+    fn room_renders_history_members_and_escapes_text() {
+        let code = RoomCode::parse("ABCD").unwrap();
+        let me = Name::parse("al").unwrap();
+        let text = Text::parse("<script>alert(1)</script>").unwrap();
+        let history = vec![
+            Arc::new(Recorded::new(Event::new(1, Kind::Join, &code, &me, None))),
+            Arc::new(Recorded::new(Event::new(
+                2,
+                Kind::Message,
+                &code,
+                &me,
+                Some(&text),
+            ))),
+        ];
+        let view = RoomView::new(
+            &code,
+            "http://x/?code=ABCD".into(),
+            &me,
+            vec![me.clone()],
+            &history,
+        );
+        let html = Pages::new().room(&view).unwrap();
+        assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+        assert!(!html.contains("<script>alert"));
+        assert!(html.contains(r#"data-last-id="2""#));
+        assert!(html.contains("al joined"));
+        assert!(html.contains("<title>ABCD · roomcast</title>"));
+    }
+
+    #[test]
+    fn not_found_links_home() {
+        let html = Pages::new().not_found("Room ZZZZ does not exist.").unwrap();
+        assert!(html.contains("Room ZZZZ does not exist."));
+        assert!(html.contains(r#"href="/""#));
+    }
+}

@@ -1,0 +1,158 @@
+//! Every route as a warp filter, one function per endpoint, its route in its
+//! doc line. Limits sit here at the edge; handlers get parsed input.
+
+use std::convert::Infallible;
+
+use warp::http::HeaderMap;
+use warp::hyper::body::Bytes;
+use warp::reply::{Reply, Response};
+use warp::Filter;
+
+use crate::app::App;
+use crate::error::{self, BODY_LIMIT};
+use crate::handlers::{self, Visitor, Wants};
+use crate::model::RoomCode;
+use crate::session::{SessionId, COOKIE_NAME};
+
+/// All routes, with JSON errors for rejections and one log line per request.
+pub fn routes(app: App) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
+    home(app.clone())
+        .or(enter(app.clone()))
+        .or(create_room(app.clone()))
+        .or(room_page(app.clone()))
+        .or(post_message(app.clone()))
+        .or(list_messages(app.clone()))
+        .or(events(app.clone()))
+        .or(healthz())
+        .or(crate::assets::route())
+        .or(not_found(app))
+        .recover(error::recover)
+        .with(warp::log("roomcast::http"))
+}
+
+/// GET /?code=ABCD
+fn home(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    warp::path::end()
+        .and(warp::get())
+        .and(warp::query::<handlers::HomeQuery>())
+        .and(visitor(&app))
+        .and(with_app(app))
+        .then(handlers::home)
+}
+
+/// POST / with a form body
+fn enter(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    warp::path::end()
+        .and(warp::post())
+        .and(visitor(&app))
+        .and(body())
+        .and(with_app(app))
+        .then(handlers::enter)
+}
+
+/// POST /rooms
+fn create_room(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    warp::path!("rooms")
+        .and(warp::post())
+        .and(with_app(app))
+        .then(handlers::create_room)
+}
+
+/// GET /rooms/CODE
+fn room_page(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    warp::path!("rooms" / RoomCode)
+        .and(warp::get())
+        .and(visitor(&app))
+        .and(warp::header::optional::<String>("host"))
+        .and(with_app(app))
+        .then(handlers::room_page)
+}
+
+/// POST /rooms/CODE/messages with a form or JSON body
+fn post_message(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    warp::path!("rooms" / RoomCode / "messages")
+        .and(warp::post())
+        .and(warp::header::optional::<String>("content-type"))
+        .and(wants())
+        .and(visitor(&app))
+        .and(warp::header::optional::<String>("host"))
+        .and(body())
+        .and(with_app(app))
+        .then(handlers::post_message)
+}
+
+/// GET /rooms/CODE/messages?since=ID&limit=N
+fn list_messages(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    warp::path!("rooms" / RoomCode / "messages")
+        .and(warp::get())
+        .and(warp::query::<handlers::HistoryQuery>())
+        .and(with_app(app))
+        .then(handlers::list_messages)
+}
+
+/// GET /rooms/CODE/events?since=ID&name=NAME (Last-Event-ID honoured)
+fn events(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    warp::path!("rooms" / RoomCode / "events")
+        .and(warp::get())
+        .and(warp::query::<handlers::StreamQuery>())
+        .and(last_event_id())
+        .and(visitor(&app))
+        .and(with_app(app))
+        .then(handlers::open_stream)
+}
+
+/// GET /healthz
+fn healthz() -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    warp::path!("healthz")
+        .and(warp::get())
+        .then(handlers::healthz)
+}
+
+/// Any other GET
+fn not_found(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    warp::get()
+        .and(wants())
+        .and(with_app(app))
+        .then(handlers::not_found)
+}
+
+fn with_app(app: App) -> impl Filter<Extract = (App,), Error = Infallible> + Clone {
+    warp::any().map(move || app.clone())
+}
+
+/// The body, at most 16 KiB (413 past that; 411 without a length).
+fn body() -> impl Filter<Extract = (Bytes,), Error = warp::Rejection> + Clone {
+    warp::body::content_length_limit(BODY_LIMIT).and(warp::body::bytes())
+}
+
+/// The session named by the cookie, if it is a live one.
+fn visitor(app: &App) -> impl Filter<Extract = (Option<Visitor>,), Error = Infallible> + Clone {
+    let registry = app.registry.clone();
+    warp::cookie::optional::<SessionId>(COOKIE_NAME).map(move |id: Option<SessionId>| {
+        let id = id?;
+        let session = registry.session(id)?;
+        Some(Visitor { id, session })
+    })
+}
+
+/// Whether the client reads pages (Accept names text/html) or JSON.
+fn wants() -> impl Filter<Extract = (Wants,), Error = Infallible> + Clone {
+    warp::header::headers_cloned().map(|headers: HeaderMap| {
+        let accept = headers.get("accept").and_then(|v| v.to_str().ok());
+        match accept {
+            Some(accept) if accept.contains("text/html") => Wants::Html,
+            _ => Wants::Json,
+        }
+    })
+}
+
+/// `Last-Event-ID`, read leniently: anything but a number is ignored, as a
+/// browser would send back whatever id it last saw.
+fn last_event_id() -> impl Filter<Extract = (Option<u64>,), Error = Infallible> + Clone {
+    warp::header::headers_cloned().map(|headers: HeaderMap| {
+        headers
+            .get("last-event-id")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse().ok())
+    })
+}
