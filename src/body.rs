@@ -12,12 +12,28 @@ pub fn parse<T: DeserializeOwned>(content_type: Option<&str>, body: &[u8]) -> Re
         .and_then(|ct| ct.split(';').next())
         .map(|ct| ct.trim().to_ascii_lowercase());
     match essence.as_deref() {
-        Some("application/json") => {
-            serde_json::from_slice(body).map_err(|err| ApiError::Malformed(format!("{err}.")))
-        }
+        Some("application/json") => json(body),
         Some("application/x-www-form-urlencoded") => form(body),
         _ => Err(ApiError::UnsupportedType),
     }
+}
+
+/// A JSON object. serde would also fill a struct from an array by
+/// position (`["al","hi"]`); an API that names its fields should not.
+fn json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let malformed = |err: serde_json::Error| ApiError::Malformed(format!("{err}."));
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(malformed)?;
+    if !value.is_object() {
+        return Err(ApiError::Malformed(
+            "the body must be a JSON object.".into(),
+        ));
+    }
+    serde_json::from_value(value).map_err(malformed)
+}
+
+/// A query string, read like a form (no query is an empty one).
+pub fn query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
+    form(query.as_bytes())
 }
 
 /// A urlencoded form whose raw and percent-decoded bytes are all UTF-8.
@@ -91,6 +107,10 @@ mod tests {
         let bad = |ct, body: &[u8]| parse::<Input>(Some(ct), body).unwrap_err();
         assert!(matches!(
             bad("application/json", b"{"),
+            ApiError::Malformed(_)
+        ));
+        assert!(matches!(
+            bad("application/json", br#"["al","hi"]"#),
             ApiError::Malformed(_)
         ));
         assert!(matches!(

@@ -66,7 +66,12 @@ pub enum Wants {
 
 /// GET /?code=ABCD — the home form, the code prefilled from invite links and
 /// the name from the session.
-pub async fn home(query: HomeQuery, visitor: Option<Visitor>, app: App) -> Response {
+pub async fn home(
+    query: Result<HomeQuery, ApiError>,
+    visitor: Option<Visitor>,
+    app: App,
+) -> Response {
+    let query = query.unwrap_or_default(); // a mangled invite link is just no code
     let view = HomeView {
         name: visitor.map_or_else(String::new, |v| v.session.name.to_string()),
         code: query.code.unwrap_or_default(),
@@ -220,7 +225,15 @@ fn post(
 
 /// GET /rooms/CODE/messages?since=ID&limit=N — history as a JSON array,
 /// oldest first: the N after ID, or the newest N without `since`.
-pub async fn list_messages(code: RoomCode, query: HistoryQuery, app: App) -> Response {
+pub async fn list_messages(
+    code: RoomCode,
+    query: Result<HistoryQuery, ApiError>,
+    app: App,
+) -> Response {
+    let query = match query {
+        Ok(query) => query,
+        Err(err) => return err.into_response(),
+    };
     let limit = query.limit.unwrap_or(DEFAULT_HISTORY_LIMIT);
     match app.registry.history(&code, query.since, limit) {
         Ok(events) => {
@@ -237,11 +250,15 @@ pub async fn list_messages(code: RoomCode, query: HistoryQuery, app: App) -> Res
 /// silent follower.
 pub async fn open_stream(
     code: RoomCode,
-    query: StreamQuery,
+    query: Result<StreamQuery, ApiError>,
     last_event_id: Option<u64>,
     visitor: Option<Visitor>,
     app: App,
 ) -> Response {
+    let query = match query {
+        Ok(query) => query,
+        Err(err) => return err.into_response(),
+    };
     let member = match member_name(visitor.as_ref(), &code) {
         Some(name) => Some(name.clone()),
         None => match query.name.as_deref().map(Name::parse).transpose() {

@@ -425,3 +425,73 @@ impl Room {
         let _ = self.updates.send(Update::Members(self.members_json()));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registry(leave_grace_ms: u64, room_ttl_ms: u64) -> Registry {
+        Registry::new(Settings {
+            history: 1000,
+            leave_grace: Duration::from_millis(leave_grace_ms),
+            room_ttl: Duration::from_millis(room_ttl_ms),
+        })
+    }
+
+    fn name(n: &str) -> Name {
+        Name::parse(n).unwrap()
+    }
+
+    fn kinds(registry: &Registry, code: &RoomCode) -> Vec<Kind> {
+        let history = registry.history(code, Some(0), usize::MAX).unwrap();
+        history.iter().map(|e| e.event.kind).collect()
+    }
+
+    #[test]
+    fn sweep_announces_leaves_after_the_grace_only() {
+        let registry = registry(1000, 60_000);
+        let code = registry.create_room().unwrap();
+        let start = Instant::now();
+        let tab = registry.subscribe(&code, None, Some(name("al"))).unwrap();
+        drop(tab);
+        registry.sweep(start + Duration::from_millis(500));
+        assert_eq!(kinds(&registry, &code), vec![Kind::Join]);
+        registry.sweep(Instant::now() + Duration::from_millis(1001));
+        assert_eq!(kinds(&registry, &code), vec![Kind::Join, Kind::Leave]);
+        assert!(registry.members(&code).unwrap().is_empty());
+    }
+
+    #[test]
+    fn sweep_removes_idle_rooms_and_their_sessions() {
+        let registry = registry(10, 1000);
+        let code = registry.create_room().unwrap();
+        let session = Session {
+            name: name("al"),
+            room: code.clone(),
+        };
+        let id = registry.open_session(None, session);
+        let stream = registry.subscribe(&code, None, None).unwrap();
+        registry.sweep(Instant::now() + Duration::from_secs(10));
+        assert!(registry.room_exists(&code), "a room with a stream lives on");
+        drop(stream);
+        registry.sweep(Instant::now() + Duration::from_millis(999));
+        assert!(registry.room_exists(&code));
+        registry.sweep(Instant::now() + Duration::from_millis(1001));
+        assert!(!registry.room_exists(&code));
+        assert!(registry.session(id).is_none());
+    }
+
+    #[test]
+    fn a_closing_registry_refuses_new_work() {
+        let registry = registry(10, 1000);
+        let code = registry.create_room().unwrap();
+        registry.close();
+        assert_eq!(registry.create_room(), Err(RoomError::ShuttingDown));
+        let text = Text::parse("hi").unwrap();
+        assert_eq!(
+            registry.post(&code, &name("al"), &text).unwrap_err(),
+            RoomError::ShuttingDown
+        );
+        assert!(registry.subscribe(&code, None, None).is_err());
+    }
+}

@@ -3,13 +3,15 @@
 
 use std::convert::Infallible;
 
-use warp::http::HeaderMap;
+use serde::de::DeserializeOwned;
+use warp::http::{HeaderMap, Method};
 use warp::hyper::body::Bytes;
 use warp::reply::{Reply, Response};
 use warp::Filter;
 
 use crate::app::App;
-use crate::error::{self, BODY_LIMIT};
+use crate::body;
+use crate::error::{self, ApiError, BODY_LIMIT};
 use crate::handlers::{self, Visitor, Wants};
 use crate::model::RoomCode;
 use crate::session::{SessionId, COOKIE_NAME};
@@ -34,7 +36,7 @@ pub fn routes(app: App) -> impl Filter<Extract = (impl Reply,), Error = Infallib
 fn home(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     warp::path::end()
         .and(warp::get())
-        .and(warp::query::<handlers::HomeQuery>())
+        .and(query::<handlers::HomeQuery>())
         .and(visitor(&app))
         .and(with_app(app))
         .then(handlers::home)
@@ -85,7 +87,7 @@ fn post_message(app: App) -> impl Filter<Extract = (Response,), Error = warp::Re
 fn list_messages(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     warp::path!("rooms" / RoomCode / "messages")
         .and(warp::get())
-        .and(warp::query::<handlers::HistoryQuery>())
+        .and(query::<handlers::HistoryQuery>())
         .and(with_app(app))
         .then(handlers::list_messages)
 }
@@ -94,7 +96,7 @@ fn list_messages(app: App) -> impl Filter<Extract = (Response,), Error = warp::R
 fn events(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     warp::path!("rooms" / RoomCode / "events")
         .and(warp::get())
-        .and(warp::query::<handlers::StreamQuery>())
+        .and(query::<handlers::StreamQuery>())
         .and(last_event_id())
         .and(visitor(&app))
         .and(with_app(app))
@@ -108,12 +110,31 @@ fn healthz() -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Cl
         .then(handlers::healthz)
 }
 
-/// Any other GET
+/// Any other GET. Other methods fall through as "not found", the weakest
+/// rejection, so a route that exists for another method still answers 405.
 fn not_found(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
-    warp::get()
+    warp::method()
+        .and_then(|method: Method| async move {
+            match method {
+                Method::GET => Ok(()),
+                _ => Err(warp::reject::not_found()),
+            }
+        })
+        .untuple_one()
         .and(wants())
         .and(with_app(app))
         .then(handlers::not_found)
+}
+
+/// The query string parsed into `T`; a malformed one reaches the handler as
+/// an error, so it answers 400 on its own route (a rejection here would let
+/// the catch-all GET answer 404 instead).
+fn query<T: DeserializeOwned + Send + 'static>(
+) -> impl Filter<Extract = (Result<T, ApiError>,), Error = Infallible> + Clone {
+    warp::query::raw()
+        .or(warp::any().map(String::new))
+        .unify()
+        .map(|raw: String| body::query(&raw))
 }
 
 fn with_app(app: App) -> impl Filter<Extract = (App,), Error = Infallible> + Clone {

@@ -129,3 +129,53 @@ fn event_frame(recorded: &Recorded) -> Frame {
 fn members_frame(members: &str) -> Frame {
     Frame::default().event("members").data(members)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio_stream::StreamExt;
+
+    use super::*;
+    use crate::model::{Name, Text};
+    use crate::rooms::{Registry, Settings};
+
+    fn registry() -> Registry {
+        Registry::new(Settings {
+            history: 1000,
+            leave_grace: Duration::from_secs(5),
+            room_ttl: Duration::from_secs(300),
+        })
+    }
+
+    #[tokio::test]
+    async fn a_stream_that_falls_behind_is_closed_not_skipped() {
+        let registry = registry();
+        let code = registry.create_room().unwrap();
+        let (_trigger, shutdown) = crate::shutdown::channel();
+        let subscription = registry.subscribe(&code, Some(0), None).unwrap();
+        let mut stream = RoomStream::new(subscription, shutdown);
+        let name = Name::parse("al").unwrap();
+        for i in 0..1000 {
+            let text = Text::parse(&format!("m{i}")).unwrap();
+            registry.post(&code, &name, &text).unwrap();
+        }
+        let members = stream.next().await.unwrap().unwrap();
+        assert!(members.to_string().contains("event:members"));
+        assert!(stream.next().await.is_none(), "closed on lag");
+        // The client resumes from history and gets every message.
+        let resumed = registry.subscribe(&code, Some(0), None).unwrap();
+        assert_eq!(resumed.backlog.len(), 1000);
+    }
+
+    #[tokio::test]
+    async fn a_stream_ends_when_shutdown_starts() {
+        let registry = registry();
+        let code = registry.create_room().unwrap();
+        let (trigger, shutdown) = crate::shutdown::channel();
+        let subscription = registry.subscribe(&code, None, None).unwrap();
+        let mut stream = RoomStream::new(subscription, shutdown);
+        trigger.start();
+        assert!(stream.next().await.is_none());
+    }
+}

@@ -1,1 +1,11 @@
-fn main() {}
+//! API tests: the real server on port 0, a real HTTP client, a real SSE
+//! reader. One binary, one module per area.
+
+mod helpers;
+
+mod errors;
+mod home;
+mod lifecycle;
+mod messages;
+mod presence;
+mod streams;

@@ -1,0 +1,317 @@
+//! Bad input: a clear JSON error with a fitting status, and nothing changes.
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+use crate::helpers::spawn_app;
+
+struct Case {
+    what: &'static str,
+    content_type: Option<&'static str>,
+    body: Vec<u8>,
+    status: StatusCode,
+    says: &'static str,
+}
+
+fn case(
+    what: &'static str,
+    content_type: Option<&'static str>,
+    body: impl Into<Vec<u8>>,
+    status: StatusCode,
+    says: &'static str,
+) -> Case {
+    Case {
+        what,
+        content_type,
+        body: body.into(),
+        status,
+        says,
+    }
+}
+
+#[tokio::test]
+async fn every_bad_post_is_refused_and_nothing_is_stored_or_sent() {
+    let app = spawn_app().await;
+    let code = app.create_room().await;
+    let mut follower = app.stream(&format!("/rooms/{code}/events")).await;
+    follower.next_members().await;
+
+    const JSON: Option<&str> = Some("application/json");
+    const FORM: Option<&str> = Some("application/x-www-form-urlencoded");
+    let s = StatusCode::from_u16;
+    let cases = [
+        case(
+            "malformed JSON",
+            JSON,
+            r#"{"name":"a","text":"#,
+            s(400).unwrap(),
+            "Malformed",
+        ),
+        case(
+            "JSON array",
+            JSON,
+            r#"["a","b"]"#,
+            s(400).unwrap(),
+            "Malformed",
+        ),
+        case(
+            "bad UTF-8 in JSON",
+            JSON,
+            b"{\"name\":\"a\",\"text\":\"\xff\xfe\"}".to_vec(),
+            s(400).unwrap(),
+            "Malformed",
+        ),
+        case(
+            "bad UTF-8 in a form",
+            FORM,
+            "name=a&text=%C3%28",
+            s(400).unwrap(),
+            "UTF-8",
+        ),
+        case(
+            "raw bad UTF-8 in a form",
+            FORM,
+            b"name=a&text=\xc3\x28".to_vec(),
+            s(400).unwrap(),
+            "UTF-8",
+        ),
+        case(
+            "text is a number",
+            JSON,
+            r#"{"name":"a","text":5}"#,
+            s(400).unwrap(),
+            "Malformed",
+        ),
+        case(
+            "name is an object",
+            JSON,
+            r#"{"name":{},"text":"hi"}"#,
+            s(400).unwrap(),
+            "Malformed",
+        ),
+        case(
+            "plain text body",
+            Some("text/plain"),
+            "hi",
+            s(415).unwrap(),
+            "application/json",
+        ),
+        case(
+            "no content type",
+            None,
+            "hi",
+            s(415).unwrap(),
+            "application/json",
+        ),
+        case(
+            "empty text",
+            JSON,
+            r#"{"name":"a","text":""}"#,
+            s(422).unwrap(),
+            "Please enter a message.",
+        ),
+        case(
+            "whitespace text",
+            JSON,
+            r#"{"name":"a","text":" \n\t "}"#,
+            s(422).unwrap(),
+            "Please enter a message.",
+        ),
+        case(
+            "missing text",
+            JSON,
+            r#"{"name":"a"}"#,
+            s(422).unwrap(),
+            "Please enter a message.",
+        ),
+        case(
+            "null text",
+            JSON,
+            r#"{"name":"a","text":null}"#,
+            s(422).unwrap(),
+            "Please enter a message.",
+        ),
+        case(
+            "missing name",
+            JSON,
+            r#"{"text":"hi"}"#,
+            s(422).unwrap(),
+            "Please enter a name.",
+        ),
+        case(
+            "blank name in a form",
+            FORM,
+            "name=+&text=hi",
+            s(422).unwrap(),
+            "Please enter a name.",
+        ),
+        case(
+            "long name",
+            JSON,
+            format!(r#"{{"name":"{}","text":"hi"}}"#, "n".repeat(33)),
+            s(422).unwrap(),
+            "at most 32 characters",
+        ),
+        case(
+            "name with a control character",
+            JSON,
+            r#"{"name":"a\u0007","text":"hi"}"#,
+            s(422).unwrap(),
+            "control characters",
+        ),
+        case(
+            "long text",
+            JSON,
+            format!(r#"{{"name":"a","text":"{}"}}"#, "é".repeat(2001)),
+            s(422).unwrap(),
+            "at most 2000 characters",
+        ),
+        case(
+            "body over 16 KiB",
+            JSON,
+            format!(r#"{{"name":"a","text":"{}"}}"#, "x".repeat(16 * 1024)),
+            s(413).unwrap(),
+            "16 KiB",
+        ),
+    ];
+    for case in cases {
+        let mut request = app
+            .client
+            .post(app.url(&format!("/rooms/{code}/messages")))
+            .body(case.body.clone());
+        if let Some(content_type) = case.content_type {
+            request = request.header("content-type", content_type);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), case.status, "{}", case.what);
+        let body: Value = response
+            .json()
+            .await
+            .unwrap_or_else(|e| panic!("{}: not JSON: {e}", case.what));
+        let error = body["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{}: no error field", case.what));
+        assert!(error.contains(case.says), "{}: {error:?}", case.what);
+    }
+
+    assert!(
+        app.history(&code, "?since=0").await.is_empty(),
+        "nothing was stored"
+    );
+    app.say(&code, "a", "the first real message").await;
+    let first = follower.next_history().await;
+    assert_eq!(
+        first.json()["text"],
+        "the first real message",
+        "nothing was sent before it"
+    );
+    assert_eq!(first.id.as_deref(), Some("1"), "no id was used up");
+}
+
+#[tokio::test]
+async fn a_long_text_within_the_limit_is_accepted() {
+    let app = spawn_app().await;
+    let code = app.create_room().await;
+    let text = "é".repeat(2000); // 4000 bytes, 2000 characters
+    assert_eq!(app.say(&code, "a", &text).await["text"], text.as_str());
+}
+
+#[tokio::test]
+async fn unknown_rooms_are_404_everywhere() {
+    let app = spawn_app().await;
+    let response = app
+        .post_json("QQQQ", serde_json::json!({"name":"a","text":"hi"}))
+        .await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "Room QQQQ does not exist.");
+    for path in ["/rooms/QQQQ/messages", "/rooms/QQQQ/events"] {
+        let response = app.client.get(app.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"], "Room QQQQ does not exist.", "{path}");
+    }
+}
+
+#[tokio::test]
+async fn only_well_formed_codes_are_routed() {
+    let app = spawn_app().await;
+    for path in [
+        "/rooms/AB1D/messages",
+        "/rooms/ABCDE/events",
+        "/rooms/ABC",
+        "/nowhere",
+        "/rooms//messages",
+    ] {
+        let response = app.client.get(app.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
+        let body: Value = response.json().await.unwrap();
+        assert!(body["error"].is_string(), "{path}");
+    }
+    let response = app
+        .client
+        .post(app.url("/rooms/AB1D/messages"))
+        .json(&serde_json::json!({"name":"a","text":"hi"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn bad_queries_and_methods_get_json_errors() {
+    let app = spawn_app().await;
+    let code = app.create_room().await;
+    let cases = [
+        (
+            Method::GET,
+            format!("/rooms/{code}/messages?since=abc"),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            Method::GET,
+            format!("/rooms/{code}/messages?limit=-1"),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            Method::GET,
+            format!("/rooms/{code}/events?since=x"),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            Method::DELETE,
+            format!("/rooms/{code}/messages"),
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
+        (
+            Method::PUT,
+            "/rooms".to_string(),
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
+    ];
+    for (method, path, status) in cases {
+        let response = app
+            .client
+            .request(method.clone(), app.url(&path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status, "{method} {path}");
+        let body: Value = response.json().await.unwrap();
+        assert!(body["error"].is_string(), "{method} {path}");
+    }
+}
+
+#[tokio::test]
+async fn a_bad_stream_name_is_422() {
+    let app = spawn_app().await;
+    let code = app.create_room().await;
+    let long = "n".repeat(33);
+    let response = app
+        .client
+        .get(app.url(&format!("/rooms/{code}/events?name={long}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+}

@@ -1,0 +1,404 @@
+//! The test harness: the real server on 127.0.0.1:0 in this process, a real
+//! HTTP client, a browser-like cookie holder, and a spec-conforming SSE
+//! reader (lines end in CR, LF or CRLF; one space after the colon is cut).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use reqwest::header::HeaderMap;
+use reqwest::{redirect, Client, Response, StatusCode};
+use roomcast::Config;
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+/// Guards against a hang, never a measure of speed: a test that waits this
+/// long has already failed.
+pub const HANG: Duration = Duration::from_secs(10);
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: Client,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<()>>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_with(|_| {}).await
+}
+
+/// Starts a server with the defaults changed by `tweak` (short timers).
+pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
+    let mut config = Config::default();
+    tweak(&mut config);
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        roomcast::run(listener, &config, async {
+            let _ = stopped.await;
+        })
+        .await;
+    });
+    let client = Client::builder()
+        .redirect(redirect::Policy::none())
+        .build()
+        .unwrap();
+    TestApp {
+        addr,
+        client,
+        stop: Some(stop),
+        server: Some(server),
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// POST /rooms, returning the new code.
+    pub async fn create_room(&self) -> String {
+        let response = self.client.post(self.url("/rooms")).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let body: Value = response.json().await.unwrap();
+        body["code"].as_str().unwrap().to_string()
+    }
+
+    pub async fn post_json(&self, code: &str, body: Value) -> Response {
+        self.client
+            .post(self.url(&format!("/rooms/{code}/messages")))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Posts a message as a script would and checks it was stored.
+    pub async fn say(&self, code: &str, name: &str, text: &str) -> Value {
+        let response = self
+            .post_json(code, serde_json::json!({ "name": name, "text": text }))
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        response.json().await.unwrap()
+    }
+
+    pub async fn history(&self, code: &str, query: &str) -> Vec<Value> {
+        let url = self.url(&format!("/rooms/{code}/messages{query}"));
+        let response = self.client.get(url).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        response.json().await.unwrap()
+    }
+
+    pub async fn stream(&self, path: &str) -> Sse {
+        self.stream_with(path, HeaderMap::new()).await
+    }
+
+    pub async fn stream_with(&self, path: &str, headers: HeaderMap) -> Sse {
+        let response = self
+            .client
+            .get(self.url(path))
+            .headers(headers)
+            .send()
+            .await
+            .unwrap();
+        Sse::read(response)
+    }
+
+    /// A browser-like visitor: keeps the session cookie, follows nothing.
+    pub fn browser(&self) -> Browser<'_> {
+        Browser {
+            app: self,
+            cookie: None,
+        }
+    }
+
+    /// Starts shutdown and waits for the server to finish.
+    pub async fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            tokio::time::timeout(HANG, server)
+                .await
+                .expect("the server did not stop")
+                .unwrap();
+        }
+    }
+}
+
+pub struct Browser<'a> {
+    app: &'a TestApp,
+    pub cookie: Option<String>,
+}
+
+impl Browser<'_> {
+    fn with_cookie(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        let request = request.header("accept", "text/html,application/xhtml+xml,*/*;q=0.8");
+        match &self.cookie {
+            Some(cookie) => request.header("cookie", cookie),
+            None => request,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.with_cookie(self.app.client.get(self.app.url(path)))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Submits a urlencoded form and keeps any cookie it sets.
+    pub async fn submit(&mut self, path: &str, form: &[(&str, &str)]) -> Response {
+        let response = self
+            .with_cookie(self.app.client.post(self.app.url(path)))
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        if let Some(set) = response.headers().get("set-cookie") {
+            let pair = set.to_str().unwrap().split(';').next().unwrap();
+            self.cookie = Some(pair.to_string());
+        }
+        response
+    }
+
+    /// Fills in the home form and lands in a room: returns its code.
+    pub async fn enter(&mut self, name: &str, code: &str, action: &str) -> String {
+        let response = self
+            .submit("/", &[("name", name), ("code", code), ("action", action)])
+            .await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        let location = response.headers()["location"].to_str().unwrap();
+        location.strip_prefix("/rooms/").unwrap().to_string()
+    }
+
+    /// The room's stream, opened the way the page opens it.
+    pub async fn stream(&self, code: &str, since: u64) -> Sse {
+        let request = self
+            .app
+            .client
+            .get(self.app.url(&format!("/rooms/{code}/events?since={since}")));
+        let request = match &self.cookie {
+            Some(cookie) => request.header("cookie", cookie),
+            None => request,
+        };
+        Sse::read(request.send().await.unwrap())
+    }
+}
+
+/// One dispatched SSE event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SseEvent {
+    pub event: String,
+    pub data: String,
+    pub id: Option<String>,
+}
+
+impl SseEvent {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.data)
+            .unwrap_or_else(|e| panic!("data is not JSON ({e}): {:?}", self.data))
+    }
+}
+
+/// What the reader saw on the wire.
+#[derive(Debug)]
+pub enum Seen {
+    Event(SseEvent),
+    Comment,
+    End,
+}
+
+/// An open SSE response, parsed as it arrives.
+pub struct Sse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    seen: mpsc::UnboundedReceiver<Seen>,
+    reader: JoinHandle<()>,
+}
+
+impl Drop for Sse {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
+impl Sse {
+    fn read(response: Response) -> Sse {
+        let status = response.status();
+        let headers = response.headers().clone();
+        let (tx, seen) = mpsc::unbounded_channel();
+        let reader = tokio::spawn(async move {
+            let mut parser = Parser::default();
+            let mut body = response.bytes_stream();
+            while let Some(Ok(chunk)) = body.next().await {
+                for item in parser.feed(&chunk) {
+                    let _ = tx.send(item);
+                }
+            }
+            let _ = tx.send(Seen::End);
+        });
+        Sse {
+            status,
+            headers,
+            seen,
+            reader,
+        }
+    }
+
+    /// The next event or end of stream, skipping keep-alive comments.
+    pub async fn next_seen(&mut self) -> Option<SseEvent> {
+        loop {
+            let seen = tokio::time::timeout(HANG, self.seen.recv())
+                .await
+                .expect("no SSE event arrived")
+                .unwrap_or(Seen::End);
+            match seen {
+                Seen::Event(event) => return Some(event),
+                Seen::Comment => continue,
+                Seen::End => return None,
+            }
+        }
+    }
+
+    pub async fn next(&mut self) -> SseEvent {
+        self.next_seen().await.expect("the stream ended")
+    }
+
+    /// The next event that is not a `members` update.
+    pub async fn next_history(&mut self) -> SseEvent {
+        loop {
+            let event = self.next().await;
+            if event.event != "members" {
+                return event;
+            }
+        }
+    }
+
+    /// The next `members` update, as a list of names.
+    pub async fn next_members(&mut self) -> Vec<String> {
+        loop {
+            let event = self.next().await;
+            if event.event == "members" {
+                return event.json()["members"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|n| n.as_str().unwrap().to_string())
+                    .collect();
+            }
+        }
+    }
+
+    /// Waits for a keep-alive comment.
+    pub async fn next_comment(&mut self) {
+        loop {
+            let seen = tokio::time::timeout(HANG, self.seen.recv())
+                .await
+                .expect("no keep-alive arrived");
+            match seen {
+                Some(Seen::Comment) => return,
+                Some(Seen::Event(_)) => continue,
+                Some(Seen::End) | None => panic!("the stream ended"),
+            }
+        }
+    }
+
+    /// Waits for the stream to end, returning the events before the end.
+    pub async fn until_end(&mut self) -> Vec<SseEvent> {
+        let mut events = Vec::new();
+        while let Some(event) = self.next_seen().await {
+            events.push(event);
+        }
+        events
+    }
+}
+
+/// The event-stream parsing rules of the HTML spec (section 9.2.6).
+#[derive(Default)]
+struct Parser {
+    line: Vec<u8>,
+    after_cr: bool,
+    event: String,
+    data: Vec<String>,
+    id: Option<String>,
+}
+
+impl Parser {
+    fn feed(&mut self, bytes: &[u8]) -> Vec<Seen> {
+        let mut out = Vec::new();
+        for &byte in bytes {
+            match byte {
+                b'\n' if self.after_cr => self.after_cr = false,
+                b'\r' | b'\n' => {
+                    self.after_cr = byte == b'\r';
+                    let line = String::from_utf8(std::mem::take(&mut self.line))
+                        .expect("the stream is UTF-8");
+                    out.extend(self.line_done(&line));
+                }
+                _ => {
+                    self.after_cr = false;
+                    self.line.push(byte);
+                }
+            }
+        }
+        out
+    }
+
+    fn line_done(&mut self, line: &str) -> Option<Seen> {
+        if line.is_empty() {
+            let event = std::mem::take(&mut self.event);
+            if self.data.is_empty() {
+                return None;
+            }
+            let data = std::mem::take(&mut self.data).join("\n");
+            let event = if event.is_empty() {
+                "message".into()
+            } else {
+                event
+            };
+            return Some(Seen::Event(SseEvent {
+                event,
+                data,
+                id: self.id.clone(),
+            }));
+        }
+        if line.starts_with(':') {
+            return Some(Seen::Comment);
+        }
+        let (field, value) = line.split_once(':').unwrap_or((line, ""));
+        let value = value.strip_prefix(' ').unwrap_or(value);
+        match field {
+            "event" => self.event = value.to_string(),
+            "data" => self.data.push(value.to_string()),
+            "id" if !value.contains('\0') => self.id = Some(value.to_string()),
+            _ => {}
+        }
+        None
+    }
+}
+
+#[test]
+fn parser_follows_the_spec_line_endings() {
+    let mut parser = Parser::default();
+    let mut seen = parser.feed(b"event: a\rdata: x\r\n\r\n: ping\n");
+    seen.extend(parser.feed(b"id:7\ndata:one\ndata: two\r"));
+    seen.extend(parser.feed(b"\n\r\n"));
+    let events: Vec<_> = seen
+        .into_iter()
+        .filter_map(|s| match s {
+            Seen::Event(e) => Some(e),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(events.len(), 2);
+    assert_eq!(
+        (events[0].event.as_str(), events[0].data.as_str()),
+        ("a", "x")
+    );
+    assert_eq!(events[1].data, "one\ntwo");
+    assert_eq!(events[1].id.as_deref(), Some("7"));
+}

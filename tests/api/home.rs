@@ -1,0 +1,207 @@
+//! The home form, sessions and the room page.
+
+use reqwest::StatusCode;
+
+use crate::helpers::spawn_app;
+
+#[tokio::test]
+async fn home_shows_the_form_and_prefills_the_invite_code() {
+    let app = spawn_app().await;
+    let page = app.browser().get("/?code=WXYZ").await;
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let html = page.text().await.unwrap();
+    assert!(html.contains(r#"name="name""#));
+    assert!(html.contains(r#"<button name="action" value="create""#));
+    assert!(html.contains(r#"<button name="action" value="join""#));
+    assert!(html.contains(r#"name="code" value="WXYZ""#));
+}
+
+#[tokio::test]
+async fn create_redirects_to_a_new_room_with_a_safe_session_cookie() {
+    let app = spawn_app().await;
+    let mut alice = app.browser();
+    let response = alice
+        .submit(
+            "/",
+            &[("name", "alice"), ("code", ""), ("action", "create")],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let location = response.headers()["location"].to_str().unwrap();
+    let code = location.strip_prefix("/rooms/").unwrap();
+    assert_eq!(code.len(), 4);
+    assert!(code.bytes().all(|b| b.is_ascii_uppercase()));
+    let cookie = response.headers()["set-cookie"].to_str().unwrap();
+    assert!(cookie.starts_with("roomcast_session="));
+    assert!(cookie.contains("HttpOnly"));
+    assert!(cookie.contains("SameSite=Lax"));
+    assert!(cookie.contains("Path=/"));
+
+    let page = alice.get(location).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.unwrap();
+    assert!(html.contains(&format!(r#"data-room="{code}""#)));
+    assert!(html.contains(r#"data-me="alice""#));
+    // Handlebars escapes `=` in values; a browser reads `&#x3D;` as `=`.
+    assert!(html.contains(&format!("/?code&#x3D;{code}")), "invite link");
+    assert!(html.contains(&format!(r#"action="/rooms/{code}/messages""#)));
+    assert!(html.contains(r#"name="text""#));
+}
+
+#[tokio::test]
+async fn join_accepts_the_code_in_any_case() {
+    let app = spawn_app().await;
+    let code = app.create_room().await;
+    let mut bob = app.browser();
+    let joined = bob.enter("bob", &code.to_lowercase(), "join").await;
+    assert_eq!(joined, code);
+    assert_eq!(
+        bob.get(&format!("/rooms/{code}")).await.status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn the_name_is_prefilled_from_the_session_and_rejoining_keeps_the_cookie() {
+    let app = spawn_app().await;
+    let mut carol = app.browser();
+    carol.enter("carol", "", "create").await;
+    let first_cookie = carol.cookie.clone();
+    let html = carol.get("/").await.text().await.unwrap();
+    assert!(html.contains(r#"name="name" value="carol""#));
+
+    let other = app.create_room().await;
+    assert_eq!(carol.enter("carol2", &other, "join").await, other);
+    assert_eq!(carol.cookie, first_cookie, "the same session is updated");
+    let html = carol
+        .get(&format!("/rooms/{other}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains(r#"data-me="carol2""#));
+}
+
+#[tokio::test]
+async fn form_errors_are_422_with_a_clear_message_and_the_input_kept() {
+    let app = spawn_app().await;
+    let long_name = "d".repeat(33);
+    let cases = [
+        (("", "ABCD", "join"), "Please enter a name."),
+        (("   ", "", "create"), "Please enter a name."),
+        (("dave", "", "join"), "Please enter a room code."),
+        (("dave", "ZZZZ", "join"), "Room ZZZZ does not exist."),
+        (("dave", "zz1", "join"), "Room codes are 4 letters"),
+        ((long_name.as_str(), "", "create"), "at most 32 characters"),
+    ];
+    for ((name, code, action), message) in cases {
+        let mut visitor = app.browser();
+        let response = visitor
+            .submit("/", &[("name", name), ("code", code), ("action", action)])
+            .await;
+        assert_eq!(
+            response.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{name:?} {code:?}"
+        );
+        assert!(response.headers().get("set-cookie").is_none());
+        let html = response.text().await.unwrap();
+        assert!(
+            html.contains(message),
+            "{message:?} missing for {name:?} {code:?}"
+        );
+        assert!(
+            html.contains(&format!(r#"name="name" value="{name}""#)),
+            "name kept"
+        );
+        assert!(
+            html.contains(&format!(r#"name="code" value="{code}""#)),
+            "code kept"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_room_page_needs_a_session_for_that_room() {
+    let app = spawn_app().await;
+    let code = app.create_room().await;
+    let stranger = app.browser();
+    let response = stranger.get(&format!("/rooms/{code}")).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        response.headers()["location"],
+        format!("/?code={code}").as_str()
+    );
+
+    let mut elsewhere = app.browser();
+    elsewhere.enter("erin", "", "create").await;
+    let response = elsewhere.get(&format!("/rooms/{code}")).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::SEE_OTHER,
+        "a session for another room"
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_room_is_a_404_page_with_a_way_home() {
+    let app = spawn_app().await;
+    let response = app.browser().get("/rooms/QQQQ").await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    let html = response.text().await.unwrap();
+    assert!(html.contains("Room QQQQ does not exist."));
+    assert!(html.contains(r#"href="/""#));
+}
+
+#[tokio::test]
+async fn the_room_page_escapes_what_people_typed() {
+    let app = spawn_app().await;
+    let mut frank = app.browser();
+    let code = frank.enter("<i>frank</i>", "", "create").await;
+    app.say(
+        &code,
+        "<b>mallory</b>",
+        "<script>alert('x')</script> & <img src=x onerror=alert(1)>",
+    )
+    .await;
+    let html = frank
+        .get(&format!("/rooms/{code}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; &lt;img"));
+    assert!(html.contains("&lt;b&gt;mallory&lt;/b&gt;"));
+    assert!(html.contains("&lt;i&gt;frank&lt;/i&gt;"));
+    assert!(!html.contains("<script>alert"));
+    assert!(!html.contains("<b>mallory"));
+    assert!(!html.contains("<img src=x"));
+}
+
+#[tokio::test]
+async fn assets_are_served_with_their_types() {
+    let app = spawn_app().await;
+    for (path, kind) in [
+        ("/assets/style.css", "text/css"),
+        ("/assets/app.js", "text/javascript"),
+        ("/assets/icon.svg", "image/svg+xml"),
+    ] {
+        let response = app.client.get(app.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        assert!(response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with(kind));
+    }
+    let missing = app
+        .client
+        .get(app.url("/assets/nope.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+}

@@ -1,0 +1,187 @@
+//! Posting messages and reading history.
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::helpers::spawn_app;
+
+#[tokio::test]
+async fn post_rooms_creates_a_room() {
+    let app = spawn_app().await;
+    let response = app.client.post(app.url("/rooms")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let body: Value = response.json().await.unwrap();
+    let code = body["code"].as_str().unwrap();
+    assert_eq!(body["url"], format!("/rooms/{code}"));
+    assert!(app.history(code, "").await.is_empty());
+}
+
+#[tokio::test]
+async fn json_post_returns_the_stored_message() {
+    let app = spawn_app().await;
+    let code = app.create_room().await;
+    let response = app
+        .post_json(&code, json!({"name": "alice", "text": "hi"}))
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    assert!(response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/json"));
+    let message: Value = response.json().await.unwrap();
+    assert_eq!(message["id"], 1);
+    assert_eq!(message["kind"], "message");
+    assert_eq!(message["room"], code.as_str());
+    assert_eq!(message["name"], "alice");
+    assert_eq!(message["text"], "hi");
+    let ts = message["ts"].as_str().unwrap();
+    assert!(
+        ts.len() == 24 && ts.ends_with('Z') && ts.as_bytes()[10] == b'T',
+        "{ts}"
+    );
+    assert_eq!(app.history(&code, "").await, vec![message]);
+}
+
+#[tokio::test]
+async fn form_post_is_the_same_as_json() {
+    let app = spawn_app().await;
+    let code = app.create_room().await;
+    let response = app
+        .client
+        .post(app.url(&format!("/rooms/{code}/messages")))
+        .form(&[("name", "bob"), ("text", "two\nlines & more")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let message: Value = response.json().await.unwrap();
+    assert_eq!(message["text"], "two\nlines & more");
+    assert_eq!(message["name"], "bob");
+}
+
+#[tokio::test]
+async fn the_session_names_the_poster_in_its_own_room() {
+    let app = spawn_app().await;
+    let mut alice = app.browser();
+    let code = alice.enter("alice", "", "create").await;
+    let response = app
+        .client
+        .post(app.url(&format!("/rooms/{code}/messages")))
+        .header("cookie", alice.cookie.clone().unwrap())
+        .json(&json!({"name": "mallory", "text": "who am I"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let message: Value = response.json().await.unwrap();
+    assert_eq!(message["name"], "alice");
+}
+
+#[tokio::test]
+async fn a_browser_form_without_script_gets_303_back_to_the_room() {
+    let app = spawn_app().await;
+    let mut alice = app.browser();
+    let code = alice.enter("alice", "", "create").await;
+    let response = alice
+        .submit(
+            &format!("/rooms/{code}/messages"),
+            &[("text", "no js here")],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        response.headers()["location"],
+        format!("/rooms/{code}").as_str()
+    );
+    let html = alice
+        .get(&format!("/rooms/{code}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("no js here"));
+}
+
+#[tokio::test]
+async fn a_refused_browser_form_shows_the_room_again_with_the_text_kept() {
+    let app = spawn_app().await;
+    let mut alice = app.browser();
+    let code = alice.enter("alice", "", "create").await;
+    let long = "x".repeat(2001);
+    let response = alice
+        .submit(&format!("/rooms/{code}/messages"), &[("text", &long)])
+        .await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = response.text().await.unwrap();
+    assert!(html.contains("at most 2000 characters"));
+    assert!(html.contains(&long), "the text is put back in the box");
+    assert!(app
+        .history(&code, "")
+        .await
+        .iter()
+        .all(|e| e["kind"] != "message"));
+}
+
+#[tokio::test]
+async fn history_pages_forward_with_since_and_limit() {
+    let app = spawn_app().await;
+    let code = app.create_room().await;
+    for i in 1..=10 {
+        app.say(&code, "al", &format!("m{i}")).await;
+    }
+    let ids = |events: Vec<Value>| -> Vec<u64> {
+        events.iter().map(|e| e["id"].as_u64().unwrap()).collect()
+    };
+    assert_eq!(
+        ids(app.history(&code, "").await),
+        (1..=10).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        ids(app.history(&code, "?since=0").await),
+        (1..=10).collect::<Vec<_>>()
+    );
+    assert_eq!(ids(app.history(&code, "?since=7").await), vec![8, 9, 10]);
+    assert_eq!(
+        ids(app.history(&code, "?since=2&limit=3").await),
+        vec![3, 4, 5]
+    );
+    assert_eq!(
+        ids(app.history(&code, "?limit=2").await),
+        vec![9, 10],
+        "newest, oldest first"
+    );
+    assert_eq!(
+        ids(app.history(&code, "?since=10").await),
+        Vec::<u64>::new()
+    );
+}
+
+#[tokio::test]
+async fn history_keeps_only_the_newest_events() {
+    let app = crate::helpers::spawn_with(|c| c.history = 5).await;
+    let code = app.create_room().await;
+    for i in 1..=8 {
+        app.say(&code, "al", &format!("m{i}")).await;
+    }
+    let events = app.history(&code, "?since=0").await;
+    let ids: Vec<u64> = events.iter().map(|e| e["id"].as_u64().unwrap()).collect();
+    assert_eq!(ids, vec![4, 5, 6, 7, 8]);
+}
+
+#[tokio::test]
+async fn ids_only_go_up_and_rooms_are_numbered_separately() {
+    let app = spawn_app().await;
+    let first = app.create_room().await;
+    let second = app.create_room().await;
+    assert_eq!(app.say(&first, "a", "1").await["id"], 1);
+    assert_eq!(app.say(&first, "a", "2").await["id"], 2);
+    assert_eq!(app.say(&second, "a", "1").await["id"], 1);
+    assert_eq!(app.say(&first, "a", "3").await["id"], 3);
+}
+
+#[tokio::test]
+async fn healthz_answers() {
+    let app = spawn_app().await;
+    let response = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
