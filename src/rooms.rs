@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use log::{info, warn};
+use log::info;
 use tokio::sync::broadcast;
 
 use crate::model::{members_json, Event, Kind, Name, Recorded, RoomCode, Text, Update};
@@ -343,7 +343,7 @@ impl Registry {
         let mut state = self.state();
         if !state.closing {
             state.closing = true;
-            warn!(
+            info!(
                 "closing {} rooms with {} open streams",
                 state.rooms.len(),
                 state.rooms.values().map(|r| r.streams).sum::<usize>()
