@@ -1,5 +1,6 @@
-//! Wiring: builds the registry, pages and routes, serves them on a bound
-//! listener, and shuts everything down in order when the signal comes.
+//! Wiring: opens the store and the registry, builds pages and routes,
+//! serves them on a bound listener, and shuts everything down in order when
+//! the signal comes.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -13,6 +14,8 @@ use crate::pages::Pages;
 use crate::rooms::{Registry, Settings};
 use crate::routes;
 use crate::shutdown::{self, Shutdown};
+use crate::store::sqlite::SqliteStore;
+use crate::store::StoreError;
 
 /// What every handler may use; cheap to clone.
 #[derive(Clone)]
@@ -23,38 +26,67 @@ pub struct App {
     pub keep_alive: Duration,
 }
 
-/// Serves on `listener` until `signal` resolves, then stops accepting, ends
-/// every open stream, waits for in-flight requests, and returns.
-pub async fn run(
-    listener: TcpListener,
-    config: &Config,
-    signal: impl Future<Output = ()> + Send + 'static,
-) {
-    let (trigger, shutdown) = shutdown::channel();
-    let registry = Registry::new(Settings {
-        history: config.history as usize,
-        leave_grace: config.leave_grace,
-        room_ttl: config.room_ttl,
-    });
-    let sweeper = tokio::spawn(registry.clone().run_sweeper(shutdown.clone()));
-    let app = App {
-        registry: registry.clone(),
-        pages: Arc::new(Pages::new()),
-        shutdown,
-        keep_alive: config.keep_alive,
-    };
-    let stop = async move {
-        signal.await;
-        info!("shutting down: ending open streams");
-        registry.close();
-        trigger.start();
-    };
-    warp::serve(routes::routes(app))
-        .incoming(listener)
-        .graceful(stop)
-        .run()
-        .await;
-    // The sweeper has seen the same signal; it only ever ends, never fails.
-    let _ = sweeper.await;
-    info!("stopped");
+/// A server whose store is open and rooms loaded, ready to serve.
+pub struct Server {
+    registry: Registry,
+    keep_alive: Duration,
+}
+
+impl Server {
+    /// Opens the store named by `--db` and loads its rooms. A file that
+    /// cannot be opened, is not a database, or is in use is an error here,
+    /// before anything is served.
+    pub async fn open(config: &Config) -> Result<Server, StoreError> {
+        let settings = Settings {
+            history: config.history as usize,
+            leave_grace: config.leave_grace,
+            room_ttl: config.room_ttl,
+        };
+        let db = config.db.clone();
+        let registry = tokio::task::spawn_blocking(move || {
+            let store = SqliteStore::open(&db)?;
+            Registry::open(settings, Box::new(store))
+        })
+        .await
+        .map_err(|err| StoreError(format!("opening the store failed: {err}")))??;
+        Ok(Server {
+            registry,
+            keep_alive: config.keep_alive,
+        })
+    }
+
+    /// Serves on `listener` until `signal` resolves, then stops accepting,
+    /// ends every open stream, waits for in-flight requests, lets the
+    /// writer store what is queued, and returns.
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        signal: impl Future<Output = ()> + Send + 'static,
+    ) {
+        let (trigger, shutdown) = shutdown::channel();
+        let registry = self.registry;
+        let sweeper = tokio::spawn(registry.clone().run_sweeper(shutdown.clone()));
+        let app = App {
+            registry: registry.clone(),
+            pages: Arc::new(Pages::new()),
+            shutdown,
+            keep_alive: self.keep_alive,
+        };
+        let closing = registry.clone();
+        let stop = async move {
+            signal.await;
+            info!("shutting down: ending open streams");
+            closing.close();
+            trigger.start();
+        };
+        warp::serve(routes::routes(app))
+            .incoming(listener)
+            .graceful(stop)
+            .run()
+            .await;
+        // The sweeper has seen the same signal; it only ever ends, never fails.
+        let _ = sweeper.await;
+        registry.finish().await;
+        info!("stopped");
+    }
 }

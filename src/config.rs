@@ -14,7 +14,12 @@ pub struct Config {
     #[arg(long, env = "ROOMCAST_BIND", default_value = "127.0.0.1:3030")]
     pub bind: SocketAddr,
 
-    /// Events kept per room for history and resume.
+    /// Where rooms and history are kept: an SQLite file, created if
+    /// missing; `:memory:` keeps everything in memory (gone at exit).
+    #[arg(long, env = "ROOMCAST_DB", default_value = "roomcast.db")]
+    pub db: String,
+
+    /// Events kept per room for history and resume (in memory and on disk).
     #[arg(long, env = "ROOMCAST_HISTORY", default_value_t = 1000,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub history: u32,
@@ -37,6 +42,7 @@ impl Default for Config {
     fn default() -> Config {
         Config {
             bind: "127.0.0.1:3030".parse().expect("a valid literal address"),
+            db: "roomcast.db".into(),
             history: 1000,
             keep_alive: Duration::from_secs(15),
             leave_grace: Duration::from_secs(5),
@@ -67,6 +73,7 @@ mod tests {
         let parsed = Config::try_parse_from(["roomcast"]).unwrap();
         let default = Config::default();
         assert_eq!(parsed.bind, default.bind);
+        assert_eq!(parsed.db, default.db);
         assert_eq!(parsed.history, default.history);
         assert_eq!(parsed.keep_alive, default.keep_alive);
         assert_eq!(parsed.leave_grace, default.leave_grace);

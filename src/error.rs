@@ -77,6 +77,13 @@ impl From<RoomError> for ApiError {
             RoomError::ShuttingDown => {
                 ApiError::Unavailable("The server is restarting; try again shortly.".into())
             }
+            RoomError::Busy => {
+                ApiError::Unavailable("The server is busy storing messages; try again.".into())
+            }
+            RoomError::Store(why) => {
+                log::error!("store failure answered with 503: {why}");
+                ApiError::Unavailable("The message could not be stored; try again.".into())
+            }
         }
     }
 }

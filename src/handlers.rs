@@ -87,7 +87,7 @@ pub async fn enter(visitor: Option<Visitor>, body: Bytes, app: App) -> Response 
         Ok(form) => form,
         Err(err) => return err.into_response(),
     };
-    match choose_room(&form, &app) {
+    match choose_room(&form, &app).await {
         Ok(session) => {
             let code = session.room.clone();
             let id = app.registry.open_session(visitor.map(|v| v.id), session);
@@ -111,7 +111,7 @@ pub async fn enter(visitor: Option<Visitor>, body: Bytes, app: App) -> Response 
 }
 
 /// The name is checked first, so a refused form never creates a room.
-fn choose_room(form: &HomeForm, app: &App) -> Result<Session, ApiError> {
+async fn choose_room(form: &HomeForm, app: &App) -> Result<Session, ApiError> {
     let name = Name::parse(form.name.as_deref().unwrap_or_default())?;
     let code_typed = form.code.as_deref().is_some_and(|c| !c.trim().is_empty());
     // Enter in a field submits with the first button (create); with a code
@@ -128,14 +128,14 @@ fn choose_room(form: &HomeForm, app: &App) -> Result<Session, ApiError> {
         }
         code
     } else {
-        app.registry.create_room()?
+        app.registry.create_room().await?
     };
     Ok(Session { name, room })
 }
 
 /// POST /rooms — 201 `{"code":"ABCD","url":"/rooms/ABCD"}`.
 pub async fn create_room(app: App) -> Response {
-    match app.registry.create_room() {
+    match app.registry.create_room().await {
         Ok(code) => {
             let url = format!("/rooms/{code}");
             let body = serde_json::json!({ "code": code.as_str(), "url": url });
@@ -183,7 +183,7 @@ pub async fn post_message(
         Ok(input) => input,
         Err(err) => return err.into_response(),
     };
-    match (post(&app, &code, me, &input), wants, me) {
+    match (post(&app, &code, me, &input).await, wants, me) {
         (Ok(_), Wants::Html, _) => see_other(&format!("/rooms/{code}")),
         (Ok(message), Wants::Json, _) => json(StatusCode::CREATED, message.json.clone()),
         (Err(ApiError::RoomNotFound(_)), Wants::Html, _) => room_not_found(&app, &code),
@@ -206,7 +206,7 @@ pub async fn post_message(
 
 /// Stores one message: 404 for an unknown room comes before 422 for bad
 /// content; the name comes from the session when it has one for this room.
-fn post(
+async fn post(
     app: &App,
     code: &RoomCode,
     me: Option<&Name>,
@@ -220,7 +220,7 @@ fn post(
         None => Name::parse(input.name.as_deref().unwrap_or_default())?,
     };
     let text = Text::parse(input.text.as_deref().unwrap_or_default())?;
-    Ok(app.registry.post(code, &name, &text)?)
+    Ok(app.registry.post(code, &name, &text).await?)
 }
 
 /// GET /rooms/CODE/messages?since=ID&limit=N — history as a JSON array,

@@ -7,9 +7,12 @@
 //!
 //! 1. [`routes`] matches the request (a warp filter per endpoint) and parses it.
 //! 2. [`handlers`] turns it into a call on the registry and a response.
-//! 3. [`rooms`] appends it to the room's history with the next id and sends
+//! 3. [`rooms`] gives it the room's next id and queues it for the writer
+//!    thread, which stores it ([`store`]: SQLite by default) in one
+//!    transaction with whatever else is queued.
+//! 4. Once stored, [`rooms`] adds it to the room's recent history and sends
 //!    it on the room's broadcast channel (the only place with a lock).
-//! 4. [`stream`] writes it, as one SSE frame, to every open stream.
+//! 5. [`stream`] writes it, as one SSE frame, to every open stream.
 //!
 //! ## Layout
 //!
@@ -31,7 +34,8 @@ pub mod rooms;
 pub mod routes;
 pub mod session;
 pub mod shutdown;
+pub mod store;
 pub mod stream;
 
-pub use app::run;
+pub use app::Server;
 pub use config::Config;

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use log::warn;
-use roomcast::Config;
+use roomcast::{Config, Server};
 use tokio::net::TcpListener;
 
 #[tokio::main]
@@ -23,6 +23,13 @@ async fn main() -> ExitCode {
         Err(err) => warn!("could not raise the open-file limit: {err}"),
     }
 
+    let server = match Server::open(&config).await {
+        Ok(server) => server,
+        Err(err) => {
+            eprintln!("roomcast: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
     let listener = match TcpListener::bind(config.bind).await {
         Ok(listener) => listener,
         Err(err) => {
@@ -37,7 +44,7 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    roomcast::run(listener, &config, stop_signal()).await;
+    server.run(listener, stop_signal()).await;
     ExitCode::SUCCESS
 }
 

@@ -1,22 +1,31 @@
-//! The room registry: which rooms exist, their ids and history, who is in
-//! them, the sessions that name people, and the per-room broadcast channel
-//! that feeds every open stream. This is the only place with a lock.
+//! The room registry: which rooms exist, their ids and recent history, who
+//! is in them, the sessions that name people, and the per-room broadcast
+//! channel that feeds every open stream. This is the only place with a lock.
 //!
 //! Everything lives behind one `std::sync::Mutex`. A std mutex is right here
 //! because it is never held across an `.await`: each method takes it, does a
-//! few map operations and a non-blocking `broadcast::send`, and lets go.
-//! Sending under the lock is what keeps ids and fan-out in the same order.
+//! few map operations and a non-blocking send, and lets go.
+//!
+//! Every history event takes this path: under the lock it gets the room's
+//! next id and joins the writer's queue (so queue order is id order); the
+//! writer stores a batch in one transaction and hands it back to
+//! [`publish`], which appends it to the in-memory history and broadcasts it,
+//! still in id order. Only then does the poster get its 201.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use log::info;
-use tokio::sync::broadcast;
+use log::{info, warn};
+use tokio::sync::{broadcast, oneshot};
 
 use crate::model::{members_json, Event, Kind, Name, Recorded, RoomCode, Text, Update};
 use crate::session::{Session, SessionId};
 use crate::shutdown::Shutdown;
+use crate::store::writer::{self, Job};
+use crate::store::{now_ms, Change, Store, StoreError, StoredRoom};
 
 /// How many updates a stream may fall behind before it is closed and must
 /// resume from history. Every room allocates this many slots up front.
@@ -38,6 +47,10 @@ pub enum RoomError {
     NotFound(RoomCode),
     NoFreeCode,
     ShuttingDown,
+    /// The writer's queue is full: too much at once.
+    Busy,
+    /// The store refused or failed; nothing was kept.
+    Store(String),
 }
 
 /// A cheap, cloneable handle on the one shared registry.
@@ -51,15 +64,21 @@ struct Shared {
     state: Mutex<State>,
 }
 
-#[derive(Default)]
 struct State {
     rooms: HashMap<RoomCode, Room>,
     sessions: HashMap<SessionId, Session>,
     closing: bool,
+    /// The writer's queue; `None` once it has been shut.
+    writer: Option<SyncSender<Job>>,
+    writer_thread: Option<JoinHandle<()>>,
 }
 
 struct Room {
-    next_id: u64,
+    /// The last id given out, stored or on its way to the store.
+    last_id: u64,
+    /// The last id stored and published.
+    published_id: u64,
+    /// The newest published events, at most `history` of them.
     history: VecDeque<Arc<Recorded>>,
     updates: broadcast::Sender<Update>,
     /// Members by name, including those gone less than the leave grace.
@@ -114,37 +133,72 @@ impl Drop for Presence {
 }
 
 impl Registry {
-    pub fn new(settings: Settings) -> Registry {
-        Registry {
-            shared: Arc::new(Shared {
-                settings,
-                state: Mutex::new(State::default()),
-            }),
+    /// Loads every stored room and starts the writer thread. Blocking: call
+    /// it before serving or from `spawn_blocking`.
+    pub fn open(settings: Settings, mut store: Box<dyn Store>) -> Result<Registry, StoreError> {
+        let stored = store.load(settings.history)?;
+        let rooms: HashMap<RoomCode, Room> = stored
+            .into_iter()
+            .map(|room| (room.code.clone(), Room::restore(room)))
+            .collect();
+        if !rooms.is_empty() {
+            info!("loaded {} rooms from the store", rooms.len());
         }
+        let history = settings.history;
+        let shared = Arc::new_cyclic(|shared: &Weak<Shared>| {
+            let shared = shared.clone();
+            let (writer, writer_thread) = writer::spawn(store, history, move |changes| {
+                if let Some(shared) = shared.upgrade() {
+                    publish(&shared, changes);
+                }
+            });
+            Shared {
+                settings,
+                state: Mutex::new(State {
+                    rooms,
+                    sessions: HashMap::new(),
+                    closing: false,
+                    writer: Some(writer),
+                    writer_thread: Some(writer_thread),
+                }),
+            }
+        });
+        Ok(Registry { shared })
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
-        // Nothing panics while holding the lock; should that ever change,
-        // the maps are still consistent enough to keep serving.
-        self.shared
-            .state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.shared)
     }
 
-    /// Makes a room with a fresh code, unique among live rooms.
-    pub fn create_room(&self) -> Result<RoomCode, RoomError> {
-        let mut state = self.state();
-        if state.closing {
-            return Err(RoomError::ShuttingDown);
+    /// Makes a room with a fresh code, unique among live rooms, and returns
+    /// once it is stored.
+    pub async fn create_room(&self) -> Result<RoomCode, RoomError> {
+        let (code, stored) = {
+            let mut state = self.state();
+            state.check_open()?;
+            let code = (0..CODE_ATTEMPTS)
+                .map(|_| RoomCode::random())
+                .find(|code| !state.rooms.contains_key(code))
+                .ok_or(RoomError::NoFreeCode)?;
+            let at_ms = now_ms();
+            let change = Change::CreateRoom {
+                code: code.clone(),
+                at_ms,
+            };
+            let stored = state.enqueue_awaited(change)?;
+            state.rooms.insert(code.clone(), Room::new(0));
+            (code, stored)
+        };
+        match outcome(stored).await {
+            Ok(()) => {
+                info!("room {code} created");
+                Ok(code)
+            }
+            Err(err) => {
+                self.state().rooms.remove(&code);
+                Err(err)
+            }
         }
-        let code = (0..CODE_ATTEMPTS)
-            .map(|_| RoomCode::random())
-            .find(|code| !state.rooms.contains_key(code))
-            .ok_or(RoomError::NoFreeCode)?;
-        state.rooms.insert(code.clone(), Room::new());
-        info!("room {code} created");
-        Ok(code)
     }
 
     pub fn room_exists(&self, code: &RoomCode) -> bool {
@@ -166,23 +220,34 @@ impl Registry {
         self.state().sessions.get(&id).cloned()
     }
 
-    /// Appends a message to the room's history and sends it to every stream.
-    pub fn post(
+    /// Stores a message and sends it to every stream; returns once both
+    /// are done.
+    pub async fn post(
         &self,
         code: &RoomCode,
         name: &Name,
         text: &Text,
     ) -> Result<Arc<Recorded>, RoomError> {
-        let history = self.shared.settings.history;
-        let mut state = self.state();
-        if state.closing {
-            return Err(RoomError::ShuttingDown);
-        }
-        let room = state.room_mut(code)?;
-        if room.streams == 0 {
-            room.idle_since = Some(Instant::now());
-        }
-        Ok(room.record(code, Kind::Message, name, Some(text), history))
+        let (message, stored) = {
+            let mut state = self.state();
+            state.check_open()?;
+            let room = state.room(code)?;
+            let message = room.next_event(code, Kind::Message, name, Some(text));
+            let change = Change::Append {
+                code: code.clone(),
+                event: message.clone(),
+                at_ms: now_ms(),
+            };
+            let stored = state.enqueue_awaited(change)?;
+            let room = state.room_mut(code)?;
+            room.last_id = message.event.id;
+            if room.streams == 0 {
+                room.idle_since = Some(Instant::now());
+            }
+            (message, stored)
+        };
+        outcome(stored).await?;
+        Ok(message)
     }
 
     /// History after `since` (or the newest events if `None`), oldest
@@ -219,49 +284,45 @@ impl Registry {
         since: Option<u64>,
         member: Option<Name>,
     ) -> Result<Subscription, RoomError> {
-        let history = self.shared.settings.history;
         let mut state = self.state();
-        if state.closing {
-            return Err(RoomError::ShuttingDown);
-        }
+        state.check_open()?;
         let room = state.room_mut(code)?;
-        // An id from the future (a client of an earlier server) resumes
-        // from now rather than skipping events until the ids catch up. A
-        // stream with no resume point starts live, with its own join.
-        let newest = room.next_id - 1;
+        // An id from the future (a client of another room that had this
+        // code) resumes from now rather than skipping events until the ids
+        // catch up. A stream with no resume point starts live, so it sees
+        // its own join.
+        let newest = room.published_id;
         let since = since.map_or(newest, |since| since.min(newest));
         room.streams += 1;
         room.idle_since = None;
-        if let Some(name) = &member {
-            let arrived = room.connect_member(name);
-            if arrived {
-                info!("{name} joined {code}");
-                room.record(code, Kind::Join, name, None, history);
-                room.send_members();
-            }
-        }
-        let first_kept = room.history.front().map_or(room.next_id, |e| e.event.id);
-        let missed = (since + 1 < first_kept).then(|| (since + 1, first_kept - 1));
-        let backlog = room.after(since).cloned().collect();
-        Ok(Subscription {
+        let arrived = member
+            .as_ref()
+            .is_some_and(|name| room.connect_member(name));
+        let first_kept = room.history.front().map_or(newest + 1, |e| e.event.id);
+        let subscription = Subscription {
             since,
-            missed,
-            backlog,
+            missed: (since + 1 < first_kept).then(|| (since + 1, first_kept - 1)),
+            backlog: room.after(since).cloned().collect(),
             members: room.members_json(),
             updates: room.updates.subscribe(),
             presence: Presence {
                 registry: self.clone(),
                 room: code.clone(),
-                member,
+                member: member.clone(),
             },
-        })
+        };
+        if let (true, Some(name)) = (arrived, &member) {
+            info!("{name} joined {code}");
+            state.record_notice(code, Kind::Join, name);
+        }
+        Ok(subscription)
     }
 
     /// A stream closed: start the member's leave grace and the room's idle
     /// clock if it was the last one.
     fn disconnect(&self, code: &RoomCode, member: Option<&Name>) {
         let mut state = self.state();
-        let Some(room) = state.rooms.get_mut(code) else {
+        let Ok(room) = state.room_mut(code) else {
             return; // The room expired or the server is closing.
         };
         let now = Instant::now();
@@ -278,29 +339,30 @@ impl Registry {
     }
 
     /// Announces the leaves whose grace is over and removes rooms idle for
-    /// longer than the room TTL, with their sessions.
+    /// longer than the room TTL, with their history and sessions.
     pub fn sweep(&self, now: Instant) {
         let Settings {
-            history,
             leave_grace,
             room_ttl,
+            ..
         } = self.shared.settings;
         let mut state = self.state();
-        for (code, room) in state.rooms.iter_mut() {
-            let gone: Vec<Name> = room
-                .members
-                .iter()
-                .filter(|(_, m)| m.gone_since.is_some_and(|t| now - t >= leave_grace))
-                .map(|(name, _)| name.clone())
-                .collect();
-            for name in &gone {
-                room.members.remove(name);
-                info!("{name} left {code}");
-                room.record(code, Kind::Leave, name, None, history);
+        let gone: Vec<(RoomCode, Name)> = state
+            .rooms
+            .iter()
+            .flat_map(|(code, room)| {
+                room.members
+                    .iter()
+                    .filter(|(_, m)| m.gone_since.is_some_and(|t| now - t >= leave_grace))
+                    .map(|(name, _)| (code.clone(), name.clone()))
+            })
+            .collect();
+        for (code, name) in gone {
+            if let Ok(room) = state.room_mut(&code) {
+                room.members.remove(&name);
             }
-            if !gone.is_empty() {
-                room.send_members();
-            }
+            info!("{name} left {code}");
+            state.record_notice(&code, Kind::Leave, &name);
         }
         let expired: Vec<RoomCode> = state
             .rooms
@@ -310,6 +372,9 @@ impl Registry {
             .collect();
         for code in &expired {
             state.rooms.remove(code);
+            if let Err(err) = state.enqueue(Change::DeleteRoom { code: code.clone() }, None) {
+                warn!("room {code} expired but stays in the store until next start: {err:?}");
+            }
             info!("room {code} removed after {room_ttl:?} with nobody connected");
         }
         if !expired.is_empty() {
@@ -337,6 +402,12 @@ impl Registry {
         }
     }
 
+    /// Returns once every change queued so far is stored and published.
+    pub async fn flush(&self) -> Result<(), RoomError> {
+        let stored = self.state().enqueue_awaited(Change::Flush)?;
+        outcome(stored).await
+    }
+
     /// Refuses new rooms, posts and streams from now on; open streams end
     /// through their own shutdown handle.
     pub fn close(&self) {
@@ -350,9 +421,64 @@ impl Registry {
             );
         }
     }
+
+    /// Closes, lets the writer store everything queued, and waits for it.
+    pub async fn finish(&self) {
+        self.close();
+        let thread = {
+            let mut state = self.state();
+            state.writer = None; // The writer drains its queue, then ends.
+            state.writer_thread.take()
+        };
+        if let Some(thread) = thread {
+            // A panic in the writer was already printed; nothing more to do.
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+    }
+}
+
+fn lock(shared: &Shared) -> MutexGuard<'_, State> {
+    // Nothing panics while holding the lock; should that ever change, the
+    // maps are still consistent enough to keep serving.
+    shared
+        .state
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Called by the writer thread with each stored batch, in queue order:
+/// history events become visible and go out to every stream.
+fn publish(shared: &Shared, changes: &[Change]) {
+    let history = shared.settings.history;
+    let mut state = lock(shared);
+    for change in changes {
+        if let Change::Append { code, event, .. } = change {
+            // The room may have expired while the event was being stored.
+            if let Ok(room) = state.room_mut(code) {
+                room.publish(event, history);
+            }
+        }
+    }
+}
+
+/// Waits for the writer's answer on a change.
+async fn outcome(stored: oneshot::Receiver<Result<(), StoreError>>) -> Result<(), RoomError> {
+    match stored.await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(err)) => Err(RoomError::Store(err.to_string())),
+        Err(_) => Err(RoomError::Store("the writer stopped".into())),
+    }
 }
 
 impl State {
+    fn check_open(&self) -> Result<(), RoomError> {
+        if self.closing {
+            Err(RoomError::ShuttingDown)
+        } else {
+            Ok(())
+        }
+    }
+
     fn room(&self, code: &RoomCode) -> Result<&Room, RoomError> {
         self.rooms
             .get(code)
@@ -364,13 +490,61 @@ impl State {
             .get_mut(code)
             .ok_or_else(|| RoomError::NotFound(code.clone()))
     }
+
+    /// Queues a change for the writer. Called with the lock held, so the
+    /// queue order is the order ids were given out.
+    fn enqueue(&self, change: Change, done: Option<writer::Done>) -> Result<(), RoomError> {
+        let writer = self.writer.as_ref().ok_or(RoomError::ShuttingDown)?;
+        writer
+            .try_send(Job { change, done })
+            .map_err(|err| match err {
+                TrySendError::Full(_) => RoomError::Busy,
+                TrySendError::Disconnected(_) => RoomError::Store("the writer stopped".into()),
+            })
+    }
+
+    /// Queues a change and returns where its outcome will arrive.
+    fn enqueue_awaited(
+        &self,
+        change: Change,
+    ) -> Result<oneshot::Receiver<Result<(), StoreError>>, RoomError> {
+        let (done, stored) = oneshot::channel();
+        self.enqueue(change, Some(done))?;
+        Ok(stored)
+    }
+
+    /// Queues a join or leave; nobody waits for it, so a failure is logged.
+    fn record_notice(&mut self, code: &RoomCode, kind: Kind, name: &Name) {
+        let Ok(room) = self.room(code) else {
+            return;
+        };
+        let event = room.next_event(code, kind, name, None);
+        let id = event.event.id;
+        let change = Change::Append {
+            code: code.clone(),
+            event,
+            at_ms: now_ms(),
+        };
+        match self.enqueue(change, None) {
+            Ok(()) => {
+                if let Ok(room) = self.room_mut(code) {
+                    room.last_id = id;
+                }
+            }
+            Err(err) => warn!(
+                "{name}'s {} in {code} was not recorded: {err:?}",
+                kind.as_str()
+            ),
+        }
+    }
 }
 
 impl Room {
-    fn new() -> Room {
+    fn new(last_id: u64) -> Room {
         let (updates, _) = broadcast::channel(CHANNEL_CAPACITY);
         Room {
-            next_id: 1,
+            last_id,
+            published_id: last_id,
             history: VecDeque::new(),
             updates,
             members: BTreeMap::new(),
@@ -379,25 +553,44 @@ impl Room {
         }
     }
 
-    /// Gives the event the next id, keeps it in history and sends it.
-    fn record(
-        &mut self,
+    /// A stored room, idle since its last activity (it has no streams yet).
+    fn restore(stored: StoredRoom) -> Room {
+        let mut room = Room::new(stored.last_id);
+        let idle_for = Duration::from_millis(now_ms().saturating_sub(stored.last_activity_ms));
+        room.idle_since = Some(
+            Instant::now()
+                .checked_sub(idle_for)
+                .unwrap_or_else(Instant::now),
+        );
+        room.history = stored.events.into_iter().map(Arc::new).collect();
+        room
+    }
+
+    /// The room's next event; its id is taken once it is queued.
+    fn next_event(
+        &self,
         code: &RoomCode,
         kind: Kind,
         name: &Name,
         text: Option<&Text>,
-        history: usize,
     ) -> Arc<Recorded> {
-        let event = Event::new(self.next_id, kind, code, name, text);
-        self.next_id += 1;
-        let recorded = Arc::new(Recorded::new(event));
-        self.history.push_back(recorded.clone());
+        let event = Event::new(self.last_id + 1, kind, code, name, text);
+        Arc::new(Recorded::new(event))
+    }
+
+    /// A stored event: keep it in history and send it to every stream; a
+    /// join or leave also sends the new member list.
+    fn publish(&mut self, event: &Arc<Recorded>, history: usize) {
+        self.published_id = event.event.id;
+        self.history.push_back(event.clone());
         while self.history.len() > history {
             self.history.pop_front();
         }
         // An error only means nobody is listening right now.
-        let _ = self.updates.send(Update::Event(recorded.clone()));
-        recorded
+        let _ = self.updates.send(Update::Event(event.clone()));
+        if event.event.kind != Kind::Message {
+            let _ = self.updates.send(Update::Members(self.members_json()));
+        }
     }
 
     /// History events with an id above `since`.
@@ -419,52 +612,51 @@ impl Room {
     fn members_json(&self) -> Arc<str> {
         members_json(self.members.keys())
     }
-
-    fn send_members(&self) {
-        // An error only means nobody is listening right now.
-        let _ = self.updates.send(Update::Members(self.members_json()));
-    }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use crate::store::sqlite::{SqliteStore, IN_MEMORY};
 
-    fn registry(leave_grace_ms: u64, room_ttl_ms: u64) -> Registry {
-        Registry::new(Settings {
+    pub(crate) fn registry(leave_grace_ms: u64, room_ttl_ms: u64) -> Registry {
+        let settings = Settings {
             history: 1000,
             leave_grace: Duration::from_millis(leave_grace_ms),
             room_ttl: Duration::from_millis(room_ttl_ms),
-        })
+        };
+        let store = SqliteStore::open(IN_MEMORY).unwrap();
+        Registry::open(settings, Box::new(store)).unwrap()
     }
 
     fn name(n: &str) -> Name {
         Name::parse(n).unwrap()
     }
 
-    fn kinds(registry: &Registry, code: &RoomCode) -> Vec<Kind> {
+    async fn kinds(registry: &Registry, code: &RoomCode) -> Vec<Kind> {
+        registry.flush().await.unwrap();
         let history = registry.history(code, Some(0), usize::MAX).unwrap();
         history.iter().map(|e| e.event.kind).collect()
     }
 
-    #[test]
-    fn sweep_announces_leaves_after_the_grace_only() {
+    #[tokio::test]
+    async fn sweep_announces_leaves_after_the_grace_only() {
         let registry = registry(1000, 60_000);
-        let code = registry.create_room().unwrap();
+        let code = registry.create_room().await.unwrap();
         let start = Instant::now();
         let tab = registry.subscribe(&code, None, Some(name("al"))).unwrap();
         drop(tab);
         registry.sweep(start + Duration::from_millis(500));
-        assert_eq!(kinds(&registry, &code), vec![Kind::Join]);
+        assert_eq!(kinds(&registry, &code).await, vec![Kind::Join]);
         registry.sweep(Instant::now() + Duration::from_millis(1001));
-        assert_eq!(kinds(&registry, &code), vec![Kind::Join, Kind::Leave]);
+        assert_eq!(kinds(&registry, &code).await, vec![Kind::Join, Kind::Leave]);
         assert!(registry.members(&code).unwrap().is_empty());
     }
 
-    #[test]
-    fn sweep_removes_idle_rooms_and_their_sessions() {
+    #[tokio::test]
+    async fn sweep_removes_idle_rooms_and_their_sessions() {
         let registry = registry(10, 1000);
-        let code = registry.create_room().unwrap();
+        let code = registry.create_room().await.unwrap();
         let session = Session {
             name: name("al"),
             room: code.clone(),
@@ -481,17 +673,33 @@ mod tests {
         assert!(registry.session(id).is_none());
     }
 
-    #[test]
-    fn a_closing_registry_refuses_new_work() {
+    #[tokio::test]
+    async fn a_closing_registry_refuses_new_work_and_finishes_its_queue() {
         let registry = registry(10, 1000);
-        let code = registry.create_room().unwrap();
+        let code = registry.create_room().await.unwrap();
+        let _stream = registry.subscribe(&code, None, Some(name("al"))).unwrap();
         registry.close();
-        assert_eq!(registry.create_room(), Err(RoomError::ShuttingDown));
+        assert_eq!(registry.create_room().await, Err(RoomError::ShuttingDown));
         let text = Text::parse("hi").unwrap();
-        assert_eq!(
-            registry.post(&code, &name("al"), &text).unwrap_err(),
-            RoomError::ShuttingDown
-        );
+        let refused = registry.post(&code, &name("al"), &text).await;
+        assert_eq!(refused.unwrap_err(), RoomError::ShuttingDown);
         assert!(registry.subscribe(&code, None, None).is_err());
+        registry.finish().await;
+        let history = registry.history(&code, Some(0), 10).unwrap();
+        assert_eq!(history.len(), 1, "the queued join was stored and published");
+    }
+
+    #[tokio::test]
+    async fn a_post_is_published_before_it_is_acknowledged() {
+        let registry = registry(10, 1000);
+        let code = registry.create_room().await.unwrap();
+        let mut sub = registry.subscribe(&code, None, None).unwrap();
+        let text = Text::parse("hi").unwrap();
+        let posted = registry.post(&code, &name("al"), &text).await.unwrap();
+        match sub.updates.try_recv() {
+            Ok(Update::Event(event)) => assert_eq!(event.event.id, posted.event.id),
+            other => panic!("not yet sent: {other:?}"),
+        }
+        assert_eq!(registry.history(&code, None, 10).unwrap().len(), 1);
     }
 }

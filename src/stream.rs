@@ -132,33 +132,27 @@ fn members_frame(members: &str) -> Frame {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use tokio_stream::StreamExt;
 
     use super::*;
     use crate::model::{Name, Text};
-    use crate::rooms::{Registry, Settings};
+    use crate::rooms::Registry;
 
     fn registry() -> Registry {
-        Registry::new(Settings {
-            history: 1000,
-            leave_grace: Duration::from_secs(5),
-            room_ttl: Duration::from_secs(300),
-        })
+        crate::rooms::tests::registry(5000, 300_000)
     }
 
     #[tokio::test]
     async fn a_stream_that_falls_behind_is_closed_not_skipped() {
         let registry = registry();
-        let code = registry.create_room().unwrap();
+        let code = registry.create_room().await.unwrap();
         let (_trigger, shutdown) = crate::shutdown::channel();
         let subscription = registry.subscribe(&code, Some(0), None).unwrap();
         let mut stream = RoomStream::new(subscription, shutdown);
         let name = Name::parse("al").unwrap();
         for i in 0..1000 {
             let text = Text::parse(&format!("m{i}")).unwrap();
-            registry.post(&code, &name, &text).unwrap();
+            registry.post(&code, &name, &text).await.unwrap();
         }
         let members = stream.next().await.unwrap().unwrap();
         assert!(members.to_string().contains("event:members"));
@@ -171,7 +165,7 @@ mod tests {
     #[tokio::test]
     async fn a_stream_ends_when_shutdown_starts() {
         let registry = registry();
-        let code = registry.create_room().unwrap();
+        let code = registry.create_room().await.unwrap();
         let (trigger, shutdown) = crate::shutdown::channel();
         let subscription = registry.subscribe(&code, None, None).unwrap();
         let mut stream = RoomStream::new(subscription, shutdown);

@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use reqwest::header::HeaderMap;
 use reqwest::{redirect, Client, Response, StatusCode};
-use roomcast::Config;
+use roomcast::{Config, Server};
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
@@ -31,16 +31,21 @@ pub async fn spawn_app() -> TestApp {
 
 /// Starts a server with the defaults changed by `tweak` (short timers).
 pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
-    let mut config = Config::default();
+    let mut config = Config {
+        db: ":memory:".into(),
+        ..Config::default()
+    };
     tweak(&mut config);
+    let server = Server::open(&config).await.expect("open the store");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(async move {
-        roomcast::run(listener, &config, async {
-            let _ = stopped.await;
-        })
-        .await;
+        server
+            .run(listener, async {
+                let _ = stopped.await;
+            })
+            .await;
     });
     let client = Client::builder()
         .redirect(redirect::Policy::none())

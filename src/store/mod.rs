@@ -1,0 +1,77 @@
+//! The storage seam: where rooms and their history are kept durably.
+//!
+//! The registry keeps what is live in memory (rooms, recent history,
+//! members, broadcast channels) and hands every change to one writer thread
+//! ([`writer`]), which applies them to a [`Store`] in batches, one
+//! transaction each, and only then lets the registry publish them. So every
+//! event anyone sees has a durable id, and a 201 means stored.
+
+pub mod sqlite;
+pub mod writer;
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::model::{Recorded, RoomCode};
+
+/// One change to what is stored.
+#[derive(Debug, Clone)]
+pub enum Change {
+    CreateRoom {
+        code: RoomCode,
+        at_ms: u64,
+    },
+    /// A history event; it also marks the room active at `at_ms`.
+    Append {
+        code: RoomCode,
+        event: Arc<Recorded>,
+        at_ms: u64,
+    },
+    DeleteRoom {
+        code: RoomCode,
+    },
+    /// Stores nothing: its completion says every change before it is done.
+    Flush,
+}
+
+/// A room as the store last saw it, with its newest events.
+#[derive(Debug)]
+pub struct StoredRoom {
+    pub code: RoomCode,
+    /// The last id given out in this room (0 if none).
+    pub last_id: u64,
+    /// When the room was created or last had an event, in ms since the epoch.
+    pub last_activity_ms: u64,
+    /// The newest events, oldest first, at most `history` of them.
+    pub events: Vec<Recorded>,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoreError(pub String);
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+/// What a backend does. It lives on the writer thread (loading happens
+/// before that thread starts), so it may block and need not be `Sync`.
+pub trait Store: Send + 'static {
+    /// Every room with its newest `history` events, to rebuild the registry
+    /// at start.
+    fn load(&mut self, history: usize) -> Result<Vec<StoredRoom>, StoreError>;
+
+    /// Applies `changes` in order, all or nothing; keeps at most `history`
+    /// events per room.
+    fn apply(&mut self, changes: &[Change], history: usize) -> Result<(), StoreError>;
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}

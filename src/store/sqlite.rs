@@ -1,0 +1,342 @@
+//! The default store: SQLite in one file (or in memory with `:memory:`),
+//! WAL mode, a versioned schema, one transaction per batch of changes.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::time::Duration;
+
+use rusqlite::{params, Connection};
+
+use super::{Change, Store, StoreError, StoredRoom};
+use crate::model::{Event, Kind, Recorded, RoomCode};
+
+/// The path that keeps everything in memory, as SQLite spells it.
+pub const IN_MEMORY: &str = ":memory:";
+
+/// Each entry moves the schema up one version (`PRAGMA user_version`).
+/// Never edit one that has shipped: add the next.
+const MIGRATIONS: &[&str] = &[
+    // v1: rooms and their events.
+    "CREATE TABLE rooms (
+         code             TEXT PRIMARY KEY,
+         created_ms       INTEGER NOT NULL,
+         last_activity_ms INTEGER NOT NULL,
+         last_id          INTEGER NOT NULL
+     ) WITHOUT ROWID;
+     CREATE TABLE events (
+         room TEXT    NOT NULL REFERENCES rooms(code) ON DELETE CASCADE,
+         id   INTEGER NOT NULL,
+         kind TEXT    NOT NULL,
+         name TEXT    NOT NULL,
+         text TEXT,
+         ts   TEXT    NOT NULL,
+         PRIMARY KEY (room, id)
+     ) WITHOUT ROWID;",
+];
+
+pub struct SqliteStore {
+    conn: Connection,
+    /// Held for as long as the store is open, so a second roomcast on the
+    /// same file stops at start instead of interleaving ids with this one.
+    _lock: Option<File>,
+}
+
+impl SqliteStore {
+    /// Opens (or creates) the database at `path` and brings its schema up
+    /// to date. Refuses a file that is not a database, is from a newer
+    /// roomcast, or is in use by another roomcast.
+    pub fn open(path: &str) -> Result<SqliteStore, StoreError> {
+        let fail = |why: String| StoreError(format!("cannot open the database {path}: {why}"));
+        let (conn, lock) = if path == IN_MEMORY {
+            (
+                Connection::open_in_memory().map_err(|e| fail(e.to_string()))?,
+                None,
+            )
+        } else {
+            let lock = lock_file(path).map_err(fail)?;
+            (
+                Connection::open(path).map_err(|e| fail(e.to_string()))?,
+                Some(lock),
+            )
+        };
+        let mut store = SqliteStore { conn, _lock: lock };
+        store.prepare().map_err(fail)?;
+        Ok(store)
+    }
+
+    fn prepare(&mut self) -> Result<(), String> {
+        let conn = &mut self.conn;
+        // A backup (sqlite3 .backup) may hold a read lock for a moment.
+        conn.busy_timeout(Duration::from_secs(5))
+            .map_err(|e| e.to_string())?;
+        // The first statement that reads the file: a file that is not a
+        // database fails here.
+        let _mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+            .map_err(|e| e.to_string())?;
+        // In WAL mode NORMAL loses nothing when the process dies (the kill -9
+        // case); only a power cut may lose the last commits.
+        conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
+            .map_err(|e| e.to_string())?;
+        migrate(conn)
+    }
+}
+
+/// Locks `path` itself with flock, which SQLite's own fcntl locks do not
+/// touch; the file is created empty if missing, which SQLite takes as new.
+fn lock_file(path: &str) -> Result<File, String> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| e.to_string())?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(TryLockError::WouldBlock) => Err("another roomcast process is using it".into()),
+        Err(TryLockError::Error(e)) => Err(e.to_string()),
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), String> {
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .map_err(|e| e.to_string())?;
+    let version = usize::try_from(version).map_err(|_| format!("bad schema version {version}"))?;
+    if version > MIGRATIONS.len() {
+        return Err(format!(
+            "its schema is version {version}, newer than this roomcast knows ({})",
+            MIGRATIONS.len()
+        ));
+    }
+    let tx = conn.transaction().map_err(|e| e.to_string())?;
+    for (done, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+        tx.execute_batch(sql).map_err(|e| e.to_string())?;
+        tx.pragma_update(None, "user_version", (done + 1) as i64)
+            .map_err(|e| e.to_string())?;
+    }
+    tx.commit().map_err(|e| e.to_string())
+}
+
+impl Store for SqliteStore {
+    fn load(&mut self, history: usize) -> Result<Vec<StoredRoom>, StoreError> {
+        self.load_rooms(history)
+            .map_err(|e| StoreError(format!("cannot load rooms: {e}")))
+    }
+
+    fn apply(&mut self, changes: &[Change], history: usize) -> Result<(), StoreError> {
+        self.apply_all(changes, history)
+            .map_err(|e| StoreError(format!("cannot store: {e}")))
+    }
+}
+
+impl SqliteStore {
+    fn load_rooms(&mut self, history: usize) -> Result<Vec<StoredRoom>, String> {
+        let tx = self.conn.transaction().map_err(|e| e.to_string())?;
+        // A smaller --history than last time trims at once.
+        tx.execute(
+            "DELETE FROM events WHERE id <= (SELECT last_id FROM rooms WHERE code = events.room) - ?1",
+            [history as i64],
+        )
+        .map_err(|e| e.to_string())?;
+        let rooms: Vec<(String, u64, u64)> = {
+            let mut select = tx
+                .prepare("SELECT code, last_id, last_activity_ms FROM rooms")
+                .map_err(|e| e.to_string())?;
+            let rows = select
+                .query_map([], |row| Ok((row.get(0)?, uint(row, 1)?, uint(row, 2)?)))
+                .map_err(|e| e.to_string())?;
+            rows.collect::<Result<_, _>>().map_err(|e| e.to_string())?
+        };
+        let mut loaded = Vec::with_capacity(rooms.len());
+        for (code, last_id, last_activity_ms) in rooms {
+            let room = RoomCode::parse(&code).map_err(|_| format!("bad room code {code:?}"))?;
+            let events = newest_events(&tx, &room, history)?;
+            loaded.push(StoredRoom {
+                code: room,
+                last_id,
+                last_activity_ms,
+                events,
+            });
+        }
+        tx.commit().map_err(|e| e.to_string())?;
+        Ok(loaded)
+    }
+
+    fn apply_all(&mut self, changes: &[Change], history: usize) -> Result<(), String> {
+        let tx = self.conn.transaction().map_err(|e| e.to_string())?;
+        for change in changes {
+            apply_one(&tx, change, history).map_err(|e| e.to_string())?;
+        }
+        tx.commit().map_err(|e| e.to_string())
+    }
+}
+
+fn apply_one(
+    tx: &rusqlite::Transaction<'_>,
+    change: &Change,
+    history: usize,
+) -> rusqlite::Result<()> {
+    match change {
+        Change::CreateRoom { code, at_ms } => {
+            // A code can come back after its room expired: start it clean.
+            tx.prepare_cached("DELETE FROM rooms WHERE code = ?1")?
+                .execute([code.as_str()])?;
+            tx.prepare_cached(
+                "INSERT INTO rooms (code, created_ms, last_activity_ms, last_id) VALUES (?1, ?2, ?2, 0)",
+            )?
+            .execute(params![code.as_str(), *at_ms as i64])?;
+        }
+        Change::Append { event, at_ms, .. } => {
+            let e = &event.event;
+            tx.prepare_cached(
+                "INSERT INTO events (room, id, kind, name, text, ts) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![e.room, e.id as i64, e.kind.as_str(), e.name, e.text, e.ts])?;
+            tx.prepare_cached(
+                "UPDATE rooms SET last_id = ?2, last_activity_ms = ?3 WHERE code = ?1",
+            )?
+            .execute(params![e.room, e.id as i64, *at_ms as i64])?;
+            if let Some(oldest_kept) = e.id.checked_sub(history as u64) {
+                tx.prepare_cached("DELETE FROM events WHERE room = ?1 AND id <= ?2")?
+                    .execute(params![e.room, oldest_kept as i64])?;
+            }
+        }
+        Change::DeleteRoom { code } => {
+            tx.prepare_cached("DELETE FROM rooms WHERE code = ?1")?
+                .execute([code.as_str()])?;
+        }
+        Change::Flush => {}
+    }
+    Ok(())
+}
+
+/// An id or a time: stored as SQLite's i64, never negative.
+fn uint(row: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<u64> {
+    let value: i64 = row.get(index)?;
+    u64::try_from(value).map_err(|_| rusqlite::Error::IntegralValueOutOfRange(index, value))
+}
+
+fn newest_events(
+    tx: &rusqlite::Transaction<'_>,
+    room: &RoomCode,
+    history: usize,
+) -> Result<Vec<Recorded>, String> {
+    let mut select = tx
+        .prepare_cached(
+            "SELECT id, kind, name, text, ts FROM events WHERE room = ?1 ORDER BY id DESC LIMIT ?2",
+        )
+        .map_err(|e| e.to_string())?;
+    let rows = select
+        .query_map(params![room.as_str(), history as i64], |row| {
+            Ok((
+                uint(row, 0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, String>(2)?,
+                row.get::<_, Option<String>>(3)?,
+                row.get::<_, String>(4)?,
+            ))
+        })
+        .map_err(|e| e.to_string())?;
+    let mut events = Vec::new();
+    for row in rows {
+        let (id, kind, name, text, ts) = row.map_err(|e| e.to_string())?;
+        let kind = match kind.as_str() {
+            "message" => Kind::Message,
+            "join" => Kind::Join,
+            "leave" => Kind::Leave,
+            other => return Err(format!("event {room}/{id} has an unknown kind {other:?}")),
+        };
+        events.push(Recorded::new(Event {
+            id,
+            kind,
+            room: room.to_string(),
+            name,
+            text,
+            ts,
+        }));
+    }
+    events.reverse();
+    Ok(events)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::model::{Name, Text};
+
+    fn message(code: &RoomCode, id: u64, text: &str) -> Change {
+        let name = Name::parse("al").unwrap();
+        let text = Text::parse(text).unwrap();
+        let event = Event::new(id, Kind::Message, code, &name, Some(&text));
+        Change::Append {
+            code: code.clone(),
+            event: Arc::new(Recorded::new(event)),
+            at_ms: 1000 + id,
+        }
+    }
+
+    #[test]
+    fn what_is_applied_loads_back_trimmed_to_the_history() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let path = path.to_str().unwrap();
+        let code = RoomCode::parse("ABCD").unwrap();
+        {
+            let mut store = SqliteStore::open(path).unwrap();
+            let mut changes = vec![Change::CreateRoom {
+                code: code.clone(),
+                at_ms: 5,
+            }];
+            changes.extend((1..=5).map(|id| message(&code, id, &format!("m{id}"))));
+            store.apply(&changes, 3).unwrap();
+        }
+        let mut store = SqliteStore::open(path).unwrap();
+        let rooms = store.load(3).unwrap();
+        assert_eq!(rooms.len(), 1);
+        assert_eq!(rooms[0].last_id, 5);
+        assert_eq!(rooms[0].last_activity_ms, 1005);
+        let ids: Vec<u64> = rooms[0].events.iter().map(|e| e.event.id).collect();
+        assert_eq!(ids, vec![3, 4, 5]);
+        assert_eq!(rooms[0].events[2].event.text.as_deref(), Some("m5"));
+
+        store.apply(&[Change::DeleteRoom { code }], 3).unwrap();
+        assert!(store.load(3).unwrap().is_empty());
+        let left: i64 = store
+            .conn
+            .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(left, 0, "the room's events went with it");
+    }
+
+    #[test]
+    fn a_failed_batch_changes_nothing() {
+        let mut store = SqliteStore::open(IN_MEMORY).unwrap();
+        let code = RoomCode::parse("ABCD").unwrap();
+        let create = Change::CreateRoom {
+            code: code.clone(),
+            at_ms: 1,
+        };
+        store.apply(&[create], 10).unwrap();
+        let duplicate = [message(&code, 1, "a"), message(&code, 1, "b")];
+        assert!(store.apply(&duplicate, 10).is_err());
+        assert!(store.load(10).unwrap()[0].events.is_empty());
+    }
+
+    #[test]
+    fn a_second_process_and_a_garbage_file_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let path = path.to_str().unwrap();
+        let _first = SqliteStore::open(path).unwrap();
+        let err = SqliteStore::open(path).err().unwrap();
+        assert!(err.0.contains("another roomcast"), "{err}");
+
+        let garbage = dir.path().join("garbage.db");
+        std::fs::write(&garbage, vec![0x5a; 8192]).unwrap();
+        let err = SqliteStore::open(garbage.to_str().unwrap()).err().unwrap();
+        assert!(err.0.contains("not a database"), "{err}");
+    }
+}
