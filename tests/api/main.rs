@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod durability;
 mod errors;
 mod home;
 mod lifecycle;

@@ -1,0 +1,405 @@
+//! The SQLite store: a restart or a crash loses nothing that was accepted.
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, HeaderValue};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::helpers::{spawn_with, TestApp, HANG};
+
+fn on_file(path: &str) -> impl FnOnce(&mut roomcast::Config) + '_ {
+    move |c| c.db = path.to_string()
+}
+
+fn ids(events: &[Value]) -> Vec<u64> {
+    events.iter().map(|e| e["id"].as_u64().unwrap()).collect()
+}
+
+#[tokio::test]
+async fn a_restart_keeps_rooms_history_and_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("chat.db");
+    let db = db.to_str().unwrap();
+
+    let mut before = spawn_with(on_file(db)).await;
+    let code = before.create_room().await;
+    let empty = before.create_room().await;
+    for i in 1..=3 {
+        before.say(&code, "al", &format!("m{i}")).await;
+    }
+    let history_before = before.history(&code, "?since=0").await;
+    before.shutdown().await;
+
+    let after = spawn_with(on_file(db)).await;
+    assert_eq!(after.history(&code, "?since=0").await, history_before);
+    assert!(
+        after.history(&empty, "?since=0").await.is_empty(),
+        "an empty room is back too"
+    );
+    let next = after.say(&code, "al", "m4").await;
+    assert_eq!(next["id"], 4, "ids go on from where they were");
+}
+
+#[tokio::test]
+async fn resuming_across_a_restart_gets_exactly_the_missed_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("chat.db");
+    let db = db.to_str().unwrap();
+
+    let mut before = spawn_with(on_file(db)).await;
+    let code = before.create_room().await;
+    let mut stream = before
+        .stream(&format!("/rooms/{code}/events?since=0"))
+        .await;
+    before.say(&code, "al", "seen").await;
+    let seen = stream.next_history().await;
+    let last_seen = seen.id.clone().unwrap();
+    before.say(&code, "al", "missed 1").await;
+    before.shutdown().await;
+    drop(stream);
+
+    let after = spawn_with(on_file(db)).await;
+    after.say(&code, "al", "missed 2").await;
+    let mut headers = HeaderMap::new();
+    headers.insert("last-event-id", HeaderValue::from_str(&last_seen).unwrap());
+    let mut resumed = after
+        .stream_with(&format!("/rooms/{code}/events"), headers)
+        .await;
+    let first = resumed.next_history().await;
+    let second = resumed.next_history().await;
+    assert_eq!(first.json()["text"], "missed 1");
+    assert_eq!(second.json()["text"], "missed 2");
+    after.say(&code, "al", "live").await;
+    assert_eq!(
+        resumed.next_history().await.json()["text"],
+        "live",
+        "nothing twice"
+    );
+}
+
+#[tokio::test]
+async fn sessions_do_not_survive_a_restart_and_never_mix_people_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("chat.db");
+    let db = db.to_str().unwrap();
+    let mut before = spawn_with(on_file(db)).await;
+    let mut alice = before.browser();
+    let code = alice.enter("alice", "", "create").await;
+    let cookie = alice.cookie.clone();
+    before.shutdown().await;
+
+    let after = spawn_with(on_file(db)).await;
+    let mut returning = after.browser();
+    returning.cookie = cookie;
+    let response = returning.get(&format!("/rooms/{code}")).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::SEE_OTHER,
+        "asked for a name again"
+    );
+    assert_eq!(
+        response.headers()["location"],
+        format!("/?code={code}").as_str()
+    );
+}
+
+#[tokio::test]
+async fn an_expired_room_is_deleted_from_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chat.db");
+    let db = path.to_str().unwrap();
+
+    let mut app = spawn_with(|c| {
+        c.db = db.to_string();
+        c.room_ttl = Duration::from_millis(200);
+    })
+    .await;
+    let code = app.create_room().await;
+    app.say(&code, "al", "soon gone").await;
+    let kept = app.create_room().await;
+    let mut follower = app.stream(&format!("/rooms/{kept}/events")).await;
+    follower.next_members().await;
+    wait_for_status(
+        &app,
+        &format!("/rooms/{code}/messages"),
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    app.shutdown().await;
+    drop(follower);
+
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let count = |sql: &str| -> i64 { conn.query_row(sql, [&code], |r| r.get(0)).unwrap() };
+    assert_eq!(count("SELECT count(*) FROM rooms WHERE code = ?1"), 0);
+    assert_eq!(count("SELECT count(*) FROM events WHERE room = ?1"), 0);
+    let kept_rows: i64 = conn
+        .query_row("SELECT count(*) FROM rooms WHERE code = ?1", [&kept], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(kept_rows, 1, "a room with a follower was kept");
+}
+
+#[tokio::test]
+async fn eight_posters_store_every_message_once_in_id_order() {
+    const POSTERS: usize = 8;
+    const EACH: usize = 500;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("chat.db");
+    let db = db.to_str().unwrap().to_string();
+    let app = spawn_with(|c| {
+        c.db = db;
+        c.history = 5000;
+    })
+    .await;
+    let code = app.create_room().await;
+    let mut subscribers = Vec::new();
+    for _ in 0..3 {
+        let mut stream = app.stream(&format!("/rooms/{code}/events")).await;
+        stream.next_members().await;
+        subscribers.push(stream);
+    }
+    let readers: Vec<_> = subscribers
+        .into_iter()
+        .map(|mut stream| {
+            tokio::spawn(async move {
+                let mut ids = Vec::with_capacity(POSTERS * EACH);
+                while ids.len() < POSTERS * EACH {
+                    let event = stream.next_history().await;
+                    ids.push(event.id.unwrap().parse::<u64>().unwrap());
+                }
+                ids
+            })
+        })
+        .collect();
+    let posters: Vec<_> = (0..POSTERS)
+        .map(|p| {
+            let client = app.client.clone();
+            let url = app.url(&format!("/rooms/{code}/messages"));
+            tokio::spawn(async move {
+                let mut acknowledged = Vec::with_capacity(EACH);
+                for i in 0..EACH {
+                    let body =
+                        serde_json::json!({"name": format!("p{p}"), "text": format!("{p}/{i}")});
+                    let response = client.post(&url).json(&body).send().await.unwrap();
+                    assert_eq!(response.status(), StatusCode::CREATED);
+                    let stored: Value = response.json().await.unwrap();
+                    acknowledged.push(stored["id"].as_u64().unwrap());
+                }
+                acknowledged
+            })
+        })
+        .collect();
+    let mut acknowledged = HashSet::new();
+    for poster in posters {
+        let ids = poster.await.unwrap();
+        assert!(
+            ids.windows(2).all(|w| w[0] < w[1]),
+            "one poster's ids go up"
+        );
+        acknowledged.extend(ids);
+    }
+    let expected: Vec<u64> = (1..=(POSTERS * EACH) as u64).collect();
+    assert_eq!(acknowledged.len(), POSTERS * EACH, "no id given twice");
+    let stored = app.history(&code, "?since=0&limit=5000").await;
+    assert_eq!(ids(&stored), expected, "all stored once, in id order");
+    let texts: HashSet<&str> = stored.iter().map(|e| e["text"].as_str().unwrap()).collect();
+    assert_eq!(texts.len(), POSTERS * EACH);
+    for reader in readers {
+        assert_eq!(reader.await.unwrap(), expected, "subscribers see id order");
+    }
+}
+
+async fn wait_for_status(app: &TestApp, path: &str, status: StatusCode) {
+    let deadline = tokio::time::Instant::now() + HANG;
+    loop {
+        let now = app.client.get(app.url(path)).send().await.unwrap().status();
+        if now == status {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{path} still answers {now}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The real binary as a child process, on a free port.
+struct Process {
+    child: Child,
+    base: String,
+}
+
+impl Process {
+    fn start(db: &str) -> Process {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_roomcast"))
+            .args(["--bind", "127.0.0.1:0", "--db", db, "--history", "100000"])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the roomcast binary");
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("roomcast listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+        Process {
+            child,
+            base: addr.to_string(),
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn kill_9_while_posting_loses_no_acknowledged_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("chat.db");
+    let db = db.to_str().unwrap();
+    let client = reqwest::Client::new();
+
+    let mut server = Process::start(db);
+    let room: Value = client
+        .post(format!("{}/rooms", server.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let code = room["code"].as_str().unwrap().to_string();
+    let url = format!("{}/rooms/{code}/messages", server.base);
+
+    // 32 posters go as fast as they can, so the writer always has a queue;
+    // the server is killed once 1000 posts have been acknowledged.
+    let acknowledged = Arc::new(Mutex::new(Vec::<(u64, String)>::new()));
+    let count = Arc::new(AtomicUsize::new(0));
+    let posters: Vec<_> = (0..32)
+        .map(|p| {
+            let (client, url) = (client.clone(), url.clone());
+            let (acknowledged, count) = (acknowledged.clone(), count.clone());
+            tokio::spawn(async move {
+                for i in 0..100_000 {
+                    let text = format!("{p}/{i}");
+                    let body = serde_json::json!({"name": "load", "text": text});
+                    let Ok(response) = client.post(&url).json(&body).send().await else {
+                        return; // the server is gone
+                    };
+                    if response.status() != StatusCode::CREATED {
+                        return;
+                    }
+                    let Ok(stored) = response.json::<Value>().await else {
+                        return;
+                    };
+                    acknowledged
+                        .lock()
+                        .unwrap()
+                        .push((stored["id"].as_u64().unwrap(), text));
+                    count.fetch_add(1, Ordering::SeqCst);
+                }
+            })
+        })
+        .collect();
+    let deadline = tokio::time::Instant::now() + HANG;
+    while count.load(Ordering::SeqCst) < 1000 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "posts are not being acknowledged"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    server.child.kill().unwrap(); // SIGKILL
+    server.child.wait().unwrap();
+    for poster in posters {
+        poster.await.unwrap();
+    }
+
+    let server = Process::start(db);
+    let url = format!("{}/rooms/{code}/messages?since=0&limit=100000", server.base);
+    let stored: Vec<Value> = client.get(url).send().await.unwrap().json().await.unwrap();
+    let stored_ids = ids(&stored);
+    let unique: HashSet<u64> = stored_ids.iter().copied().collect();
+    assert_eq!(unique.len(), stored_ids.len(), "no duplicate ids");
+    assert!(stored_ids.windows(2).all(|w| w[0] < w[1]), "ids go up");
+    let by_id: std::collections::HashMap<u64, &str> = stored
+        .iter()
+        .map(|e| (e["id"].as_u64().unwrap(), e["text"].as_str().unwrap()))
+        .collect();
+    let acknowledged = acknowledged.lock().unwrap();
+    assert!(acknowledged.len() >= 1000);
+    for (id, text) in acknowledged.iter() {
+        assert_eq!(
+            by_id.get(id),
+            Some(&text.as_str()),
+            "acknowledged message {id} is stored"
+        );
+    }
+}
+
+#[test]
+fn a_bad_database_file_is_a_clear_error_and_a_non_zero_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("garbage.db");
+    std::fs::write(
+        &garbage,
+        b"this is not an SQLite database, just some text\n".repeat(200),
+    )
+    .unwrap();
+    let missing_dir = dir.path().join("no/such/dir/chat.db");
+    for (path, says) in [
+        (garbage.to_str().unwrap(), "not a database"),
+        (missing_dir.to_str().unwrap(), "No such file or directory"),
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_roomcast"))
+            .args(["--bind", "127.0.0.1:0", "--db", path])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{path}: started anyway");
+        assert!(
+            stderr.contains("cannot open the database"),
+            "{path}: {stderr}"
+        );
+        assert!(stderr.contains(says), "{path}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{path}: {stderr}");
+    }
+    let bytes = std::fs::read(&garbage).unwrap();
+    assert!(
+        bytes.starts_with(b"this is not"),
+        "the bad file was left alone"
+    );
+}
+
+#[tokio::test]
+async fn a_database_in_use_by_another_roomcast_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("chat.db");
+    let db = db.to_str().unwrap();
+    let _first = Process::start(db);
+    let output = Command::new(env!("CARGO_BIN_EXE_roomcast"))
+        .args(["--bind", "127.0.0.1:0", "--db", db])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("another roomcast process is using it"),
+        "{stderr}"
+    );
+}
