@@ -5,14 +5,15 @@
 
   const $ = (selector) => document.querySelector(selector);
 
-  // Home: Enter in the code field means "join", not the first button.
+  // Home: Enter joins when a code is typed, and creates a room when not,
+  // whichever button comes first.
   const homeForm = $('#home-form');
   if (homeForm) {
-    $('#code').addEventListener('keydown', (e) => {
-      if (e.key === 'Enter') {
-        e.preventDefault();
-        homeForm.querySelector('button[value="join"]').click();
-      }
+    homeForm.addEventListener('keydown', (e) => {
+      if (e.key !== 'Enter' || e.target.tagName !== 'INPUT') return;
+      e.preventDefault();
+      const action = $('#code').value.trim() ? 'join' : 'create';
+      homeForm.querySelector(`button[value="${action}"]`).click();
     });
     return;
   }
@@ -192,7 +193,10 @@
   function connect() {
     clearTimeout(retryTimer);
     if (source) source.close();
-    source = new EventSource(`/rooms/${encodeURIComponent(code)}/events?since=${lastId}`);
+    // The name rides along so the page stays a member even if the server
+    // has forgotten its session (a restart); the session wins when it has one.
+    const query = `since=${lastId}&name=${encodeURIComponent(me)}`;
+    source = new EventSource(`/rooms/${encodeURIComponent(code)}/events?${query}`);
     source.addEventListener('open', () => { retryMs = 500; setState('live'); });
     for (const kind of ['message', 'join', 'leave']) {
       source.addEventListener(kind, (e) => show(JSON.parse(e.data)));
@@ -229,7 +233,7 @@
       response = await fetch(`/rooms/${encodeURIComponent(code)}/messages`, {
         method: 'POST',
         headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
-        body: JSON.stringify({ text }),
+        body: JSON.stringify({ name: me, text }),
       });
     } catch {
       showError('Not sent: you seem to be offline. Your message is kept; try again.');

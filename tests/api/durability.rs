@@ -34,9 +34,9 @@ async fn a_restart_keeps_rooms_history_and_ids() {
         before.say(&code, "al", &format!("m{i}")).await;
     }
     let history_before = before.history(&code, "?since=0").await;
-    before.shutdown().await;
+    before.restart().await;
 
-    let after = spawn_with(on_file(db)).await;
+    let after = &before;
     assert_eq!(after.history(&code, "?since=0").await, history_before);
     assert!(
         after.history(&empty, "?since=0").await.is_empty(),
@@ -61,10 +61,10 @@ async fn resuming_across_a_restart_gets_exactly_the_missed_events() {
     let seen = stream.next_history().await;
     let last_seen = seen.id.clone().unwrap();
     before.say(&code, "al", "missed 1").await;
-    before.shutdown().await;
+    before.restart().await;
     drop(stream);
 
-    let after = spawn_with(on_file(db)).await;
+    let after = &before;
     after.say(&code, "al", "missed 2").await;
     let mut headers = HeaderMap::new();
     headers.insert("last-event-id", HeaderValue::from_str(&last_seen).unwrap());
@@ -92,9 +92,10 @@ async fn sessions_do_not_survive_a_restart_and_never_mix_people_up() {
     let mut alice = before.browser();
     let code = alice.enter("alice", "", "create").await;
     let cookie = alice.cookie.clone();
-    before.shutdown().await;
+    drop(alice);
+    before.restart().await;
 
-    let after = spawn_with(on_file(db)).await;
+    let after = &before;
     let mut returning = after.browser();
     returning.cookie = cookie;
     let response = returning.get(&format!("/rooms/{code}")).await;

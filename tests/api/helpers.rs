@@ -21,6 +21,7 @@ pub const HANG: Duration = Duration::from_secs(10);
 pub struct TestApp {
     pub addr: SocketAddr,
     pub client: Client,
+    config: Config,
     stop: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<()>>,
 }
@@ -36,30 +37,46 @@ pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
         ..Config::default()
     };
     tweak(&mut config);
-    let server = Server::open(&config).await.expect("open the store");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        server
-            .run(listener, async {
-                let _ = stopped.await;
-            })
-            .await;
-    });
     let client = Client::builder()
         .redirect(redirect::Policy::none())
         .build()
         .unwrap();
-    TestApp {
-        addr,
+    let mut app = TestApp {
+        addr: listener.local_addr().unwrap(),
         client,
-        stop: Some(stop),
-        server: Some(server),
-    }
+        config,
+        stop: None,
+        server: None,
+    };
+    app.serve(listener).await;
+    app
 }
 
 impl TestApp {
+    async fn serve(&mut self, listener: TcpListener) {
+        let server = Server::open(&self.config).await.expect("open the store");
+        let (stop, stopped) = oneshot::channel::<()>();
+        self.stop = Some(stop);
+        self.server = Some(tokio::spawn(async move {
+            server
+                .run(listener, async {
+                    let _ = stopped.await;
+                })
+                .await;
+        }));
+    }
+
+    /// Stops the server (if it still runs) and starts it again on the same
+    /// address and store.
+    pub async fn restart(&mut self) {
+        self.shutdown().await;
+        let listener = TcpListener::bind(self.addr)
+            .await
+            .expect("bind the same port again");
+        self.serve(listener).await;
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }

@@ -18,6 +18,15 @@ async fn home_shows_the_form_and_prefills_the_invite_code() {
     assert!(html.contains(r#"<button name="action" value="create""#));
     assert!(html.contains(r#"<button name="action" value="join""#));
     assert!(html.contains(r#"name="code" value="WXYZ""#));
+    // Enter submits with the first button: with a code given, that is join.
+    let join = html.find(r#"value="join""#).unwrap();
+    let create = html.find(r#"value="create""#).unwrap();
+    assert!(join < create, "join comes first on an invite link");
+
+    let html = app.browser().get("/").await.text().await.unwrap();
+    let join = html.find(r#"value="join""#).unwrap();
+    let create = html.find(r#"value="create""#).unwrap();
+    assert!(create < join, "create comes first without a code");
 }
 
 #[tokio::test]

@@ -1,0 +1,359 @@
+//! End-to-end tests in a real browser: headless Chromium against the real
+//! server on port 0. Without Chromium they print a loud SKIPPED line,
+//! unless ROOMCAST_REQUIRE_BROWSER=1 makes that a failure (as in CI).
+
+mod harness;
+#[allow(dead_code)] // the API tests' harness; only part of it is used here
+#[path = "../api/helpers.rs"]
+mod helpers;
+
+use std::time::Duration;
+
+use harness::{driver, Person, DESKTOP, ENTER, PHONE, RELEASE_KEYS, SHIFT};
+use helpers::{spawn_with, TestApp};
+
+async fn server() -> TestApp {
+    spawn_with(|c| c.leave_grace = Duration::from_millis(500)).await
+}
+
+fn base(app: &TestApp) -> String {
+    format!("http://{}", app.addr)
+}
+
+async fn member_names(person: &Person) -> Vec<String> {
+    let names = person
+        .eval("[...document.querySelectorAll('#members li')].map(e => e.textContent)")
+        .await;
+    serde_json::from_value(names).unwrap()
+}
+
+#[tokio::test]
+async fn two_people_chat_live_and_see_each_other_come_and_go() {
+    let Some(driver) = driver() else { return };
+    let app = server().await;
+    let alice = driver.person(DESKTOP, true).await;
+    let bob = driver.person(PHONE, true).await;
+
+    let code = alice.enter(&base(&app), "alice", None).await;
+    alice
+        .wait_for("document.querySelector('#status').dataset.state === 'live'")
+        .await;
+    let joined = bob
+        .enter(&base(&app), "bob", Some(&code.to_lowercase()))
+        .await;
+    assert_eq!(joined, code);
+    bob.wait_for("document.querySelector('#status').dataset.state === 'live'")
+        .await;
+
+    alice.wait_for_text("bob joined").await;
+    alice
+        .wait_for("document.querySelector('#member-count').textContent === '2'")
+        .await;
+    assert_eq!(member_names(&alice).await, vec!["alice", "bob"]);
+
+    alice.say("hi bob").await;
+    bob.wait_for_text("hi bob").await;
+    bob.say("hi alice, all good?").await;
+    alice.wait_for_text("hi alice, all good?").await;
+    alice
+        .type_text(&format!(
+            "line one{SHIFT}{ENTER}{RELEASE_KEYS}line two{ENTER}"
+        ))
+        .await;
+    bob.wait_for_text("line one\nline two").await;
+    assert_eq!(
+        alice.eval("document.querySelector('#text').value").await,
+        "",
+        "the box clears"
+    );
+    let mine = alice
+        .eval("document.querySelectorAll('#log li.message.mine').length")
+        .await;
+    assert_eq!(mine, 2, "alice's own messages are marked as hers");
+
+    bob.close().await;
+    alice.wait_for_text("bob left").await;
+    alice
+        .wait_for("document.querySelector('#member-count').textContent === '1'")
+        .await;
+    assert_eq!(member_names(&alice).await, vec!["alice"]);
+}
+
+#[tokio::test]
+async fn markup_in_messages_and_names_shows_as_text() {
+    let Some(driver) = driver() else { return };
+    let app = server().await;
+    let alice = driver.person(DESKTOP, true).await;
+    let code = alice.enter(&base(&app), "<i>alice</i>", None).await;
+    alice
+        .wait_for("document.querySelector('#status').dataset.state === 'live'")
+        .await;
+    let nasty =
+        "<b>bold?</b> <script>window.pwned = 1</script><img src=x onerror=\"window.pwned = 2\">";
+    app.say(&code, "<b>mallory</b>", nasty).await;
+    alice.say(nasty).await;
+    alice
+        .wait_for("document.querySelectorAll('#log li.message').length === 2")
+        .await;
+    assert_eq!(alice.message_texts().await, vec![nasty, nasty]);
+    assert_eq!(
+        alice
+            .eval("document.querySelectorAll('#log b, #log script, #log img, #log i').length")
+            .await,
+        0
+    );
+    assert_eq!(alice.eval("window.pwned === undefined").await, true);
+    // The same after a reload, from the server-rendered history.
+    alice.client.refresh().await.unwrap();
+    alice
+        .wait_for("document.querySelectorAll('#log li.message').length === 2")
+        .await;
+    assert_eq!(alice.message_texts().await, vec![nasty, nasty]);
+    assert_eq!(
+        alice
+            .eval("document.querySelectorAll('#log b, #log script, #log img, #log i').length")
+            .await,
+        0
+    );
+    assert!(alice.text_of("#log").await.contains("<b>mallory</b>"));
+}
+
+#[tokio::test]
+async fn a_reload_keeps_history_and_loses_nothing_posted_during_it() {
+    let Some(driver) = driver() else { return };
+    let app = server().await;
+    let alice = driver.person(DESKTOP, true).await;
+    let code = alice.enter(&base(&app), "alice", None).await;
+    for i in 1..=5 {
+        app.say(&code, "bob", &format!("before {i}")).await;
+    }
+    alice.wait_for_text("before 5").await;
+
+    let poster = {
+        let (client, url) = (
+            app.client.clone(),
+            app.url(&format!("/rooms/{code}/messages")),
+        );
+        tokio::spawn(async move {
+            for i in 1..=20 {
+                let body = serde_json::json!({"name": "bob", "text": format!("during {i}")});
+                client.post(&url).json(&body).send().await.unwrap();
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+    };
+    alice.client.refresh().await.unwrap();
+    poster.await.unwrap();
+    alice.wait_for_text("during 20").await;
+    let mut expected: Vec<String> = (1..=5).map(|i| format!("before {i}")).collect();
+    expected.extend((1..=20).map(|i| format!("during {i}")));
+    assert_eq!(
+        alice.message_texts().await,
+        expected,
+        "all of it, once, in order"
+    );
+}
+
+#[tokio::test]
+async fn the_page_reconnects_after_a_server_restart_and_keeps_unsent_text() {
+    let Some(driver) = driver() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("chat.db").to_str().unwrap().to_string();
+    let mut app = spawn_with(|c| {
+        c.db = db;
+        c.leave_grace = Duration::from_millis(500);
+    })
+    .await;
+    let alice = driver.person(DESKTOP, true).await;
+    let code = alice.enter(&base(&app), "alice", None).await;
+    alice
+        .wait_for("document.querySelector('#status').dataset.state === 'live'")
+        .await;
+    alice.say("before the restart").await;
+    alice.wait_for_text("before the restart").await;
+
+    // Down: the page says so, and a send fails but keeps the text.
+    app.shutdown().await;
+    alice
+        .wait_for(
+            "['reconnecting', 'offline'].includes(document.querySelector('#status').dataset.state)",
+        )
+        .await;
+    alice.say("typed while down").await;
+    alice
+        .wait_for("!document.querySelector('#send-error').hidden")
+        .await;
+    assert_eq!(
+        alice.eval("document.querySelector('#text').value").await,
+        "typed while down"
+    );
+
+    // Up again: live, with what was posted meanwhile.
+    app.restart().await; // the same port and store
+    app.say(&code, "bob", "posted while you were away").await;
+    alice
+        .wait_for("document.querySelector('#status').dataset.state === 'live'")
+        .await;
+    alice.wait_for_text("posted while you were away").await;
+    alice.type_text(ENTER).await;
+    alice.wait_for_text("typed while down").await;
+    assert_eq!(
+        alice.eval("document.querySelector('#text').value").await,
+        ""
+    );
+    assert_eq!(
+        alice.message_texts().await,
+        vec![
+            "before the restart",
+            "posted while you were away",
+            "typed while down"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_hidden_tab_counts_unread_messages_in_its_title() {
+    let Some(driver) = driver() else { return };
+    let app = server().await;
+    let alice = driver.person(DESKTOP, true).await;
+    let code = alice.enter(&base(&app), "alice", None).await;
+    alice
+        .wait_for("document.querySelector('#status').dataset.state === 'live'")
+        .await;
+    assert_eq!(
+        alice.client.title().await.unwrap(),
+        format!("{code} · roomcast")
+    );
+    // Headless Chromium keeps every tab visible, so hide this one the way
+    // the browser would tell the page: visibilityState and its event.
+    alice
+        .eval("(Object.defineProperty(document, 'hidden', {configurable: true, get: () => true}), document.dispatchEvent(new Event('visibilitychange')), true)")
+        .await;
+    for i in 1..=3 {
+        app.say(&code, "bob", &format!("unread {i}")).await;
+    }
+    alice.wait_for_text("unread 3").await;
+    assert_eq!(
+        alice.client.title().await.unwrap(),
+        format!("(3) {code} · roomcast")
+    );
+    alice
+        .eval("(Object.defineProperty(document, 'hidden', {configurable: true, get: () => false}), document.dispatchEvent(new Event('visibilitychange')), true)")
+        .await;
+    assert_eq!(
+        alice.client.title().await.unwrap(),
+        format!("{code} · roomcast")
+    );
+}
+
+#[tokio::test]
+async fn the_invite_link_opens_the_home_form_with_the_code() {
+    let Some(driver) = driver() else { return };
+    let app = server().await;
+    let alice = driver.person(DESKTOP, true).await;
+    let code = alice.enter(&base(&app), "alice", None).await;
+    let invite = alice.eval("document.querySelector('#invite').href").await;
+    let invite = invite.as_str().unwrap().to_string();
+    assert_eq!(invite, format!("{}/?code={code}", base(&app)));
+    assert_eq!(
+        alice
+            .eval("document.querySelector('#copy-invite').hidden")
+            .await,
+        false
+    );
+
+    let bob = driver.person(PHONE, true).await;
+    bob.goto(&invite).await;
+    assert_eq!(
+        bob.eval("document.querySelector('#code').value").await,
+        code.as_str()
+    );
+    bob.client
+        .find(fantoccini::Locator::Css("#name"))
+        .await
+        .unwrap()
+        .send_keys(&format!("bob{ENTER}"))
+        .await
+        .unwrap();
+    let url = bob
+        .wait_for("location.pathname.startsWith('/rooms/') && location.pathname")
+        .await;
+    assert_eq!(
+        url,
+        format!("/rooms/{code}").as_str(),
+        "Enter joins the invited room"
+    );
+}
+
+#[tokio::test]
+async fn without_javascript_the_room_shows_history_and_sends() {
+    let Some(driver) = driver() else { return };
+    let app = server().await;
+    let carol = driver.person(DESKTOP, false).await;
+    let code = carol.enter(&base(&app), "carol", None).await;
+    app.say(&code, "bob", "history from before").await;
+    carol.client.refresh().await.unwrap();
+    assert!(carol.text_of("#log").await.contains("history from before"));
+    carol.type_text("sent with a plain form").await;
+    carol
+        .client
+        .find(fantoccini::Locator::Css("#compose button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + helpers::HANG;
+    while !carol
+        .text_of("#log")
+        .await
+        .contains("sent with a plain form")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the form post did not show"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let url = carol.client.current_url().await.unwrap();
+    assert_eq!(url.path(), format!("/rooms/{code}"), "303 back to the room");
+    let stored = app.history(&code, "").await;
+    assert_eq!(stored.last().unwrap()["name"], "carol");
+}
+
+#[tokio::test]
+async fn screenshots_of_home_and_a_busy_room() {
+    let Some(driver) = driver() else { return };
+    let app = server().await;
+    let desk = driver.person(DESKTOP, true).await;
+    desk.goto(&format!("{}/", base(&app))).await;
+    desk.screenshot("home-desktop").await;
+    let code = desk.enter(&base(&app), "alice", None).await;
+    let phone = driver.person(PHONE, true).await;
+    phone.enter(&base(&app), "bob", Some(&code)).await;
+    let lines = [
+        ("bob", "Morning! Did the deploy go out?"),
+        ("bob", "I saw the dashboard flicker around 9."),
+        ("carol", "It did. Notes are here: https://example.org/notes/deploy-42"),
+        ("alice", "Thanks! Reading now."),
+        ("alice", "One question: did we keep the old config around, or should I restore it from the backup before the next release? Asking because the diff is large and I would rather not guess."),
+        ("carol", "Kept it. Look for config.old next to the new one."),
+        ("bob", "👍"),
+    ];
+    for (name, text) in lines {
+        if name == "alice" {
+            desk.say(text).await;
+        } else {
+            app.say(&code, name, text).await;
+        }
+        desk.wait_for_text(text).await;
+    }
+    phone.wait_for_text("👍").await;
+    desk.screenshot("room-desktop").await;
+    phone.screenshot("room-phone").await;
+    let home_phone = driver.person(PHONE, true).await;
+    home_phone
+        .goto(&format!("{}/?code={code}", base(&app)))
+        .await;
+    home_phone.screenshot("home-phone").await;
+}
