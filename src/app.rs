@@ -26,6 +26,16 @@ pub struct App {
     pub keep_alive: Duration,
 }
 
+/// Open files kept back from streams: the listener, the store, logs, and
+/// connections that post or load pages.
+const FD_RESERVE: u64 = 256;
+
+/// Every stream holds a socket, so the open-file limit bounds them.
+fn streams_the_fd_limit_allows() -> usize {
+    let soft = rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft);
+    soft.saturating_sub(FD_RESERVE).max(1) as usize
+}
+
 /// A server whose store is open and rooms loaded, ready to serve.
 pub struct Server {
     registry: Registry,
@@ -39,6 +49,9 @@ impl Server {
     pub async fn open(config: &Config) -> Result<Server, StoreError> {
         let settings = Settings {
             history: config.history as usize,
+            max_streams: config
+                .max_streams
+                .unwrap_or_else(streams_the_fd_limit_allows),
             leave_grace: config.leave_grace,
             room_ttl: config.room_ttl,
         };

@@ -24,6 +24,11 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub history: u32,
 
+    /// Open streams allowed at once; past it a new stream gets 503 with
+    /// Retry-After. Default: what the open-file limit leaves after a reserve.
+    #[arg(long, env = "ROOMCAST_MAX_STREAMS")]
+    pub max_streams: Option<usize>,
+
     /// Seconds between keep-alive comments on open streams (fractions allowed).
     #[arg(long, env = "ROOMCAST_KEEP_ALIVE", default_value = "15", value_parser = seconds)]
     pub keep_alive: Duration,
@@ -44,6 +49,7 @@ impl Default for Config {
             bind: "127.0.0.1:3030".parse().expect("a valid literal address"),
             db: "roomcast.db".into(),
             history: 1000,
+            max_streams: None,
             keep_alive: Duration::from_secs(15),
             leave_grace: Duration::from_secs(5),
             room_ttl: Duration::from_secs(300),

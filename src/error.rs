@@ -77,6 +77,9 @@ impl From<RoomError> for ApiError {
             RoomError::ShuttingDown => {
                 ApiError::Unavailable("The server is restarting; try again shortly.".into())
             }
+            RoomError::TooManyStreams => ApiError::Unavailable(
+                "The server has no room for more streams right now; try again shortly.".into(),
+            ),
             RoomError::Busy => {
                 ApiError::Unavailable("The server is busy storing messages; try again.".into())
             }

@@ -291,6 +291,19 @@ pub async fn healthz() -> Response {
     json(StatusCode::OK, r#"{"status":"ok"}"#.to_string())
 }
 
+/// GET /metrics — Prometheus text format.
+pub async fn metrics(app: App) -> Response {
+    let registry = &app.registry;
+    let text = registry.metrics().render(registry.gauges());
+    let mut response = warp::reply::with_status(text, StatusCode::OK).into_response();
+    set_header(
+        &mut response,
+        header::CONTENT_TYPE,
+        "text/plain; version=0.0.4",
+    );
+    response
+}
+
 /// Any other GET: a 404 page for browsers, JSON for scripts.
 pub async fn not_found(wants: Wants, app: App) -> Response {
     match wants {

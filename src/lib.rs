@@ -21,6 +21,7 @@
 //! - [`body`]: form or JSON request bodies. [`error`]: errors → statuses.
 //! - [`session`]: the cookie. [`pages`]: handlebars templates. [`assets`]: CSS/JS.
 //! - [`shutdown`]: the signal every stream and task waits on.
+//! - [`metrics`]: counters for `GET /metrics`.
 
 pub mod app;
 pub mod assets;
@@ -28,6 +29,7 @@ pub mod body;
 pub mod config;
 pub mod error;
 pub mod handlers;
+pub mod metrics;
 pub mod model;
 pub mod pages;
 pub mod rooms;

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use log::{info, warn};
 use tokio::sync::{broadcast, oneshot};
 
+use crate::metrics::{Gauges, Metrics};
 use crate::model::{members_json, Event, Kind, Name, Recorded, RoomCode, Text, Update};
 use crate::session::{Session, SessionId};
 use crate::shutdown::Shutdown;
@@ -38,6 +39,8 @@ const CODE_ATTEMPTS: usize = 64;
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub history: usize,
+    /// Open streams allowed at once, over all rooms.
+    pub max_streams: usize,
     pub leave_grace: Duration,
     pub room_ttl: Duration,
 }
@@ -47,6 +50,8 @@ pub enum RoomError {
     NotFound(RoomCode),
     NoFreeCode,
     ShuttingDown,
+    /// `--max-streams` are open already.
+    TooManyStreams,
     /// The writer's queue is full: too much at once.
     Busy,
     /// The store refused or failed; nothing was kept.
@@ -61,6 +66,7 @@ pub struct Registry {
 
 struct Shared {
     settings: Settings,
+    metrics: Arc<Metrics>,
     state: Mutex<State>,
 }
 
@@ -68,6 +74,8 @@ struct State {
     rooms: HashMap<RoomCode, Room>,
     sessions: HashMap<SessionId, Session>,
     closing: bool,
+    /// Open streams over all rooms.
+    streams: usize,
     /// The writer's queue; `None` once it has been shut.
     writer: Option<SyncSender<Job>>,
     writer_thread: Option<JoinHandle<()>>,
@@ -109,6 +117,7 @@ pub struct Subscription {
     pub members: Arc<str>,
     pub updates: broadcast::Receiver<Update>,
     pub presence: Presence,
+    pub metrics: Arc<Metrics>,
 }
 
 /// Held by an open stream; dropping it (the client went away, the stream
@@ -154,10 +163,12 @@ impl Registry {
             });
             Shared {
                 settings,
+                metrics: Arc::default(),
                 state: Mutex::new(State {
                     rooms,
                     sessions: HashMap::new(),
                     closing: false,
+                    streams: 0,
                     writer: Some(writer),
                     writer_thread: Some(writer_thread),
                 }),
@@ -168,6 +179,18 @@ impl Registry {
 
     fn state(&self) -> MutexGuard<'_, State> {
         lock(&self.shared)
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.shared.metrics
+    }
+
+    pub fn gauges(&self) -> Gauges {
+        let state = self.state();
+        Gauges {
+            rooms: state.rooms.len(),
+            streams: state.streams,
+        }
     }
 
     /// Makes a room with a fresh code, unique among live rooms, and returns
@@ -286,6 +309,9 @@ impl Registry {
     ) -> Result<Subscription, RoomError> {
         let mut state = self.state();
         state.check_open()?;
+        if state.streams >= self.shared.settings.max_streams {
+            return Err(RoomError::TooManyStreams);
+        }
         let room = state.room_mut(code)?;
         // An id from the future (a client of another room that had this
         // code) resumes from now rather than skipping events until the ids
@@ -310,7 +336,9 @@ impl Registry {
                 room: code.clone(),
                 member: member.clone(),
             },
+            metrics: self.shared.metrics.clone(),
         };
+        state.streams += 1;
         if let (true, Some(name)) = (arrived, &member) {
             info!("{name} joined {code}");
             state.record_notice(code, Kind::Join, name);
@@ -322,6 +350,7 @@ impl Registry {
     /// clock if it was the last one.
     fn disconnect(&self, code: &RoomCode, member: Option<&Name>) {
         let mut state = self.state();
+        state.streams -= 1;
         let Ok(room) = state.room_mut(code) else {
             return; // The room expired or the server is closing.
         };
@@ -456,6 +485,7 @@ fn publish(shared: &Shared, changes: &[Change]) {
             // The room may have expired while the event was being stored.
             if let Ok(room) = state.room_mut(code) {
                 room.publish(event, history);
+                shared.metrics.event_appended();
             }
         }
     }
@@ -622,6 +652,7 @@ pub(crate) mod tests {
     pub(crate) fn registry(leave_grace_ms: u64, room_ttl_ms: u64) -> Registry {
         let settings = Settings {
             history: 1000,
+            max_streams: 100,
             leave_grace: Duration::from_millis(leave_grace_ms),
             room_ttl: Duration::from_millis(room_ttl_ms),
         };

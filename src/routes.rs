@@ -16,8 +16,25 @@ use crate::handlers::{self, Visitor, Wants};
 use crate::model::RoomCode;
 use crate::session::{SessionId, COOKIE_NAME};
 
-/// All routes, with JSON errors for rejections and one log line per request.
+/// All routes, with JSON errors for rejections, and one log line and the
+/// metrics per response.
 pub fn routes(app: App) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
+    let registry = app.registry.clone();
+    let log = warp::log::custom(move |info| {
+        registry
+            .metrics()
+            .responded(info.method(), info.path(), info.status(), info.elapsed());
+        log::info!(
+            target: "roomcast::http",
+            "{} \"{} {} {:?}\" {} {:?}",
+            info.remote_addr().map_or_else(|| "-".to_string(), |a| a.to_string()),
+            info.method(),
+            info.path(),
+            info.version(),
+            info.status().as_u16(),
+            info.elapsed(),
+        );
+    });
     home(app.clone())
         .or(enter(app.clone()))
         .or(create_room(app.clone()))
@@ -26,10 +43,11 @@ pub fn routes(app: App) -> impl Filter<Extract = (impl Reply,), Error = Infallib
         .or(list_messages(app.clone()))
         .or(events(app.clone()))
         .or(healthz())
+        .or(metrics(app.clone()))
         .or(crate::assets::route())
         .or(not_found(app))
         .recover(error::recover)
-        .with(warp::log("roomcast::http"))
+        .with(log)
 }
 
 /// GET /?code=ABCD
@@ -108,6 +126,14 @@ fn healthz() -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Cl
     warp::path!("healthz")
         .and(warp::get())
         .then(handlers::healthz)
+}
+
+/// GET /metrics
+fn metrics(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    warp::path!("metrics")
+        .and(warp::get())
+        .and(with_app(app))
+        .then(handlers::metrics)
 }
 
 /// Any other GET. Other methods fall through as "not found", the weakest

@@ -7,6 +7,7 @@
 
 use std::convert::Infallible;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use log::warn;
@@ -15,6 +16,7 @@ use tokio_stream::wrappers::{BroadcastStream, WatchStream};
 use tokio_stream::Stream;
 use warp::sse::Event as Frame;
 
+use crate::metrics::Metrics;
 use crate::model::{Recorded, Update};
 use crate::rooms::{Presence, Subscription};
 use crate::shutdown::Shutdown;
@@ -31,6 +33,7 @@ pub struct RoomStream {
     /// Dropped with the stream, which is how the registry learns the
     /// client went away.
     presence: Presence,
+    metrics: Arc<Metrics>,
 }
 
 impl RoomStream {
@@ -42,6 +45,7 @@ impl RoomStream {
             members,
             updates,
             presence,
+            metrics,
         } = subscription;
         let gap = missed.map(|(from, to)| {
             Frame::default()
@@ -61,6 +65,7 @@ impl RoomStream {
             last_id,
             ended: false,
             presence,
+            metrics,
         }
     }
 
@@ -87,6 +92,9 @@ impl Stream for RoomStream {
             }
         }
         if let Some(frame) = this.opening.next() {
+            // The backlog's events count as deliveries; so does the
+            // opening members frame, which keeps the count simple and cheap.
+            this.metrics.delivered();
             return Poll::Ready(Some(Ok(frame)));
         }
         loop {
@@ -100,6 +108,7 @@ impl Stream for RoomStream {
                         "closing a stream of {} that fell {skipped} updates behind",
                         this.presence.room()
                     );
+                    this.metrics.lagged();
                     return this.end();
                 }
                 // The room was removed.
@@ -109,6 +118,7 @@ impl Stream for RoomStream {
                 Update::Event(event) if event.event.id <= this.last_id => continue,
                 Update::Event(event) => {
                     this.last_id = event.event.id;
+                    this.metrics.delivered();
                     return Poll::Ready(Some(Ok(event_frame(&event))));
                 }
                 Update::Members(members) => {

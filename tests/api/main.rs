@@ -8,5 +8,6 @@ mod errors;
 mod home;
 mod lifecycle;
 mod messages;
+mod metrics;
 mod presence;
 mod streams;

@@ -1,0 +1,77 @@
+//! GET /metrics, and the cap on open streams.
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::{spawn_app, spawn_with};
+
+fn value(text: &str, series: &str) -> u64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+}
+
+#[tokio::test]
+async fn metrics_count_streams_events_deliveries_and_rejections() {
+    let app = spawn_app().await;
+    let code = app.create_room().await;
+    let mut first = app.stream(&format!("/rooms/{code}/events")).await;
+    let mut second = app.stream(&format!("/rooms/{code}/events")).await;
+    first.next_members().await;
+    second.next_members().await;
+    app.say(&code, "al", "one").await;
+    app.say(&code, "al", "two").await;
+    first.next_history().await;
+    first.next_history().await;
+    second.next_history().await;
+    second.next_history().await;
+    let refused = app
+        .post_json(&code, json!({"name": "al", "text": ""}))
+        .await;
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+
+    let response = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    let text = response.text().await.unwrap();
+    assert_eq!(value(&text, "roomcast_streams_open"), 2);
+    assert_eq!(value(&text, "roomcast_rooms"), 1);
+    assert_eq!(value(&text, "roomcast_events_appended_total"), 2);
+    // Two events to two streams, plus each stream's opening members frame.
+    assert_eq!(value(&text, "roomcast_deliveries_total"), 6);
+    assert_eq!(
+        value(&text, "roomcast_rejected_requests_total{status=\"422\"}"),
+        1
+    );
+    assert_eq!(value(&text, "roomcast_post_seconds_count"), 3);
+}
+
+#[tokio::test]
+async fn past_max_streams_a_stream_gets_503_with_retry_after() {
+    let app = spawn_with(|c| c.max_streams = Some(2)).await;
+    let code = app.create_room().await;
+    let first = app.stream(&format!("/rooms/{code}/events")).await;
+    let _second = app.stream(&format!("/rooms/{code}/events")).await;
+    let third = app.stream(&format!("/rooms/{code}/events")).await;
+    assert_eq!(third.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(third.headers.get("retry-after").is_some());
+    // Posting and pages are not streams: they still work.
+    app.say(&code, "al", "still fine").await;
+
+    drop(first);
+    let deadline = tokio::time::Instant::now() + crate::helpers::HANG;
+    loop {
+        let again = app.stream(&format!("/rooms/{code}/events")).await;
+        if again.status == StatusCode::OK {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the freed slot never came back"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
