@@ -1,0 +1,390 @@
+//! The load side: SSE subscribers and posters on raw keep-alive TCP, so the
+//! generator costs little next to the server it measures.
+//!
+//! Every message's text is the time it was meant to be sent, in µs since
+//! the run's epoch; a subscriber reads it back to get POST→receive latency.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+/// What one subscriber saw.
+#[derive(Debug, Default, Clone)]
+pub struct Seen {
+    /// Distinct message ids received.
+    pub received: u64,
+    pub duplicates: u64,
+    pub out_of_order: u64,
+    /// Latency of each message, µs from its intended send time.
+    pub latencies_us: Vec<u32>,
+    /// Times the server closed the stream and it resumed by Last-Event-ID.
+    pub reconnects: u32,
+    pub errors: u32,
+}
+
+/// When a subscriber may stop: once it has the last id posted, which is
+/// known (and announced) when posting is done.
+pub struct Goal {
+    last: tokio::sync::watch::Sender<Option<u64>>,
+}
+
+impl Goal {
+    pub fn new() -> Arc<Goal> {
+        Arc::new(Goal {
+            last: tokio::sync::watch::channel(None).0,
+        })
+    }
+
+    pub fn finish(&self, last: u64) {
+        self.last.send_replace(Some(last));
+    }
+
+    fn reached(&self, id: u64) -> bool {
+        self.last.borrow().is_some_and(|last| id >= last)
+    }
+}
+
+/// What the parser found in the stream.
+#[derive(Debug, PartialEq, Eq)]
+enum Frame {
+    Members,
+    Message { id: u64, sent_us: u64 },
+}
+
+/// An open SSE stream on a room.
+pub struct Subscriber {
+    addr: SocketAddr,
+    code: String,
+    reader: BufReader<TcpStream>,
+    parser: Parser,
+    seen: Seen,
+    last_id: u64,
+    buffer: Vec<u8>,
+}
+
+impl Subscriber {
+    /// Connects and waits for the opening `members` frame, so the server
+    /// has counted this stream before anything is posted.
+    pub async fn connect(addr: SocketAddr, code: &str, epoch: Instant) -> io::Result<Subscriber> {
+        let mut subscriber = Subscriber {
+            addr,
+            code: code.to_string(),
+            reader: open_stream(addr, code, None).await?,
+            parser: Parser::default(),
+            seen: Seen::default(),
+            last_id: 0,
+            buffer: vec![0u8; 8 * 1024],
+        };
+        subscriber.read_until_members(epoch).await?;
+        Ok(subscriber)
+    }
+
+    async fn read_until_members(&mut self, epoch: Instant) -> io::Result<()> {
+        loop {
+            let n = self.reader.read(&mut self.buffer).await?;
+            if n == 0 {
+                return Err(io::Error::other("stream closed while opening"));
+            }
+            if self.absorb(n, epoch) {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Parses `n` fresh bytes; true if a members frame was among them.
+    fn absorb(&mut self, n: usize, epoch: Instant) -> bool {
+        let now_us = epoch.elapsed().as_micros() as u64;
+        let mut members = false;
+        let (seen, last_id) = (&mut self.seen, &mut self.last_id);
+        self.parser.feed(&self.buffer[..n], |frame| match frame {
+            Frame::Members => members = true,
+            Frame::Message { id, sent_us } => {
+                if id <= *last_id {
+                    if id == *last_id {
+                        seen.duplicates += 1;
+                    } else {
+                        seen.out_of_order += 1;
+                    }
+                    return;
+                }
+                *last_id = id;
+                seen.received += 1;
+                let latency = now_us.saturating_sub(sent_us).min(u32::MAX as u64) as u32;
+                seen.latencies_us.push(latency);
+            }
+        });
+        members
+    }
+
+    /// Reads messages until the goal or the deadline; resumes by
+    /// Last-Event-ID when the server closes the stream, as a browser would.
+    pub async fn follow(mut self, epoch: Instant, goal: Arc<Goal>, deadline: Instant) -> Seen {
+        loop {
+            if goal.reached(self.last_id) {
+                return self.seen;
+            }
+            let mut announced = goal.last.subscribe();
+            let read = tokio::select! {
+                read = self.reader.read(&mut self.buffer) => read,
+                _ = announced.changed() => continue, // posting is done: check again
+                _ = tokio::time::sleep_until(deadline.into()) => return self.seen,
+            };
+            match read {
+                Ok(n) if n > 0 => {
+                    self.absorb(n, epoch);
+                }
+                _ => {
+                    self.seen.reconnects += 1;
+                    let resumed = open_stream(self.addr, &self.code, Some(self.last_id)).await;
+                    let Ok(reader) = resumed else {
+                        self.seen.errors += 1;
+                        return self.seen;
+                    };
+                    self.reader = reader;
+                    self.parser = Parser::default();
+                }
+            }
+        }
+    }
+}
+
+async fn open_stream(
+    addr: SocketAddr,
+    code: &str,
+    since: Option<u64>,
+) -> io::Result<BufReader<TcpStream>> {
+    let stream = TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let mut reader = BufReader::with_capacity(16 * 1024, stream);
+    let resume = since.map_or_else(String::new, |id| format!("Last-Event-ID: {id}\r\n"));
+    let request = format!("GET /rooms/{code}/events HTTP/1.1\r\nHost: bench\r\n{resume}\r\n");
+    reader.get_mut().write_all(request.as_bytes()).await?;
+    let mut line = String::new();
+    reader.read_line(&mut line).await?;
+    if !line.starts_with("HTTP/1.1 200") {
+        return Err(io::Error::other(format!("stream refused: {}", line.trim())));
+    }
+    loop {
+        line.clear();
+        reader.read_line(&mut line).await?;
+        if line == "\r\n" || line.is_empty() {
+            return Ok(reader);
+        }
+    }
+}
+
+/// Chunked transfer decoding, then SSE lines.
+#[derive(Default)]
+struct Parser {
+    chunk_left: usize,
+    size_line: Vec<u8>,
+    in_crlf: u8,
+    line: Vec<u8>,
+    id: u64,
+    event: Vec<u8>,
+    sent_us: Option<u64>,
+}
+
+impl Parser {
+    fn feed(&mut self, mut input: &[u8], mut on_frame: impl FnMut(Frame)) {
+        while !input.is_empty() {
+            if self.in_crlf > 0 {
+                input = &input[1..];
+                self.in_crlf -= 1;
+                continue;
+            }
+            if self.chunk_left == 0 {
+                let Some(end) = input.iter().position(|&b| b == b'\n') else {
+                    self.size_line.extend_from_slice(input);
+                    return;
+                };
+                self.size_line.extend_from_slice(&input[..end]);
+                input = &input[end + 1..];
+                let text = String::from_utf8_lossy(&self.size_line);
+                self.chunk_left = usize::from_str_radix(text.trim(), 16).unwrap_or(0);
+                self.size_line.clear();
+                continue;
+            }
+            let take = self.chunk_left.min(input.len());
+            for &byte in &input[..take] {
+                if byte == b'\n' {
+                    self.line_done(&mut on_frame);
+                } else {
+                    self.line.push(byte);
+                }
+            }
+            self.chunk_left -= take;
+            input = &input[take..];
+            if self.chunk_left == 0 {
+                self.in_crlf = 2;
+            }
+        }
+    }
+
+    fn line_done(&mut self, on_frame: &mut impl FnMut(Frame)) {
+        let line = &self.line;
+        if line.is_empty() {
+            match (self.event.as_slice(), self.sent_us) {
+                (b"members", _) => on_frame(Frame::Members),
+                (b"message", Some(sent_us)) => on_frame(Frame::Message {
+                    id: self.id,
+                    sent_us,
+                }),
+                _ => {}
+            }
+            self.event.clear();
+            self.sent_us = None;
+        } else if let Some(id) = line.strip_prefix(b"id:") {
+            self.id = std::str::from_utf8(id)
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .unwrap_or(0);
+        } else if let Some(event) = line.strip_prefix(b"event:") {
+            self.event = event.to_vec();
+        } else if let Some(data) = line.strip_prefix(b"data:") {
+            self.sent_us = sent_time(data);
+        }
+        self.line.clear();
+    }
+}
+
+/// The µs in `"text":"<digits>` of an event's JSON.
+fn sent_time(json: &[u8]) -> Option<u64> {
+    number_after(json, b"\"text\":\"")
+}
+
+/// One keep-alive HTTP/1.1 connection that posts JSON.
+pub struct Poster {
+    reader: BufReader<TcpStream>,
+}
+
+impl Poster {
+    pub async fn connect(addr: SocketAddr) -> io::Result<Poster> {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        Ok(Poster {
+            reader: BufReader::new(stream),
+        })
+    }
+
+    /// POSTs `body`; returns the status and the response body.
+    pub async fn post(&mut self, path: &str, body: &str) -> io::Result<(u16, Vec<u8>)> {
+        let request = format!(
+            "POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nAccept: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        self.reader.get_mut().write_all(request.as_bytes()).await?;
+        let mut line = String::new();
+        self.reader.read_line(&mut line).await?;
+        let status: u16 = line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| io::Error::other(format!("bad status line {line:?}")))?;
+        let mut length = 0;
+        loop {
+            line.clear();
+            self.reader.read_line(&mut line).await?;
+            if line == "\r\n" || line.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    length = value.trim().parse().unwrap_or(0);
+                }
+            }
+        }
+        let mut body = vec![0; length];
+        self.reader.read_exact(&mut body).await?;
+        Ok((status, body))
+    }
+
+    /// Posts a message whose text is `sent_us`; returns its id.
+    pub async fn say(&mut self, code: &str, sent_us: u64) -> io::Result<u64> {
+        let body = format!(r#"{{"name":"bench","text":"{sent_us:0>100}"}}"#);
+        let (status, reply) = self.post(&format!("/rooms/{code}/messages"), &body).await?;
+        if status != 201 {
+            return Err(io::Error::other(format!("post answered {status}")));
+        }
+        id_of(&reply).ok_or_else(|| io::Error::other("no id in the reply"))
+    }
+
+    pub async fn create_room(&mut self) -> io::Result<String> {
+        let (status, reply) = self.post("/rooms", "{}").await?;
+        let text = String::from_utf8_lossy(&reply);
+        let code = text
+            .split("\"code\":\"")
+            .nth(1)
+            .and_then(|rest| rest.get(..4));
+        match (status, code) {
+            (201, Some(code)) => Ok(code.to_string()),
+            _ => Err(io::Error::other(format!(
+                "create room answered {status}: {text}"
+            ))),
+        }
+    }
+}
+
+fn id_of(json: &[u8]) -> Option<u64> {
+    number_after(json, b"\"id\":")
+}
+
+/// The decimal number right after the first `key` in `json`.
+fn number_after(json: &[u8], key: &[u8]) -> Option<u64> {
+    let start = json.windows(key.len()).position(|w| w == key)? + key.len();
+    let digits = json[start..]
+        .iter()
+        .take_while(|b| b.is_ascii_digit())
+        .count();
+    std::str::from_utf8(&json[start..start + digits])
+        .ok()?
+        .parse()
+        .ok()
+}
+
+/// Percentiles of µs samples, in ms: (p50, p99, max).
+pub fn percentiles_ms(samples: &mut [u32]) -> (f64, f64, f64) {
+    if samples.is_empty() {
+        return (0.0, 0.0, 0.0);
+    }
+    samples.sort_unstable();
+    let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize] as f64 / 1000.0;
+    (at(0.5), at(0.99), at(1.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_parser_reads_chunked_sse_split_anywhere() {
+        let frames = [
+            "event:members\ndata:{\"members\":[]}\n\n",
+            "event:message\ndata:{\"id\":7,\"text\":\"000123\"}\nid:7\n\n",
+        ];
+        let body: String = frames
+            .iter()
+            .map(|f| format!("{:x}\r\n{f}\r\n", f.len()))
+            .collect();
+        let body = body.as_bytes();
+        for split in 0..body.len() {
+            let mut parser = Parser::default();
+            let mut got = Vec::new();
+            parser.feed(&body[..split], |frame| got.push(frame));
+            parser.feed(&body[split..], |frame| got.push(frame));
+            let expected = vec![
+                Frame::Members,
+                Frame::Message {
+                    id: 7,
+                    sent_us: 123,
+                },
+            ];
+            assert_eq!(got, expected, "split at {split}");
+        }
+    }
+}

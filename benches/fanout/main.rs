@@ -1,0 +1,554 @@
+//! `cargo bench --bench fanout [-- --quick] [-- --url http://HOST:PORT]
+//! [-- --only NAME]`: starts the release server (or targets `--url`), runs
+//! the named fan-out scenarios, prints one row each and writes them as JSON
+//! to target/bench/fanout.json. Any lost, duplicated or reordered message
+//! is a failure, and the run exits non-zero.
+
+mod load;
+
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use load::{percentiles_ms, Goal, Poster, Seen, Subscriber};
+use serde_json::{json, Map, Value};
+
+/// The sizes of one run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub quick: bool,
+    pub url: Option<String>,
+    pub only: Option<String>,
+    /// The server binary to start when no `url` is given.
+    pub server: String,
+}
+
+/// One scenario's result: figures in order, and failures.
+#[derive(Debug, Default)]
+pub struct Row {
+    pub name: String,
+    pub figures: Vec<(String, Value)>,
+    pub failures: Vec<String>,
+}
+
+impl Row {
+    fn new(name: &str) -> Row {
+        Row {
+            name: name.to_string(),
+            ..Row::default()
+        }
+    }
+
+    fn figure(&mut self, key: &str, value: impl Into<Value>) {
+        self.figures.push((key.to_string(), value.into()));
+    }
+
+    fn json(&self) -> Value {
+        let mut map = Map::new();
+        map.insert("scenario".into(), json!(self.name));
+        for (k, v) in &self.figures {
+            map.insert(k.clone(), v.clone());
+        }
+        map.insert("failures".into(), json!(self.failures));
+        Value::Object(map)
+    }
+}
+
+#[allow(dead_code)] // the test that runs --quick calls `run`, not `main`
+fn main() {
+    let mut options = Options {
+        quick: false,
+        url: None,
+        only: None,
+        server: env!("CARGO_BIN_EXE_roomcast").to_string(),
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--quick" => options.quick = true,
+            "--url" => options.url = args.next(),
+            "--only" => options.only = args.next(),
+            "--bench" => {} // passed by cargo bench
+            other => eprintln!("fanout: ignoring {other:?}"),
+        }
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let rows = runtime.block_on(run(&options));
+    let failed = rows.iter().any(|r| !r.failures.is_empty());
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench");
+    std::fs::create_dir_all(&dir).expect("create target/bench");
+    let report = json!({
+        "quick": options.quick,
+        "rows": rows.iter().map(Row::json).collect::<Vec<_>>(),
+    });
+    let path = dir.join("fanout.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&report).unwrap())
+        .expect("write the report");
+    println!("wrote {}", path.display());
+    if failed {
+        std::process::exit(1);
+    }
+}
+
+/// Runs every scenario (or `--only` one) and returns their rows.
+pub async fn run(options: &Options) -> Vec<Row> {
+    // Every subscriber holds a socket: take all the open files allowed.
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
+    let server = match &options.url {
+        Some(url) => Target::existing(url),
+        None => Target::start(&options.server),
+    };
+    let q = options.quick;
+    let wanted = |name: &str| options.only.as_deref().is_none_or(|only| only == name);
+    let mut rows = Vec::new();
+    let mut record = |row: Row| {
+        print_row(&row);
+        rows.push(row);
+    };
+    if wanted("idle") {
+        record(idle(&server, if q { 200 } else { 19_000 }).await);
+    }
+    if wanted("room-1k") {
+        let subs = if q { 100 } else { 1000 };
+        let secs = if q { 1 } else { 10 };
+        record(at_rate(&server, "room-1k@10/s", 1, subs, 10, secs).await);
+        record(at_rate(&server, "room-1k@100/s", 1, subs, 100, secs).await);
+    }
+    if wanted("saturate") {
+        record(saturate(&server, if q { 100 } else { 1000 }, if q { 1 } else { 10 }).await);
+    }
+    if wanted("many-rooms") {
+        let (rooms, secs, rate) = if q { (20, 1, 100) } else { (1000, 10, 1000) };
+        record(at_rate(&server, "many-rooms", rooms, 10, rate, secs).await);
+    }
+    if wanted("posts") {
+        let (posters, secs) = if q { (8, 1) } else { (64, 5) };
+        record(posts(&server, "posts/0-subs", 0, posters, secs).await);
+        record(
+            posts(
+                &server,
+                "posts/1k-subs",
+                if q { 50 } else { 1000 },
+                posters,
+                secs,
+            )
+            .await,
+        );
+    }
+    rows
+}
+
+fn print_row(row: &Row) {
+    let mut line = format!("{:<16}", row.name);
+    for (k, v) in &row.figures {
+        let _ = write!(line, " {k}={v}");
+    }
+    if !row.failures.is_empty() {
+        let _ = write!(line, "  FAILED: {}", row.failures.join("; "));
+    }
+    println!("{line}");
+}
+
+/// The server under test.
+struct Target {
+    addr: SocketAddr,
+    child: Option<Child>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Target {
+    fn existing(url: &str) -> Target {
+        let host = url.trim_start_matches("http://").trim_end_matches('/');
+        let addr = std::net::ToSocketAddrs::to_socket_addrs(host)
+            .ok()
+            .and_then(|mut a| a.next())
+            .unwrap_or_else(|| panic!("cannot resolve {url}"));
+        Target {
+            addr,
+            child: None,
+            _dir: None,
+        }
+    }
+
+    /// The release binary with the default SQLite store in a temp dir, and
+    /// per-request logging off (it would dominate the figures).
+    fn start(binary: &str) -> Target {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let db = dir.path().join("bench.db");
+        let mut child = Command::new(binary)
+            .args(["--bind", "127.0.0.1:0", "--room-ttl", "3600", "--db"])
+            .arg(&db)
+            .env("RUST_LOG", "warn,warp::server=off")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {binary}: {e}"));
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .expect("read the listening line");
+        let addr = line
+            .trim()
+            .strip_prefix("roomcast listening on http://")
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+        Target {
+            addr,
+            child: Some(child),
+            _dir: Some(dir),
+        }
+    }
+
+    /// The server's resident memory in KiB, if it is our child.
+    fn rss_kib(&self) -> Option<u64> {
+        let pid = self.child.as_ref()?.id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Opens `n` subscribers on `code`, a few hundred connects at a time.
+async fn subscribe(
+    addr: SocketAddr,
+    code: &str,
+    n: usize,
+    epoch: Instant,
+) -> (Vec<Subscriber>, u32) {
+    let mut subscribers = Vec::with_capacity(n);
+    let mut errors = 0;
+    let mut pending = Vec::new();
+    for i in 0..n {
+        let code = code.to_string();
+        pending.push(tokio::spawn(async move {
+            Subscriber::connect(addr, &code, epoch).await
+        }));
+        if pending.len() == 256 || i + 1 == n {
+            for connecting in pending.drain(..) {
+                match connecting.await.expect("connect task") {
+                    Ok(subscriber) => subscribers.push(subscriber),
+                    Err(err) => {
+                        if errors == 0 {
+                            eprintln!("subscriber failed: {err}");
+                        }
+                        errors += 1;
+                    }
+                }
+            }
+        }
+    }
+    (subscribers, errors)
+}
+
+/// Follows every subscriber to the goal; returns what each saw.
+async fn follow_all(
+    subscribers: Vec<Subscriber>,
+    epoch: Instant,
+    goal: &Arc<Goal>,
+    deadline: Instant,
+) -> Vec<Seen> {
+    let tasks: Vec<_> = subscribers
+        .into_iter()
+        .map(|s| tokio::spawn(s.follow(epoch, goal.clone(), deadline)))
+        .collect();
+    let mut seen = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        seen.push(task.await.expect("follow task"));
+    }
+    seen
+}
+
+/// Adds delivery and latency figures; flags loss, duplicates, reordering.
+fn judge(row: &mut Row, seen: &mut [Seen], expected_each: &[u64]) {
+    let expected: u64 = expected_each.iter().sum();
+    let received: u64 = seen.iter().map(|s| s.received).sum();
+    let duplicates: u64 = seen.iter().map(|s| s.duplicates).sum();
+    let reordered: u64 = seen.iter().map(|s| s.out_of_order).sum();
+    let reconnects: u32 = seen.iter().map(|s| s.reconnects).sum();
+    let errors: u32 = seen.iter().map(|s| s.errors).sum();
+    let mut latencies: Vec<u32> = seen
+        .iter_mut()
+        .flat_map(|s| std::mem::take(&mut s.latencies_us))
+        .collect();
+    let (p50, p99, max) = percentiles_ms(&mut latencies);
+    row.figure("p50_ms", round(p50));
+    row.figure("p99_ms", round(p99));
+    row.figure("max_ms", round(max));
+    row.figure("deliveries_expected", expected);
+    row.figure("deliveries_received", received);
+    row.figure("resumed_streams", reconnects);
+    if received < expected {
+        row.failures
+            .push(format!("{} deliveries lost", expected - received));
+    }
+    if duplicates > 0 {
+        row.failures.push(format!("{duplicates} duplicates"));
+    }
+    if reordered > 0 {
+        row.failures.push(format!("{reordered} out of order"));
+    }
+    if errors > 0 {
+        row.failures.push(format!("{errors} stream errors"));
+    }
+}
+
+fn round(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+/// `idle`: N subscribers connect and sit idle; then one message to all.
+async fn idle(server: &Target, n: usize) -> Row {
+    let mut row = Row::new("idle");
+    let epoch = Instant::now();
+    let mut poster = Poster::connect(server.addr)
+        .await
+        .expect("connect a poster");
+    let code = poster.create_room().await.expect("create a room");
+    let rss_before = server.rss_kib();
+    let started = Instant::now();
+    let (subscribers, errors) = subscribe(server.addr, &code, n, epoch).await;
+    row.figure("subscribers", subscribers.len());
+    row.figure("connect_s", round(started.elapsed().as_secs_f64()));
+    if errors > 0 {
+        row.failures
+            .push(format!("{errors} subscribers failed to connect"));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await; // let the server settle
+    if let (Some(before), Some(after)) = (rss_before, server.rss_kib()) {
+        let per = (after.saturating_sub(before) as f64 * 1.024) / subscribers.len().max(1) as f64;
+        row.figure("rss_per_sub_kb", round(per));
+    }
+    let goal = Goal::new();
+    let sent = epoch.elapsed().as_micros() as u64;
+    let id = poster.say(&code, sent).await.expect("post one message");
+    goal.finish(id);
+    let count = subscribers.len();
+    let mut seen = follow_all(
+        subscribers,
+        epoch,
+        &goal,
+        Instant::now() + Duration::from_secs(30),
+    )
+    .await;
+    judge(&mut row, &mut seen, &vec![1; count]);
+    row
+}
+
+/// Messages at a fixed total `rate` for `secs` into `rooms` rooms of
+/// `subs` subscribers each, round robin; latency from the intended time.
+async fn at_rate(
+    server: &Target,
+    name: &str,
+    rooms: usize,
+    subs: usize,
+    rate: u64,
+    secs: u64,
+) -> Row {
+    let mut row = Row::new(name);
+    let epoch = Instant::now();
+    let mut poster = Poster::connect(server.addr)
+        .await
+        .expect("connect a poster");
+    let mut codes = Vec::with_capacity(rooms);
+    let mut subscribers = Vec::new();
+    let mut room_of = Vec::new();
+    for _ in 0..rooms {
+        let code = poster.create_room().await.expect("create a room");
+        let (subs_here, errors) = subscribe(server.addr, &code, subs, epoch).await;
+        if errors > 0 {
+            row.failures
+                .push(format!("{errors} subscribers failed to connect"));
+        }
+        room_of.extend(std::iter::repeat_n(codes.len(), subs_here.len()));
+        subscribers.extend(subs_here);
+        codes.push(code);
+    }
+    row.figure("subscribers", subscribers.len());
+    row.figure("rate_per_s", rate);
+    // One goal per room: each room's subscribers stop at its last id.
+    let goals: Vec<Arc<Goal>> = codes.iter().map(|_| Goal::new()).collect();
+    let total = rate * secs;
+    let start = Instant::now() + Duration::from_millis(100);
+    let followers: Vec<_> = subscribers
+        .into_iter()
+        .zip(room_of)
+        .map(|(s, room)| {
+            let goal = goals[room].clone();
+            tokio::spawn(s.follow(epoch, goal, start + Duration::from_secs(secs + 30)))
+        })
+        .collect();
+    let mut sent_per_room = vec![0u64; rooms];
+    let mut last_ids = vec![0u64; rooms];
+    let interval = Duration::from_secs_f64(1.0 / rate as f64);
+    for i in 0..total {
+        let intended = start + interval * i as u32;
+        tokio::time::sleep_until(intended.into()).await;
+        let room = i as usize % rooms;
+        let intended_us = intended.duration_since(epoch).as_micros() as u64;
+        match poster.say(&codes[room], intended_us).await {
+            Ok(id) => {
+                sent_per_room[room] += 1;
+                last_ids[room] = id;
+            }
+            Err(err) => {
+                row.failures.push(format!("post failed: {err}"));
+                break;
+            }
+        }
+    }
+    for (goal, last) in goals.iter().zip(&last_ids) {
+        goal.finish(*last);
+    }
+    let mut seen = Vec::new();
+    for follower in followers {
+        seen.push(follower.await.expect("follow task"));
+    }
+    let expected: Vec<u64> = (0..rooms)
+        .flat_map(|r| std::iter::repeat_n(sent_per_room[r], subs))
+        .collect();
+    let followed = seen.len().min(expected.len());
+    judge(&mut row, &mut seen, &expected[..followed]);
+    row
+}
+
+/// `saturate`: one room, posts as fast as they are accepted.
+async fn saturate(server: &Target, subs: usize, secs: u64) -> Row {
+    let mut row = Row::new("saturate");
+    let epoch = Instant::now();
+    let mut poster = Poster::connect(server.addr)
+        .await
+        .expect("connect a poster");
+    let code = poster.create_room().await.expect("create a room");
+    let (subscribers, errors) = subscribe(server.addr, &code, subs, epoch).await;
+    if errors > 0 {
+        row.failures
+            .push(format!("{errors} subscribers failed to connect"));
+    }
+    row.figure("subscribers", subscribers.len());
+    let count = subscribers.len();
+    let goal = Goal::new();
+    let started = Instant::now();
+    let until = started + Duration::from_secs(secs);
+    let follow = {
+        let goal = goal.clone();
+        tokio::spawn(async move {
+            follow_all(subscribers, epoch, &goal, until + Duration::from_secs(60)).await
+        })
+    };
+    let posters: Vec<_> = (0..8)
+        .map(|_| {
+            let (addr, code) = (server.addr, code.clone());
+            tokio::spawn(async move {
+                let mut poster = Poster::connect(addr).await.expect("connect a poster");
+                let (mut sent, mut last) = (0u64, 0u64);
+                while Instant::now() < until {
+                    let now_us = epoch.elapsed().as_micros() as u64;
+                    match poster.say(&code, now_us).await {
+                        Ok(id) => {
+                            sent += 1;
+                            last = last.max(id);
+                        }
+                        Err(_) => tokio::time::sleep(Duration::from_millis(1)).await,
+                    }
+                }
+                (sent, last)
+            })
+        })
+        .collect();
+    let (mut sent, mut last) = (0, 0);
+    for poster in posters {
+        let (s, l) = poster.await.expect("poster task");
+        sent += s;
+        last = last.max(l);
+    }
+    goal.finish(last);
+    let mut seen = follow.await.expect("follow task");
+    let elapsed = started.elapsed().as_secs_f64();
+    let received: u64 = seen.iter().map(|s| s.received).sum();
+    row.figure("messages", sent);
+    row.figure("deliveries_per_s", (received as f64 / elapsed).round());
+    judge(&mut row, &mut seen, &vec![sent; count]);
+    row
+}
+
+/// `posts`: 100-byte messages from `posters` connections as fast as they
+/// are answered, into a room with `subs` subscribers.
+async fn posts(server: &Target, name: &str, subs: usize, posters: usize, secs: u64) -> Row {
+    let mut row = Row::new(name);
+    let epoch = Instant::now();
+    let mut poster = Poster::connect(server.addr)
+        .await
+        .expect("connect a poster");
+    let code = poster.create_room().await.expect("create a room");
+    let (subscribers, _) = subscribe(server.addr, &code, subs, epoch).await;
+    row.figure("subscribers", subscribers.len());
+    row.figure("posters", posters);
+    let goal = Goal::new();
+    let started = Instant::now();
+    let until = started + Duration::from_secs(secs);
+    let follow = {
+        let goal = goal.clone();
+        tokio::spawn(async move {
+            follow_all(subscribers, epoch, &goal, until + Duration::from_secs(60)).await
+        })
+    };
+    let tasks: Vec<_> = (0..posters)
+        .map(|_| {
+            let (addr, code) = (server.addr, code.clone());
+            tokio::spawn(async move {
+                let mut poster = Poster::connect(addr).await.expect("connect a poster");
+                let mut latencies = Vec::new();
+                let (mut last, mut failed) = (0u64, 0u64);
+                while Instant::now() < until {
+                    let begun = Instant::now();
+                    match poster.say(&code, epoch.elapsed().as_micros() as u64).await {
+                        Ok(id) => {
+                            latencies.push(begun.elapsed().as_micros() as u32);
+                            last = last.max(id);
+                        }
+                        Err(_) => failed += 1,
+                    }
+                }
+                (latencies, last, failed)
+            })
+        })
+        .collect();
+    let (mut latencies, mut last, mut failed) = (Vec::new(), 0, 0);
+    for task in tasks {
+        let (l, id, f) = task.await.expect("poster task");
+        latencies.extend(l);
+        last = last.max(id);
+        failed += f;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let accepted = latencies.len() as u64;
+    let (p50, p99, max) = percentiles_ms(&mut latencies);
+    row.figure("posts_per_s", (accepted as f64 / elapsed).round());
+    row.figure("post_p50_ms", round(p50));
+    row.figure("post_p99_ms", round(p99));
+    row.figure("post_max_ms", round(max));
+    if failed > 0 {
+        row.failures.push(format!("{failed} posts refused"));
+    }
+    goal.finish(last);
+    let mut seen = follow.await.expect("follow task");
+    let count = seen.len();
+    let mut delivery = Row::new(name);
+    judge(&mut delivery, &mut seen, &vec![accepted; count]);
+    row.failures.extend(delivery.failures);
+    row
+}
