@@ -6,7 +6,6 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -359,8 +358,8 @@ pub fn percentiles_ms(samples: &mut [u32]) -> (f64, f64, f64) {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
+    // Full paths, no imports: under `cargo bench` (no test harness) the
+    // test below is dropped, and an import would be unused.
     #[test]
     fn the_parser_reads_chunked_sse_split_anywhere() {
         let frames = [
@@ -373,13 +372,13 @@ mod tests {
             .collect();
         let body = body.as_bytes();
         for split in 0..body.len() {
-            let mut parser = Parser::default();
+            let mut parser = super::Parser::default();
             let mut got = Vec::new();
             parser.feed(&body[..split], |frame| got.push(frame));
             parser.feed(&body[split..], |frame| got.push(frame));
             let expected = vec![
-                Frame::Members,
-                Frame::Message {
+                super::Frame::Members,
+                super::Frame::Message {
                     id: 7,
                     sent_us: 123,
                 },
