@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::pages::Pages;
 use crate::rooms::{Registry, Settings};
 use crate::routes;
+use crate::server;
 use crate::shutdown::{self, Shutdown};
 use crate::store::sqlite::SqliteStore;
 use crate::store::StoreError;
@@ -92,11 +93,8 @@ impl Server {
             closing.close();
             trigger.start();
         };
-        warp::serve(routes::routes(app))
-            .incoming(listener)
-            .graceful(stop)
-            .run()
-            .await;
+        let metrics = registry.metrics().clone();
+        server::serve(listener, warp::service(routes::routes(app)), metrics, stop).await;
         // The sweeper has seen the same signal; it only ever ends, never fails.
         let _ = sweeper.await;
         registry.finish().await;

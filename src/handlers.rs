@@ -15,7 +15,7 @@ use crate::error::ApiError;
 use crate::model::{Name, Recorded, RoomCode, Text};
 use crate::pages::{HomeView, RoomView};
 use crate::session::{Session, SessionId};
-use crate::stream::RoomStream;
+use crate::stream::{Handoff, RoomStream};
 
 /// Events a history read returns when it names no limit.
 const DEFAULT_HISTORY_LIMIT: usize = 100;
@@ -271,11 +271,12 @@ pub async fn open_stream(
         Ok(subscription) => subscription,
         Err(err) => return ApiError::from(err).into_response(),
     };
-    let frames = RoomStream::new(subscription, app.shutdown.clone());
-    let keep_alive = warp::sse::keep_alive()
-        .interval(app.keep_alive)
-        .stream(frames);
-    let mut response = warp::sse::reply(keep_alive).into_response();
+    let stream = RoomStream::new(subscription, app.shutdown.clone(), app.keep_alive);
+    // The connection sends the body (see `server`): warp's own body type
+    // cannot carry shared, pre-encoded frames.
+    let mut response = StatusCode::OK.into_response();
+    response.extensions_mut().insert(Handoff::new(stream));
+    set_header(&mut response, header::CONTENT_TYPE, "text/event-stream");
     // Tell nginx-like proxies not to buffer, and middleboxes not to transform.
     set_header(
         &mut response,

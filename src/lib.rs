@@ -16,7 +16,8 @@
 //!
 //! ## Layout
 //!
-//! - [`config`]: the flags. [`app`]: wiring, serve, graceful shutdown.
+//! - [`config`]: the flags. [`app`]: wiring. [`server`]: connections, the
+//!   request log, graceful shutdown.
 //! - [`model`]: `RoomCode`, `Name`, `Text`, `Event`, parsed at the edge.
 //! - [`body`]: form or JSON request bodies. [`error`]: errors → statuses.
 //! - [`session`]: the cookie. [`pages`]: handlebars templates. [`assets`]: CSS/JS.
@@ -34,6 +35,7 @@ pub mod model;
 pub mod pages;
 pub mod rooms;
 pub mod routes;
+pub mod server;
 pub mod session;
 pub mod shutdown;
 pub mod store;

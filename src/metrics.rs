@@ -37,8 +37,8 @@ impl Metrics {
         self.events_appended.fetch_add(1, Relaxed);
     }
 
-    pub fn delivered(&self) {
-        self.deliveries.fetch_add(1, Relaxed);
+    pub fn delivered(&self, events: u64) {
+        self.deliveries.fetch_add(events, Relaxed);
     }
 
     pub fn lagged(&self) {
@@ -144,8 +144,7 @@ mod tests {
     fn the_exposition_has_every_series() {
         let metrics = Metrics::default();
         metrics.event_appended();
-        metrics.delivered();
-        metrics.delivered();
+        metrics.delivered(2);
         let post = |ms| Duration::from_millis(ms);
         metrics.responded(
             &Method::POST,

@@ -7,6 +7,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use bytes::Bytes;
 use serde::Serialize;
 
 /// Longest name, in characters.
@@ -178,19 +179,30 @@ impl Event {
     }
 }
 
-/// An event together with its JSON, encoded once when it happens and shared
-/// by every stream and history read after that.
+/// An event together with its JSON and its SSE frame, encoded once when it
+/// happens and shared by every stream and history read after that.
 #[derive(Debug)]
 pub struct Recorded {
     pub event: Event,
     pub json: String,
+    /// `id: N`, `event: KIND`, `data: JSON` and the blank line.
+    pub frame: Bytes,
 }
 
 impl Recorded {
     pub fn new(event: Event) -> Recorded {
         let json = serde_json::to_string(&event).expect("an Event always serializes");
-        Recorded { event, json }
+        let frame = sse_frame(Some(event.id), event.kind.as_str(), &json);
+        Recorded { event, json, frame }
     }
+}
+
+/// One SSE event. `data` must be one line: it is always JSON from serde,
+/// which escapes CR and LF, so user text can never start a new field.
+pub fn sse_frame(id: Option<u64>, event: &str, data: &str) -> Bytes {
+    debug_assert!(!data.contains(['\r', '\n']) && !event.contains(['\r', '\n']));
+    let id = id.map_or_else(String::new, |id| format!("id: {id}\n"));
+    Bytes::from(format!("{id}event: {event}\ndata: {data}\n\n"))
 }
 
 /// Everything a room pushes down its streams.
@@ -198,8 +210,13 @@ impl Recorded {
 pub enum Update {
     /// A history event (message, join, leave).
     Event(Arc<Recorded>),
-    /// The member list changed; JSON `{"members":[...]}`, no id.
-    Members(Arc<str>),
+    /// The member list changed: a `members` frame, no id.
+    Members(Bytes),
+}
+
+/// The `members` frame for these names.
+pub fn members_frame<'a>(names: impl IntoIterator<Item = &'a Name>) -> Bytes {
+    sse_frame(None, "members", &members_json(names))
 }
 
 /// The JSON of a `members` update.

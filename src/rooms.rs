@@ -22,7 +22,7 @@ use log::{info, warn};
 use tokio::sync::{broadcast, oneshot};
 
 use crate::metrics::{Gauges, Metrics};
-use crate::model::{members_json, Event, Kind, Name, Recorded, RoomCode, Text, Update};
+use crate::model::{members_frame, Event, Kind, Name, Recorded, RoomCode, Text, Update};
 use crate::session::{Session, SessionId};
 use crate::shutdown::Shutdown;
 use crate::store::writer::{self, Job};
@@ -114,7 +114,8 @@ pub struct Subscription {
     /// the ids `missed.0..=missed.1` are gone for good.
     pub missed: Option<(u64, u64)>,
     pub backlog: Vec<Arc<Recorded>>,
-    pub members: Arc<str>,
+    /// The opening `members` frame.
+    pub members: bytes::Bytes,
     pub updates: broadcast::Receiver<Update>,
     pub presence: Presence,
     pub metrics: Arc<Metrics>,
@@ -181,7 +182,7 @@ impl Registry {
         lock(&self.shared)
     }
 
-    pub fn metrics(&self) -> &Metrics {
+    pub fn metrics(&self) -> &Arc<Metrics> {
         &self.shared.metrics
     }
 
@@ -329,7 +330,7 @@ impl Registry {
             since,
             missed: (since + 1 < first_kept).then(|| (since + 1, first_kept - 1)),
             backlog: room.after(since).cloned().collect(),
-            members: room.members_json(),
+            members: room.members_frame(),
             updates: room.updates.subscribe(),
             presence: Presence {
                 registry: self.clone(),
@@ -619,7 +620,7 @@ impl Room {
         // An error only means nobody is listening right now.
         let _ = self.updates.send(Update::Event(event.clone()));
         if event.event.kind != Kind::Message {
-            let _ = self.updates.send(Update::Members(self.members_json()));
+            let _ = self.updates.send(Update::Members(self.members_frame()));
         }
     }
 
@@ -639,8 +640,8 @@ impl Room {
         arrived
     }
 
-    fn members_json(&self) -> Arc<str> {
-        members_json(self.members.keys())
+    fn members_frame(&self) -> bytes::Bytes {
+        members_frame(self.members.keys())
     }
 }
 

@@ -16,25 +16,9 @@ use crate::handlers::{self, Visitor, Wants};
 use crate::model::RoomCode;
 use crate::session::{SessionId, COOKIE_NAME};
 
-/// All routes, with JSON errors for rejections, and one log line and the
-/// metrics per response.
+/// All routes, with JSON errors for rejections. (The request log and
+/// metrics are kept by `server`, which sees every response.)
 pub fn routes(app: App) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
-    let registry = app.registry.clone();
-    let log = warp::log::custom(move |info| {
-        registry
-            .metrics()
-            .responded(info.method(), info.path(), info.status(), info.elapsed());
-        log::info!(
-            target: "roomcast::http",
-            "{} \"{} {} {:?}\" {} {:?}",
-            info.remote_addr().map_or_else(|| "-".to_string(), |a| a.to_string()),
-            info.method(),
-            info.path(),
-            info.version(),
-            info.status().as_u16(),
-            info.elapsed(),
-        );
-    });
     home(app.clone())
         .or(enter(app.clone()))
         .or(create_room(app.clone()))
@@ -47,7 +31,6 @@ pub fn routes(app: App) -> impl Filter<Extract = (impl Reply,), Error = Infallib
         .or(crate::assets::route())
         .or(not_found(app))
         .recover(error::recover)
-        .with(log)
 }
 
 /// GET /?code=ABCD

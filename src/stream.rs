@@ -2,33 +2,66 @@
 //! point), the member list, then live updates until the client goes, the
 //! room goes, the client falls too far behind, or the server shuts down.
 //!
+//! Frames are encoded once per event ([`Recorded::frame`]) and shared by
+//! every stream; a stream with several frames ready sends them as one
+//! chunk, so a busy room costs one write per client, not one per event.
 //! User text only ever travels inside the JSON `data:` line (serde escapes
 //! CR and LF), never in `event:` or `id:`, so no message can forge a field.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
+use bytes::{Bytes, BytesMut};
+use http_body::Frame;
 use log::warn;
+use tokio::time::{Instant, Sleep};
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_stream::wrappers::{BroadcastStream, WatchStream};
 use tokio_stream::Stream;
-use warp::sse::Event as Frame;
 
 use crate::metrics::Metrics;
-use crate::model::{Recorded, Update};
+use crate::model::{sse_frame, Update};
 use crate::rooms::{Presence, Subscription};
 use crate::shutdown::Shutdown;
 
-/// A client's stream of SSE frames. `Send + Sync + Unpin`, as warp's SSE
-/// reply requires.
+/// Most bytes gathered into one chunk before it is handed to the socket.
+const CHUNK_LIMIT: usize = 64 * 1024;
+
+/// The comment sent on idle streams so proxies keep them open.
+const KEEP_ALIVE: &[u8] = b": keep-alive\n\n";
+
+/// Carries a stream from its handler, through warp (whose body type cannot
+/// hold it), to the connection, which sends it as the response body.
+#[derive(Clone)]
+pub struct Handoff(Arc<std::sync::OnceLock<RoomStream>>);
+
+impl Handoff {
+    pub fn new(stream: RoomStream) -> Handoff {
+        Handoff(Arc::new(std::sync::OnceLock::from(stream)))
+    }
+
+    /// The stream, once every other copy of the hand-off is gone.
+    pub fn take(self) -> Option<RoomStream> {
+        Arc::try_unwrap(self.0).ok()?.into_inner()
+    }
+}
+
+/// A client's stream of SSE bytes, as an HTTP response body.
 pub struct RoomStream {
-    opening: std::vec::IntoIter<Frame>,
+    /// The backlog and members frame, sent first as one chunk.
+    opening: Option<Bytes>,
     live: BroadcastStream<Update>,
     shutdown: WatchStream<bool>,
+    keep_alive: Duration,
+    idle: Pin<Box<Sleep>>,
     /// The newest history id this client has been sent.
     last_id: u64,
+    /// Set when the stream must end after what is gathered is sent.
+    ending: bool,
     ended: bool,
     /// Dropped with the stream, which is how the registry learns the
     /// client went away.
@@ -37,7 +70,7 @@ pub struct RoomStream {
 }
 
 impl RoomStream {
-    pub fn new(subscription: Subscription, shutdown: Shutdown) -> RoomStream {
+    pub fn new(subscription: Subscription, shutdown: Shutdown, keep_alive: Duration) -> RoomStream {
         let Subscription {
             since,
             missed,
@@ -47,102 +80,166 @@ impl RoomStream {
             presence,
             metrics,
         } = subscription;
-        let gap = missed.map(|(from, to)| {
-            Frame::default()
-                .event("gap")
-                .data(format!(r#"{{"from":{from},"to":{to}}}"#))
-        });
-        let last_id = backlog.last().map_or(since, |e| e.event.id);
-        let opening: Vec<Frame> = gap
-            .into_iter()
-            .chain(backlog.iter().map(|e| event_frame(e)))
-            .chain(std::iter::once(members_frame(&members)))
-            .collect();
+        let mut opening = BytesMut::new();
+        if let Some((from, to)) = missed {
+            opening.extend_from_slice(&sse_frame(
+                None,
+                "gap",
+                &format!(r#"{{"from":{from},"to":{to}}}"#),
+            ));
+        }
+        for event in &backlog {
+            opening.extend_from_slice(&event.frame);
+        }
+        opening.extend_from_slice(&members);
+        metrics.delivered(backlog.len() as u64);
         RoomStream {
-            opening: opening.into_iter(),
+            opening: Some(opening.freeze()),
             live: BroadcastStream::new(updates),
             shutdown: shutdown.into_stream(),
-            last_id,
+            keep_alive,
+            idle: Box::pin(tokio::time::sleep(keep_alive)),
+            last_id: backlog.last().map_or(since, |e| e.event.id),
+            ending: false,
             ended: false,
             presence,
             metrics,
         }
     }
 
-    fn end(&mut self) -> Poll<Option<Result<Frame, Infallible>>> {
-        self.ended = true;
-        Poll::Ready(None)
-    }
-}
-
-impl Stream for RoomStream {
-    type Item = Result<Frame, Infallible>;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = self.get_mut();
-        if this.ended {
-            return Poll::Ready(None);
-        }
-        // Shutdown first, so a busy room cannot hold the server open.
+    /// Whether shutdown has started (polling registers for the change).
+    fn shutting_down(&mut self, cx: &mut Context<'_>) -> bool {
         loop {
-            match Pin::new(&mut this.shutdown).poll_next(cx) {
+            match Pin::new(&mut self.shutdown).poll_next(cx) {
                 Poll::Ready(Some(false)) => continue,
-                Poll::Ready(Some(true) | None) => return this.end(),
-                Poll::Pending => break,
+                Poll::Ready(Some(true) | None) => return true,
+                Poll::Pending => return false,
             }
         }
-        if let Some(frame) = this.opening.next() {
-            // The backlog's events count as deliveries; so does the
-            // opening members frame, which keeps the count simple and cheap.
-            this.metrics.delivered();
-            return Poll::Ready(Some(Ok(frame)));
-        }
-        loop {
-            let update = match Pin::new(&mut this.live).poll_next(cx) {
-                Poll::Pending => return Poll::Pending,
+    }
+
+    /// Gathers every update that is ready into `chunk`.
+    fn gather(&mut self, cx: &mut Context<'_>, chunk: &mut Chunk) {
+        while chunk.len() < CHUNK_LIMIT {
+            let update = match Pin::new(&mut self.live).poll_next(cx) {
+                Poll::Pending => return,
                 Poll::Ready(Some(Ok(update))) => update,
                 Poll::Ready(Some(Err(BroadcastStreamRecvError::Lagged(skipped)))) => {
                     // Skipping would lose messages silently; closing makes
                     // the client reconnect and resume from history by id.
                     warn!(
                         "closing a stream of {} that fell {skipped} updates behind",
-                        this.presence.room()
+                        self.presence.room()
                     );
-                    this.metrics.lagged();
-                    return this.end();
+                    self.metrics.lagged();
+                    self.ending = true;
+                    return;
                 }
-                // The room was removed.
-                Poll::Ready(None) => return this.end(),
+                Poll::Ready(None) => {
+                    self.ending = true; // the room was removed
+                    return;
+                }
             };
             match update {
-                Update::Event(event) if event.event.id <= this.last_id => continue,
+                Update::Event(event) if event.event.id <= self.last_id => {}
                 Update::Event(event) => {
-                    this.last_id = event.event.id;
-                    this.metrics.delivered();
-                    return Poll::Ready(Some(Ok(event_frame(&event))));
+                    self.last_id = event.event.id;
+                    self.metrics.delivered(1);
+                    chunk.push(&event.frame);
                 }
-                Update::Members(members) => {
-                    return Poll::Ready(Some(Ok(members_frame(&members))));
-                }
+                Update::Members(frame) => chunk.push(&frame),
             }
         }
     }
 }
 
-fn event_frame(recorded: &Recorded) -> Frame {
-    Frame::default()
-        .id(recorded.event.id.to_string())
-        .event(recorded.event.kind.as_str())
-        .data(recorded.json.clone())
+impl http_body::Body for RoomStream {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let this = self.get_mut();
+        // Shutdown first, so a busy room cannot hold the server open.
+        if this.ended || this.shutting_down(cx) {
+            this.ended = true;
+            return Poll::Ready(None);
+        }
+        if let Some(opening) = this.opening.take() {
+            return this.send(opening);
+        }
+        let mut chunk = Chunk::default();
+        if !this.ending {
+            this.gather(cx, &mut chunk);
+        }
+        if let Some(bytes) = chunk.into_bytes() {
+            return this.send(bytes);
+        }
+        if this.ending {
+            this.ended = true;
+            return Poll::Ready(None);
+        }
+        match this.idle.as_mut().poll(cx) {
+            Poll::Ready(()) => this.send(Bytes::from_static(KEEP_ALIVE)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.ended
+    }
 }
 
-fn members_frame(members: &str) -> Frame {
-    Frame::default().event("members").data(members)
+impl RoomStream {
+    /// Hands `bytes` to the connection and restarts the keep-alive clock.
+    fn send(&mut self, bytes: Bytes) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let next = Instant::now() + self.keep_alive;
+        self.idle.as_mut().reset(next);
+        Poll::Ready(Some(Ok(Frame::data(bytes))))
+    }
+}
+
+/// Frames gathered for one write: a single frame is passed on as is (no
+/// copy); several are joined.
+#[derive(Default)]
+struct Chunk {
+    first: Option<Bytes>,
+    joined: Option<BytesMut>,
+}
+
+impl Chunk {
+    fn len(&self) -> usize {
+        self.joined
+            .as_ref()
+            .map_or_else(|| self.first.as_ref().map_or(0, Bytes::len), BytesMut::len)
+    }
+
+    fn push(&mut self, frame: &Bytes) {
+        match (&mut self.joined, &self.first) {
+            (Some(joined), _) => joined.extend_from_slice(frame),
+            (None, Some(first)) => {
+                let mut joined = BytesMut::with_capacity(first.len() + frame.len() * 4);
+                joined.extend_from_slice(first);
+                joined.extend_from_slice(frame);
+                self.joined = Some(joined);
+            }
+            (None, None) => self.first = Some(frame.clone()),
+        }
+    }
+
+    fn into_bytes(self) -> Option<Bytes> {
+        match self.joined {
+            Some(joined) => Some(joined.freeze()),
+            None => self.first,
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use tokio_stream::StreamExt;
+    use http_body_util::BodyExt;
 
     use super::*;
     use crate::model::{Name, Text};
@@ -152,24 +249,50 @@ mod tests {
         crate::rooms::tests::registry(5000, 300_000)
     }
 
+    async fn next_text(stream: &mut RoomStream) -> Option<String> {
+        let frame = stream.frame().await?.unwrap();
+        Some(String::from_utf8(frame.into_data().unwrap().to_vec()).unwrap())
+    }
+
     #[tokio::test]
     async fn a_stream_that_falls_behind_is_closed_not_skipped() {
         let registry = registry();
         let code = registry.create_room().await.unwrap();
         let (_trigger, shutdown) = crate::shutdown::channel();
         let subscription = registry.subscribe(&code, Some(0), None).unwrap();
-        let mut stream = RoomStream::new(subscription, shutdown);
+        let mut stream = RoomStream::new(subscription, shutdown, Duration::from_secs(60));
         let name = Name::parse("al").unwrap();
         for i in 0..1000 {
             let text = Text::parse(&format!("m{i}")).unwrap();
             registry.post(&code, &name, &text).await.unwrap();
         }
-        let members = stream.next().await.unwrap().unwrap();
-        assert!(members.to_string().contains("event:members"));
-        assert!(stream.next().await.is_none(), "closed on lag");
+        let opening = next_text(&mut stream).await.unwrap();
+        assert!(opening.contains("event: members"));
+        assert!(next_text(&mut stream).await.is_none(), "closed on lag");
         // The client resumes from history and gets every message.
         let resumed = registry.subscribe(&code, Some(0), None).unwrap();
         assert_eq!(resumed.backlog.len(), 1000);
+    }
+
+    #[tokio::test]
+    async fn ready_frames_go_out_together_in_order() {
+        let registry = registry();
+        let code = registry.create_room().await.unwrap();
+        let (_trigger, shutdown) = crate::shutdown::channel();
+        let subscription = registry.subscribe(&code, None, None).unwrap();
+        let mut stream = RoomStream::new(subscription, shutdown, Duration::from_secs(60));
+        next_text(&mut stream).await.unwrap(); // the opening
+        let name = Name::parse("al").unwrap();
+        for i in 1..=3 {
+            let text = Text::parse(&format!("m{i}")).unwrap();
+            registry.post(&code, &name, &text).await.unwrap();
+        }
+        let chunk = next_text(&mut stream).await.unwrap();
+        let ids: Vec<&str> = chunk
+            .lines()
+            .filter_map(|l| l.strip_prefix("id: "))
+            .collect();
+        assert_eq!(ids, ["1", "2", "3"]);
     }
 
     #[tokio::test]
@@ -178,8 +301,8 @@ mod tests {
         let code = registry.create_room().await.unwrap();
         let (trigger, shutdown) = crate::shutdown::channel();
         let subscription = registry.subscribe(&code, None, None).unwrap();
-        let mut stream = RoomStream::new(subscription, shutdown);
+        let mut stream = RoomStream::new(subscription, shutdown, Duration::from_secs(60));
         trigger.start();
-        assert!(stream.next().await.is_none());
+        assert!(next_text(&mut stream).await.is_none());
     }
 }

@@ -244,7 +244,7 @@ impl Parser {
                 .and_then(|s| s.trim().parse().ok())
                 .unwrap_or(0);
         } else if let Some(event) = line.strip_prefix(b"event:") {
-            self.event = event.to_vec();
+            self.event = event.strip_prefix(b" ").unwrap_or(event).to_vec();
         } else if let Some(data) = line.strip_prefix(b"data:") {
             self.sent_us = sent_time(data);
         }

@@ -40,8 +40,8 @@ async fn metrics_count_streams_events_deliveries_and_rejections() {
     assert_eq!(value(&text, "roomcast_streams_open"), 2);
     assert_eq!(value(&text, "roomcast_rooms"), 1);
     assert_eq!(value(&text, "roomcast_events_appended_total"), 2);
-    // Two events to two streams, plus each stream's opening members frame.
-    assert_eq!(value(&text, "roomcast_deliveries_total"), 6);
+    // Two events to two streams.
+    assert_eq!(value(&text, "roomcast_deliveries_total"), 4);
     assert_eq!(
         value(&text, "roomcast_rejected_requests_total{status=\"422\"}"),
         1
