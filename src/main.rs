@@ -11,9 +11,7 @@ use tokio::net::TcpListener;
 async fn main() -> ExitCode {
     let config = Config::parse();
     let mut logger = pretty_env_logger::formatted_timed_builder();
-    // warp logs every client that hangs up mid-stream as an error; for an
-    // SSE server that is the normal way a stream ends, so it stays quiet.
-    let filters = std::env::var("RUST_LOG").unwrap_or_else(|_| "info,warp::server=off".into());
+    let filters = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
     logger.parse_filters(&filters);
     logger.init();
 

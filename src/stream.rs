@@ -57,7 +57,10 @@ pub struct RoomStream {
     live: BroadcastStream<Update>,
     shutdown: WatchStream<bool>,
     keep_alive: Duration,
+    /// Fires at the latest `last_sent + keep_alive`; re-armed lazily, so a
+    /// busy stream never touches the timer.
     idle: Pin<Box<Sleep>>,
+    last_sent: Instant,
     /// The newest history id this client has been sent.
     last_id: u64,
     /// Set when the stream must end after what is gathered is sent.
@@ -99,6 +102,7 @@ impl RoomStream {
             shutdown: shutdown.into_stream(),
             keep_alive,
             idle: Box::pin(tokio::time::sleep(keep_alive)),
+            last_sent: Instant::now(),
             last_id: backlog.last().map_or(since, |e| e.event.id),
             ending: false,
             ended: false,
@@ -181,9 +185,17 @@ impl http_body::Body for RoomStream {
             this.ended = true;
             return Poll::Ready(None);
         }
-        match this.idle.as_mut().poll(cx) {
-            Poll::Ready(()) => this.send(Bytes::from_static(KEEP_ALIVE)),
-            Poll::Pending => Poll::Pending,
+        loop {
+            if this.idle.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            let due = this.last_sent + this.keep_alive;
+            if due <= Instant::now() {
+                this.idle.as_mut().reset(Instant::now() + this.keep_alive);
+                return this.send(Bytes::from_static(KEEP_ALIVE));
+            }
+            // Something was sent since the timer was set: wait the rest.
+            this.idle.as_mut().reset(due);
         }
     }
 
@@ -193,10 +205,9 @@ impl http_body::Body for RoomStream {
 }
 
 impl RoomStream {
-    /// Hands `bytes` to the connection and restarts the keep-alive clock.
+    /// Hands `bytes` to the connection; the keep-alive clock starts over.
     fn send(&mut self, bytes: Bytes) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        let next = Instant::now() + self.keep_alive;
-        self.idle.as_mut().reset(next);
+        self.last_sent = Instant::now();
         Poll::Ready(Some(Ok(Frame::data(bytes))))
     }
 }
