@@ -259,6 +259,7 @@ fn sent_time(json: &[u8]) -> Option<u64> {
 
 /// One keep-alive HTTP/1.1 connection that posts JSON.
 pub struct Poster {
+    addr: SocketAddr,
     reader: BufReader<TcpStream>,
 }
 
@@ -267,19 +268,36 @@ impl Poster {
         let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
         Ok(Poster {
+            addr,
             reader: BufReader::new(stream),
         })
     }
 
-    /// POSTs `body`; returns the status and the response body.
+    /// POSTs `body`; returns the status and the response body. A keep-alive
+    /// connection the server closed while idle is opened again, once.
     pub async fn post(&mut self, path: &str, body: &str) -> io::Result<(u16, Vec<u8>)> {
+        match self.post_once(path, body).await {
+            Err(err) if err.kind() == io::ErrorKind::ConnectionAborted => {
+                *self = Poster::connect(self.addr).await?;
+                self.post_once(path, body).await
+            }
+            answered => answered,
+        }
+    }
+
+    async fn post_once(&mut self, path: &str, body: &str) -> io::Result<(u16, Vec<u8>)> {
         let request = format!(
             "POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nAccept: application/json\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
         );
         self.reader.get_mut().write_all(request.as_bytes()).await?;
         let mut line = String::new();
-        self.reader.read_line(&mut line).await?;
+        if self.reader.read_line(&mut line).await? == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "closed by the server",
+            ));
+        }
         let status: u16 = line
             .split(' ')
             .nth(1)

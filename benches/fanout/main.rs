@@ -272,6 +272,21 @@ async fn follow_all(
     seen
 }
 
+/// Follows every subscriber in a task of its own until the goal, which the
+/// caller announces once posting (which ends at `until`) is done.
+fn follow_in_background(
+    subscribers: Vec<Subscriber>,
+    epoch: Instant,
+    until: Instant,
+) -> (Arc<Goal>, tokio::task::JoinHandle<Vec<Seen>>) {
+    let goal = Goal::new();
+    let following = goal.clone();
+    let deadline = until + Duration::from_secs(60);
+    let task =
+        tokio::spawn(async move { follow_all(subscribers, epoch, &following, deadline).await });
+    (goal, task)
+}
+
 /// Adds delivery and latency figures; flags loss, duplicates, reordering.
 fn judge(row: &mut Row, seen: &mut [Seen], expected_each: &[u64]) {
     let expected: u64 = expected_each.iter().sum();
@@ -460,15 +475,9 @@ async fn saturate(server: &Target, subs: usize, secs: u64) -> Row {
     }
     row.figure("subscribers", subscribers.len());
     let count = subscribers.len();
-    let goal = Goal::new();
     let started = Instant::now();
     let until = started + Duration::from_secs(secs);
-    let follow = {
-        let goal = goal.clone();
-        tokio::spawn(async move {
-            follow_all(subscribers, epoch, &goal, until + Duration::from_secs(60)).await
-        })
-    };
+    let (goal, follow) = follow_in_background(subscribers, epoch, until);
     let posters: Vec<_> = (0..8)
         .map(|_| {
             let (addr, code) = (server.addr, code.clone());
@@ -517,15 +526,9 @@ async fn posts(server: &Target, name: &str, subs: usize, posters: usize, secs: u
     let (subscribers, _) = subscribe(server.addr, &code, subs, epoch).await;
     row.figure("subscribers", subscribers.len());
     row.figure("posters", posters);
-    let goal = Goal::new();
     let started = Instant::now();
     let until = started + Duration::from_secs(secs);
-    let follow = {
-        let goal = goal.clone();
-        tokio::spawn(async move {
-            follow_all(subscribers, epoch, &goal, until + Duration::from_secs(60)).await
-        })
-    };
+    let (goal, follow) = follow_in_background(subscribers, epoch, until);
     let tasks: Vec<_> = (0..posters)
         .map(|_| {
             let (addr, code) = (server.addr, code.clone());

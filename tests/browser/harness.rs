@@ -205,6 +205,12 @@ impl Person {
         }
     }
 
+    /// Waits until the page says its stream is live.
+    pub async fn wait_until_live(&self) {
+        self.wait_for("document.querySelector('#status').dataset.state === 'live'")
+            .await;
+    }
+
     /// Waits until the message log shows `text`.
     pub async fn wait_for_text(&self, text: &str) {
         let literal = serde_json::to_string(text).unwrap();

@@ -35,15 +35,12 @@ async fn two_people_chat_live_and_see_each_other_come_and_go() {
     let bob = driver.person(PHONE, true).await;
 
     let code = alice.enter(&base(&app), "alice", None).await;
-    alice
-        .wait_for("document.querySelector('#status').dataset.state === 'live'")
-        .await;
+    alice.wait_until_live().await;
     let joined = bob
         .enter(&base(&app), "bob", Some(&code.to_lowercase()))
         .await;
     assert_eq!(joined, code);
-    bob.wait_for("document.querySelector('#status').dataset.state === 'live'")
-        .await;
+    bob.wait_until_live().await;
 
     alice.wait_for_text("bob joined").await;
     alice
@@ -85,9 +82,7 @@ async fn markup_in_messages_and_names_shows_as_text() {
     let app = server().await;
     let alice = driver.person(DESKTOP, true).await;
     let code = alice.enter(&base(&app), "<i>alice</i>", None).await;
-    alice
-        .wait_for("document.querySelector('#status').dataset.state === 'live'")
-        .await;
+    alice.wait_until_live().await;
     let nasty =
         "<b>bold?</b> <script>window.pwned = 1</script><img src=x onerror=\"window.pwned = 2\">";
     app.say(&code, "<b>mallory</b>", nasty).await;
@@ -166,9 +161,7 @@ async fn the_page_reconnects_after_a_server_restart_and_keeps_unsent_text() {
     .await;
     let alice = driver.person(DESKTOP, true).await;
     let code = alice.enter(&base(&app), "alice", None).await;
-    alice
-        .wait_for("document.querySelector('#status').dataset.state === 'live'")
-        .await;
+    alice.wait_until_live().await;
     alice.say("before the restart").await;
     alice.wait_for_text("before the restart").await;
 
@@ -191,9 +184,7 @@ async fn the_page_reconnects_after_a_server_restart_and_keeps_unsent_text() {
     // Up again: live, with what was posted meanwhile.
     app.restart().await; // the same port and store
     app.say(&code, "bob", "posted while you were away").await;
-    alice
-        .wait_for("document.querySelector('#status').dataset.state === 'live'")
-        .await;
+    alice.wait_until_live().await;
     alice.wait_for_text("posted while you were away").await;
     alice.type_text(ENTER).await;
     alice.wait_for_text("typed while down").await;
@@ -217,9 +208,7 @@ async fn a_hidden_tab_counts_unread_messages_in_its_title() {
     let app = server().await;
     let alice = driver.person(DESKTOP, true).await;
     let code = alice.enter(&base(&app), "alice", None).await;
-    alice
-        .wait_for("document.querySelector('#status').dataset.state === 'live'")
-        .await;
+    alice.wait_until_live().await;
     assert_eq!(
         alice.client.title().await.unwrap(),
         format!("{code} · roomcast")
