@@ -110,11 +110,22 @@ pub fn json_error(status: StatusCode, message: &str) -> Response {
     response
 }
 
+/// A request with the session cookie that came from another site.
+#[derive(Debug)]
+pub struct CrossSite;
+
+impl reject::Reject for CrossSite {}
+
 /// Turns warp's rejections (no route, wrong method, body limits, bad
 /// query strings) into JSON errors.
 pub async fn recover(rejection: warp::Rejection) -> Result<Response, Infallible> {
     let (status, message) = if rejection.is_not_found() {
         (StatusCode::NOT_FOUND, "Not found.".to_string())
+    } else if rejection.find::<CrossSite>().is_some() {
+        (
+            StatusCode::FORBIDDEN,
+            "Requests with this site's session must come from this site.".to_string(),
+        )
     } else if rejection.find::<reject::PayloadTooLarge>().is_some() {
         (
             StatusCode::PAYLOAD_TOO_LARGE,

@@ -349,9 +349,23 @@ fn room_not_found(app: &App, code: &RoomCode) -> Response {
     html(StatusCode::NOT_FOUND, app.pages.not_found(&message))
 }
 
+/// Pages load scripts, styles and images only from this site, run no
+/// inline script, and are never framed.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+     img-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
 fn html(status: StatusCode, page: Result<String, handlebars::RenderError>) -> Response {
     match page {
-        Ok(page) => warp::reply::with_status(warp::reply::html(page), status).into_response(),
+        Ok(page) => {
+            let mut response =
+                warp::reply::with_status(warp::reply::html(page), status).into_response();
+            set_header(
+                &mut response,
+                "content-security-policy",
+                CONTENT_SECURITY_POLICY,
+            );
+            response
+        }
         Err(err) => {
             error!("rendering a page failed: {err}");
             ApiError::Internal.into_response()

@@ -31,6 +31,14 @@ pub fn routes(app: App) -> impl Filter<Extract = (impl Reply,), Error = Infallib
         .or(crate::assets::route())
         .or(not_found(app))
         .recover(error::recover)
+        .with(warp::reply::with::default_header(
+            "x-content-type-options",
+            "nosniff",
+        ))
+        .with(warp::reply::with::default_header(
+            "referrer-policy",
+            "same-origin",
+        ))
 }
 
 /// GET /?code=ABCD
@@ -47,6 +55,7 @@ fn home(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejection>
 fn enter(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     warp::path::end()
         .and(warp::post())
+        .and(from_this_site())
         .and(visitor(&app))
         .and(body())
         .and(with_app(app))
@@ -75,6 +84,7 @@ fn room_page(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejec
 fn post_message(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     warp::path!("rooms" / RoomCode / "messages")
         .and(warp::post())
+        .and(from_this_site())
         .and(warp::header::optional::<String>("content-type"))
         .and(wants())
         .and(visitor(&app))
@@ -163,6 +173,28 @@ fn visitor(app: &App) -> impl Filter<Extract = (Option<Visitor>,), Error = Infal
         let session = registry.session(id)?;
         Some(Visitor { id, session })
     })
+}
+
+/// Refuses (403) a request that carries the session cookie but says it
+/// comes from another site, so no other site can post as someone here.
+/// Requests without the cookie (scripts) are not affected.
+fn from_this_site() -> impl Filter<Extract = (), Error = warp::Rejection> + Clone {
+    warp::header::headers_cloned()
+        .and_then(|headers: HeaderMap| async move {
+            let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+            let has_session = text("cookie").is_some_and(|c| c.contains(COOKIE_NAME));
+            let cross_site = text("sec-fetch-site") == Some("cross-site")
+                || text("origin").is_some_and(|origin| {
+                    let authority = origin.split_once("://").map_or("", |(_, rest)| rest);
+                    Some(authority) != text("host")
+                });
+            if has_session && cross_site {
+                Err(warp::reject::custom(error::CrossSite))
+            } else {
+                Ok(())
+            }
+        })
+        .untuple_one()
 }
 
 /// Whether the client reads pages (Accept names text/html) or JSON.

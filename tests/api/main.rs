@@ -10,4 +10,5 @@ mod lifecycle;
 mod messages;
 mod metrics;
 mod presence;
+mod security;
 mod streams;

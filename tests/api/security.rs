@@ -1,0 +1,118 @@
+//! Browser security: cross-site posts with the session cookie are refused,
+//! and pages carry the protective headers.
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::spawn_app;
+
+#[tokio::test]
+async fn a_cross_site_post_with_the_session_is_403_and_changes_nothing() {
+    let app = spawn_app().await;
+    let mut alice = app.browser();
+    let code = alice.enter("alice", "", "create").await;
+    let cookie = alice.cookie.clone().unwrap();
+    let url = app.url(&format!("/rooms/{code}/messages"));
+    let forged = [
+        ("origin", "http://evil.example".to_string()),
+        ("sec-fetch-site", "cross-site".to_string()),
+        ("origin", "null".to_string()),
+    ];
+    for (header, value) in forged {
+        let response = app
+            .client
+            .post(&url)
+            .header("cookie", &cookie)
+            .header(header, &value)
+            .json(&json!({"text": "forged"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::FORBIDDEN,
+            "{header}: {value}"
+        );
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert!(body["error"].is_string());
+    }
+    let response = app
+        .client
+        .post(app.url("/"))
+        .header("cookie", &cookie)
+        .header("origin", "http://evil.example")
+        .form(&[("name", "mallory"), ("action", "create")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert!(
+        app.history(&code, "?since=0").await.is_empty(),
+        "nothing was posted"
+    );
+    let html = alice
+        .get(&format!("/rooms/{code}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains(r#"data-me="alice""#),
+        "the session was not changed"
+    );
+
+    // From this site, the same post goes through.
+    let same_site = app
+        .client
+        .post(&url)
+        .header("cookie", &cookie)
+        .header("origin", format!("http://{}", app.addr))
+        .header("sec-fetch-site", "same-origin")
+        .json(&json!({"text": "mine"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(same_site.status(), StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn scripts_without_the_cookie_may_post_from_anywhere() {
+    let app = spawn_app().await;
+    let code = app.create_room().await;
+    let response = app
+        .client
+        .post(app.url(&format!("/rooms/{code}/messages")))
+        .header("origin", "http://elsewhere.example")
+        .json(&json!({"name": "bot", "text": "hello"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn pages_send_csp_nosniff_and_referrer_policy() {
+    let app = spawn_app().await;
+    for path in ["/", "/rooms/QQQQ"] {
+        let response = app.browser().get(path).await;
+        let headers = response.headers();
+        let csp = headers["content-security-policy"].to_str().unwrap();
+        for part in [
+            "script-src 'self'",
+            "style-src 'self'",
+            "frame-ancestors 'none'",
+        ] {
+            assert!(csp.contains(part), "{path}: {csp}");
+        }
+        assert!(!csp.contains("unsafe-inline"));
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+        assert_eq!(headers["referrer-policy"], "same-origin");
+    }
+    let css = app
+        .client
+        .get(app.url("/assets/app.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(css.headers()["x-content-type-options"], "nosniff");
+}
