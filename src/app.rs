@@ -10,6 +10,7 @@ use log::info;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
+use crate::limits::Rate;
 use crate::pages::Pages;
 use crate::rooms::{Registry, Settings};
 use crate::routes;
@@ -53,6 +54,16 @@ impl Server {
             max_streams: config
                 .max_streams
                 .unwrap_or_else(streams_the_fd_limit_allows),
+            max_streams_per_visitor: config.max_streams_per_visitor,
+            max_rooms: config.max_rooms,
+            post_rate: Rate {
+                burst: config.post_burst,
+                per_second: config.post_rate,
+            },
+            room_rate: Rate {
+                burst: config.room_burst,
+                per_second: config.room_rate,
+            },
             leave_grace: config.leave_grace,
             room_ttl: config.room_ttl,
         };

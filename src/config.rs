@@ -29,6 +29,31 @@ pub struct Config {
     #[arg(long, env = "ROOMCAST_MAX_STREAMS")]
     pub max_streams: Option<usize>,
 
+    /// Open streams allowed at once for one visitor (session, else address);
+    /// past it, 429.
+    #[arg(long, env = "ROOMCAST_MAX_STREAMS_PER_VISITOR", default_value_t = 20)]
+    pub max_streams_per_visitor: usize,
+
+    /// Live rooms allowed at once; past it, creating one answers 503.
+    #[arg(long, env = "ROOMCAST_MAX_ROOMS", default_value_t = 10_000)]
+    pub max_rooms: usize,
+
+    /// Posts a visitor may make at once before the rate applies.
+    #[arg(long, env = "ROOMCAST_POST_BURST", default_value_t = 20.0, value_parser = positive)]
+    pub post_burst: f64,
+
+    /// Posts per second a visitor's allowance refills by; past it, 429.
+    #[arg(long, env = "ROOMCAST_POST_RATE", default_value_t = 2.0, value_parser = positive)]
+    pub post_rate: f64,
+
+    /// Rooms a visitor may create at once before the rate applies.
+    #[arg(long, env = "ROOMCAST_ROOM_BURST", default_value_t = 5.0, value_parser = positive)]
+    pub room_burst: f64,
+
+    /// Rooms per second a visitor's allowance refills by (0.1: one per 10 s).
+    #[arg(long, env = "ROOMCAST_ROOM_RATE", default_value_t = 0.1, value_parser = positive)]
+    pub room_rate: f64,
+
     /// Seconds between keep-alive comments on open streams (fractions allowed).
     #[arg(long, env = "ROOMCAST_KEEP_ALIVE", default_value = "15", value_parser = seconds)]
     pub keep_alive: Duration,
@@ -50,10 +75,24 @@ impl Default for Config {
             db: "roomcast.db".into(),
             history: 1000,
             max_streams: None,
+            max_streams_per_visitor: 20,
+            max_rooms: 10_000,
+            post_burst: 20.0,
+            post_rate: 2.0,
+            room_burst: 5.0,
+            room_rate: 0.1,
             keep_alive: Duration::from_secs(15),
             leave_grace: Duration::from_secs(5),
             room_ttl: Duration::from_secs(300),
         }
+    }
+}
+
+/// A positive, finite number (a burst or a rate).
+fn positive(input: &str) -> Result<f64, String> {
+    match input.parse::<f64>() {
+        Ok(value) if value > 0.0 && value.is_finite() => Ok(value),
+        _ => Err(format!("{input:?} is not a positive number")),
     }
 }
 
@@ -80,6 +119,15 @@ mod tests {
         let default = Config::default();
         assert_eq!(parsed.bind, default.bind);
         assert_eq!(parsed.db, default.db);
+        assert_eq!(
+            parsed.max_streams_per_visitor,
+            default.max_streams_per_visitor
+        );
+        assert_eq!(parsed.max_rooms, default.max_rooms);
+        assert_eq!(parsed.post_burst, default.post_burst);
+        assert_eq!(parsed.post_rate, default.post_rate);
+        assert_eq!(parsed.room_burst, default.room_burst);
+        assert_eq!(parsed.room_rate, default.room_rate);
         assert_eq!(parsed.history, default.history);
         assert_eq!(parsed.keep_alive, default.keep_alive);
         assert_eq!(parsed.leave_grace, default.leave_grace);

@@ -3,6 +3,7 @@
 //! `{"error":"..."}`.
 
 use std::convert::Infallible;
+use std::time::Duration;
 
 use log::error;
 use warp::http::{header, StatusCode};
@@ -16,7 +17,7 @@ use crate::rooms::RoomError;
 pub const BODY_LIMIT: u64 = 16 * 1024;
 
 /// Seconds a client should wait before retrying a 503.
-const RETRY_AFTER_SECS: &str = "5";
+const RETRY_AFTER_SECS: u64 = 5;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ApiError {
@@ -28,6 +29,8 @@ pub enum ApiError {
     UnsupportedType,
     /// 422: well-formed, but the content is refused (empty text, long name).
     Invalid(Invalid),
+    /// 429: this visitor is over a limit; retry after the given time.
+    TooMany(String, Duration),
     /// 503: the server cannot take it now; retry later.
     Unavailable(String),
     /// 500: a bug on our side; logged, never shown in detail.
@@ -41,6 +44,7 @@ impl ApiError {
             ApiError::RoomNotFound(_) => StatusCode::NOT_FOUND,
             ApiError::UnsupportedType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::TooMany(..) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -55,7 +59,7 @@ impl ApiError {
                 "Send application/json or application/x-www-form-urlencoded.".into()
             }
             ApiError::Invalid(why) => why.to_string(),
-            ApiError::Unavailable(why) => why.clone(),
+            ApiError::TooMany(why, _) | ApiError::Unavailable(why) => why.clone(),
             ApiError::Internal => "Something went wrong on our side.".into(),
         }
     }
@@ -77,6 +81,17 @@ impl From<RoomError> for ApiError {
             RoomError::ShuttingDown => {
                 ApiError::Unavailable("The server is restarting; try again shortly.".into())
             }
+            RoomError::RateLimited(wait) => ApiError::TooMany(
+                "Slow down: too many requests. Try again in a moment.".into(),
+                wait,
+            ),
+            RoomError::TooManyStreamsForVisitor => ApiError::TooMany(
+                "Too many open streams from you; close some first.".into(),
+                Duration::from_secs(RETRY_AFTER_SECS),
+            ),
+            RoomError::TooManyRooms => {
+                ApiError::Unavailable("There are too many rooms right now; try again later.".into())
+            }
             RoomError::TooManyStreams => ApiError::Unavailable(
                 "The server has no room for more streams right now; try again shortly.".into(),
             ),
@@ -91,23 +106,34 @@ impl From<RoomError> for ApiError {
     }
 }
 
-impl Reply for ApiError {
-    fn into_response(self) -> Response {
-        json_error(self.status(), &self.message())
+impl ApiError {
+    /// Seconds to put in Retry-After, for a 429 or a 503.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            // Round up: a client that waits what it was told gets through.
+            ApiError::TooMany(_, wait) => Some(wait.as_secs_f64().ceil().max(1.0) as u64),
+            ApiError::Unavailable(_) => Some(RETRY_AFTER_SECS),
+            _ => None,
+        }
     }
 }
 
-/// `{"error": message}` with `status`, plus Retry-After on a 503.
+impl Reply for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = json_error(self.status(), &self.message());
+        if let Some(secs) = self.retry_after() {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
+/// `{"error": message}` with `status`.
 pub fn json_error(status: StatusCode, message: &str) -> Response {
     let body = serde_json::json!({ "error": message });
-    let mut response = warp::reply::with_status(warp::reply::json(&body), status).into_response();
-    if status == StatusCode::SERVICE_UNAVAILABLE {
-        response.headers_mut().insert(
-            header::RETRY_AFTER,
-            header::HeaderValue::from_static(RETRY_AFTER_SECS),
-        );
-    }
-    response
+    warp::reply::with_status(warp::reply::json(&body), status).into_response()
 }
 
 /// A request with the session cookie that came from another site.

@@ -12,6 +12,7 @@ use warp::reply::{Reply, Response};
 use crate::app::App;
 use crate::body;
 use crate::error::ApiError;
+use crate::limits::VisitorKey;
 use crate::model::{Name, Recorded, RoomCode, Text};
 use crate::pages::{HomeView, RoomView};
 use crate::session::{Session, SessionId};
@@ -82,12 +83,12 @@ pub async fn home(
 
 /// POST / (form: name, code, action=create|join) — 303 to the room with the
 /// session cookie set, or the form again with what was typed and why not.
-pub async fn enter(visitor: Option<Visitor>, body: Bytes, app: App) -> Response {
+pub async fn enter(visitor: Option<Visitor>, key: VisitorKey, body: Bytes, app: App) -> Response {
     let form: HomeForm = match body::form(&body) {
         Ok(form) => form,
         Err(err) => return err.into_response(),
     };
-    match choose_room(&form, &app).await {
+    match choose_room(&form, key, &app).await {
         Ok(session) => {
             let code = session.room.clone();
             let id = app.registry.open_session(visitor.map(|v| v.id), session);
@@ -96,9 +97,12 @@ pub async fn enter(visitor: Option<Visitor>, body: Bytes, app: App) -> Response 
             response
         }
         Err(err) => {
-            let status = match err {
-                ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-                _ => StatusCode::UNPROCESSABLE_ENTITY,
+            // What was typed is refused: 422; anything else keeps its status.
+            let status = match &err {
+                ApiError::Invalid(_) | ApiError::RoomNotFound(_) => {
+                    StatusCode::UNPROCESSABLE_ENTITY
+                }
+                other => other.status(),
             };
             let view = HomeView {
                 name: form.name.unwrap_or_default(),
@@ -111,7 +115,7 @@ pub async fn enter(visitor: Option<Visitor>, body: Bytes, app: App) -> Response 
 }
 
 /// The name is checked first, so a refused form never creates a room.
-async fn choose_room(form: &HomeForm, app: &App) -> Result<Session, ApiError> {
+async fn choose_room(form: &HomeForm, key: VisitorKey, app: &App) -> Result<Session, ApiError> {
     let name = Name::parse(form.name.as_deref().unwrap_or_default())?;
     let code_typed = form.code.as_deref().is_some_and(|c| !c.trim().is_empty());
     // Enter in a field submits with the first button (create); with a code
@@ -128,14 +132,14 @@ async fn choose_room(form: &HomeForm, app: &App) -> Result<Session, ApiError> {
         }
         code
     } else {
-        app.registry.create_room().await?
+        app.registry.create_room(key).await?
     };
     Ok(Session { name, room })
 }
 
 /// POST /rooms — 201 `{"code":"ABCD","url":"/rooms/ABCD"}`.
-pub async fn create_room(app: App) -> Response {
-    match app.registry.create_room().await {
+pub async fn create_room(key: VisitorKey, app: App) -> Response {
+    match app.registry.create_room(key).await {
         Ok(code) => {
             let url = format!("/rooms/{code}");
             let body = serde_json::json!({ "code": code.as_str(), "url": url });
@@ -174,6 +178,7 @@ pub async fn post_message(
     content_type: Option<String>,
     wants: Wants,
     visitor: Option<Visitor>,
+    key: VisitorKey,
     host: Option<String>,
     body: Bytes,
     app: App,
@@ -183,22 +188,19 @@ pub async fn post_message(
         Ok(input) => input,
         Err(err) => return err.into_response(),
     };
-    match (post(&app, &code, me, &input).await, wants, me) {
+    match (post(&app, &code, me, key, &input).await, wants, me) {
         (Ok(_), Wants::Html, _) => see_other(&format!("/rooms/{code}")),
         (Ok(message), Wants::Json, _) => json(StatusCode::CREATED, message.json.clone()),
         (Err(ApiError::RoomNotFound(_)), Wants::Html, _) => room_not_found(&app, &code),
-        (Err(err @ ApiError::Invalid(_)), Wants::Html, Some(me)) => {
+        (Err(err @ (ApiError::Invalid(_) | ApiError::TooMany(..))), Wants::Html, Some(me)) => {
             // The room again with the text kept, so nothing typed is lost.
             let draft = input.text.unwrap_or_default();
-            render_room(
-                &app,
-                &code,
-                me,
-                host,
-                err.status(),
-                draft,
-                Some(err.message()),
-            )
+            let message = Some(err.message());
+            let mut page = render_room(&app, &code, me, host, err.status(), draft, message);
+            if let Some(secs) = err.retry_after() {
+                set_header(&mut page, header::RETRY_AFTER, &secs.to_string());
+            }
+            page
         }
         (Err(err), _, _) => err.into_response(),
     }
@@ -210,6 +212,7 @@ async fn post(
     app: &App,
     code: &RoomCode,
     me: Option<&Name>,
+    key: VisitorKey,
     input: &MessageInput,
 ) -> Result<Arc<Recorded>, ApiError> {
     if !app.registry.room_exists(code) {
@@ -220,7 +223,7 @@ async fn post(
         None => Name::parse(input.name.as_deref().unwrap_or_default())?,
     };
     let text = Text::parse(input.text.as_deref().unwrap_or_default())?;
-    Ok(app.registry.post(code, &name, &text).await?)
+    Ok(app.registry.post(code, &name, &text, key).await?)
 }
 
 /// GET /rooms/CODE/messages?since=ID&limit=N — history as a JSON array,
@@ -253,6 +256,7 @@ pub async fn open_stream(
     query: Result<StreamQuery, ApiError>,
     last_event_id: Option<u64>,
     visitor: Option<Visitor>,
+    key: VisitorKey,
     app: App,
 ) -> Response {
     let query = match query {
@@ -267,7 +271,7 @@ pub async fn open_stream(
         },
     };
     let since = last_event_id.or(query.since);
-    let subscription = match app.registry.subscribe(&code, since, member) {
+    let subscription = match app.registry.subscribe(&code, since, member, key) {
         Ok(subscription) => subscription,
         Err(err) => return ApiError::from(err).into_response(),
     };

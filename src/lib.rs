@@ -22,7 +22,7 @@
 //! - [`body`]: form or JSON request bodies. [`error`]: errors → statuses.
 //! - [`session`]: the cookie. [`pages`]: handlebars templates. [`assets`]: CSS/JS.
 //! - [`shutdown`]: the signal every stream and task waits on.
-//! - [`metrics`]: counters for `GET /metrics`.
+//! - [`metrics`]: counters for `GET /metrics`. [`limits`]: per-visitor buckets.
 
 pub mod app;
 pub mod assets;
@@ -30,6 +30,7 @@ pub mod body;
 pub mod config;
 pub mod error;
 pub mod handlers;
+pub mod limits;
 pub mod metrics;
 pub mod model;
 pub mod pages;

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use log::{info, warn};
 use tokio::sync::{broadcast, oneshot};
 
+use crate::limits::{Buckets, Rate, VisitorKey};
 use crate::metrics::{Gauges, Metrics};
 use crate::model::{members_frame, Event, Kind, Name, Recorded, RoomCode, Text, Update};
 use crate::session::{Session, SessionId};
@@ -41,6 +42,14 @@ pub struct Settings {
     pub history: usize,
     /// Open streams allowed at once, over all rooms.
     pub max_streams: usize,
+    /// Open streams allowed at once for one visitor.
+    pub max_streams_per_visitor: usize,
+    /// Live rooms allowed at once.
+    pub max_rooms: usize,
+    /// Posts per visitor.
+    pub post_rate: Rate,
+    /// Rooms created per visitor.
+    pub room_rate: Rate,
     pub leave_grace: Duration,
     pub room_ttl: Duration,
 }
@@ -52,6 +61,12 @@ pub enum RoomError {
     ShuttingDown,
     /// `--max-streams` are open already.
     TooManyStreams,
+    /// `--max-rooms` are live already.
+    TooManyRooms,
+    /// This visitor has `--max-streams-per-visitor` open already.
+    TooManyStreamsForVisitor,
+    /// This visitor's bucket is empty; a token comes after this long.
+    RateLimited(Duration),
     /// The writer's queue is full: too much at once.
     Busy,
     /// The store refused or failed; nothing was kept.
@@ -76,6 +91,10 @@ struct State {
     closing: bool,
     /// Open streams over all rooms.
     streams: usize,
+    /// Open streams per visitor (only visitors with some).
+    streams_by_visitor: HashMap<VisitorKey, usize>,
+    post_buckets: Buckets,
+    room_buckets: Buckets,
     /// The writer's queue; `None` once it has been shut.
     writer: Option<SyncSender<Job>>,
     writer_thread: Option<JoinHandle<()>>,
@@ -128,6 +147,7 @@ pub struct Presence {
     registry: Registry,
     room: RoomCode,
     member: Option<Name>,
+    visitor: VisitorKey,
 }
 
 impl Presence {
@@ -138,7 +158,8 @@ impl Presence {
 
 impl Drop for Presence {
     fn drop(&mut self) {
-        self.registry.disconnect(&self.room, self.member.as_ref());
+        self.registry
+            .disconnect(&self.room, self.member.as_ref(), self.visitor);
     }
 }
 
@@ -155,6 +176,7 @@ impl Registry {
             info!("loaded {} rooms from the store", rooms.len());
         }
         let history = settings.history;
+        let (post_rate, room_rate) = (settings.post_rate, settings.room_rate);
         let shared = Arc::new_cyclic(|shared: &Weak<Shared>| {
             let shared = shared.clone();
             let (writer, writer_thread) = writer::spawn(store, history, move |changes| {
@@ -170,6 +192,9 @@ impl Registry {
                     sessions: HashMap::new(),
                     closing: false,
                     streams: 0,
+                    streams_by_visitor: HashMap::new(),
+                    post_buckets: Buckets::new(post_rate),
+                    room_buckets: Buckets::new(room_rate),
                     writer: Some(writer),
                     writer_thread: Some(writer_thread),
                 }),
@@ -196,10 +221,17 @@ impl Registry {
 
     /// Makes a room with a fresh code, unique among live rooms, and returns
     /// once it is stored.
-    pub async fn create_room(&self) -> Result<RoomCode, RoomError> {
+    pub async fn create_room(&self, visitor: VisitorKey) -> Result<RoomCode, RoomError> {
         let (code, stored) = {
             let mut state = self.state();
             state.check_open()?;
+            if state.rooms.len() >= self.shared.settings.max_rooms {
+                return Err(RoomError::TooManyRooms);
+            }
+            state
+                .room_buckets
+                .take(visitor, Instant::now())
+                .map_err(RoomError::RateLimited)?;
             let code = (0..CODE_ATTEMPTS)
                 .map(|_| RoomCode::random())
                 .find(|code| !state.rooms.contains_key(code))
@@ -251,10 +283,16 @@ impl Registry {
         code: &RoomCode,
         name: &Name,
         text: &Text,
+        visitor: VisitorKey,
     ) -> Result<Arc<Recorded>, RoomError> {
         let (message, stored) = {
             let mut state = self.state();
             state.check_open()?;
+            state.room(code)?;
+            state
+                .post_buckets
+                .take(visitor, Instant::now())
+                .map_err(RoomError::RateLimited)?;
             let room = state.room(code)?;
             let message = room.next_event(code, Kind::Message, name, Some(text));
             let change = Change::Append {
@@ -307,11 +345,17 @@ impl Registry {
         code: &RoomCode,
         since: Option<u64>,
         member: Option<Name>,
+        visitor: VisitorKey,
     ) -> Result<Subscription, RoomError> {
         let mut state = self.state();
         state.check_open()?;
+        state.room(code)?;
         if state.streams >= self.shared.settings.max_streams {
             return Err(RoomError::TooManyStreams);
+        }
+        let visitor_streams = state.streams_by_visitor.get(&visitor).copied().unwrap_or(0);
+        if visitor_streams >= self.shared.settings.max_streams_per_visitor {
+            return Err(RoomError::TooManyStreamsForVisitor);
         }
         let room = state.room_mut(code)?;
         // An id from the future (a client of another room that had this
@@ -336,10 +380,12 @@ impl Registry {
                 registry: self.clone(),
                 room: code.clone(),
                 member: member.clone(),
+                visitor,
             },
             metrics: self.shared.metrics.clone(),
         };
         state.streams += 1;
+        *state.streams_by_visitor.entry(visitor).or_default() += 1;
         if let (true, Some(name)) = (arrived, &member) {
             info!("{name} joined {code}");
             state.record_notice(code, Kind::Join, name);
@@ -349,9 +395,15 @@ impl Registry {
 
     /// A stream closed: start the member's leave grace and the room's idle
     /// clock if it was the last one.
-    fn disconnect(&self, code: &RoomCode, member: Option<&Name>) {
+    fn disconnect(&self, code: &RoomCode, member: Option<&Name>, visitor: VisitorKey) {
         let mut state = self.state();
         state.streams -= 1;
+        if let Some(count) = state.streams_by_visitor.get_mut(&visitor) {
+            *count -= 1;
+            if *count == 0 {
+                state.streams_by_visitor.remove(&visitor);
+            }
+        }
         let Ok(room) = state.room_mut(code) else {
             return; // The room expired or the server is closing.
         };
@@ -651,14 +703,27 @@ pub(crate) mod tests {
     use crate::store::sqlite::{SqliteStore, IN_MEMORY};
 
     pub(crate) fn registry(leave_grace_ms: u64, room_ttl_ms: u64) -> Registry {
+        let lavish = Rate {
+            burst: 1e9,
+            per_second: 1e9,
+        };
         let settings = Settings {
             history: 1000,
             max_streams: 100,
+            max_streams_per_visitor: 100,
+            max_rooms: 100,
+            post_rate: lavish,
+            room_rate: lavish,
             leave_grace: Duration::from_millis(leave_grace_ms),
             room_ttl: Duration::from_millis(room_ttl_ms),
         };
         let store = SqliteStore::open(IN_MEMORY).unwrap();
         Registry::open(settings, Box::new(store)).unwrap()
+    }
+
+    /// The visitor every request in these tests comes from.
+    pub(crate) fn someone() -> VisitorKey {
+        VisitorKey::Address(std::net::Ipv4Addr::LOCALHOST.into())
     }
 
     fn name(n: &str) -> Name {
@@ -674,9 +739,11 @@ pub(crate) mod tests {
     #[tokio::test]
     async fn sweep_announces_leaves_after_the_grace_only() {
         let registry = registry(1000, 60_000);
-        let code = registry.create_room().await.unwrap();
+        let code = registry.create_room(someone()).await.unwrap();
         let start = Instant::now();
-        let tab = registry.subscribe(&code, None, Some(name("al"))).unwrap();
+        let tab = registry
+            .subscribe(&code, None, Some(name("al")), someone())
+            .unwrap();
         drop(tab);
         registry.sweep(start + Duration::from_millis(500));
         assert_eq!(kinds(&registry, &code).await, vec![Kind::Join]);
@@ -688,13 +755,13 @@ pub(crate) mod tests {
     #[tokio::test]
     async fn sweep_removes_idle_rooms_and_their_sessions() {
         let registry = registry(10, 1000);
-        let code = registry.create_room().await.unwrap();
+        let code = registry.create_room(someone()).await.unwrap();
         let session = Session {
             name: name("al"),
             room: code.clone(),
         };
         let id = registry.open_session(None, session);
-        let stream = registry.subscribe(&code, None, None).unwrap();
+        let stream = registry.subscribe(&code, None, None, someone()).unwrap();
         registry.sweep(Instant::now() + Duration::from_secs(10));
         assert!(registry.room_exists(&code), "a room with a stream lives on");
         drop(stream);
@@ -708,14 +775,19 @@ pub(crate) mod tests {
     #[tokio::test]
     async fn a_closing_registry_refuses_new_work_and_finishes_its_queue() {
         let registry = registry(10, 1000);
-        let code = registry.create_room().await.unwrap();
-        let _stream = registry.subscribe(&code, None, Some(name("al"))).unwrap();
+        let code = registry.create_room(someone()).await.unwrap();
+        let _stream = registry
+            .subscribe(&code, None, Some(name("al")), someone())
+            .unwrap();
         registry.close();
-        assert_eq!(registry.create_room().await, Err(RoomError::ShuttingDown));
+        assert_eq!(
+            registry.create_room(someone()).await,
+            Err(RoomError::ShuttingDown)
+        );
         let text = Text::parse("hi").unwrap();
-        let refused = registry.post(&code, &name("al"), &text).await;
+        let refused = registry.post(&code, &name("al"), &text, someone()).await;
         assert_eq!(refused.unwrap_err(), RoomError::ShuttingDown);
-        assert!(registry.subscribe(&code, None, None).is_err());
+        assert!(registry.subscribe(&code, None, None, someone()).is_err());
         registry.finish().await;
         let history = registry.history(&code, Some(0), 10).unwrap();
         assert_eq!(history.len(), 1, "the queued join was stored and published");
@@ -724,10 +796,13 @@ pub(crate) mod tests {
     #[tokio::test]
     async fn a_post_is_published_before_it_is_acknowledged() {
         let registry = registry(10, 1000);
-        let code = registry.create_room().await.unwrap();
-        let mut sub = registry.subscribe(&code, None, None).unwrap();
+        let code = registry.create_room(someone()).await.unwrap();
+        let mut sub = registry.subscribe(&code, None, None, someone()).unwrap();
         let text = Text::parse("hi").unwrap();
-        let posted = registry.post(&code, &name("al"), &text).await.unwrap();
+        let posted = registry
+            .post(&code, &name("al"), &text, someone())
+            .await
+            .unwrap();
         match sub.updates.try_recv() {
             Ok(Update::Event(event)) => assert_eq!(event.event.id, posted.event.id),
             other => panic!("not yet sent: {other:?}"),

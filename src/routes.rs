@@ -13,7 +13,9 @@ use crate::app::App;
 use crate::body;
 use crate::error::{self, ApiError, BODY_LIMIT};
 use crate::handlers::{self, Visitor, Wants};
+use crate::limits::VisitorKey;
 use crate::model::RoomCode;
+use crate::server::Peer;
 use crate::session::{SessionId, COOKIE_NAME};
 
 /// All routes, with JSON errors for rejections. (The request log and
@@ -56,7 +58,7 @@ fn enter(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejection
     warp::path::end()
         .and(warp::post())
         .and(from_this_site())
-        .and(visitor(&app))
+        .and(caller(&app))
         .and(body())
         .and(with_app(app))
         .then(handlers::enter)
@@ -66,6 +68,8 @@ fn enter(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejection
 fn create_room(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     warp::path!("rooms")
         .and(warp::post())
+        .and(caller(&app))
+        .map(|_visitor: Option<Visitor>, key: VisitorKey| key)
         .and(with_app(app))
         .then(handlers::create_room)
 }
@@ -87,7 +91,7 @@ fn post_message(app: App) -> impl Filter<Extract = (Response,), Error = warp::Re
         .and(from_this_site())
         .and(warp::header::optional::<String>("content-type"))
         .and(wants())
-        .and(visitor(&app))
+        .and(caller(&app))
         .and(warp::header::optional::<String>("host"))
         .and(body())
         .and(with_app(app))
@@ -109,7 +113,7 @@ fn events(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejectio
         .and(warp::get())
         .and(query::<handlers::StreamQuery>())
         .and(last_event_id())
-        .and(visitor(&app))
+        .and(caller(&app))
         .and(with_app(app))
         .then(handlers::open_stream)
 }
@@ -193,6 +197,24 @@ fn from_this_site() -> impl Filter<Extract = (), Error = warp::Rejection> + Clon
             } else {
                 Ok(())
             }
+        })
+        .untuple_one()
+}
+
+/// The session, if any, and the key its limits are counted under: the
+/// session, else the client's address.
+fn caller(
+    app: &App,
+) -> impl Filter<Extract = (Option<Visitor>, VisitorKey), Error = Infallible> + Clone {
+    visitor(app)
+        .and(warp::ext::optional::<Peer>())
+        .map(|visitor: Option<Visitor>, peer: Option<Peer>| {
+            let key = match (&visitor, peer) {
+                (Some(visitor), _) => VisitorKey::Session(visitor.id),
+                (None, Some(Peer(ip))) => VisitorKey::Address(ip),
+                (None, None) => VisitorKey::Address(std::net::Ipv4Addr::UNSPECIFIED.into()),
+            };
+            (visitor, key)
         })
         .untuple_one()
 }

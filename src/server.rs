@@ -26,6 +26,10 @@ use warp::http::{Request, Response};
 use crate::metrics::Metrics;
 use crate::stream::Handoff;
 
+/// The client's address, for the routes (per-visitor limits).
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub std::net::IpAddr);
+
 type Body = UnsyncBoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
 
 /// How long to wait for a request's headers before closing the connection.
@@ -89,13 +93,14 @@ async fn respond<S>(
     mut routes: S,
     metrics: std::sync::Arc<Metrics>,
     peer: SocketAddr,
-    request: Request<Incoming>,
+    mut request: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible>
 where
     S: Service<Request<Incoming>, Response = warp::reply::Response, Error = Infallible>,
 {
     let started = Instant::now();
     let (method, path) = (request.method().clone(), request.uri().path().to_owned());
+    request.extensions_mut().insert(Peer(peer.ip()));
     let Ok(mut response) = routes.call(request).await;
     let elapsed = started.elapsed();
     metrics.responded(&method, &path, response.status(), elapsed);

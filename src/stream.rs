@@ -254,6 +254,7 @@ mod tests {
 
     use super::*;
     use crate::model::{Name, Text};
+    use crate::rooms::tests::someone;
     use crate::rooms::Registry;
 
     fn registry() -> Registry {
@@ -268,35 +269,35 @@ mod tests {
     #[tokio::test]
     async fn a_stream_that_falls_behind_is_closed_not_skipped() {
         let registry = registry();
-        let code = registry.create_room().await.unwrap();
+        let code = registry.create_room(someone()).await.unwrap();
         let (_trigger, shutdown) = crate::shutdown::channel();
-        let subscription = registry.subscribe(&code, Some(0), None).unwrap();
+        let subscription = registry.subscribe(&code, Some(0), None, someone()).unwrap();
         let mut stream = RoomStream::new(subscription, shutdown, Duration::from_secs(60));
         let name = Name::parse("al").unwrap();
         for i in 0..1000 {
             let text = Text::parse(&format!("m{i}")).unwrap();
-            registry.post(&code, &name, &text).await.unwrap();
+            registry.post(&code, &name, &text, someone()).await.unwrap();
         }
         let opening = next_text(&mut stream).await.unwrap();
         assert!(opening.contains("event: members"));
         assert!(next_text(&mut stream).await.is_none(), "closed on lag");
         // The client resumes from history and gets every message.
-        let resumed = registry.subscribe(&code, Some(0), None).unwrap();
+        let resumed = registry.subscribe(&code, Some(0), None, someone()).unwrap();
         assert_eq!(resumed.backlog.len(), 1000);
     }
 
     #[tokio::test]
     async fn ready_frames_go_out_together_in_order() {
         let registry = registry();
-        let code = registry.create_room().await.unwrap();
+        let code = registry.create_room(someone()).await.unwrap();
         let (_trigger, shutdown) = crate::shutdown::channel();
-        let subscription = registry.subscribe(&code, None, None).unwrap();
+        let subscription = registry.subscribe(&code, None, None, someone()).unwrap();
         let mut stream = RoomStream::new(subscription, shutdown, Duration::from_secs(60));
         next_text(&mut stream).await.unwrap(); // the opening
         let name = Name::parse("al").unwrap();
         for i in 1..=3 {
             let text = Text::parse(&format!("m{i}")).unwrap();
-            registry.post(&code, &name, &text).await.unwrap();
+            registry.post(&code, &name, &text, someone()).await.unwrap();
         }
         let chunk = next_text(&mut stream).await.unwrap();
         let ids: Vec<&str> = chunk
@@ -309,9 +310,9 @@ mod tests {
     #[tokio::test]
     async fn a_stream_ends_when_shutdown_starts() {
         let registry = registry();
-        let code = registry.create_room().await.unwrap();
+        let code = registry.create_room(someone()).await.unwrap();
         let (trigger, shutdown) = crate::shutdown::channel();
-        let subscription = registry.subscribe(&code, None, None).unwrap();
+        let subscription = registry.subscribe(&code, None, None, someone()).unwrap();
         let mut stream = RoomStream::new(subscription, shutdown, Duration::from_secs(60));
         trigger.start();
         assert!(next_text(&mut stream).await.is_none());

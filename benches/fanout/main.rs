@@ -182,7 +182,23 @@ impl Target {
         let dir = tempfile::tempdir().expect("a temp dir");
         let db = dir.path().join("bench.db");
         let mut child = Command::new(binary)
-            .args(["--bind", "127.0.0.1:0", "--room-ttl", "3600", "--db"])
+            .args(["--bind", "127.0.0.1:0", "--room-ttl", "3600"])
+            // All load comes from one address: lift the per-visitor limits.
+            .args([
+                "--post-burst",
+                "1e9",
+                "--post-rate",
+                "1e9",
+                "--room-burst",
+                "1e9",
+            ])
+            .args([
+                "--room-rate",
+                "1e9",
+                "--max-streams-per-visitor",
+                "100000",
+                "--db",
+            ])
             .arg(&db)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())

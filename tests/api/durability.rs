@@ -242,6 +242,7 @@ impl Process {
     fn start(db: &str) -> Process {
         let mut child = Command::new(env!("CARGO_BIN_EXE_roomcast"))
             .args(["--bind", "127.0.0.1:0", "--db", db, "--history", "100000"])
+            .args(["--post-burst", "1e9", "--post-rate", "1e9"])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -32,8 +32,15 @@ pub async fn spawn_app() -> TestApp {
 
 /// Starts a server with the defaults changed by `tweak` (short timers).
 pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
+    // Every test client comes from 127.0.0.1, so the per-visitor limits
+    // are lifted unless a test sets its own.
     let mut config = Config {
         db: ":memory:".into(),
+        post_burst: 1e9,
+        post_rate: 1e9,
+        room_burst: 1e9,
+        room_rate: 1e9,
+        max_streams_per_visitor: 100_000,
         ..Config::default()
     };
     tweak(&mut config);

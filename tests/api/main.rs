@@ -7,6 +7,7 @@ mod durability;
 mod errors;
 mod home;
 mod lifecycle;
+mod limits;
 mod messages;
 mod metrics;
 mod presence;

@@ -1,0 +1,126 @@
+//! Limits per visitor: token buckets in a bounded map. Plain data; the
+//! registry keeps them under its one lock.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use crate::session::SessionId;
+
+/// Visitors remembered at most per map; past that, the idle ones (full
+/// buckets) are forgotten, and if every one is busy the map starts over.
+/// A flood of addresses cannot grow memory without bound.
+pub const MAX_VISITORS: usize = 100_000;
+
+/// Who is asking: the session if there is one, else the client address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum VisitorKey {
+    Session(SessionId),
+    Address(IpAddr),
+}
+
+/// How fast a bucket refills and how much it holds.
+#[derive(Debug, Clone, Copy)]
+pub struct Rate {
+    pub burst: f64,
+    pub per_second: f64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    updated: Instant,
+}
+
+/// One token bucket per visitor.
+#[derive(Debug)]
+pub struct Buckets {
+    rate: Rate,
+    buckets: HashMap<VisitorKey, Bucket>,
+}
+
+impl Buckets {
+    pub fn new(rate: Rate) -> Buckets {
+        Buckets {
+            rate,
+            buckets: HashMap::new(),
+        }
+    }
+
+    /// Takes one token, or says how long until one is there.
+    pub fn take(&mut self, visitor: VisitorKey, now: Instant) -> Result<(), Duration> {
+        if self.buckets.len() >= MAX_VISITORS && !self.buckets.contains_key(&visitor) {
+            self.forget_idle(now);
+        }
+        let Rate { burst, per_second } = self.rate;
+        let bucket = self.buckets.entry(visitor).or_insert(Bucket {
+            tokens: burst,
+            updated: now,
+        });
+        let refill = now.saturating_duration_since(bucket.updated).as_secs_f64() * per_second;
+        bucket.tokens = (bucket.tokens + refill).min(burst);
+        bucket.updated = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            Ok(())
+        } else {
+            let wait = (1.0 - bucket.tokens) / per_second;
+            Err(Duration::from_secs_f64(wait.min(86_400.0)))
+        }
+    }
+
+    fn forget_idle(&mut self, now: Instant) {
+        let Rate { burst, per_second } = self.rate;
+        self.buckets.retain(|_, b| {
+            let refill = now.saturating_duration_since(b.updated).as_secs_f64() * per_second;
+            b.tokens + refill < burst
+        });
+        if self.buckets.len() >= MAX_VISITORS {
+            self.buckets.clear();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn visitor(last: u8) -> VisitorKey {
+        VisitorKey::Address(IpAddr::from([10, 0, 0, last]))
+    }
+
+    #[test]
+    fn a_bucket_allows_its_burst_then_refills_at_its_rate() {
+        let mut buckets = Buckets::new(Rate {
+            burst: 3.0,
+            per_second: 2.0,
+        });
+        let start = Instant::now();
+        for _ in 0..3 {
+            assert!(buckets.take(visitor(1), start).is_ok());
+        }
+        let wait = buckets.take(visitor(1), start).unwrap_err();
+        assert!(wait > Duration::from_millis(400) && wait <= Duration::from_millis(500));
+        assert!(
+            buckets.take(visitor(2), start).is_ok(),
+            "visitors are separate"
+        );
+        let later = start + Duration::from_millis(500);
+        assert!(buckets.take(visitor(1), later).is_ok());
+        assert!(buckets.take(visitor(1), later).is_err());
+    }
+
+    #[test]
+    fn the_map_stays_bounded_under_a_flood_of_addresses() {
+        let mut buckets = Buckets::new(Rate {
+            burst: 2.0,
+            per_second: 1.0,
+        });
+        let now = Instant::now();
+        for i in 0..(MAX_VISITORS as u32 + 10) {
+            let ip = IpAddr::from(i.to_be_bytes());
+            let _ = buckets.take(VisitorKey::Address(ip), now);
+        }
+        assert!(buckets.buckets.len() <= MAX_VISITORS);
+    }
+}

@@ -1,0 +1,115 @@
+//! Per-visitor limits: posts, room creation, live rooms, open streams.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::helpers::spawn_with;
+
+#[tokio::test]
+async fn posting_past_the_burst_is_429_with_retry_after_and_stores_nothing() {
+    let app = spawn_with(|c| {
+        c.post_burst = 3.0;
+        c.post_rate = 0.5;
+    })
+    .await;
+    let code = app.create_room().await;
+    for i in 0..3 {
+        app.say(&code, "al", &format!("m{i}")).await;
+    }
+    let response = app
+        .post_json(&code, json!({"name": "al", "text": "one too many"}))
+        .await;
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=2).contains(&retry), "retry after {retry}");
+    let body: Value = response.json().await.unwrap();
+    assert!(body["error"].as_str().unwrap().contains("too many"));
+    assert_eq!(
+        app.history(&code, "?since=0").await.len(),
+        3,
+        "nothing stored"
+    );
+}
+
+#[tokio::test]
+async fn each_session_has_its_own_post_allowance() {
+    let app = spawn_with(|c| {
+        c.post_burst = 1.0;
+        c.post_rate = 0.01;
+    })
+    .await;
+    let mut alice = app.browser();
+    let code = alice.enter("alice", "", "create").await;
+    let mut bob = app.browser();
+    bob.enter("bob", &code, "join").await;
+    let url = format!("/rooms/{code}/messages");
+    for person in [&mut alice, &mut bob] {
+        let sent = person.submit(&url, &[("text", "hello")]).await;
+        assert_eq!(sent.status(), StatusCode::SEE_OTHER);
+    }
+    let refused = alice.submit(&url, &[("text", "my kept draft")]).await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(refused.headers().get("retry-after").is_some());
+    let html = refused.text().await.unwrap();
+    assert!(
+        html.contains(">my kept draft</textarea>"),
+        "the room page keeps the text"
+    );
+}
+
+#[tokio::test]
+async fn room_creation_has_its_own_bucket_and_a_cap_on_live_rooms() {
+    let app = spawn_with(|c| {
+        c.room_burst = 2.0;
+        c.room_rate = 0.01;
+    })
+    .await;
+    for _ in 0..2 {
+        app.create_room().await;
+    }
+    let response = app.client.post(app.url("/rooms")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(response.headers().get("retry-after").is_some());
+
+    let capped = spawn_with(|c| c.max_rooms = 2).await;
+    capped.create_room().await;
+    capped.create_room().await;
+    let response = capped
+        .client
+        .post(capped.url("/rooms"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(response.headers().get("retry-after").is_some());
+}
+
+#[tokio::test]
+async fn one_visitor_may_hold_only_so_many_streams() {
+    let app = spawn_with(|c| c.max_streams_per_visitor = 2).await;
+    let code = app.create_room().await;
+    let first = app.stream(&format!("/rooms/{code}/events")).await;
+    let _second = app.stream(&format!("/rooms/{code}/events")).await;
+    let third = app.stream(&format!("/rooms/{code}/events")).await;
+    assert_eq!(third.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(third.headers.get("retry-after").is_some());
+    drop(first);
+    let deadline = tokio::time::Instant::now() + crate::helpers::HANG;
+    loop {
+        let again = app.stream(&format!("/rooms/{code}/events")).await;
+        if again.status == StatusCode::OK {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the slot never came back"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
