@@ -89,6 +89,9 @@ impl From<RoomError> for ApiError {
                 "Too many open streams from you; close some first.".into(),
                 Duration::from_secs(RETRY_AFTER_SECS),
             ),
+            RoomError::NameTaken(name) => ApiError::Invalid(Invalid(format!(
+                "The name {name} is taken in this room; please choose another."
+            ))),
             RoomError::TooManyRooms => {
                 ApiError::Unavailable("There are too many rooms right now; try again later.".into())
             }

@@ -91,27 +91,31 @@ pub async fn enter(visitor: Option<Visitor>, key: VisitorKey, body: Bytes, app: 
     match choose_room(&form, key, &app).await {
         Ok(session) => {
             let code = session.room.clone();
-            let id = app.registry.open_session(visitor.map(|v| v.id), session);
+            let id = match app.registry.open_session(visitor.map(|v| v.id), session) {
+                Ok(id) => id,
+                Err(err) => return home_again(&app, form, ApiError::from(err)),
+            };
             let mut response = see_other(&format!("/rooms/{code}"));
             set_header(&mut response, header::SET_COOKIE, &id.set_cookie());
             response
         }
-        Err(err) => {
-            // What was typed is refused: 422; anything else keeps its status.
-            let status = match &err {
-                ApiError::Invalid(_) | ApiError::RoomNotFound(_) => {
-                    StatusCode::UNPROCESSABLE_ENTITY
-                }
-                other => other.status(),
-            };
-            let view = HomeView {
-                name: form.name.unwrap_or_default(),
-                code: form.code.unwrap_or_default(),
-                error: Some(err.message()),
-            };
-            html(status, app.pages.home(&view))
-        }
+        Err(err) => home_again(&app, form, err),
     }
+}
+
+/// The home form again, with what was typed and why it was refused: 422
+/// for what was typed, any other error with its own status.
+fn home_again(app: &App, form: HomeForm, err: ApiError) -> Response {
+    let status = match &err {
+        ApiError::Invalid(_) | ApiError::RoomNotFound(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        other => other.status(),
+    };
+    let view = HomeView {
+        name: form.name.unwrap_or_default(),
+        code: form.code.unwrap_or_default(),
+        error: Some(err.message()),
+    };
+    html(status, app.pages.home(&view))
 }
 
 /// The name is checked first, so a refused form never creates a room.

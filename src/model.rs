@@ -97,6 +97,11 @@ impl Name {
         if name.chars().any(char::is_control) {
             return Err(Invalid("Names cannot contain control characters.".into()));
         }
+        if name.chars().any(is_direction_control) {
+            return Err(Invalid(
+                "Names cannot contain text-direction controls.".into(),
+            ));
+        }
         Ok(Name(name.to_owned()))
     }
 
@@ -109,6 +114,13 @@ impl fmt::Display for Name {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
+}
+
+/// Characters that reorder the text around them (bidi embeddings,
+/// overrides, isolates and marks): in a name they could make it read as
+/// another name, or scramble the line it sits in.
+fn is_direction_control(c: char) -> bool {
+    matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 /// A message's text, kept exactly as typed (newlines, CR and all): it only
@@ -258,6 +270,9 @@ mod tests {
         assert!(Name::parse(&"é".repeat(33)).is_err());
         assert!(Name::parse("a\u{7}b").is_err());
         assert!(Name::parse("a\nb").is_err());
+        assert!(Name::parse("adm\u{202E}nimda").is_err());
+        assert!(Name::parse("x\u{2066}y").is_err());
+        assert!(Name::parse("名前").is_ok());
     }
 
     #[test]

@@ -63,6 +63,8 @@ pub enum RoomError {
     TooManyStreams,
     /// `--max-rooms` are live already.
     TooManyRooms,
+    /// Another session in the room, still present, has this name.
+    NameTaken(Name),
     /// This visitor has `--max-streams-per-visitor` open already.
     TooManyStreamsForVisitor,
     /// This visitor's bucket is empty; a token comes after this long.
@@ -263,13 +265,35 @@ impl Registry {
 
     /// Names `name` in `room` for this browser: updates the session it
     /// already has, or starts a new one.
-    pub fn open_session(&self, existing: Option<SessionId>, session: Session) -> SessionId {
+    /// Refuses a name another session holds in that room while its member
+    /// is there; a holder who has left loses the name to the newcomer (its
+    /// session ends, so two people never share one).
+    pub fn open_session(
+        &self,
+        existing: Option<SessionId>,
+        session: Session,
+    ) -> Result<SessionId, RoomError> {
         let mut state = self.state();
         let id = existing
             .filter(|id| state.sessions.contains_key(id))
             .unwrap_or_else(SessionId::random);
+        let holder = state
+            .sessions
+            .iter()
+            .find(|(other, s)| **other != id && **s == session)
+            .map(|(other, _)| *other);
+        if let Some(holder) = holder {
+            let present = state
+                .room(&session.room)?
+                .members
+                .contains_key(&session.name);
+            if present {
+                return Err(RoomError::NameTaken(session.name));
+            }
+            state.sessions.remove(&holder);
+        }
         state.sessions.insert(id, session);
-        id
+        Ok(id)
     }
 
     pub fn session(&self, id: SessionId) -> Option<Session> {
@@ -760,7 +784,7 @@ pub(crate) mod tests {
             name: name("al"),
             room: code.clone(),
         };
-        let id = registry.open_session(None, session);
+        let id = registry.open_session(None, session).unwrap();
         let stream = registry.subscribe(&code, None, None, someone()).unwrap();
         registry.sweep(Instant::now() + Duration::from_secs(10));
         assert!(registry.room_exists(&code), "a room with a stream lives on");

@@ -214,3 +214,52 @@ async fn assets_are_served_with_their_types() {
         .unwrap();
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn a_name_held_by_someone_present_cannot_be_taken_by_another_session() {
+    let app =
+        crate::helpers::spawn_with(|c| c.leave_grace = std::time::Duration::from_millis(100)).await;
+    let mut alice = app.browser();
+    let code = alice.enter("alice", "", "create").await;
+    let stream = alice.stream(&code, 0).await;
+
+    let mut impostor = app.browser();
+    let response = impostor
+        .submit(
+            "/",
+            &[("name", "alice"), ("code", &code), ("action", "join")],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = response.text().await.unwrap();
+    assert!(html.contains("The name alice is taken in this room"));
+    assert!(impostor.cookie.is_none());
+    // Rejoining under her own session is fine.
+    assert_eq!(alice.enter("alice", &code, "join").await, code);
+
+    // Once she has left, the name is free; her old session ends with it.
+    drop(stream);
+    let deadline = tokio::time::Instant::now() + crate::helpers::HANG;
+    loop {
+        let response = impostor
+            .submit(
+                "/",
+                &[("name", "alice"), ("code", &code), ("action", "join")],
+            )
+            .await;
+        if response.status() == StatusCode::SEE_OTHER {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the name never came free"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let old = alice.get(&format!("/rooms/{code}")).await;
+    assert_eq!(
+        old.status(),
+        StatusCode::SEE_OTHER,
+        "the old session must choose a name again"
+    );
+}
