@@ -26,6 +26,8 @@ pub struct App {
     pub pages: Arc<Pages>,
     pub shutdown: Shutdown,
     pub keep_alive: Duration,
+    /// Always mark the session cookie Secure.
+    pub secure_cookies: bool,
 }
 
 /// Open files kept back from streams: the listener, the store, logs, and
@@ -42,6 +44,8 @@ fn streams_the_fd_limit_allows() -> usize {
 pub struct Server {
     registry: Registry,
     keep_alive: Duration,
+    secure_cookies: bool,
+    trusted_proxies: Arc<[ipnet::IpNet]>,
 }
 
 impl Server {
@@ -77,6 +81,8 @@ impl Server {
         Ok(Server {
             registry,
             keep_alive: config.keep_alive,
+            secure_cookies: config.secure_cookies,
+            trusted_proxies: config.trusted_proxies.clone().into(),
         })
     }
 
@@ -96,6 +102,7 @@ impl Server {
             pages: Arc::new(Pages::new()),
             shutdown,
             keep_alive: self.keep_alive,
+            secure_cookies: self.secure_cookies,
         };
         let closing = registry.clone();
         let stop = async move {
@@ -105,7 +112,8 @@ impl Server {
             trigger.start();
         };
         let metrics = registry.metrics().clone();
-        server::serve(listener, warp::service(routes::routes(app)), metrics, stop).await;
+        let routes = warp::service(routes::routes(app));
+        server::serve(listener, routes, metrics, self.trusted_proxies, stop).await;
         // The sweeper has seen the same signal; it only ever ends, never fails.
         let _ = sweeper.await;
         registry.finish().await;

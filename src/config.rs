@@ -54,6 +54,16 @@ pub struct Config {
     #[arg(long, env = "ROOMCAST_ROOM_RATE", default_value_t = 0.1, value_parser = positive)]
     pub room_rate: f64,
 
+    /// A proxy (address or CIDR, repeatable) whose X-Forwarded-For and
+    /// X-Forwarded-Proto are believed; from anyone else they are ignored.
+    #[arg(long = "trusted-proxy", env = "ROOMCAST_TRUSTED_PROXY", value_delimiter = ',', value_parser = network)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+
+    /// Mark the session cookie Secure (also done on its own for requests a
+    /// trusted proxy says came over HTTPS).
+    #[arg(long, env = "ROOMCAST_SECURE_COOKIES")]
+    pub secure_cookies: bool,
+
     /// Seconds between keep-alive comments on open streams (fractions allowed).
     #[arg(long, env = "ROOMCAST_KEEP_ALIVE", default_value = "15", value_parser = seconds)]
     pub keep_alive: Duration,
@@ -75,6 +85,8 @@ impl Default for Config {
             db: "roomcast.db".into(),
             history: 1000,
             max_streams: None,
+            trusted_proxies: Vec::new(),
+            secure_cookies: false,
             max_streams_per_visitor: 20,
             max_rooms: 10_000,
             post_burst: 20.0,
@@ -86,6 +98,14 @@ impl Default for Config {
             room_ttl: Duration::from_secs(300),
         }
     }
+}
+
+/// `10.0.0.0/8`, or one address (`10.0.0.1`).
+fn network(input: &str) -> Result<ipnet::IpNet, String> {
+    input
+        .parse::<ipnet::IpNet>()
+        .or_else(|_| input.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("{input:?} is not an address or a CIDR block"))
 }
 
 /// A positive, finite number (a burst or a rate).
@@ -132,6 +152,25 @@ mod tests {
         assert_eq!(parsed.keep_alive, default.keep_alive);
         assert_eq!(parsed.leave_grace, default.leave_grace);
         assert_eq!(parsed.room_ttl, default.room_ttl);
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_blocks() {
+        let config = Config::try_parse_from([
+            "roomcast",
+            "--trusted-proxy",
+            "10.0.0.0/8,::1",
+            "--trusted-proxy",
+            "192.168.1.7",
+        ])
+        .unwrap();
+        let shown: Vec<String> = config
+            .trusted_proxies
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        assert_eq!(shown, ["10.0.0.0/8", "::1/128", "192.168.1.7/32"]);
+        assert!(Config::try_parse_from(["roomcast", "--trusted-proxy", "nope"]).is_err());
     }
 
     #[test]

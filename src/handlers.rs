@@ -15,6 +15,7 @@ use crate::error::ApiError;
 use crate::limits::VisitorKey;
 use crate::model::{Name, Recorded, RoomCode, Text};
 use crate::pages::{HomeView, RoomView};
+use crate::server::Client;
 use crate::session::{Session, SessionId};
 use crate::stream::{Handoff, RoomStream};
 
@@ -83,7 +84,13 @@ pub async fn home(
 
 /// POST / (form: name, code, action=create|join) — 303 to the room with the
 /// session cookie set, or the form again with what was typed and why not.
-pub async fn enter(visitor: Option<Visitor>, key: VisitorKey, body: Bytes, app: App) -> Response {
+pub async fn enter(
+    visitor: Option<Visitor>,
+    key: VisitorKey,
+    client: Client,
+    body: Bytes,
+    app: App,
+) -> Response {
     let form: HomeForm = match body::form(&body) {
         Ok(form) => form,
         Err(err) => return err.into_response(),
@@ -96,7 +103,11 @@ pub async fn enter(visitor: Option<Visitor>, key: VisitorKey, body: Bytes, app: 
                 Err(err) => return home_again(&app, form, ApiError::from(err)),
             };
             let mut response = see_other(&format!("/rooms/{code}"));
-            set_header(&mut response, header::SET_COOKIE, &id.set_cookie());
+            set_header(
+                &mut response,
+                header::SET_COOKIE,
+                &id.set_cookie(app.secure_cookies || client.https),
+            );
             response
         }
         Err(err) => home_again(&app, form, err),

@@ -15,7 +15,7 @@ use crate::error::{self, ApiError, BODY_LIMIT};
 use crate::handlers::{self, Visitor, Wants};
 use crate::limits::VisitorKey;
 use crate::model::RoomCode;
-use crate::server::Peer;
+use crate::server::Client;
 use crate::session::{SessionId, COOKIE_NAME};
 
 /// All routes, with JSON errors for rejections. (The request log and
@@ -59,6 +59,7 @@ fn enter(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejection
         .and(warp::post())
         .and(from_this_site())
         .and(caller(&app))
+        .and(client())
         .and(body())
         .and(with_app(app))
         .then(handlers::enter)
@@ -207,16 +208,25 @@ fn caller(
     app: &App,
 ) -> impl Filter<Extract = (Option<Visitor>, VisitorKey), Error = Infallible> + Clone {
     visitor(app)
-        .and(warp::ext::optional::<Peer>())
-        .map(|visitor: Option<Visitor>, peer: Option<Peer>| {
-            let key = match (&visitor, peer) {
-                (Some(visitor), _) => VisitorKey::Session(visitor.id),
-                (None, Some(Peer(ip))) => VisitorKey::Address(ip),
-                (None, None) => VisitorKey::Address(std::net::Ipv4Addr::UNSPECIFIED.into()),
+        .and(client())
+        .map(|visitor: Option<Visitor>, client: Client| {
+            let key = match &visitor {
+                Some(visitor) => VisitorKey::Session(visitor.id),
+                None => VisitorKey::Address(client.ip),
             };
             (visitor, key)
         })
         .untuple_one()
+}
+
+/// The client the connection loop saw (always there when served by it).
+fn client() -> impl Filter<Extract = (Client,), Error = Infallible> + Clone {
+    warp::ext::optional::<Client>().map(|client: Option<Client>| {
+        client.unwrap_or(Client {
+            ip: std::net::Ipv4Addr::UNSPECIFIED.into(),
+            https: false,
+        })
+    })
 }
 
 /// Whether the client reads pages (Accept names text/html) or JSON.

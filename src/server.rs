@@ -8,7 +8,8 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -18,17 +19,60 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
+use ipnet::IpNet;
 use log::{error, info};
 use tokio::net::TcpListener;
 use tower_service::Service;
-use warp::http::{Request, Response};
+use warp::http::{HeaderMap, Request, Response};
 
 use crate::metrics::Metrics;
 use crate::stream::Handoff;
 
-/// The client's address, for the routes (per-visitor limits).
+/// Who is at the other end, as the routes see it: the peer, or what a
+/// trusted proxy says about the client behind it.
 #[derive(Debug, Clone, Copy)]
-pub struct Peer(pub std::net::IpAddr);
+pub struct Client {
+    pub ip: IpAddr,
+    /// The request came over HTTPS (as a trusted proxy says).
+    pub https: bool,
+}
+
+impl Client {
+    /// For a request from `peer`: the X-Forwarded-* headers count only if
+    /// `peer` is a trusted proxy. The client is then the nearest address in
+    /// X-Forwarded-For that is not itself a trusted proxy.
+    pub fn of(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> Client {
+        let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+        if !is_trusted(&peer) {
+            return Client {
+                ip: peer,
+                https: false,
+            };
+        }
+        let forwarded: Vec<IpAddr> = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|hop| hop.trim().parse().ok())
+            .collect();
+        let ip = forwarded
+            .iter()
+            .rev()
+            .find(|ip| !is_trusted(ip))
+            .or(forwarded.first())
+            .copied()
+            .unwrap_or(peer);
+        let proto = headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok());
+        // The last value is the one the nearest proxy set.
+        let https = proto
+            .and_then(|p| p.rsplit(',').next())
+            .is_some_and(|p| p.trim().eq_ignore_ascii_case("https"));
+        Client { ip, https }
+    }
+}
 
 type Body = UnsyncBoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
 
@@ -42,6 +86,7 @@ pub async fn serve<S>(
     listener: TcpListener,
     routes: S,
     metrics: std::sync::Arc<Metrics>,
+    trusted: Arc<[IpNet]>,
     stop: impl Future<Output = ()>,
 ) where
     S: Service<Request<Incoming>, Response = warp::reply::Response, Error = Infallible>
@@ -68,9 +113,10 @@ pub async fn serve<S>(
         };
         // Streams are latency-bound and small: no Nagle delay.
         let _ = socket.set_nodelay(true);
-        let (routes, metrics) = (routes.clone(), metrics.clone());
-        let service = hyper::service::service_fn(move |request| {
-            respond(routes.clone(), metrics.clone(), peer, request)
+        let (routes, metrics, trusted) = (routes.clone(), metrics.clone(), trusted.clone());
+        let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+            let client = Client::of(peer.ip(), request.headers(), &trusted);
+            respond(routes.clone(), metrics.clone(), client, request)
         });
         let connection = http1::Builder::new()
             .timer(TokioTimer::new())
@@ -92,7 +138,7 @@ pub async fn serve<S>(
 async fn respond<S>(
     mut routes: S,
     metrics: std::sync::Arc<Metrics>,
-    peer: SocketAddr,
+    client: Client,
     mut request: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible>
 where
@@ -100,13 +146,14 @@ where
 {
     let started = Instant::now();
     let (method, path) = (request.method().clone(), request.uri().path().to_owned());
-    request.extensions_mut().insert(Peer(peer.ip()));
+    request.extensions_mut().insert(client);
     let Ok(mut response) = routes.call(request).await;
     let elapsed = started.elapsed();
     metrics.responded(&method, &path, response.status(), elapsed);
     info!(
         target: "roomcast::http",
-        "{peer} \"{method} {path}\" {} {elapsed:?}",
+        "{} \"{method} {path}\" {} {elapsed:?}",
+        client.ip,
         response.status().as_u16()
     );
     let stream = response
@@ -117,4 +164,48 @@ where
         Some(stream) => response.map(|_| stream.map_err(|never| match never {}).boxed_unsync()),
         None => response.map(|body| body.map_err(Into::into).boxed_unsync()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(*name, value.parse().unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn forwarded_headers_count_only_from_trusted_proxies() {
+        let proxy: IpAddr = "10.0.0.2".parse().unwrap();
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let forwarded = headers(&[
+            ("x-forwarded-for", "6.6.6.6, 203.0.113.9"),
+            ("x-forwarded-for", "10.0.0.7"),
+            ("x-forwarded-proto", "https"),
+        ]);
+        let client = Client::of(proxy, &forwarded, &trusted);
+        assert_eq!(
+            client.ip,
+            "203.0.113.9".parse::<IpAddr>().unwrap(),
+            "nearest untrusted hop"
+        );
+        assert!(client.https);
+
+        let stranger: IpAddr = "198.51.100.1".parse().unwrap();
+        let client = Client::of(stranger, &forwarded, &trusted);
+        assert_eq!(client.ip, stranger, "a stranger's headers are ignored");
+        assert!(!client.https);
+
+        let plain = Client::of(
+            proxy,
+            &headers(&[("x-forwarded-proto", "https, http")]),
+            &trusted,
+        );
+        assert!(!plain.https, "the nearest proxy's word counts");
+        assert_eq!(plain.ip, proxy, "no X-Forwarded-For: the proxy itself");
+    }
 }

@@ -28,12 +28,14 @@ impl SessionId {
     }
 
     /// The `Set-Cookie` value: HttpOnly (page script never needs it),
-    /// SameSite=Lax (sent on top-level navigation, not on cross-site posts).
-    pub fn set_cookie(&self) -> String {
-        Cookie::build((COOKIE_NAME, self.0.simple().to_string()))
+    /// SameSite=Lax (sent on top-level navigation, not on cross-site posts),
+    /// and Secure when the site is served over HTTPS.
+    pub fn set_cookie(&self, secure: bool) -> String {
+        Cookie::build((COOKIE_NAME, self.to_string()))
             .http_only(true)
             .same_site(SameSite::Lax)
             .path("/")
+            .secure(secure)
             .build()
             .to_string()
     }
@@ -66,12 +68,15 @@ mod tests {
     #[test]
     fn cookie_is_http_only_lax_and_site_wide() {
         let id = SessionId::random();
-        let cookie = Cookie::parse(id.set_cookie()).unwrap();
+        let cookie = Cookie::parse(id.set_cookie(false)).unwrap();
         assert_eq!(cookie.name(), COOKIE_NAME);
         assert_eq!(cookie.value().parse::<SessionId>().unwrap(), id);
         assert_eq!(cookie.http_only(), Some(true));
         assert_eq!(cookie.same_site(), Some(SameSite::Lax));
         assert_eq!(cookie.path(), Some("/"));
+        assert_eq!(cookie.secure(), None);
+        let secure = Cookie::parse(id.set_cookie(true)).unwrap();
+        assert_eq!(secure.secure(), Some(true));
     }
 
     #[test]

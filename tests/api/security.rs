@@ -116,3 +116,99 @@ async fn pages_send_csp_nosniff_and_referrer_policy() {
         .unwrap();
     assert_eq!(css.headers()["x-content-type-options"], "nosniff");
 }
+
+#[tokio::test]
+async fn the_cookie_is_secure_when_asked_or_when_a_trusted_proxy_says_https() {
+    let forced = crate::helpers::spawn_with(|c| c.secure_cookies = true).await;
+    let mut visitor = forced.browser();
+    let response = visitor
+        .submit("/", &[("name", "al"), ("action", "create")])
+        .await;
+    assert!(response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .contains("Secure"));
+
+    let proxied =
+        crate::helpers::spawn_with(|c| c.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()])
+            .await;
+    let https = proxied
+        .client
+        .post(proxied.url("/"))
+        .header("x-forwarded-proto", "https")
+        .form(&[("name", "al"), ("action", "create")])
+        .send()
+        .await
+        .unwrap();
+    assert!(https.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .contains("Secure"));
+    let http = proxied
+        .client
+        .post(proxied.url("/"))
+        .form(&[("name", "al"), ("action", "create")])
+        .send()
+        .await
+        .unwrap();
+    assert!(!http.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .contains("Secure"));
+}
+
+#[tokio::test]
+async fn limits_count_the_forwarded_client_only_behind_a_trusted_proxy() {
+    let post = |app: &crate::helpers::TestApp, code: &str, from: &'static str| {
+        app.client
+            .post(app.url(&format!("/rooms/{code}/messages")))
+            .header("x-forwarded-for", from)
+            .json(&json!({"name": "al", "text": "hi"}))
+            .send()
+    };
+    let behind_proxy = crate::helpers::spawn_with(|c| {
+        c.post_burst = 1.0;
+        c.post_rate = 0.01;
+        c.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    })
+    .await;
+    let code = behind_proxy.create_room().await;
+    assert_eq!(
+        post(&behind_proxy, &code, "203.0.113.1")
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        post(&behind_proxy, &code, "203.0.113.2")
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        post(&behind_proxy, &code, "203.0.113.1")
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+
+    let direct = crate::helpers::spawn_with(|c| {
+        c.post_burst = 1.0;
+        c.post_rate = 0.01;
+    })
+    .await;
+    let code = direct.create_room().await;
+    assert_eq!(
+        post(&direct, &code, "203.0.113.1").await.unwrap().status(),
+        StatusCode::CREATED
+    );
+    let spoofed = post(&direct, &code, "203.0.113.2").await.unwrap();
+    assert_eq!(
+        spoofed.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "an untrusted X-Forwarded-For is ignored"
+    );
+}
