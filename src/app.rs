@@ -46,6 +46,7 @@ pub struct Server {
     keep_alive: Duration,
     secure_cookies: bool,
     trusted_proxies: Arc<[ipnet::IpNet]>,
+    write_timeout: Duration,
 }
 
 impl Server {
@@ -83,6 +84,7 @@ impl Server {
             keep_alive: config.keep_alive,
             secure_cookies: config.secure_cookies,
             trusted_proxies: config.trusted_proxies.clone().into(),
+            write_timeout: config.write_timeout,
         })
     }
 
@@ -113,7 +115,8 @@ impl Server {
         };
         let metrics = registry.metrics().clone();
         let routes = warp::service(routes::routes(app));
-        server::serve(listener, routes, metrics, self.trusted_proxies, stop).await;
+        let (trusted, write_timeout) = (self.trusted_proxies, self.write_timeout);
+        server::serve(listener, routes, metrics, trusted, write_timeout, stop).await;
         // The sweeper has seen the same signal; it only ever ends, never fails.
         let _ = sweeper.await;
         registry.finish().await;

@@ -64,6 +64,11 @@ pub struct Config {
     #[arg(long, env = "ROOMCAST_SECURE_COOKIES")]
     pub secure_cookies: bool,
 
+    /// Seconds a stream may leave a write untaken before it is closed (its
+    /// client resumes from history later).
+    #[arg(long, env = "ROOMCAST_WRITE_TIMEOUT", default_value = "30", value_parser = seconds)]
+    pub write_timeout: Duration,
+
     /// Seconds between keep-alive comments on open streams (fractions allowed).
     #[arg(long, env = "ROOMCAST_KEEP_ALIVE", default_value = "15", value_parser = seconds)]
     pub keep_alive: Duration,
@@ -93,6 +98,7 @@ impl Default for Config {
             post_rate: 2.0,
             room_burst: 5.0,
             room_rate: 0.1,
+            write_timeout: Duration::from_secs(30),
             keep_alive: Duration::from_secs(15),
             leave_grace: Duration::from_secs(5),
             room_ttl: Duration::from_secs(300),
@@ -150,6 +156,7 @@ mod tests {
         assert_eq!(parsed.room_rate, default.room_rate);
         assert_eq!(parsed.history, default.history);
         assert_eq!(parsed.keep_alive, default.keep_alive);
+        assert_eq!(parsed.write_timeout, default.write_timeout);
         assert_eq!(parsed.leave_grace, default.leave_grace);
         assert_eq!(parsed.room_ttl, default.room_ttl);
     }

@@ -8,8 +8,11 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::io;
 use std::net::IpAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -23,7 +26,7 @@ use ipnet::IpNet;
 use log::{error, info};
 use tokio::net::TcpListener;
 use tower_service::Service;
-use warp::http::{HeaderMap, Request, Response};
+use warp::http::{HeaderMap, Request, Response, StatusCode};
 
 use crate::metrics::Metrics;
 use crate::stream::Handoff;
@@ -76,8 +79,19 @@ impl Client {
 
 type Body = UnsyncBoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
 
-/// How long to wait for a request's headers before closing the connection.
+/// How long to wait for a request's headers before closing the connection;
+/// this also closes keep-alive connections left idle (slowloris).
 const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The most a connection buffers.
+const MAX_BUFFER: usize = 128 * 1024;
+
+/// The most header bytes a request may send; past it, 431. (hyper also
+/// refuses more than 100 headers.)
+const MAX_HEAD: usize = 16 * 1024;
+
+/// The longest request target accepted; past it, 414.
+const MAX_URI: usize = 8 * 1024;
 
 /// Serves `routes` on `listener` until `stop` resolves, then stops
 /// accepting and waits for open connections to finish (streams end on
@@ -87,6 +101,7 @@ pub async fn serve<S>(
     routes: S,
     metrics: std::sync::Arc<Metrics>,
     trusted: Arc<[IpNet]>,
+    write_timeout: Duration,
     stop: impl Future<Output = ()>,
 ) where
     S: Service<Request<Incoming>, Response = warp::reply::Response, Error = Infallible>
@@ -118,10 +133,12 @@ pub async fn serve<S>(
             let client = Client::of(peer.ip(), request.headers(), &trusted);
             respond(routes.clone(), metrics.clone(), client, request)
         });
+        let io = WriteDeadline::new(TokioIo::new(socket), write_timeout);
         let connection = http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(HEADER_TIMEOUT)
-            .serve_connection(TokioIo::new(socket), service);
+            .max_buf_size(MAX_BUFFER)
+            .serve_connection(io, service);
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             // A client that hangs up mid-response is the normal end of a
@@ -145,6 +162,25 @@ where
     S: Service<Request<Incoming>, Response = warp::reply::Response, Error = Infallible>,
 {
     let started = Instant::now();
+    let head: usize = request
+        .headers()
+        .iter()
+        .map(|(n, v)| n.as_str().len() + v.len())
+        .sum();
+    let refusal = if request.uri().to_string().len() > MAX_URI {
+        Some((StatusCode::URI_TOO_LONG, "The address is too long."))
+    } else if head > MAX_HEAD {
+        Some((
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "The request headers are too large.",
+        ))
+    } else {
+        None
+    };
+    if let Some((status, message)) = refusal {
+        let response = crate::error::json_error(status, message);
+        return Ok(response.map(|body| body.map_err(Into::into).boxed_unsync()));
+    }
     let (method, path) = (request.method().clone(), request.uri().path().to_owned());
     request.extensions_mut().insert(client);
     let Ok(mut response) = routes.call(request).await;
@@ -164,6 +200,89 @@ where
         Some(stream) => response.map(|_| stream.map_err(|never| match never {}).boxed_unsync()),
         None => response.map(|body| body.map_err(Into::into).boxed_unsync()),
     })
+}
+
+/// A connection's socket that gives up on a write the peer has not taken
+/// for `timeout`: a stalled subscriber is closed (its client resumes from
+/// history later) instead of holding its buffers forever. The timer only
+/// exists while a write is blocked.
+struct WriteDeadline<T> {
+    io: T,
+    timeout: Duration,
+    blocked: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<T> WriteDeadline<T> {
+    fn new(io: T, timeout: Duration) -> WriteDeadline<T> {
+        WriteDeadline {
+            io,
+            timeout,
+            blocked: None,
+        }
+    }
+
+    /// Passes a ready write through; on a blocked one, starts (or checks)
+    /// the deadline.
+    fn watch<R>(&mut self, cx: &mut Context<'_>, poll: Poll<io::Result<R>>) -> Poll<io::Result<R>> {
+        if poll.is_ready() {
+            self.blocked = None;
+            return poll;
+        }
+        let timeout = self.timeout;
+        let deadline = self
+            .blocked
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        match deadline.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the peer took no data for the write timeout",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<T: hyper::rt::Read + Unpin> hyper::rt::Read for WriteDeadline<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<T: hyper::rt::Write + Unpin> hyper::rt::Write for WriteDeadline<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let poll = Pin::new(&mut self.io).poll_write(cx, buf);
+        self.watch(cx, poll)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let poll = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        self.watch(cx, poll)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let poll = Pin::new(&mut self.io).poll_flush(cx);
+        self.watch(cx, poll)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
 }
 
 #[cfg(test)]

@@ -70,3 +70,109 @@ async fn shutdown_ends_open_streams_and_the_server_stops() {
     member.until_end().await;
     follower.until_end().await;
 }
+
+#[tokio::test]
+async fn a_subscriber_that_stops_reading_is_closed_after_the_write_timeout() {
+    use tokio::io::AsyncWriteExt;
+
+    let app = spawn_with(|c| {
+        c.write_timeout = Duration::from_millis(300);
+        c.history = 2000;
+    })
+    .await;
+    let code = app.create_room().await;
+    // About 4.3 MB of history: more than the kernel buffers of one socket
+    // take (4 MB at most here), so the write that sends it has to wait.
+    let text = "x".repeat(2000);
+    let posters: Vec<_> = (0..8)
+        .map(|_| {
+            let (client, url) = (
+                app.client.clone(),
+                app.url(&format!("/rooms/{code}/messages")),
+            );
+            let body = serde_json::json!({"name": "al", "text": text});
+            tokio::spawn(async move {
+                for _ in 0..250 {
+                    let response = client.post(&url).json(&body).send().await.unwrap();
+                    assert_eq!(response.status(), StatusCode::CREATED);
+                }
+            })
+        })
+        .collect();
+    for poster in posters {
+        poster.await.unwrap();
+    }
+    // A client with a tiny receive window that never reads.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stalled = socket.connect(app.addr).await.unwrap();
+    let request = format!("GET /rooms/{code}/events?since=0 HTTP/1.1\r\nHost: x\r\n\r\n");
+    stalled.write_all(request.as_bytes()).await.unwrap();
+
+    let open_streams = || async {
+        let text = app
+            .client
+            .get(app.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix("roomcast_streams_open "))
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+    };
+    let deadline = tokio::time::Instant::now() + crate::helpers::HANG;
+    while open_streams().await != 1 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the stream never opened"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    while open_streams().await != 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the stalled stream was never closed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(stalled);
+}
+
+#[tokio::test]
+async fn an_overlong_address_or_head_is_refused() {
+    let app = spawn_app().await;
+    let long = format!("/rooms/ABCD/messages?since={}", "9".repeat(9000));
+    let response = app.client.get(app.url(&long)).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::URI_TOO_LONG);
+    let huge = "y".repeat(200 * 1024);
+    let response = app
+        .client
+        .get(app.url("/"))
+        .header("x-filler", huge)
+        .send()
+        .await;
+    match response {
+        Ok(response) => assert_eq!(
+            response.status(),
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+        ),
+        Err(err) => assert!(
+            err.is_request() || err.is_connect() || err.is_body(),
+            "{err}"
+        ),
+    }
+    assert_eq!(
+        app.client
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+}
