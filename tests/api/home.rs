@@ -206,6 +206,23 @@ async fn assets_are_served_with_their_types() {
             .unwrap()
             .starts_with(kind));
     }
+    let first = app
+        .client
+        .get(app.url("/assets/app.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.headers()["cache-control"], "no-cache");
+    let tag = first.headers()["etag"].to_str().unwrap().to_string();
+    let again = app
+        .client
+        .get(app.url("/assets/app.js"))
+        .header("if-none-match", &tag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+    assert!(again.bytes().await.unwrap().is_empty());
     let missing = app
         .client
         .get(app.url("/assets/nope.js"))
