@@ -113,6 +113,10 @@ fn json_refuses_lone_surrogates_and_bad_utf8() {
         &b"{\"text\":\"\xed\xa0\x80\"}"[..],
     ] {
         let parsed: Result<Input, _> = body::parse(Some("application/json"), bad);
-        assert!(parsed.is_err(), "{:?} accepted", String::from_utf8_lossy(bad));
+        assert!(
+            parsed.is_err(),
+            "{:?} accepted",
+            String::from_utf8_lossy(bad)
+        );
     }
 }

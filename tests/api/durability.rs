@@ -405,3 +405,103 @@ async fn a_database_in_use_by_another_roomcast_is_refused() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn sigterm_with_thousands_of_open_streams_exits_cleanly_and_keeps_every_201() {
+    use tokio::io::AsyncWriteExt;
+
+    const STREAMS: usize = 2000;
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("chat.db");
+    let db = db.to_str().unwrap();
+    let client = reqwest::Client::new();
+    let mut server = Process::start(db);
+    let addr: std::net::SocketAddr = server.base.trim_start_matches("http://").parse().unwrap();
+    let room: Value = client
+        .post(format!("{}/rooms", server.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let code = room["code"].as_str().unwrap().to_string();
+
+    let mut streams = Vec::with_capacity(STREAMS);
+    for _ in 0..STREAMS {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let request = format!("GET /rooms/{code}/events HTTP/1.1\r\nHost: x\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        streams.push(stream);
+    }
+    let url = format!("{}/rooms/{code}/messages", server.base);
+    let acknowledged = Arc::new(Mutex::new(Vec::<u64>::new()));
+    let posters: Vec<_> = (0..8)
+        .map(|p| {
+            let (client, url, acknowledged) = (client.clone(), url.clone(), acknowledged.clone());
+            tokio::spawn(async move {
+                for i in 0..100_000 {
+                    let body = serde_json::json!({"name": "load", "text": format!("{p}/{i}")});
+                    let Ok(response) = client.post(&url).json(&body).send().await else {
+                        return;
+                    };
+                    if response.status() != StatusCode::CREATED {
+                        return;
+                    }
+                    let Ok(stored) = response.json::<Value>().await else {
+                        return;
+                    };
+                    acknowledged
+                        .lock()
+                        .unwrap()
+                        .push(stored["id"].as_u64().unwrap());
+                }
+            })
+        })
+        .collect();
+    while acknowledged.lock().unwrap().len() < 200 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+
+    let signalled = std::time::Instant::now();
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = tokio::task::spawn_blocking(move || {
+        let status = server.child.wait().unwrap();
+        (status, server)
+    });
+    let (status, _server) = tokio::time::timeout(HANG, status)
+        .await
+        .expect("the server did not exit")
+        .unwrap();
+    // Printed, not asserted: timings belong to the benchmark.
+    eprintln!(
+        "exited {:?} after SIGTERM with {STREAMS} streams open",
+        signalled.elapsed()
+    );
+    assert!(status.success(), "exit status {status:?}");
+    for poster in posters {
+        poster.await.unwrap();
+    }
+    drop(streams);
+
+    let server = Process::start(db);
+    let history = format!("{}/rooms/{code}/messages?since=0&limit=100000", server.base);
+    let stored: Vec<Value> = client
+        .get(history)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let stored: HashSet<u64> = ids(&stored).into_iter().collect();
+    for id in acknowledged.lock().unwrap().iter() {
+        assert!(stored.contains(id), "acknowledged message {id} was lost");
+    }
+}
