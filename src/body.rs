@@ -36,6 +36,13 @@ pub fn query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
     form(query.as_bytes())
 }
 
+/// The resume point in a `Last-Event-ID` header, read leniently: a browser
+/// sends back whatever id it last saw, and anything but a number means
+/// "no resume point" rather than an error.
+pub fn resume_point(header: &[u8]) -> Option<u64> {
+    std::str::from_utf8(header).ok()?.trim().parse().ok()
+}
+
 /// A urlencoded form whose raw and percent-decoded bytes are all UTF-8.
 pub fn form<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     // serde_urlencoded decodes lossily (bad bytes become U+FFFD), so check

@@ -240,13 +240,11 @@ fn wants() -> impl Filter<Extract = (Wants,), Error = Infallible> + Clone {
     })
 }
 
-/// `Last-Event-ID`, read leniently: anything but a number is ignored, as a
-/// browser would send back whatever id it last saw.
+/// `Last-Event-ID`, read leniently (see [`body::resume_point`]).
 fn last_event_id() -> impl Filter<Extract = (Option<u64>,), Error = Infallible> + Clone {
     warp::header::headers_cloned().map(|headers: HeaderMap| {
         headers
             .get("last-event-id")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse().ok())
+            .and_then(|v| body::resume_point(v.as_bytes()))
     })
 }

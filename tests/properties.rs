@@ -1,10 +1,14 @@
 //! Property tests: any text a person can send comes out of a form or a
-//! JSON body, into an event, through its SSE frame and a conforming SSE
-//! parser exactly as it went in, and never forges a field.
+//! JSON body, into an event, through the store, its SSE frame and a
+//! conforming SSE parser exactly as it went in, and never forges a field.
 
 use proptest::prelude::*;
 use roomcast::body;
+use std::sync::Arc;
+
 use roomcast::model::{Event, Kind, Name, Recorded, RoomCode, Text};
+use roomcast::store::sqlite::{SqliteStore, IN_MEMORY};
+use roomcast::store::{Change, Store};
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
@@ -90,7 +94,17 @@ proptest! {
         };
         let code = RoomCode::parse("ABCD").unwrap();
         let name = Name::parse("al").unwrap();
-        let recorded = Recorded::new(Event::new(id, Kind::Message, &code, &name, Some(&checked)));
+        let event = Event::new(id, Kind::Message, &code, &name, Some(&checked));
+        // Through the store and back, as after a restart.
+        let mut store = SqliteStore::open(IN_MEMORY).unwrap();
+        let changes = [
+            Change::CreateRoom { code: code.clone(), at_ms: 1 },
+            Change::Append { code: code.clone(), event: Arc::new(Recorded::new(event)), at_ms: 2 },
+        ];
+        store.apply(&changes, 10).unwrap();
+        let mut rooms = store.load(10).unwrap();
+        let recorded = rooms.pop().unwrap().events.pop().unwrap();
+        prop_assert_eq!(recorded.event.text.as_deref(), Some(text.as_str()));
         let frame = String::from_utf8(recorded.frame.to_vec()).unwrap();
         // Two frames back to back, as a stream sends them.
         let events = parse_sse(&format!("{frame}{frame}"));
