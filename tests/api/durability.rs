@@ -11,10 +11,17 @@ use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{spawn_with, TestApp, HANG};
+use crate::helpers::{eventually, spawn_with, TestApp, HANG};
 
 fn on_file(path: &str) -> impl FnOnce(&mut roomcast::Config) + '_ {
     move |c| c.db = path.to_string()
+}
+
+/// A fresh directory (removed when dropped) and a database path in it.
+fn temp_db() -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("chat.db").to_str().unwrap().to_string();
+    (dir, db)
 }
 
 fn ids(events: &[Value]) -> Vec<u64> {
@@ -23,9 +30,8 @@ fn ids(events: &[Value]) -> Vec<u64> {
 
 #[tokio::test]
 async fn a_restart_keeps_rooms_history_and_ids() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("chat.db");
-    let db = db.to_str().unwrap();
+    let (_dir, db) = temp_db();
+    let db = db.as_str();
 
     let mut before = spawn_with(on_file(db)).await;
     let code = before.create_room().await;
@@ -48,9 +54,8 @@ async fn a_restart_keeps_rooms_history_and_ids() {
 
 #[tokio::test]
 async fn resuming_across_a_restart_gets_exactly_the_missed_events() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("chat.db");
-    let db = db.to_str().unwrap();
+    let (_dir, db) = temp_db();
+    let db = db.as_str();
 
     let mut before = spawn_with(on_file(db)).await;
     let code = before.create_room().await;
@@ -85,9 +90,8 @@ async fn resuming_across_a_restart_gets_exactly_the_missed_events() {
 
 #[tokio::test]
 async fn sessions_do_not_survive_a_restart_and_never_mix_people_up() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("chat.db");
-    let db = db.to_str().unwrap();
+    let (_dir, db) = temp_db();
+    let db = db.as_str();
     let mut before = spawn_with(on_file(db)).await;
     let mut alice = before.browser();
     let code = alice.enter("alice", "", "create").await;
@@ -218,18 +222,10 @@ async fn eight_posters_store_every_message_once_in_id_order() {
 }
 
 async fn wait_for_status(app: &TestApp, path: &str, status: StatusCode) {
-    let deadline = tokio::time::Instant::now() + HANG;
-    loop {
-        let now = app.client.get(app.url(path)).send().await.unwrap().status();
-        if now == status {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{path} still answers {now}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(&format!("{path} answers {status}"), || async {
+        app.client.get(app.url(path)).send().await.unwrap().status() == status
+    })
+    .await;
 }
 
 /// The real binary as a child process, on a free port.
@@ -271,9 +267,8 @@ impl Drop for Process {
 
 #[tokio::test]
 async fn kill_9_while_posting_loses_no_acknowledged_message() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("chat.db");
-    let db = db.to_str().unwrap();
+    let (_dir, db) = temp_db();
+    let db = db.as_str();
     let client = reqwest::Client::new();
 
     let mut server = Process::start(db);
@@ -390,9 +385,8 @@ fn a_bad_database_file_is_a_clear_error_and_a_non_zero_exit() {
 
 #[tokio::test]
 async fn a_database_in_use_by_another_roomcast_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("chat.db");
-    let db = db.to_str().unwrap();
+    let (_dir, db) = temp_db();
+    let db = db.as_str();
     let _first = Process::start(db);
     let output = Command::new(env!("CARGO_BIN_EXE_roomcast"))
         .args(["--bind", "127.0.0.1:0", "--db", db])
@@ -412,9 +406,8 @@ async fn sigterm_with_thousands_of_open_streams_exits_cleanly_and_keeps_every_20
 
     const STREAMS: usize = 2000;
     let _ = rlimit::increase_nofile_limit(u64::MAX);
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("chat.db");
-    let db = db.to_str().unwrap();
+    let (_dir, db) = temp_db();
+    let db = db.as_str();
     let client = reqwest::Client::new();
     let mut server = Process::start(db);
     let addr: std::net::SocketAddr = server.base.trim_start_matches("http://").parse().unwrap();

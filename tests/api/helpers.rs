@@ -18,6 +18,23 @@ use tokio::task::JoinHandle;
 /// long has already failed.
 pub const HANG: Duration = Duration::from_secs(10);
 
+/// Polls `check` until it holds; panics with `what` after [`HANG`]. For
+/// things that happen on the server's own clock (a leave, an expiry).
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + HANG;
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never happened: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 pub struct TestApp {
     pub addr: SocketAddr,
     pub client: Client,

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 
-use crate::helpers::{spawn_app, spawn_with};
+use crate::helpers::{eventually, spawn_app, spawn_with};
 
 #[tokio::test]
 async fn an_empty_room_expires_after_the_ttl() {
@@ -125,21 +125,11 @@ async fn a_subscriber_that_stops_reading_is_closed_after_the_write_timeout() {
             .parse::<u64>()
             .unwrap()
     };
-    let deadline = tokio::time::Instant::now() + crate::helpers::HANG;
-    while open_streams().await != 1 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the stream never opened"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    while open_streams().await != 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the stalled stream was never closed"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually("the stream opened", || async { open_streams().await == 1 }).await;
+    eventually("the stalled stream was closed", || async {
+        open_streams().await == 0
+    })
+    .await;
     drop(stalled);
 }
 

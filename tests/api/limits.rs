@@ -1,7 +1,5 @@
 //! Per-visitor limits: posts, room creation, live rooms, open streams.
 
-use std::time::Duration;
-
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -100,16 +98,8 @@ async fn one_visitor_may_hold_only_so_many_streams() {
     assert_eq!(third.status, StatusCode::TOO_MANY_REQUESTS);
     assert!(third.headers.get("retry-after").is_some());
     drop(first);
-    let deadline = tokio::time::Instant::now() + crate::helpers::HANG;
-    loop {
-        let again = app.stream(&format!("/rooms/{code}/events")).await;
-        if again.status == StatusCode::OK {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the slot never came back"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    crate::helpers::eventually("the freed slot came back", || async {
+        app.stream(&format!("/rooms/{code}/events")).await.status == StatusCode::OK
+    })
+    .await;
 }
