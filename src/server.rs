@@ -99,7 +99,7 @@ const MAX_URI: usize = 8 * 1024;
 pub async fn serve<S>(
     listener: TcpListener,
     routes: S,
-    metrics: std::sync::Arc<Metrics>,
+    metrics: Arc<Metrics>,
     trusted: Arc<[IpNet]>,
     write_timeout: Duration,
     stop: impl Future<Output = ()>,
@@ -154,7 +154,7 @@ pub async fn serve<S>(
 /// handler becomes the response body.
 async fn respond<S>(
     mut routes: S,
-    metrics: std::sync::Arc<Metrics>,
+    metrics: Arc<Metrics>,
     client: Client,
     mut request: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible>
