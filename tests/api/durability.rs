@@ -3,7 +3,6 @@
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -258,6 +257,61 @@ impl Process {
     }
 }
 
+impl Process {
+    /// POST /rooms on this server; returns the code.
+    async fn create_room(&self, client: &reqwest::Client) -> String {
+        let url = format!("{}/rooms", self.base);
+        let room: Value = client.post(url).send().await.unwrap().json().await.unwrap();
+        room["code"].as_str().unwrap().to_string()
+    }
+}
+
+/// (id, text) of every post the server answered 201, in any order.
+#[derive(Clone, Default)]
+struct Acknowledged(Arc<Mutex<Vec<(u64, String)>>>);
+
+impl Acknowledged {
+    /// `posters` tasks post to `url` as fast as they are answered, noting
+    /// every 201, until the server stops answering.
+    fn post_flat_out(
+        &self,
+        client: &reqwest::Client,
+        url: &str,
+        posters: usize,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
+        (0..posters)
+            .map(|p| {
+                let (client, url, acknowledged) = (client.clone(), url.to_string(), self.clone());
+                tokio::spawn(async move {
+                    for i in 0..100_000 {
+                        let text = format!("{p}/{i}");
+                        let body = serde_json::json!({"name": "load", "text": text});
+                        let Ok(response) = client.post(&url).json(&body).send().await else {
+                            return; // the server is gone
+                        };
+                        if response.status() != StatusCode::CREATED {
+                            return;
+                        }
+                        let Ok(stored) = response.json::<Value>().await else {
+                            return;
+                        };
+                        let id = stored["id"].as_u64().unwrap();
+                        acknowledged.0.lock().unwrap().push((id, text));
+                    }
+                })
+            })
+            .collect()
+    }
+
+    /// Waits until `n` posts have been acknowledged.
+    async fn wait_for(&self, n: usize) {
+        eventually("posts are being acknowledged", || async {
+            self.0.lock().unwrap().len() >= n
+        })
+        .await;
+    }
+}
+
 impl Drop for Process {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -272,55 +326,14 @@ async fn kill_9_while_posting_loses_no_acknowledged_message() {
     let client = reqwest::Client::new();
 
     let mut server = Process::start(db);
-    let room: Value = client
-        .post(format!("{}/rooms", server.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let code = room["code"].as_str().unwrap().to_string();
+    let code = server.create_room(&client).await;
     let url = format!("{}/rooms/{code}/messages", server.base);
 
     // 32 posters go as fast as they can, so the writer always has a queue;
     // the server is killed once 1000 posts have been acknowledged.
-    let acknowledged = Arc::new(Mutex::new(Vec::<(u64, String)>::new()));
-    let count = Arc::new(AtomicUsize::new(0));
-    let posters: Vec<_> = (0..32)
-        .map(|p| {
-            let (client, url) = (client.clone(), url.clone());
-            let (acknowledged, count) = (acknowledged.clone(), count.clone());
-            tokio::spawn(async move {
-                for i in 0..100_000 {
-                    let text = format!("{p}/{i}");
-                    let body = serde_json::json!({"name": "load", "text": text});
-                    let Ok(response) = client.post(&url).json(&body).send().await else {
-                        return; // the server is gone
-                    };
-                    if response.status() != StatusCode::CREATED {
-                        return;
-                    }
-                    let Ok(stored) = response.json::<Value>().await else {
-                        return;
-                    };
-                    acknowledged
-                        .lock()
-                        .unwrap()
-                        .push((stored["id"].as_u64().unwrap(), text));
-                    count.fetch_add(1, Ordering::SeqCst);
-                }
-            })
-        })
-        .collect();
-    let deadline = tokio::time::Instant::now() + HANG;
-    while count.load(Ordering::SeqCst) < 1000 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "posts are not being acknowledged"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let acknowledged = Acknowledged::default();
+    let posters = acknowledged.post_flat_out(&client, &url, 32);
+    acknowledged.wait_for(1000).await;
     server.child.kill().unwrap(); // SIGKILL
     server.child.wait().unwrap();
     for poster in posters {
@@ -338,7 +351,7 @@ async fn kill_9_while_posting_loses_no_acknowledged_message() {
         .iter()
         .map(|e| (e["id"].as_u64().unwrap(), e["text"].as_str().unwrap()))
         .collect();
-    let acknowledged = acknowledged.lock().unwrap();
+    let acknowledged = acknowledged.0.lock().unwrap();
     assert!(acknowledged.len() >= 1000);
     for (id, text) in acknowledged.iter() {
         assert_eq!(
@@ -411,15 +424,7 @@ async fn sigterm_with_thousands_of_open_streams_exits_cleanly_and_keeps_every_20
     let client = reqwest::Client::new();
     let mut server = Process::start(db);
     let addr: std::net::SocketAddr = server.base.trim_start_matches("http://").parse().unwrap();
-    let room: Value = client
-        .post(format!("{}/rooms", server.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let code = room["code"].as_str().unwrap().to_string();
+    let code = server.create_room(&client).await;
 
     let mut streams = Vec::with_capacity(STREAMS);
     for _ in 0..STREAMS {
@@ -429,33 +434,9 @@ async fn sigterm_with_thousands_of_open_streams_exits_cleanly_and_keeps_every_20
         streams.push(stream);
     }
     let url = format!("{}/rooms/{code}/messages", server.base);
-    let acknowledged = Arc::new(Mutex::new(Vec::<u64>::new()));
-    let posters: Vec<_> = (0..8)
-        .map(|p| {
-            let (client, url, acknowledged) = (client.clone(), url.clone(), acknowledged.clone());
-            tokio::spawn(async move {
-                for i in 0..100_000 {
-                    let body = serde_json::json!({"name": "load", "text": format!("{p}/{i}")});
-                    let Ok(response) = client.post(&url).json(&body).send().await else {
-                        return;
-                    };
-                    if response.status() != StatusCode::CREATED {
-                        return;
-                    }
-                    let Ok(stored) = response.json::<Value>().await else {
-                        return;
-                    };
-                    acknowledged
-                        .lock()
-                        .unwrap()
-                        .push(stored["id"].as_u64().unwrap());
-                }
-            })
-        })
-        .collect();
-    while acknowledged.lock().unwrap().len() < 200 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let acknowledged = Acknowledged::default();
+    let posters = acknowledged.post_flat_out(&client, &url, 8);
+    acknowledged.wait_for(200).await;
 
     let signalled = std::time::Instant::now();
     let pid = server.child.id().to_string();
@@ -494,7 +475,7 @@ async fn sigterm_with_thousands_of_open_streams_exits_cleanly_and_keeps_every_20
         .await
         .unwrap();
     let stored: HashSet<u64> = ids(&stored).into_iter().collect();
-    for id in acknowledged.lock().unwrap().iter() {
+    for (id, _) in acknowledged.0.lock().unwrap().iter() {
         assert!(stored.contains(id), "acknowledged message {id} was lost");
     }
 }
