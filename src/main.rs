@@ -7,6 +7,22 @@ use log::warn;
 use roomcast::{Config, Server};
 use tokio::net::TcpListener;
 
+/// jemalloc, with a background thread that hands freed pages back to the
+/// system within a second or so: with glibc's allocator a soak run's peak
+/// stayed resident for good after everyone left (see README, Soak).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// jemalloc reads its options from this symbol at start.
+#[repr(transparent)]
+pub struct MallocConf(*const std::ffi::c_char);
+// SAFETY: it points at a string constant, never written.
+unsafe impl Sync for MallocConf {}
+
+#[export_name = "_rjem_malloc_conf"]
+pub static MALLOC_CONF: MallocConf =
+    MallocConf(c"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0".as_ptr());
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let config = Config::parse();
