@@ -6,15 +6,19 @@
 #[path = "../benches/fanout/main.rs"]
 mod fanout;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_benchmark_runs_at_quick_sizes_and_loses_nothing() {
-    let options = fanout::Options {
+fn quick(only: Option<&str>) -> fanout::Options {
+    fanout::Options {
         quick: true,
         url: None,
-        only: None,
+        only: only.map(str::to_string),
+        minutes: 0.0,
         server: env!("CARGO_BIN_EXE_roomcast").to_string(),
-    };
-    let rows = fanout::run(&options).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_benchmark_runs_at_quick_sizes_and_loses_nothing() {
+    let rows = fanout::run(&quick(None)).await;
     let names: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(
         names,
@@ -31,4 +35,15 @@ async fn the_benchmark_runs_at_quick_sizes_and_loses_nothing() {
     for row in &rows {
         assert!(row.failures.is_empty(), "{}: {:?}", row.name, row.failures);
     }
+}
+
+/// The soak for a few seconds: every accepted message in history and on
+/// every stream that was open for it, and the server back to no rooms, no
+/// streams and its baseline memory once everyone has gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_soak_loses_nothing_and_gives_everything_back() {
+    let rows = fanout::run(&quick(Some("soak"))).await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].name, "soak");
+    assert!(rows[0].failures.is_empty(), "{:?}", rows[0].failures);
 }

@@ -17,6 +17,9 @@ use tokio::net::TcpStream;
 pub struct Seen {
     /// Distinct message ids received.
     pub received: u64,
+    /// The first and the last of them (0 before any).
+    pub first_id: u64,
+    pub last_id: u64,
     pub duplicates: u64,
     pub out_of_order: u64,
     /// Latency of each message, µs from its intended send time.
@@ -59,10 +62,11 @@ enum Frame {
 pub struct Subscriber {
     addr: SocketAddr,
     code: String,
+    /// Extra request header lines, each ending in CRLF.
+    headers: String,
     reader: BufReader<TcpStream>,
     parser: Parser,
     seen: Seen,
-    last_id: u64,
     buffer: Vec<u8>,
 }
 
@@ -70,13 +74,24 @@ impl Subscriber {
     /// Connects and waits for the opening `members` frame, so the server
     /// has counted this stream before anything is posted.
     pub async fn connect(addr: SocketAddr, code: &str, epoch: Instant) -> io::Result<Subscriber> {
+        Subscriber::connect_with(addr, code, String::new(), epoch).await
+    }
+
+    /// [`Subscriber::connect`] sending `headers` (CRLF-ended lines), on
+    /// this request and on every resume.
+    pub async fn connect_with(
+        addr: SocketAddr,
+        code: &str,
+        headers: String,
+        epoch: Instant,
+    ) -> io::Result<Subscriber> {
         let mut subscriber = Subscriber {
             addr,
             code: code.to_string(),
-            reader: open_stream(addr, code, None).await?,
+            reader: open_stream(addr, code, &headers, None).await?,
+            headers,
             parser: Parser::default(),
             seen: Seen::default(),
-            last_id: 0,
             buffer: vec![0u8; 8 * 1024],
         };
         subscriber.read_until_members(epoch).await?;
@@ -99,19 +114,22 @@ impl Subscriber {
     fn absorb(&mut self, n: usize, epoch: Instant) -> bool {
         let now_us = epoch.elapsed().as_micros() as u64;
         let mut members = false;
-        let (seen, last_id) = (&mut self.seen, &mut self.last_id);
+        let seen = &mut self.seen;
         self.parser.feed(&self.buffer[..n], |frame| match frame {
             Frame::Members => members = true,
             Frame::Message { id, sent_us } => {
-                if id <= *last_id {
-                    if id == *last_id {
+                if id <= seen.last_id {
+                    if id == seen.last_id {
                         seen.duplicates += 1;
                     } else {
                         seen.out_of_order += 1;
                     }
                     return;
                 }
-                *last_id = id;
+                if seen.first_id == 0 {
+                    seen.first_id = id;
+                }
+                seen.last_id = id;
                 seen.received += 1;
                 let latency = now_us.saturating_sub(sent_us).min(u32::MAX as u64) as u32;
                 seen.latencies_us.push(latency);
@@ -123,15 +141,21 @@ impl Subscriber {
     /// Reads messages until the goal or the deadline; resumes by
     /// Last-Event-ID when the server closes the stream, as a browser would.
     pub async fn follow(mut self, epoch: Instant, goal: Arc<Goal>, deadline: Instant) -> Seen {
+        self.follow_until(epoch, &goal, deadline).await;
+        self.seen
+    }
+
+    /// [`Subscriber::follow`] that keeps the stream for more.
+    pub async fn follow_until(&mut self, epoch: Instant, goal: &Goal, deadline: Instant) {
         loop {
-            if goal.reached(self.last_id) {
-                return self.seen;
+            if goal.reached(self.seen.last_id) {
+                return;
             }
             let mut announced = goal.last.subscribe();
             let read = tokio::select! {
                 read = self.reader.read(&mut self.buffer) => read,
                 _ = announced.changed() => continue, // posting is done: check again
-                _ = tokio::time::sleep_until(deadline.into()) => return self.seen,
+                _ = tokio::time::sleep_until(deadline.into()) => return,
             };
             match read {
                 Ok(n) if n > 0 => {
@@ -139,29 +163,44 @@ impl Subscriber {
                 }
                 _ => {
                     self.seen.reconnects += 1;
-                    let resumed = open_stream(self.addr, &self.code, Some(self.last_id)).await;
-                    let Ok(reader) = resumed else {
+                    if self.resume().await.is_err() {
                         self.seen.errors += 1;
-                        return self.seen;
-                    };
-                    self.reader = reader;
-                    self.parser = Parser::default();
+                        return;
+                    }
                 }
             }
         }
+    }
+
+    /// Drops the connection and opens another after the last id seen.
+    pub async fn resume(&mut self) -> io::Result<()> {
+        let since = Some(self.seen.last_id);
+        self.reader = open_stream(self.addr, &self.code, &self.headers, since).await?;
+        self.parser = Parser::default();
+        Ok(())
+    }
+
+    pub fn seen(&self) -> &Seen {
+        &self.seen
+    }
+
+    pub fn seen_mut(&mut self) -> &mut Seen {
+        &mut self.seen
     }
 }
 
 async fn open_stream(
     addr: SocketAddr,
     code: &str,
+    headers: &str,
     since: Option<u64>,
 ) -> io::Result<BufReader<TcpStream>> {
     let stream = TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
     let mut reader = BufReader::with_capacity(16 * 1024, stream);
     let resume = since.map_or_else(String::new, |id| format!("Last-Event-ID: {id}\r\n"));
-    let request = format!("GET /rooms/{code}/events HTTP/1.1\r\nHost: bench\r\n{resume}\r\n");
+    let request =
+        format!("GET /rooms/{code}/events HTTP/1.1\r\nHost: bench\r\n{headers}{resume}\r\n");
     reader.get_mut().write_all(request.as_bytes()).await?;
     let mut line = String::new();
     reader.read_line(&mut line).await?;
@@ -257,7 +296,16 @@ fn sent_time(json: &[u8]) -> Option<u64> {
     number_after(json, b"\"text\":\"")
 }
 
-/// One keep-alive HTTP/1.1 connection that posts JSON.
+/// What the server answered.
+pub struct Reply {
+    pub status: u16,
+    /// `name=value` of a Set-Cookie.
+    pub cookie: Option<String>,
+    pub location: Option<String>,
+    pub body: Vec<u8>,
+}
+
+/// One keep-alive HTTP/1.1 connection that posts.
 pub struct Poster {
     addr: SocketAddr,
     reader: BufReader<TcpStream>,
@@ -273,23 +321,39 @@ impl Poster {
         })
     }
 
-    /// POSTs `body`; returns the status and the response body. A keep-alive
-    /// connection the server closed while idle is opened again, once.
+    /// POSTs JSON `body`; returns the status and the response body.
     pub async fn post(&mut self, path: &str, body: &str) -> io::Result<(u16, Vec<u8>)> {
-        match self.post_once(path, body).await {
+        let reply = self
+            .request("POST", path, "", "application/json", body)
+            .await?;
+        Ok((reply.status, reply.body))
+    }
+
+    /// Sends one request with `headers` (CRLF-ended lines) and a body of
+    /// `content_type`. A keep-alive connection the server closed while idle
+    /// is opened again, once.
+    pub async fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &str,
+        content_type: &str,
+        body: &str,
+    ) -> io::Result<Reply> {
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: {content_type}\r\nAccept: application/json\r\n{headers}Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        match self.exchange(&request).await {
             Err(err) if err.kind() == io::ErrorKind::ConnectionAborted => {
                 *self = Poster::connect(self.addr).await?;
-                self.post_once(path, body).await
+                self.exchange(&request).await
             }
             answered => answered,
         }
     }
 
-    async fn post_once(&mut self, path: &str, body: &str) -> io::Result<(u16, Vec<u8>)> {
-        let request = format!(
-            "POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nAccept: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
+    async fn exchange(&mut self, request: &str) -> io::Result<Reply> {
         self.reader.get_mut().write_all(request.as_bytes()).await?;
         let mut line = String::new();
         if self.reader.read_line(&mut line).await? == 0 {
@@ -303,7 +367,7 @@ impl Poster {
             .nth(1)
             .and_then(|s| s.parse().ok())
             .ok_or_else(|| io::Error::other(format!("bad status line {line:?}")))?;
-        let mut length = 0;
+        let (mut length, mut cookie, mut location) = (0, None, None);
         loop {
             line.clear();
             self.reader.read_line(&mut line).await?;
@@ -313,12 +377,21 @@ impl Poster {
             if let Some((name, value)) = line.split_once(':') {
                 if name.eq_ignore_ascii_case("content-length") {
                     length = value.trim().parse().unwrap_or(0);
+                } else if name.eq_ignore_ascii_case("set-cookie") {
+                    cookie = value.trim().split(';').next().map(str::to_string);
+                } else if name.eq_ignore_ascii_case("location") {
+                    location = Some(value.trim().to_string());
                 }
             }
         }
         let mut body = vec![0; length];
         self.reader.read_exact(&mut body).await?;
-        Ok((status, body))
+        Ok(Reply {
+            status,
+            cookie,
+            location,
+            body,
+        })
     }
 
     /// Posts a message whose text is `sent_us`; returns its id.
@@ -347,7 +420,7 @@ impl Poster {
     }
 }
 
-fn id_of(json: &[u8]) -> Option<u64> {
+pub fn id_of(json: &[u8]) -> Option<u64> {
     number_after(json, b"\"id\":")
 }
 

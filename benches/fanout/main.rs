@@ -1,10 +1,15 @@
 //! `cargo bench --bench fanout [-- --quick] [-- --url http://HOST:PORT]
-//! [-- --only NAME]`: starts the release server (or targets `--url`), runs
-//! the named fan-out scenarios, prints one row each and writes them as JSON
-//! to target/bench/fanout.json. Any lost, duplicated or reordered message
-//! is a failure, and the run exits non-zero.
+//! [-- NAME]`: starts the release server (or targets `--url`), runs the
+//! fan-out scenarios (or the one named), prints one row each and writes
+//! them as JSON to target/bench/fanout.json. Any lost, duplicated or
+//! reordered message is a failure, and the run exits non-zero.
+//!
+//! `cargo bench --bench fanout -- soak --minutes N` runs the soak (see
+//! `soak`) on a server of its own; it runs only when named (for seconds
+//! with `--quick`).
 
 mod load;
+mod soak;
 
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader};
@@ -22,6 +27,8 @@ pub struct Options {
     pub quick: bool,
     pub url: Option<String>,
     pub only: Option<String>,
+    /// How long `soak` runs when named.
+    pub minutes: f64,
     /// The server binary to start when no `url` is given.
     pub server: String,
 }
@@ -63,6 +70,7 @@ fn main() {
         quick: false,
         url: None,
         only: None,
+        minutes: 10.0,
         server: env!("CARGO_BIN_EXE_roomcast").to_string(),
     };
     let mut args = std::env::args().skip(1);
@@ -71,7 +79,14 @@ fn main() {
             "--quick" => options.quick = true,
             "--url" => options.url = args.next(),
             "--only" => options.only = args.next(),
+            "--minutes" => {
+                options.minutes = args
+                    .next()
+                    .and_then(|m| m.parse().ok())
+                    .expect("--minutes takes a number")
+            }
             "--bench" => {} // passed by cargo bench
+            name if !name.starts_with('-') => options.only = Some(name.to_string()),
             other => eprintln!("fanout: ignoring {other:?}"),
         }
     }
@@ -100,9 +115,9 @@ fn main() {
 pub async fn run(options: &Options) -> Vec<Row> {
     // Every subscriber holds a socket: take all the open files allowed.
     let _ = rlimit::increase_nofile_limit(u64::MAX);
-    let server = match &options.url {
+    let start = |flags: &[&str]| match &options.url {
         Some(url) => Target::existing(url),
-        None => Target::start(&options.server),
+        None => Target::start(&options.server, flags),
     };
     let q = options.quick;
     let wanted = |name: &str| options.only.as_deref().is_none_or(|only| only == name);
@@ -111,6 +126,21 @@ pub async fn run(options: &Options) -> Vec<Row> {
         print_row(&row);
         rows.push(row);
     };
+    if options.only.as_deref() == Some("soak") {
+        let shape = if q {
+            soak::Soak::quick()
+        } else {
+            soak::Soak::full(options.minutes)
+        };
+        let flags = shape.server_flags();
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        record(soak::soak(&start(&flags), shape).await);
+    }
+    let fanout = ["idle", "room-1k", "saturate", "many-rooms", "posts"];
+    if !fanout.into_iter().any(wanted) {
+        return rows;
+    }
+    let server = start(LIFTED);
     if wanted("idle") {
         record(idle(&server, if q { 200 } else { 19_000 }).await);
     }
@@ -155,6 +185,23 @@ fn print_row(row: &Row) {
     println!("{line}");
 }
 
+/// Flags for the fan-out scenarios: all load comes from one address, so
+/// the per-visitor limits are lifted, and rooms outlive the pauses.
+const LIFTED: &[&str] = &[
+    "--room-ttl",
+    "3600",
+    "--post-burst",
+    "1e9",
+    "--post-rate",
+    "1e9",
+    "--room-burst",
+    "1e9",
+    "--room-rate",
+    "1e9",
+    "--max-streams-per-visitor",
+    "100000",
+];
+
 /// The server under test.
 struct Target {
     addr: SocketAddr,
@@ -176,30 +223,16 @@ impl Target {
         }
     }
 
-    /// The release binary with the default SQLite store in a temp dir, and
-    /// per-request logging off (it would dominate the figures).
-    fn start(binary: &str) -> Target {
+    /// The release binary with the default SQLite store in a temp dir,
+    /// per-request logging off (it would dominate the figures), and
+    /// `flags`.
+    fn start(binary: &str, flags: &[&str]) -> Target {
         let dir = tempfile::tempdir().expect("a temp dir");
         let db = dir.path().join("bench.db");
         let mut child = Command::new(binary)
-            .args(["--bind", "127.0.0.1:0", "--room-ttl", "3600"])
-            // All load comes from one address: lift the per-visitor limits.
-            .args([
-                "--post-burst",
-                "1e9",
-                "--post-rate",
-                "1e9",
-                "--room-burst",
-                "1e9",
-            ])
-            .args([
-                "--room-rate",
-                "1e9",
-                "--max-streams-per-visitor",
-                "100000",
-                "--db",
-            ])
+            .args(["--bind", "127.0.0.1:0", "--db"])
             .arg(&db)
+            .args(flags)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .spawn()
