@@ -15,7 +15,7 @@ use crate::pages::Pages;
 use crate::rooms::{Registry, Settings};
 use crate::routes;
 use crate::server;
-use crate::shutdown::{self, Shutdown};
+use crate::shutdown;
 use crate::store::sqlite::SqliteStore;
 use crate::store::StoreError;
 
@@ -24,7 +24,6 @@ use crate::store::StoreError;
 pub struct App {
     pub registry: Registry,
     pub pages: Arc<Pages>,
-    pub shutdown: Shutdown,
     pub keep_alive: Duration,
     /// Always mark the session cookie Secure.
     pub secure_cookies: bool,
@@ -98,11 +97,10 @@ impl Server {
     ) {
         let (trigger, shutdown) = shutdown::channel();
         let registry = self.registry;
-        let sweeper = tokio::spawn(registry.clone().run_sweeper(shutdown.clone()));
+        let sweeper = tokio::spawn(registry.clone().run_sweeper(shutdown));
         let app = App {
             registry: registry.clone(),
             pages: Arc::new(Pages::new()),
-            shutdown,
             keep_alive: self.keep_alive,
             secure_cookies: self.secure_cookies,
         };

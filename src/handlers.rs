@@ -290,7 +290,7 @@ pub async fn open_stream(
         Ok(subscription) => subscription,
         Err(err) => return ApiError::from(err).into_response(),
     };
-    let stream = RoomStream::new(subscription, app.shutdown.clone(), app.keep_alive);
+    let stream = RoomStream::new(subscription, app.keep_alive);
     // The connection sends the body (see `server`): warp's own body type
     // cannot carry shared, pre-encoded frames.
     let mut response = StatusCode::OK.into_response();

@@ -21,7 +21,7 @@
 //! - [`model`]: `RoomCode`, `Name`, `Text`, `Event`, parsed at the edge.
 //! - [`body`]: form or JSON request bodies. [`error`]: errors → statuses.
 //! - [`session`]: the cookie. [`pages`]: handlebars templates. [`assets`]: CSS/JS.
-//! - [`shutdown`]: the signal every stream and task waits on.
+//! - [`shutdown`]: the signal the server's background tasks wait on.
 //! - [`metrics`]: counters for `GET /metrics`. [`limits`]: per-visitor buckets.
 
 pub mod app;

@@ -224,6 +224,10 @@ pub enum Update {
     Event(Arc<Recorded>),
     /// The member list changed: a `members` frame, no id.
     Members(Bytes),
+    /// The server is stopping: end the stream after what came before (the
+    /// client resumes from history once it is back). Sent in band, so a
+    /// stream needs no shutdown handle of its own to poll.
+    Close,
 }
 
 /// The `members` frame for these names.

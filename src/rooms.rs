@@ -514,8 +514,8 @@ impl Registry {
         outcome(stored).await
     }
 
-    /// Refuses new rooms, posts and streams from now on; open streams end
-    /// through their own shutdown handle.
+    /// Refuses new rooms, posts and streams from now on, and tells every
+    /// open stream to end.
     pub fn close(&self) {
         let mut state = self.state();
         if !state.closing {
@@ -525,6 +525,10 @@ impl Registry {
                 state.rooms.len(),
                 state.rooms.values().map(|r| r.streams).sum::<usize>()
             );
+            for room in state.rooms.values() {
+                // An error only means nobody is listening.
+                let _ = room.updates.send(Update::Close);
+            }
         }
     }
 

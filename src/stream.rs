@@ -1,6 +1,7 @@
 //! The SSE body of one client: what it missed (history after its resume
 //! point), the member list, then live updates until the client goes, the
-//! room goes, the client falls too far behind, or the server shuts down.
+//! room goes, the client falls too far behind, or the server shuts down
+//! (the room says so in band: [`Update::Close`]).
 //!
 //! Frames are encoded once per event ([`Recorded::frame`]) and shared by
 //! every stream; a stream with several frames ready sends them as one
@@ -20,13 +21,12 @@ use http_body::Frame;
 use log::warn;
 use tokio::time::{Instant, Sleep};
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
-use tokio_stream::wrappers::{BroadcastStream, WatchStream};
+use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::Stream;
 
 use crate::metrics::Metrics;
 use crate::model::{sse_frame, Update};
 use crate::rooms::{Presence, Subscription};
-use crate::shutdown::Shutdown;
 
 /// Most bytes gathered into one chunk before it is handed to the socket.
 const CHUNK_LIMIT: usize = 64 * 1024;
@@ -55,7 +55,6 @@ pub struct RoomStream {
     /// The backlog and members frame, sent first as one chunk.
     opening: Option<Bytes>,
     live: BroadcastStream<Update>,
-    shutdown: WatchStream<bool>,
     keep_alive: Duration,
     /// Fires at the latest `last_sent + keep_alive`; re-armed lazily, so a
     /// busy stream never touches the timer.
@@ -73,7 +72,7 @@ pub struct RoomStream {
 }
 
 impl RoomStream {
-    pub fn new(subscription: Subscription, shutdown: Shutdown, keep_alive: Duration) -> RoomStream {
+    pub fn new(subscription: Subscription, keep_alive: Duration) -> RoomStream {
         let Subscription {
             since,
             missed,
@@ -99,7 +98,6 @@ impl RoomStream {
         RoomStream {
             opening: Some(opening.freeze()),
             live: BroadcastStream::new(updates),
-            shutdown: shutdown.into_stream(),
             keep_alive,
             idle: Box::pin(tokio::time::sleep(keep_alive)),
             last_sent: Instant::now(),
@@ -108,17 +106,6 @@ impl RoomStream {
             ended: false,
             presence,
             metrics,
-        }
-    }
-
-    /// Whether shutdown has started (polling registers for the change).
-    fn shutting_down(&mut self, cx: &mut Context<'_>) -> bool {
-        loop {
-            match Pin::new(&mut self.shutdown).poll_next(cx) {
-                Poll::Ready(Some(false)) => continue,
-                Poll::Ready(Some(true) | None) => return true,
-                Poll::Pending => return false,
-            }
         }
     }
 
@@ -152,6 +139,10 @@ impl RoomStream {
                     chunk.push(&event.frame);
                 }
                 Update::Members(frame) => chunk.push(&frame),
+                Update::Close => {
+                    self.ending = true;
+                    return;
+                }
             }
         }
     }
@@ -166,9 +157,7 @@ impl http_body::Body for RoomStream {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         let this = self.get_mut();
-        // Shutdown first, so a busy room cannot hold the server open.
-        if this.ended || this.shutting_down(cx) {
-            this.ended = true;
+        if this.ended {
             return Poll::Ready(None);
         }
         if let Some(opening) = this.opening.take() {
@@ -270,9 +259,8 @@ mod tests {
     async fn a_stream_that_falls_behind_is_closed_not_skipped() {
         let registry = registry();
         let code = registry.create_room(someone()).await.unwrap();
-        let (_trigger, shutdown) = crate::shutdown::channel();
         let subscription = registry.subscribe(&code, Some(0), None, someone()).unwrap();
-        let mut stream = RoomStream::new(subscription, shutdown, Duration::from_secs(60));
+        let mut stream = RoomStream::new(subscription, Duration::from_secs(60));
         let name = Name::parse("al").unwrap();
         for i in 0..1000 {
             let text = Text::parse(&format!("m{i}")).unwrap();
@@ -290,9 +278,8 @@ mod tests {
     async fn ready_frames_go_out_together_in_order() {
         let registry = registry();
         let code = registry.create_room(someone()).await.unwrap();
-        let (_trigger, shutdown) = crate::shutdown::channel();
         let subscription = registry.subscribe(&code, None, None, someone()).unwrap();
-        let mut stream = RoomStream::new(subscription, shutdown, Duration::from_secs(60));
+        let mut stream = RoomStream::new(subscription, Duration::from_secs(60));
         next_text(&mut stream).await.unwrap(); // the opening
         let name = Name::parse("al").unwrap();
         for i in 1..=3 {
@@ -308,13 +295,19 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_stream_ends_when_shutdown_starts() {
+    async fn a_stream_sends_what_came_before_the_close_then_ends() {
         let registry = registry();
         let code = registry.create_room(someone()).await.unwrap();
-        let (trigger, shutdown) = crate::shutdown::channel();
         let subscription = registry.subscribe(&code, None, None, someone()).unwrap();
-        let mut stream = RoomStream::new(subscription, shutdown, Duration::from_secs(60));
-        trigger.start();
+        let mut stream = RoomStream::new(subscription, Duration::from_secs(60));
+        next_text(&mut stream).await.unwrap(); // the opening
+        let name = Name::parse("al").unwrap();
+        let text = Text::parse("last words").unwrap();
+        registry.post(&code, &name, &text, someone()).await.unwrap();
+        registry.close();
+        let chunk = next_text(&mut stream).await.unwrap();
+        assert!(chunk.contains("last words"), "{chunk}");
         assert!(next_text(&mut stream).await.is_none());
+        assert!(registry.subscribe(&code, None, None, someone()).is_err());
     }
 }
