@@ -163,20 +163,75 @@ impl SqliteStore {
         Ok(loaded)
     }
 
+    /// One transaction for the batch. Appends only insert their event; each
+    /// room's last id and the trim of its oldest events are written once per
+    /// run of appends, not once per event (a busy room gets many appends in
+    /// one batch).
     fn apply_all(&mut self, changes: &[Change], history: usize) -> Result<(), String> {
         let tx = self.conn.transaction().map_err(|e| e.to_string())?;
+        let mut appended = Appended::default();
         for change in changes {
-            apply_one(&tx, change, history).map_err(|e| e.to_string())?;
+            if let Change::Append { event, at_ms, .. } = change {
+                insert_event(&tx, &event.event).map_err(|e| e.to_string())?;
+                appended.note(&event.event, *at_ms);
+            } else {
+                // Rooms made or removed in this batch see the appends
+                // before them settled, and none after.
+                appended.settle(&tx, history).map_err(|e| e.to_string())?;
+                apply_room_change(&tx, change).map_err(|e| e.to_string())?;
+            }
         }
+        appended.settle(&tx, history).map_err(|e| e.to_string())?;
         tx.commit().map_err(|e| e.to_string())
     }
 }
 
-fn apply_one(
-    tx: &rusqlite::Transaction<'_>,
-    change: &Change,
-    history: usize,
-) -> rusqlite::Result<()> {
+/// The newest append to each room since the last settle: (room, last id,
+/// its time).
+#[derive(Default)]
+struct Appended(Vec<(String, u64, u64)>);
+
+impl Appended {
+    fn note(&mut self, event: &Event, at_ms: u64) {
+        // A batch touches few rooms: a scan beats hashing here.
+        match self.0.iter_mut().find(|(room, ..)| *room == event.room) {
+            Some(newest) => (newest.1, newest.2) = (event.id, at_ms),
+            None => self.0.push((event.room.clone(), event.id, at_ms)),
+        }
+    }
+
+    /// Writes each room's last id and drops the events past `history`.
+    fn settle(&mut self, tx: &rusqlite::Transaction<'_>, history: usize) -> rusqlite::Result<()> {
+        for (room, last_id, at_ms) in self.0.drain(..) {
+            tx.prepare_cached(
+                "UPDATE rooms SET last_id = ?2, last_activity_ms = ?3 WHERE code = ?1",
+            )?
+            .execute(params![room, last_id as i64, at_ms as i64])?;
+            if let Some(oldest_kept) = last_id.checked_sub(history as u64) {
+                tx.prepare_cached("DELETE FROM events WHERE room = ?1 AND id <= ?2")?
+                    .execute(params![room, oldest_kept as i64])?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn insert_event(tx: &rusqlite::Transaction<'_>, e: &Event) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO events (room, id, kind, name, text, ts) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        e.room,
+        e.id as i64,
+        e.kind.as_str(),
+        e.name,
+        e.text,
+        e.ts
+    ])?;
+    Ok(())
+}
+
+fn apply_room_change(tx: &rusqlite::Transaction<'_>, change: &Change) -> rusqlite::Result<()> {
     match change {
         Change::CreateRoom { code, at_ms } => {
             // A code can come back after its room expired: start it clean.
@@ -187,26 +242,11 @@ fn apply_one(
             )?
             .execute(params![code.as_str(), *at_ms as i64])?;
         }
-        Change::Append { event, at_ms, .. } => {
-            let e = &event.event;
-            tx.prepare_cached(
-                "INSERT INTO events (room, id, kind, name, text, ts) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?
-            .execute(params![e.room, e.id as i64, e.kind.as_str(), e.name, e.text, e.ts])?;
-            tx.prepare_cached(
-                "UPDATE rooms SET last_id = ?2, last_activity_ms = ?3 WHERE code = ?1",
-            )?
-            .execute(params![e.room, e.id as i64, *at_ms as i64])?;
-            if let Some(oldest_kept) = e.id.checked_sub(history as u64) {
-                tx.prepare_cached("DELETE FROM events WHERE room = ?1 AND id <= ?2")?
-                    .execute(params![e.room, oldest_kept as i64])?;
-            }
-        }
         Change::DeleteRoom { code } => {
             tx.prepare_cached("DELETE FROM rooms WHERE code = ?1")?
                 .execute([code.as_str()])?;
         }
-        Change::Flush => {}
+        Change::Append { .. } | Change::Flush => {}
     }
     Ok(())
 }
@@ -309,6 +349,30 @@ mod tests {
             .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
             .unwrap();
         assert_eq!(left, 0, "the room's events went with it");
+    }
+
+    #[test]
+    fn a_code_removed_and_made_again_in_one_batch_starts_clean() {
+        let mut store = SqliteStore::open(IN_MEMORY).unwrap();
+        let code = RoomCode::parse("ABCD").unwrap();
+        let create = || Change::CreateRoom {
+            code: code.clone(),
+            at_ms: 1,
+        };
+        let changes = [
+            create(),
+            message(&code, 1, "old"),
+            message(&code, 2, "old"),
+            Change::DeleteRoom { code: code.clone() },
+            create(),
+        ];
+        store.apply(&changes, 10).unwrap();
+        let rooms = store.load(10).unwrap();
+        assert_eq!((rooms[0].last_id, rooms[0].events.len()), (0, 0));
+        store.apply(&[message(&code, 1, "new")], 10).unwrap();
+        let rooms = store.load(10).unwrap();
+        assert_eq!(rooms[0].last_id, 1);
+        assert_eq!(rooms[0].events[0].event.text.as_deref(), Some("new"));
     }
 
     #[test]
