@@ -167,7 +167,13 @@ where
         .iter()
         .map(|(n, v)| n.as_str().len() + v.len())
         .sum();
-    let refusal = if request.uri().to_string().len() > MAX_URI {
+    let uri = request.uri();
+    // Requests name a path (origin form), else a whole address: count what
+    // was sent without writing it out again.
+    let uri_len = uri.path_and_query().map_or(0, |p| p.as_str().len())
+        + uri.authority().map_or(0, |a| a.as_str().len())
+        + uri.scheme_str().map_or(0, str::len);
+    let refusal = if uri_len > MAX_URI {
         Some((StatusCode::URI_TOO_LONG, "The address is too long."))
     } else if head > MAX_HEAD {
         Some((
