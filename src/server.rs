@@ -131,7 +131,10 @@ pub async fn serve<S>(
         let (routes, metrics, trusted) = (routes.clone(), metrics.clone(), trusted.clone());
         let service = hyper::service::service_fn(move |request: Request<Incoming>| {
             let client = Client::of(peer.ip(), request.headers(), &trusted);
-            respond(routes.clone(), metrics.clone(), client, request)
+            // Boxed: hyper keeps a slot the size of the service's future
+            // for the whole connection, and through warp's filters that
+            // future is 3.6 KB; a stream would hold it idle all its life.
+            Box::pin(respond(routes.clone(), metrics.clone(), client, request))
         });
         let io = WriteDeadline::new(TokioIo::new(socket), write_timeout);
         let connection = http1::Builder::new()
