@@ -69,7 +69,10 @@ impl Buckets {
         }
     }
 
-    fn forget_idle(&mut self, now: Instant) {
+    /// Drops the buckets that have refilled to their burst: they hold
+    /// nothing a fresh bucket would not. The sweeper calls this, so the map
+    /// shrinks back as visitors go quiet.
+    pub fn forget_idle(&mut self, now: Instant) {
         let Rate { burst, per_second } = self.rate;
         self.buckets.retain(|_, b| {
             let refill = now.saturating_duration_since(b.updated).as_secs_f64() * per_second;
@@ -78,6 +81,16 @@ impl Buckets {
         if self.buckets.len() >= MAX_VISITORS {
             self.buckets.clear();
         }
+        shrink(&mut self.buckets);
+    }
+}
+
+/// Gives back a map's spare room once it holds under a quarter of what it
+/// could (the quarter leaves slack, so a map near a boundary does not
+/// reallocate back and forth).
+pub fn shrink<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>) {
+    if map.capacity() > 64 && map.len() < map.capacity() / 4 {
+        map.shrink_to(map.len() * 2);
     }
 }
 
@@ -122,5 +135,29 @@ mod tests {
             let _ = buckets.take(VisitorKey::Address(ip), now);
         }
         assert!(buckets.buckets.len() <= MAX_VISITORS);
+    }
+
+    #[test]
+    fn quiet_visitors_are_forgotten_and_the_map_shrinks() {
+        let mut buckets = Buckets::new(Rate {
+            burst: 2.0,
+            per_second: 1.0,
+        });
+        let now = Instant::now();
+        for i in 0..10_000u32 {
+            let ip = IpAddr::from(i.to_be_bytes());
+            buckets.take(VisitorKey::Address(ip), now).unwrap();
+        }
+        buckets.take(visitor(1), now).unwrap();
+        buckets.take(visitor(1), now).unwrap();
+        let grown = buckets.buckets.capacity();
+        // A second later the 10,000 have refilled; visitor 1 has not.
+        buckets.forget_idle(now + Duration::from_secs(1));
+        assert_eq!(buckets.buckets.len(), 1);
+        assert!(buckets.buckets.capacity() < grown / 4);
+        // Forgetting changed nothing for the one still limited.
+        let later = now + Duration::from_secs(1);
+        assert!(buckets.take(visitor(1), later).is_ok());
+        assert!(buckets.take(visitor(1), later).is_err());
     }
 }

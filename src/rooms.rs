@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use log::{info, warn};
 use tokio::sync::{broadcast, oneshot};
 
-use crate::limits::{Buckets, Rate, VisitorKey};
+use crate::limits::{self, Buckets, Rate, VisitorKey};
 use crate::metrics::{Gauges, Metrics};
 use crate::model::{members_frame, Event, Kind, Name, Recorded, RoomCode, Text, Update};
 use crate::session::{Session, SessionId};
@@ -444,8 +444,9 @@ impl Registry {
         }
     }
 
-    /// Announces the leaves whose grace is over and removes rooms idle for
-    /// longer than the room TTL, with their history and sessions.
+    /// Announces the leaves whose grace is over, removes rooms idle for
+    /// longer than the room TTL with their history and sessions, and
+    /// forgets rate-limit buckets that have refilled.
     pub fn sweep(&self, now: Instant) {
         let Settings {
             leave_grace,
@@ -486,6 +487,12 @@ impl Registry {
         if !expired.is_empty() {
             state.sessions.retain(|_, s| !expired.contains(&s.room));
         }
+        // What visitors and rooms left behind goes back to the allocator.
+        state.post_buckets.forget_idle(now);
+        state.room_buckets.forget_idle(now);
+        limits::shrink(&mut state.rooms);
+        limits::shrink(&mut state.sessions);
+        limits::shrink(&mut state.streams_by_visitor);
     }
 
     /// Runs [`Registry::sweep`] often enough that leaves and expiry happen
