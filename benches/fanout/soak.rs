@@ -261,11 +261,16 @@ pub async fn soak(server: &Target, soak: Soak) -> Row {
     row.figure("minutes", round(soak.duration.as_secs_f64() / 60.0));
     row.figure("people", soak.people);
     let mut probe = Poster::connect(server.addr).await.expect("connect");
-    // A short warm-up first, so the baseline holds what any server that has
-    // served holds: code paged in, SQLite's page cache, thread stacks.
+    if let Some(cold) = server.rss_kib() {
+        row.figure("rss_cold_mb", round(cold as f64 / 1024.0));
+    }
+    // A warm-up of the same shape first (a minute at most), so the baseline
+    // holds what any server that has served such a crowd holds, all of it
+    // bounded: code paged in, SQLite's page cache (2 MB), the allocator's
+    // per-thread caches. What the long run adds on top is what it left.
     let warm_up = Soak {
-        duration: Duration::from_secs(4),
-        ..Soak::quick()
+        duration: soak.duration.min(Duration::from_secs(60)),
+        ..soak.clone()
     };
     let (town, _) = live(server, warm_up, 1_000_000).await;
     for failure in town.tally.failures.lock().unwrap().iter() {
