@@ -98,16 +98,17 @@ pub fn shrink<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>) {
 mod tests {
     use super::*;
 
+    fn buckets(burst: f64, per_second: f64) -> Buckets {
+        Buckets::new(Rate { burst, per_second })
+    }
+
     fn visitor(last: u8) -> VisitorKey {
         VisitorKey::Address(IpAddr::from([10, 0, 0, last]))
     }
 
     #[test]
     fn a_bucket_allows_its_burst_then_refills_at_its_rate() {
-        let mut buckets = Buckets::new(Rate {
-            burst: 3.0,
-            per_second: 2.0,
-        });
+        let mut buckets = buckets(3.0, 2.0);
         let start = Instant::now();
         for _ in 0..3 {
             assert!(buckets.take(visitor(1), start).is_ok());
@@ -125,10 +126,7 @@ mod tests {
 
     #[test]
     fn the_map_stays_bounded_under_a_flood_of_addresses() {
-        let mut buckets = Buckets::new(Rate {
-            burst: 2.0,
-            per_second: 1.0,
-        });
+        let mut buckets = buckets(2.0, 1.0);
         let now = Instant::now();
         for i in 0..(MAX_VISITORS as u32 + 10) {
             let ip = IpAddr::from(i.to_be_bytes());
@@ -139,10 +137,7 @@ mod tests {
 
     #[test]
     fn quiet_visitors_are_forgotten_and_the_map_shrinks() {
-        let mut buckets = Buckets::new(Rate {
-            burst: 2.0,
-            per_second: 1.0,
-        });
+        let mut buckets = buckets(2.0, 1.0);
         let now = Instant::now();
         for i in 0..10_000u32 {
             let ip = IpAddr::from(i.to_be_bytes());

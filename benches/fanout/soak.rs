@@ -503,7 +503,15 @@ async fn person(n: u32, town: Arc<Town>) {
         if let Some((code, cookie)) = enter(&town, &mut poster, &mut rng, &name, &xff).await {
             Tally::add(&town.tally.visits, 1);
             let headers = format!("Cookie: {cookie}\r\n{xff}");
-            let seen = stay(&town, &mut poster, &mut rng, &code, &name, &headers).await;
+            let mut visit = Visit {
+                town: &town,
+                poster: &mut poster,
+                rng: &mut rng,
+                code: &code,
+                name: &name,
+                headers: &headers,
+            };
+            let seen = visit.stay().await;
             town.leave(&code, seen);
         }
         let away = between(&mut rng, &town.soak.away_s);
@@ -570,168 +578,167 @@ async fn home_form(town: &Town, poster: &mut Poster, xff: &str, form: &str) -> O
     }
 }
 
-/// One visit: follows the room's stream while talking, now and then drops
-/// the stream and resumes it, floods, or sends what the server must refuse.
-async fn stay(
-    town: &Town,
-    poster: &mut Poster,
-    rng: &mut fastrand::Rng,
-    code: &str,
-    name: &str,
-    headers: &str,
-) -> Seen {
-    let epoch = town.epoch;
-    let mut stream =
-        match Subscriber::connect_with(town.addr, code, headers.to_string(), epoch).await {
-            Ok(stream) => stream,
-            Err(err) => {
+/// One person in one room: what everything they do there needs.
+struct Visit<'a> {
+    town: &'a Town,
+    poster: &'a mut Poster,
+    rng: &'a mut fastrand::Rng,
+    code: &'a str,
+    name: &'a str,
+    /// The session cookie and the person's address, as header lines.
+    headers: &'a str,
+}
+
+impl Visit<'_> {
+    /// Follows the room's stream while talking, now and then drops the stream
+    /// and resumes it, floods, or sends what the server must refuse.
+    async fn stay(&mut self) -> Seen {
+        let (town, code, name, headers) = (self.town, self.code, self.name, self.headers);
+        let epoch = town.epoch;
+        let mut stream =
+            match Subscriber::connect_with(town.addr, code, headers.to_string(), epoch).await {
+                Ok(stream) => stream,
+                Err(err) => {
+                    town.tally
+                        .fail(format!("{name} cannot follow {code}: {err}"));
+                    return Seen::default();
+                }
+            };
+        let length = Duration::from_secs_f64(between(self.rng, &town.soak.visit_s));
+        let leave_at = (Instant::now() + length).min(town.end);
+        let drop_at = self
+            .rng
+            .bool()
+            .then(|| (Instant::now() + length.mul_f64(self.rng.f64())).min(leave_at));
+        if drop_at.is_some() {
+            Tally::add(&town.tally.resumes, 1);
+        }
+        let reading = tokio::spawn(async move {
+            let never = Goal::new();
+            if let Some(drop_at) = drop_at {
+                stream.follow_until(epoch, &never, drop_at).await;
+                if stream.resume().await.is_err() {
+                    return None;
+                }
+            }
+            stream.follow_until(epoch, &never, leave_at).await;
+            Some(stream)
+        });
+        while Instant::now() < leave_at {
+            let pause = Duration::from_secs_f64(between(self.rng, &(0.2..3.0)));
+            tokio::time::sleep_until((Instant::now() + pause).min(leave_at).into()).await;
+            if Instant::now() >= leave_at {
+                break;
+            }
+            match self.rng.u32(..100) {
+                0..4 => self.flood().await,
+                4..7 => self.refused().await,
+                7..9 => self.crowd().await,
+                _ => {
+                    self.say().await;
+                }
+            }
+        }
+        match reading.await.expect("reading task") {
+            Some(stream) => stream.seen().clone(),
+            None => {
                 town.tally
-                    .fail(format!("{name} cannot follow {code}: {err}"));
-                return Seen::default();
-            }
-        };
-    let length = Duration::from_secs_f64(between(rng, &town.soak.visit_s));
-    let leave_at = (Instant::now() + length).min(town.end);
-    let drop_at = rng
-        .bool()
-        .then(|| (Instant::now() + length.mul_f64(rng.f64())).min(leave_at));
-    if drop_at.is_some() {
-        Tally::add(&town.tally.resumes, 1);
-    }
-    let reading = tokio::spawn(async move {
-        let never = Goal::new();
-        if let Some(drop_at) = drop_at {
-            stream.follow_until(epoch, &never, drop_at).await;
-            if stream.resume().await.is_err() {
-                return None;
-            }
-        }
-        stream.follow_until(epoch, &never, leave_at).await;
-        Some(stream)
-    });
-    while Instant::now() < leave_at {
-        let pause = Duration::from_secs_f64(between(rng, &(0.2..3.0)));
-        tokio::time::sleep_until((Instant::now() + pause).min(leave_at).into()).await;
-        if Instant::now() >= leave_at {
-            break;
-        }
-        match rng.u32(..100) {
-            0..4 => flood(town, poster, rng, code, name, headers).await,
-            4..7 => refused(town, poster, code, name, headers).await,
-            7..9 => crowd(town, code, headers).await,
-            _ => {
-                say(town, poster, rng, code, name, headers).await;
+                    .fail(format!("{name} could not resume in {code}"));
+                Seen::default()
             }
         }
     }
-    match reading.await.expect("reading task") {
-        Some(stream) => stream.seen().clone(),
-        None => {
-            town.tally
-                .fail(format!("{name} could not resume in {code}"));
-            Seen::default()
-        }
-    }
-}
 
-/// Posts one message; true if it was accepted.
-async fn say(
-    town: &Town,
-    poster: &mut Poster,
-    rng: &mut fastrand::Rng,
-    code: &str,
-    name: &str,
-    headers: &str,
-) -> bool {
-    let sent_us = town.epoch.elapsed().as_micros() as u64;
-    let text = format!("{sent_us:0>20}{}", NOISE[rng.usize(..NOISE.len())]);
-    let body = serde_json::json!({ "name": name, "text": text }).to_string();
-    let path = format!("/rooms/{code}/messages");
-    match poster
-        .request("POST", &path, headers, "application/json", &body)
-        .await
-    {
-        Ok(Reply {
-            status: 201, body, ..
-        }) => match id_of(&body) {
-            Some(id) => {
-                Tally::add(&town.tally.accepted, 1);
-                town.accepted(code, id, text);
-                return true;
-            }
-            None => town.tally.fail(format!("a 201 without an id: {body:?}")),
-        },
-        Ok(Reply { status: 429, .. }) => Tally::add(&town.tally.posts_limited, 1),
-        Ok(reply) => town
-            .tally
-            .fail(format!("post in {code} answered {}", reply.status)),
-        Err(err) => town.tally.fail(format!("post in {code}: {err}")),
-    }
-    false
-}
-
-/// Forty posts at once: more than the burst allows, so some must get 429.
-async fn flood(
-    town: &Town,
-    poster: &mut Poster,
-    rng: &mut fastrand::Rng,
-    code: &str,
-    name: &str,
-    headers: &str,
-) {
-    Tally::add(&town.tally.floods, 1);
-    let mut accepted = 0;
-    for _ in 0..40 {
-        accepted += say(town, poster, rng, code, name, headers).await as u32;
-    }
-    if accepted == 40 {
-        town.tally
-            .fail(format!("{name} flooded {code} and no post was refused"));
-    }
-}
-
-/// Posts the server must refuse, each changing nothing (the room checks
-/// see to that): an empty text, a body that is not JSON, a control
-/// text too long.
-async fn refused(town: &Town, poster: &mut Poster, code: &str, name: &str, headers: &str) {
-    let path = format!("/rooms/{code}/messages");
-    let bad = [
-        serde_json::json!({ "name": name, "text": "" }).to_string(),
-        "{\"name\":".to_string(),
-        serde_json::json!({ "name": name, "text": "x".repeat(2001) }).to_string(),
-    ];
-    for body in bad {
-        match poster
-            .request("POST", &path, headers, "application/json", &body)
+    /// POSTs a JSON body to the room's messages as this person.
+    async fn post(&mut self, body: &str) -> std::io::Result<Reply> {
+        let path = format!("/rooms/{}/messages", self.code);
+        let json = "application/json";
+        self.poster
+            .request("POST", &path, self.headers, json, body)
             .await
-        {
+    }
+
+    /// Posts one message; true if it was accepted.
+    async fn say(&mut self) -> bool {
+        let (town, code, name) = (self.town, self.code, self.name);
+        let sent_us = town.epoch.elapsed().as_micros() as u64;
+        let text = format!("{sent_us:0>20}{}", NOISE[self.rng.usize(..NOISE.len())]);
+        let body = serde_json::json!({ "name": name, "text": text }).to_string();
+        match self.post(&body).await {
             Ok(Reply {
-                status: 400 | 422 | 429,
-                ..
-            }) => Tally::add(&town.tally.bad_input_refused, 1),
+                status: 201, body, ..
+            }) => match id_of(&body) {
+                Some(id) => {
+                    Tally::add(&town.tally.accepted, 1);
+                    town.accepted(code, id, text);
+                    return true;
+                }
+                None => town.tally.fail(format!("a 201 without an id: {body:?}")),
+            },
+            Ok(Reply { status: 429, .. }) => Tally::add(&town.tally.posts_limited, 1),
             Ok(reply) => town
                 .tally
-                .fail(format!("bad post {body:?} answered {}", reply.status)),
-            Err(err) => town.tally.fail(format!("bad post: {err}")),
+                .fail(format!("post in {code} answered {}", reply.status)),
+            Err(err) => town.tally.fail(format!("post in {code}: {err}")),
         }
+        false
     }
-}
 
-/// Opens more streams than one visitor may hold, then closes them.
-async fn crowd(town: &Town, code: &str, headers: &str) {
-    let mut open = Vec::new();
-    let mut refused = 0;
-    for _ in 0..24 {
-        match Subscriber::connect_with(town.addr, code, headers.to_string(), town.epoch).await {
-            Ok(stream) => open.push(stream),
-            Err(err) if err.to_string().contains(" 429") => refused += 1,
-            Err(err) => town.tally.fail(format!("an extra stream on {code}: {err}")),
+    /// Forty posts at once: more than the burst allows, so some must get 429.
+    async fn flood(&mut self) {
+        let (town, code, name) = (self.town, self.code, self.name);
+        Tally::add(&town.tally.floods, 1);
+        let mut accepted = 0;
+        for _ in 0..40 {
+            accepted += self.say().await as u32;
+        }
+        if accepted == 40 {
+            town.tally
+                .fail(format!("{name} flooded {code} and no post was refused"));
         }
     }
-    Tally::add(&town.tally.streams_limited, refused);
-    if refused == 0 {
-        town.tally.fail(format!(
-            "25 streams on {code} from one visitor and none refused"
-        ));
+
+    /// Posts the server must refuse, each changing nothing (the room checks
+    /// see to that): an empty text, a body that is not JSON, and a text
+    /// too long.
+    async fn refused(&mut self) {
+        let (town, name) = (self.town, self.name);
+        let bad = [
+            serde_json::json!({ "name": name, "text": "" }).to_string(),
+            "{\"name\":".to_string(),
+            serde_json::json!({ "name": name, "text": "x".repeat(2001) }).to_string(),
+        ];
+        for body in bad {
+            match self.post(&body).await {
+                Ok(Reply {
+                    status: 400 | 422 | 429,
+                    ..
+                }) => Tally::add(&town.tally.bad_input_refused, 1),
+                Ok(reply) => town
+                    .tally
+                    .fail(format!("bad post {body:?} answered {}", reply.status)),
+                Err(err) => town.tally.fail(format!("bad post: {err}")),
+            }
+        }
+    }
+
+    /// Opens more streams than one visitor may hold, then closes them.
+    async fn crowd(&self) {
+        let (town, code, headers) = (self.town, self.code, self.headers);
+        let mut open = Vec::new();
+        let mut refused = 0;
+        for _ in 0..24 {
+            match Subscriber::connect_with(town.addr, code, headers.to_string(), town.epoch).await {
+                Ok(stream) => open.push(stream),
+                Err(err) if err.to_string().contains(" 429") => refused += 1,
+                Err(err) => town.tally.fail(format!("an extra stream on {code}: {err}")),
+            }
+        }
+        Tally::add(&town.tally.streams_limited, refused);
+        if refused == 0 {
+            town.tally.fail(format!(
+                "25 streams on {code} from one visitor and none refused"
+            ));
+        }
     }
 }
