@@ -1,6 +1,7 @@
 //! The default store: SQLite in one file (or in memory with `:memory:`),
 //! WAL mode, a versioned schema, one transaction per batch of changes.
 
+use std::collections::HashMap;
 use std::fs::{File, OpenOptions, TryLockError};
 use std::time::Duration;
 
@@ -186,23 +187,24 @@ impl SqliteStore {
     }
 }
 
-/// The newest append to each room since the last settle: (room, last id,
-/// its time).
+/// The newest append to each room since the last settle: room → (last
+/// id, its time).
 #[derive(Default)]
-struct Appended(Vec<(String, u64, u64)>);
+struct Appended(HashMap<String, (u64, u64)>);
 
 impl Appended {
     fn note(&mut self, event: &Event, at_ms: u64) {
-        // A batch touches few rooms: a scan beats hashing here.
-        match self.0.iter_mut().find(|(room, ..)| *room == event.room) {
-            Some(newest) => (newest.1, newest.2) = (event.id, at_ms),
-            None => self.0.push((event.room.clone(), event.id, at_ms)),
+        match self.0.get_mut(&event.room) {
+            Some(newest) => *newest = (event.id, at_ms),
+            None => {
+                self.0.insert(event.room.clone(), (event.id, at_ms));
+            }
         }
     }
 
     /// Writes each room's last id and drops the events past `history`.
     fn settle(&mut self, tx: &rusqlite::Transaction<'_>, history: usize) -> rusqlite::Result<()> {
-        for (room, last_id, at_ms) in self.0.drain(..) {
+        for (room, (last_id, at_ms)) in self.0.drain() {
             tx.prepare_cached(
                 "UPDATE rooms SET last_id = ?2, last_activity_ms = ?3 WHERE code = ?1",
             )?
