@@ -249,12 +249,8 @@ async fn only_well_formed_codes_are_routed() {
         assert!(body["error"].is_string(), "{path}");
     }
     let response = app
-        .client
-        .post(app.url("/rooms/AB1D/messages"))
-        .json(&serde_json::json!({"name":"a","text":"hi"}))
-        .send()
-        .await
-        .unwrap();
+        .post_json("AB1D", serde_json::json!({"name":"a","text":"hi"}))
+        .await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
 }
 

@@ -114,12 +114,24 @@ impl TestApp {
     }
 
     pub async fn post_json(&self, code: &str, body: Value) -> Response {
-        self.client
+        self.post_json_with(code, body, &[]).await
+    }
+
+    /// POSTs JSON to the room's messages with extra request headers.
+    pub async fn post_json_with(
+        &self,
+        code: &str,
+        body: Value,
+        headers: &[(&str, &str)],
+    ) -> Response {
+        let mut request = self
+            .client
             .post(self.url(&format!("/rooms/{code}/messages")))
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
+            .json(&body);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send().await.unwrap()
     }
 
     /// Posts a message as a script would and checks it was stored.
@@ -194,6 +206,12 @@ impl Browser<'_> {
             .send()
             .await
             .unwrap()
+    }
+
+    /// The room page's HTML as this visitor sees it.
+    pub async fn room_page(&self, code: &str) -> String {
+        let response = self.get(&format!("/rooms/{code}")).await;
+        response.text().await.unwrap()
     }
 
     /// Submits a urlencoded form and keeps any cookie it sets.

@@ -177,12 +177,7 @@ async fn the_room_page_escapes_what_people_typed() {
         "<script>alert('x')</script> & <img src=x onerror=alert(1)>",
     )
     .await;
-    let html = frank
-        .get(&format!("/rooms/{code}"))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let html = frank.room_page(&code).await;
     assert!(html.contains("&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; &lt;img"));
     assert!(html.contains("&lt;b&gt;mallory&lt;/b&gt;"));
     assert!(html.contains("&lt;i&gt;frank&lt;/i&gt;"));

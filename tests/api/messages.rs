@@ -64,14 +64,14 @@ async fn the_session_names_the_poster_in_its_own_room() {
     let app = spawn_app().await;
     let mut alice = app.browser();
     let code = alice.enter("alice", "", "create").await;
+    let cookie = alice.cookie.clone().unwrap();
     let response = app
-        .client
-        .post(app.url(&format!("/rooms/{code}/messages")))
-        .header("cookie", alice.cookie.clone().unwrap())
-        .json(&json!({"name": "mallory", "text": "who am I"}))
-        .send()
-        .await
-        .unwrap();
+        .post_json_with(
+            &code,
+            json!({"name": "mallory", "text": "who am I"}),
+            &[("cookie", &cookie)],
+        )
+        .await;
     assert_eq!(response.status(), StatusCode::CREATED);
     let message: Value = response.json().await.unwrap();
     assert_eq!(message["name"], "alice");
@@ -93,12 +93,7 @@ async fn a_browser_form_without_script_gets_303_back_to_the_room() {
         response.headers()["location"],
         format!("/rooms/{code}").as_str()
     );
-    let html = alice
-        .get(&format!("/rooms/{code}"))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let html = alice.room_page(&code).await;
     assert!(html.contains("no js here"));
 }
 

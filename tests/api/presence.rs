@@ -142,12 +142,7 @@ async fn the_browser_session_makes_its_stream_a_member() {
         ("join", Some("alice"))
     );
     assert_eq!(observer.next_members().await, vec!["alice"]);
-    let html = alice
-        .get(&format!("/rooms/{code}"))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let html = alice.room_page(&code).await;
     assert!(
         html.contains("<li>alice</li>"),
         "the page lists the members"

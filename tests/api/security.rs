@@ -12,7 +12,6 @@ async fn a_cross_site_post_with_the_session_is_403_and_changes_nothing() {
     let mut alice = app.browser();
     let code = alice.enter("alice", "", "create").await;
     let cookie = alice.cookie.clone().unwrap();
-    let url = app.url(&format!("/rooms/{code}/messages"));
     let forged = [
         ("origin", "http://evil.example".to_string()),
         ("sec-fetch-site", "cross-site".to_string()),
@@ -20,14 +19,12 @@ async fn a_cross_site_post_with_the_session_is_403_and_changes_nothing() {
     ];
     for (header, value) in forged {
         let response = app
-            .client
-            .post(&url)
-            .header("cookie", &cookie)
-            .header(header, &value)
-            .json(&json!({"text": "forged"}))
-            .send()
-            .await
-            .unwrap();
+            .post_json_with(
+                &code,
+                json!({"text": "forged"}),
+                &[("cookie", &cookie), (header, &value)],
+            )
+            .await;
         assert_eq!(
             response.status(),
             StatusCode::FORBIDDEN,
@@ -50,28 +47,25 @@ async fn a_cross_site_post_with_the_session_is_403_and_changes_nothing() {
         app.history(&code, "?since=0").await.is_empty(),
         "nothing was posted"
     );
-    let html = alice
-        .get(&format!("/rooms/{code}"))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let html = alice.room_page(&code).await;
     assert!(
         html.contains(r#"data-me="alice""#),
         "the session was not changed"
     );
 
     // From this site, the same post goes through.
+    let this_site = format!("http://{}", app.addr);
     let same_site = app
-        .client
-        .post(&url)
-        .header("cookie", &cookie)
-        .header("origin", format!("http://{}", app.addr))
-        .header("sec-fetch-site", "same-origin")
-        .json(&json!({"text": "mine"}))
-        .send()
-        .await
-        .unwrap();
+        .post_json_with(
+            &code,
+            json!({"text": "mine"}),
+            &[
+                ("cookie", &cookie),
+                ("origin", &this_site),
+                ("sec-fetch-site", "same-origin"),
+            ],
+        )
+        .await;
     assert_eq!(same_site.status(), StatusCode::CREATED);
 }
 
@@ -80,13 +74,12 @@ async fn scripts_without_the_cookie_may_post_from_anywhere() {
     let app = spawn_app().await;
     let code = app.create_room().await;
     let response = app
-        .client
-        .post(app.url(&format!("/rooms/{code}/messages")))
-        .header("origin", "http://elsewhere.example")
-        .json(&json!({"name": "bot", "text": "hello"}))
-        .send()
-        .await
-        .unwrap();
+        .post_json_with(
+            &code,
+            json!({"name": "bot", "text": "hello"}),
+            &[("origin", "http://elsewhere.example")],
+        )
+        .await;
     assert_eq!(response.status(), StatusCode::CREATED);
 }
 
@@ -119,53 +112,38 @@ async fn pages_send_csp_nosniff_and_referrer_policy() {
 
 #[tokio::test]
 async fn the_cookie_is_secure_when_asked_or_when_a_trusted_proxy_says_https() {
+    fn marked_secure(response: &reqwest::Response) -> bool {
+        let cookie = response.headers()["set-cookie"].to_str().unwrap();
+        cookie.contains("Secure")
+    }
     let forced = crate::helpers::spawn_with(|c| c.secure_cookies = true).await;
     let mut visitor = forced.browser();
     let response = visitor
         .submit("/", &[("name", "al"), ("action", "create")])
         .await;
-    assert!(response.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .contains("Secure"));
+    assert!(marked_secure(&response));
 
     let proxied =
         crate::helpers::spawn_with(|c| c.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()])
             .await;
-    let https = proxied
-        .client
-        .post(proxied.url("/"))
-        .header("x-forwarded-proto", "https")
-        .form(&[("name", "al"), ("action", "create")])
-        .send()
-        .await
-        .unwrap();
-    assert!(https.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .contains("Secure"));
-    let http = proxied
-        .client
-        .post(proxied.url("/"))
-        .form(&[("name", "al"), ("action", "create")])
-        .send()
-        .await
-        .unwrap();
-    assert!(!http.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .contains("Secure"));
+    let enter = |proto: Option<&str>| {
+        let mut request = proxied.client.post(proxied.url("/"));
+        if let Some(proto) = proto {
+            request = request.header("x-forwarded-proto", proto);
+        }
+        request.form(&[("name", "al"), ("action", "create")]).send()
+    };
+    assert!(marked_secure(&enter(Some("https")).await.unwrap()));
+    assert!(!marked_secure(&enter(None).await.unwrap()));
 }
 
 #[tokio::test]
 async fn limits_count_the_forwarded_client_only_behind_a_trusted_proxy() {
-    let post = |app: &crate::helpers::TestApp, code: &str, from: &'static str| {
-        app.client
-            .post(app.url(&format!("/rooms/{code}/messages")))
-            .header("x-forwarded-for", from)
-            .json(&json!({"name": "al", "text": "hi"}))
-            .send()
-    };
+    async fn post(app: &crate::helpers::TestApp, code: &str, from: &str) -> StatusCode {
+        let body = json!({"name": "al", "text": "hi"});
+        let forwarded = [("x-forwarded-for", from)];
+        app.post_json_with(code, body, &forwarded).await.status()
+    }
     let behind_proxy = crate::helpers::spawn_with(|c| {
         c.post_burst = 1.0;
         c.post_rate = 0.01;
@@ -174,24 +152,15 @@ async fn limits_count_the_forwarded_client_only_behind_a_trusted_proxy() {
     .await;
     let code = behind_proxy.create_room().await;
     assert_eq!(
-        post(&behind_proxy, &code, "203.0.113.1")
-            .await
-            .unwrap()
-            .status(),
+        post(&behind_proxy, &code, "203.0.113.1").await,
         StatusCode::CREATED
     );
     assert_eq!(
-        post(&behind_proxy, &code, "203.0.113.2")
-            .await
-            .unwrap()
-            .status(),
+        post(&behind_proxy, &code, "203.0.113.2").await,
         StatusCode::CREATED
     );
     assert_eq!(
-        post(&behind_proxy, &code, "203.0.113.1")
-            .await
-            .unwrap()
-            .status(),
+        post(&behind_proxy, &code, "203.0.113.1").await,
         StatusCode::TOO_MANY_REQUESTS
     );
 
@@ -202,12 +171,11 @@ async fn limits_count_the_forwarded_client_only_behind_a_trusted_proxy() {
     .await;
     let code = direct.create_room().await;
     assert_eq!(
-        post(&direct, &code, "203.0.113.1").await.unwrap().status(),
+        post(&direct, &code, "203.0.113.1").await,
         StatusCode::CREATED
     );
-    let spoofed = post(&direct, &code, "203.0.113.2").await.unwrap();
     assert_eq!(
-        spoofed.status(),
+        post(&direct, &code, "203.0.113.2").await,
         StatusCode::TOO_MANY_REQUESTS,
         "an untrusted X-Forwarded-For is ignored"
     );
