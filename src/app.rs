@@ -9,6 +9,7 @@ use std::time::Duration;
 use log::info;
 use tokio::net::TcpListener;
 
+use crate::cluster::{self, reader, Cluster};
 use crate::config::Config;
 use crate::limits::Rate;
 use crate::pages::Pages;
@@ -49,9 +50,10 @@ pub struct Server {
 }
 
 impl Server {
-    /// Opens the store named by `--db` and loads its rooms. A file that
-    /// cannot be opened, is not a database, or is in use is an error here,
-    /// before anything is served.
+    /// Opens the store named by `--db` and loads its rooms, or with
+    /// `--redis` connects to Redis. A file that cannot be opened, is not a
+    /// database, or is in use, or a Redis that cannot be reached, is an
+    /// error here, before anything is served.
     pub async fn open(config: &Config) -> Result<Server, StoreError> {
         let settings = Settings {
             history: config.history as usize,
@@ -71,13 +73,28 @@ impl Server {
             leave_grace: config.leave_grace,
             room_ttl: config.room_ttl,
         };
-        let db = config.db.clone();
-        let registry = tokio::task::spawn_blocking(move || {
-            let store = SqliteStore::open(&db)?;
-            Registry::open(settings, Box::new(store))
-        })
-        .await
-        .map_err(|err| StoreError(format!("opening the store failed: {err}")))??;
+        let registry = match &config.redis {
+            Some(url) => {
+                let cluster_settings = cluster::Settings {
+                    history: settings.history,
+                    room_ttl: settings.room_ttl,
+                    leave_grace: settings.leave_grace,
+                };
+                let cluster = Cluster::connect(url, cluster_settings)
+                    .await
+                    .map_err(StoreError)?;
+                Registry::open_shared(settings, cluster)
+            }
+            None => {
+                let db = config.db.clone();
+                tokio::task::spawn_blocking(move || {
+                    let store = SqliteStore::open(&db)?;
+                    Registry::open(settings, Box::new(store))
+                })
+                .await
+                .map_err(|err| StoreError(format!("opening the store failed: {err}")))??
+            }
+        };
         Ok(Server {
             registry,
             keep_alive: config.keep_alive,
@@ -97,7 +114,11 @@ impl Server {
     ) {
         let (trigger, shutdown) = shutdown::channel();
         let registry = self.registry;
-        let sweeper = tokio::spawn(registry.clone().run_sweeper(shutdown));
+        let sweeper = tokio::spawn(registry.clone().run_sweeper(shutdown.clone()));
+        let reader = registry.cluster().map(|cluster| {
+            let reading = reader::run(cluster.clone(), registry.clone(), shutdown);
+            tokio::spawn(reading)
+        });
         let app = App {
             registry: registry.clone(),
             pages: Arc::new(Pages::new()),
@@ -115,8 +136,12 @@ impl Server {
         let routes = warp::service(routes::routes(app));
         let (trusted, write_timeout) = (self.trusted_proxies, self.write_timeout);
         server::serve(listener, routes, metrics, trusted, write_timeout, stop).await;
-        // The sweeper has seen the same signal; it only ever ends, never fails.
+        // The sweeper and reader have seen the same signal; they only ever
+        // end, never fail.
         let _ = sweeper.await;
+        if let Some(reader) = reader {
+            let _ = reader.await;
+        }
         registry.finish().await;
         info!("stopped");
     }

@@ -19,6 +19,11 @@ pub struct Config {
     #[arg(long, env = "ROOMCAST_DB", default_value = "roomcast.db")]
     pub db: String,
 
+    /// Share rooms with other roomcast nodes through Redis at this URL
+    /// (redis://host:port/db) instead of keeping them in `--db`.
+    #[arg(long, env = "ROOMCAST_REDIS")]
+    pub redis: Option<String>,
+
     /// Events kept per room for history and resume (in memory and on disk).
     #[arg(long, env = "ROOMCAST_HISTORY", default_value_t = 1000,
           value_parser = clap::value_parser!(u32).range(1..))]
@@ -88,6 +93,7 @@ impl Default for Config {
         Config {
             bind: "127.0.0.1:3030".parse().expect("a valid literal address"),
             db: "roomcast.db".into(),
+            redis: None,
             history: 1000,
             max_streams: None,
             trusted_proxies: Vec::new(),

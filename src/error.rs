@@ -101,6 +101,9 @@ impl From<RoomError> for ApiError {
             RoomError::Busy => {
                 ApiError::Unavailable("The server is busy storing messages; try again.".into())
             }
+            RoomError::Unreachable => ApiError::Unavailable(
+                "The chat's store is out of reach for a moment; try again shortly.".into(),
+            ),
             RoomError::Store(why) => {
                 log::error!("store failure answered with 503: {why}");
                 ApiError::Unavailable("The message could not be stored; try again.".into())
@@ -145,9 +148,19 @@ pub struct CrossSite;
 
 impl reject::Reject for CrossSite {}
 
+/// An error found while reading the request (the session, with Redis out
+/// of reach), answered as that error.
+#[derive(Debug)]
+pub struct Unavailable(pub ApiError);
+
+impl reject::Reject for Unavailable {}
+
 /// Turns warp's rejections (no route, wrong method, body limits, bad
 /// query strings) into JSON errors.
 pub async fn recover(rejection: warp::Rejection) -> Result<Response, Infallible> {
+    if let Some(Unavailable(err)) = rejection.find::<Unavailable>() {
+        return Ok(err.clone().into_response());
+    }
     let (status, message) = if rejection.is_not_found() {
         (StatusCode::NOT_FOUND, "Not found.".to_string())
     } else if rejection.find::<CrossSite>().is_some() {

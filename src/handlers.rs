@@ -98,7 +98,8 @@ pub async fn enter(
     match choose_room(&form, key, &app).await {
         Ok(session) => {
             let code = session.room.clone();
-            let id = match app.registry.open_session(visitor.map(|v| v.id), session) {
+            let existing = visitor.map(|v| v.id);
+            let id = match app.registry.open_session(existing, session).await {
                 Ok(id) => id,
                 Err(err) => return home_again(&app, form, ApiError::from(err)),
             };
@@ -142,9 +143,7 @@ async fn choose_room(form: &HomeForm, key: VisitorKey, app: &App) -> Result<Sess
     };
     let room = if join {
         let code = RoomCode::parse(form.code.as_deref().unwrap_or_default())?;
-        if !app.registry.room_exists(&code) {
-            return Err(ApiError::RoomNotFound(code));
-        }
+        app.registry.find(&code).await?;
         code
     } else {
         app.registry.create_room(key).await?
@@ -176,13 +175,13 @@ pub async fn room_page(
     host: Option<String>,
     app: App,
 ) -> Response {
-    if !app.registry.room_exists(&code) {
-        return room_not_found(&app, &code);
+    if let Err(err) = app.registry.find(&code).await {
+        return room_error(&app, &code, err.into());
     }
     let Some(me) = member_name(visitor.as_ref(), &code) else {
         return see_other(&format!("/?code={code}"));
     };
-    render_room(&app, &code, me, host, StatusCode::OK, String::new(), None)
+    render_room(&app, &code, me, host, StatusCode::OK, String::new(), None).await
 }
 
 /// POST /rooms/CODE/messages (form or JSON: name, text) — 201 with the
@@ -206,12 +205,13 @@ pub async fn post_message(
     match (post(&app, &code, me, key, &input).await, wants, me) {
         (Ok(_), Wants::Html, _) => see_other(&format!("/rooms/{code}")),
         (Ok(message), Wants::Json, _) => json(StatusCode::CREATED, message.json.clone()),
-        (Err(ApiError::RoomNotFound(_)), Wants::Html, _) => room_not_found(&app, &code),
+        (Err(err @ ApiError::RoomNotFound(_)), Wants::Html, _) => room_error(&app, &code, err),
         (Err(err @ (ApiError::Invalid(_) | ApiError::TooMany(..))), Wants::Html, Some(me)) => {
             // The room again with the text kept, so nothing typed is lost.
             let draft = input.text.unwrap_or_default();
             let message = Some(err.message());
-            let mut page = render_room(&app, &code, me, host, err.status(), draft, message);
+            let status = err.status();
+            let mut page = render_room(&app, &code, me, host, status, draft, message).await;
             if let Some(secs) = err.retry_after() {
                 set_header(&mut page, header::RETRY_AFTER, &secs.to_string());
             }
@@ -230,9 +230,7 @@ async fn post(
     key: VisitorKey,
     input: &MessageInput,
 ) -> Result<Arc<Recorded>, ApiError> {
-    if !app.registry.room_exists(code) {
-        return Err(ApiError::RoomNotFound(code.clone()));
-    }
+    app.registry.find(code).await?;
     let name = match me {
         Some(name) => name.clone(),
         None => Name::parse(input.name.as_deref().unwrap_or_default())?,
@@ -253,7 +251,7 @@ pub async fn list_messages(
         Err(err) => return err.into_response(),
     };
     let limit = query.limit.unwrap_or(DEFAULT_HISTORY_LIMIT);
-    match app.registry.history(&code, query.since, limit) {
+    match app.registry.history(&code, query.since, limit).await {
         Ok(events) => {
             let items: Vec<&str> = events.iter().map(|e| e.json.as_str()).collect();
             json(StatusCode::OK, format!("[{}]", items.join(",")))
@@ -286,7 +284,7 @@ pub async fn open_stream(
         },
     };
     let since = last_event_id.or(query.since);
-    let subscription = match app.registry.subscribe(&code, since, member, key) {
+    let subscription = match app.registry.subscribe(&code, since, member, key).await {
         Ok(subscription) => subscription,
         Err(err) => return ApiError::from(err).into_response(),
     };
@@ -306,9 +304,20 @@ pub async fn open_stream(
     response
 }
 
-/// GET /healthz
-pub async fn healthz() -> Response {
-    json(StatusCode::OK, r#"{"status":"ok"}"#.to_string())
+/// GET /healthz — 200 `{"status":"ok"}`; with Redis, 503 and
+/// `"redis":"down"` while this node cannot reach it.
+pub async fn healthz(app: App) -> Response {
+    match app.registry.cluster().map(|cluster| cluster.is_up()) {
+        None => json(StatusCode::OK, r#"{"status":"ok"}"#.to_string()),
+        Some(true) => json(
+            StatusCode::OK,
+            r#"{"status":"ok","redis":"up"}"#.to_string(),
+        ),
+        Some(false) => json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            r#"{"status":"degraded","redis":"down"}"#.to_string(),
+        ),
+    }
 }
 
 /// GET /metrics — Prometheus text format.
@@ -339,7 +348,7 @@ fn member_name<'a>(visitor: Option<&'a Visitor>, code: &RoomCode) -> Option<&'a 
     visitor.and_then(|v| v.session.name_in(code))
 }
 
-fn render_room(
+async fn render_room(
     app: &App,
     code: &RoomCode,
     me: &Name,
@@ -348,10 +357,15 @@ fn render_room(
     draft: String,
     error: Option<String>,
 ) -> Response {
-    let history = app.registry.history(code, None, usize::MAX);
-    let members = app.registry.members(code);
-    let (Ok(history), Ok(members)) = (history, members) else {
-        return room_not_found(app, code); // expired between the checks
+    // Either may fail if the room expired since it was found, or if Redis
+    // went away.
+    let history = match app.registry.history(code, None, usize::MAX).await {
+        Ok(history) => history,
+        Err(err) => return room_error(app, code, err.into()),
+    };
+    let members = match app.registry.members(code).await {
+        Ok(members) => members,
+        Err(err) => return room_error(app, code, err.into()),
     };
     let host = host.unwrap_or_else(|| "localhost".into());
     let invite = format!("http://{host}/?code={code}");
@@ -363,9 +377,18 @@ fn render_room(
     html(status, app.pages.room(&view))
 }
 
-fn room_not_found(app: &App, code: &RoomCode) -> Response {
-    let message = ApiError::RoomNotFound(code.clone()).message();
-    html(StatusCode::NOT_FOUND, app.pages.not_found(&message))
+/// The error page for a room: 404 when it does not exist, else the error's
+/// own status (a 503 with Retry-After while Redis is away).
+fn room_error(app: &App, code: &RoomCode, err: ApiError) -> Response {
+    let err = match err {
+        ApiError::RoomNotFound(_) => ApiError::RoomNotFound(code.clone()),
+        other => other,
+    };
+    let mut page = html(err.status(), app.pages.not_found(&err.message()));
+    if let Some(secs) = err.retry_after() {
+        set_header(&mut page, header::RETRY_AFTER, &secs.to_string());
+    }
+    page
 }
 
 /// Pages load scripts, styles and images only from this site, run no

@@ -27,6 +27,7 @@
 pub mod app;
 pub mod assets;
 pub mod body;
+pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod handlers;

@@ -186,9 +186,14 @@ impl Event {
             room: room.to_string(),
             name: name.to_string(),
             text: text.map(|t| t.as_str().to_owned()),
-            ts: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+            ts: timestamp(),
         }
     }
+}
+
+/// Now, as an event's `ts`: UTC, RFC 3339 with milliseconds.
+pub fn timestamp() -> String {
+    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
 }
 
 /// An event together with its JSON and its SSE frame, encoded once when it

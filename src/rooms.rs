@@ -11,6 +11,12 @@
 //! writer stores a batch in one transaction and hands it back to
 //! [`publish`], which appends it to the in-memory history and broadcasts it,
 //! still in id order. Only then does the poster get its 201.
+//!
+//! With `--redis` ([`Cluster`]) the rooms live in Redis and this registry
+//! is the node's cache of them: ids, history, members and sessions come
+//! from Redis, events arrive through the node's reader ([`Registry::deliver`])
+//! and go out on the same broadcast channels; limits and stream counts stay
+//! per node, here.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::mpsc::{SyncSender, TrySendError};
@@ -21,9 +27,10 @@ use std::time::{Duration, Instant};
 use log::{info, warn};
 use tokio::sync::{broadcast, oneshot};
 
+use crate::cluster::{Cluster, Naming};
 use crate::limits::{self, Buckets, Rate, VisitorKey};
 use crate::metrics::{Gauges, Metrics};
-use crate::model::{members_frame, Event, Kind, Name, Recorded, RoomCode, Text, Update};
+use crate::model::{members_frame, timestamp, Event, Kind, Name, Recorded, RoomCode, Text, Update};
 use crate::session::{Session, SessionId};
 use crate::shutdown::Shutdown;
 use crate::store::writer::{self, Job};
@@ -73,6 +80,8 @@ pub enum RoomError {
     Busy,
     /// The store refused or failed; nothing was kept.
     Store(String),
+    /// Redis (with `--redis`) cannot be reached; nothing was changed.
+    Unreachable,
 }
 
 /// A cheap, cloneable handle on the one shared registry.
@@ -84,6 +93,8 @@ pub struct Registry {
 struct Shared {
     settings: Settings,
     metrics: Arc<Metrics>,
+    /// With `--redis`: where the rooms really are.
+    cluster: Option<Cluster>,
     state: Mutex<State>,
 }
 
@@ -111,7 +122,11 @@ struct Room {
     history: VecDeque<Arc<Recorded>>,
     updates: broadcast::Sender<Update>,
     /// Members by name, including those gone less than the leave grace.
+    /// (With Redis, kept from the join and leave events read.)
     members: BTreeMap<Name, Member>,
+    /// With Redis: this node's streams per member, which its heartbeat
+    /// reports (alone, a member's streams are counted in `members`).
+    here: HashMap<Name, usize>,
     /// Open streams, members and silent followers alike.
     streams: usize,
     /// Since when nobody has been connected and nothing was said, if so.
@@ -178,7 +193,6 @@ impl Registry {
             info!("loaded {} rooms from the store", rooms.len());
         }
         let history = settings.history;
-        let (post_rate, room_rate) = (settings.post_rate, settings.room_rate);
         let shared = Arc::new_cyclic(|shared: &Weak<Shared>| {
             let shared = shared.clone();
             let (writer, writer_thread) = writer::spawn(store, history, move |changes| {
@@ -186,23 +200,38 @@ impl Registry {
                     publish(&shared, changes);
                 }
             });
+            let mut state = State::new(&settings);
+            state.rooms = rooms;
+            state.writer = Some(writer);
+            state.writer_thread = Some(writer_thread);
             Shared {
                 settings,
                 metrics: Arc::default(),
-                state: Mutex::new(State {
-                    rooms,
-                    sessions: HashMap::new(),
-                    closing: false,
-                    streams: 0,
-                    streams_by_visitor: HashMap::new(),
-                    post_buckets: Buckets::new(post_rate),
-                    room_buckets: Buckets::new(room_rate),
-                    writer: Some(writer),
-                    writer_thread: Some(writer_thread),
-                }),
+                cluster: None,
+                state: Mutex::new(state),
             }
         });
         Ok(Registry { shared })
+    }
+
+    /// A registry in front of rooms kept in Redis: it starts empty and
+    /// takes rooms in as they are asked for. Start [`crate::cluster::reader`]
+    /// beside it, or no event reaches a stream.
+    pub fn open_shared(settings: Settings, cluster: Cluster) -> Registry {
+        let state = Mutex::new(State::new(&settings));
+        let shared = Shared {
+            settings,
+            metrics: Arc::default(),
+            cluster: Some(cluster),
+            state,
+        };
+        Registry {
+            shared: Arc::new(shared),
+        }
+    }
+
+    pub fn cluster(&self) -> Option<&Cluster> {
+        self.shared.cluster.as_ref()
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -224,16 +253,13 @@ impl Registry {
     /// Makes a room with a fresh code, unique among live rooms, and returns
     /// once it is stored.
     pub async fn create_room(&self, visitor: VisitorKey) -> Result<RoomCode, RoomError> {
+        if let Some(cluster) = self.cluster() {
+            self.state().admit_room(&self.shared.settings, visitor)?;
+            return self.create_shared_room(cluster).await;
+        }
         let (code, stored) = {
             let mut state = self.state();
-            state.check_open()?;
-            if state.rooms.len() >= self.shared.settings.max_rooms {
-                return Err(RoomError::TooManyRooms);
-            }
-            state
-                .room_buckets
-                .take(visitor, Instant::now())
-                .map_err(RoomError::RateLimited)?;
+            state.admit_room(&self.shared.settings, visitor)?;
             let code = (0..CODE_ATTEMPTS)
                 .map(|_| RoomCode::random())
                 .find(|code| !state.rooms.contains_key(code))
@@ -259,8 +285,61 @@ impl Registry {
         }
     }
 
-    pub fn room_exists(&self, code: &RoomCode) -> bool {
-        self.state().rooms.contains_key(code)
+    /// Claims a free code in Redis, which every node then sees.
+    async fn create_shared_room(&self, cluster: &Cluster) -> Result<RoomCode, RoomError> {
+        for _ in 0..CODE_ATTEMPTS {
+            let code = RoomCode::random();
+            if cluster.create(&code, now_ms()).await? {
+                self.adopt(&code, 0, Vec::new());
+                info!("room {code} created");
+                return Ok(code);
+            }
+        }
+        Err(RoomError::NoFreeCode)
+    }
+
+    /// Ok if the room exists. With Redis, a room this node has not seen yet
+    /// is looked up there and taken into the cache.
+    pub async fn find(&self, code: &RoomCode) -> Result<(), RoomError> {
+        if self.state().rooms.contains_key(code) {
+            return Ok(());
+        }
+        let Some(cluster) = self.cluster() else {
+            return Err(RoomError::NotFound(code.clone()));
+        };
+        match cluster.look(code).await? {
+            Some((last_id, members)) => {
+                self.adopt(code, last_id, members);
+                Ok(())
+            }
+            None => Err(RoomError::NotFound(code.clone())),
+        }
+    }
+
+    /// Takes a room kept in Redis into the cache, its events after
+    /// `last_id` to come from the reader, which is woken to follow it.
+    fn adopt(&self, code: &RoomCode, last_id: u64, members: Vec<Name>) {
+        let mut state = self.state();
+        if state.rooms.contains_key(code) {
+            return;
+        }
+        let mut room = Room::new(last_id);
+        room.members = members
+            .into_iter()
+            .map(|n| (n, Member::default()))
+            .collect();
+        state.rooms.insert(code.clone(), room);
+        drop(state);
+        if let Some(cluster) = self.cluster() {
+            cluster.wake_reader();
+        }
+    }
+
+    /// Redis says the room is gone: so is its cache entry, which ends its
+    /// streams.
+    fn forget(&self, code: &RoomCode) -> RoomError {
+        self.state().rooms.remove(code);
+        RoomError::NotFound(code.clone())
     }
 
     /// Names `name` in `room` for this browser: updates the session it
@@ -268,11 +347,19 @@ impl Registry {
     /// Refuses a name another session holds in that room while its member
     /// is there; a holder who has left loses the name to the newcomer (its
     /// session ends, so two people never share one).
-    pub fn open_session(
+    pub async fn open_session(
         &self,
         existing: Option<SessionId>,
         session: Session,
     ) -> Result<SessionId, RoomError> {
+        if let Some(cluster) = self.cluster() {
+            let id = existing.unwrap_or_else(SessionId::random);
+            return match cluster.name_session(id, &session).await? {
+                Naming::Done => Ok(id),
+                Naming::Taken => Err(RoomError::NameTaken(session.name)),
+                Naming::RoomGone => Err(self.forget(&session.room)),
+            };
+        }
         let mut state = self.state();
         let id = existing
             .filter(|id| state.sessions.contains_key(id))
@@ -296,8 +383,12 @@ impl Registry {
         Ok(id)
     }
 
-    pub fn session(&self, id: SessionId) -> Option<Session> {
-        self.state().sessions.get(&id).cloned()
+    /// The session `id` names, if it is live.
+    pub async fn session(&self, id: SessionId) -> Result<Option<Session>, RoomError> {
+        match self.cluster() {
+            Some(cluster) => cluster.session(id).await,
+            None => Ok(self.state().sessions.get(&id).cloned()),
+        }
     }
 
     /// Stores a message and sends it to every stream; returns once both
@@ -309,14 +400,21 @@ impl Registry {
         text: &Text,
         visitor: VisitorKey,
     ) -> Result<Arc<Recorded>, RoomError> {
+        if let Some(cluster) = self.cluster() {
+            self.state().admit_post(code, visitor)?;
+            let ts = timestamp();
+            let Some(id) = cluster.post(code, name, &ts, text).await? else {
+                return Err(self.forget(code));
+            };
+            let event = Event {
+                ts,
+                ..Event::new(id, Kind::Message, code, name, Some(text))
+            };
+            return Ok(Arc::new(Recorded::new(event)));
+        }
         let (message, stored) = {
             let mut state = self.state();
-            state.check_open()?;
-            state.room(code)?;
-            state
-                .post_buckets
-                .take(visitor, Instant::now())
-                .map_err(RoomError::RateLimited)?;
+            state.admit_post(code, visitor)?;
             let room = state.room(code)?;
             let message = room.next_event(code, Kind::Message, name, Some(text));
             let change = Change::Append {
@@ -338,12 +436,18 @@ impl Registry {
 
     /// History after `since` (or the newest events if `None`), oldest
     /// first, at most `limit` of them.
-    pub fn history(
+    pub async fn history(
         &self,
         code: &RoomCode,
         since: Option<u64>,
         limit: usize,
     ) -> Result<Vec<Arc<Recorded>>, RoomError> {
+        if let Some(cluster) = self.cluster() {
+            return match cluster.history(code, since, limit).await? {
+                Some(events) => Ok(events),
+                None => Err(self.forget(code)),
+            };
+        }
         let state = self.state();
         let room = state.room(code)?;
         let events = match since {
@@ -357,14 +461,77 @@ impl Registry {
     }
 
     /// Names of the room's members, sorted.
-    pub fn members(&self, code: &RoomCode) -> Result<Vec<Name>, RoomError> {
+    pub async fn members(&self, code: &RoomCode) -> Result<Vec<Name>, RoomError> {
+        if let Some(cluster) = self.cluster() {
+            return match cluster.look(code).await? {
+                Some((_, members)) => Ok(members),
+                None => Err(self.forget(code)),
+            };
+        }
         Ok(self.state().room(code)?.members.keys().cloned().collect())
     }
 
     /// Opens a stream on the room, resuming after `since`. A stream with a
     /// `member` name makes that person present (`join` on arrival); one
     /// without is a silent follower.
-    pub fn subscribe(
+    pub async fn subscribe(
+        &self,
+        code: &RoomCode,
+        since: Option<u64>,
+        member: Option<Name>,
+        visitor: VisitorKey,
+    ) -> Result<Subscription, RoomError> {
+        let Some(cluster) = self.cluster() else {
+            return self.subscribe_here(code, since, member, visitor);
+        };
+        self.find(code).await?;
+        let (updates, presence) = {
+            let mut state = self.state();
+            state.admit_stream(&self.shared.settings, code, visitor)?;
+            let room = state.room_mut(code)?;
+            room.streams += 1;
+            room.idle_since = None;
+            if let Some(name) = &member {
+                *room.here.entry(name.clone()).or_default() += 1;
+            }
+            let updates = room.updates.subscribe();
+            state.count_stream(visitor);
+            (updates, self.presence(code, member.clone(), visitor))
+        };
+        // From here on, dropping `presence` gives back what was counted.
+        // The receiver is subscribed before history is read, so whatever
+        // the reader sends later is either in the backlog (and skipped by
+        // id) or after it: nothing falls between.
+        let Some((newest, members)) = cluster.connect_stream(code, member.as_ref()).await? else {
+            return Err(self.forget(code));
+        };
+        let since = since.map_or(newest, |since| since.min(newest));
+        let Some(backlog) = cluster.history(code, Some(since), usize::MAX).await? else {
+            return Err(self.forget(code));
+        };
+        let first_kept = backlog.first().map_or(newest + 1, |e| e.event.id);
+        Ok(Subscription {
+            since,
+            missed: (since + 1 < first_kept).then(|| (since + 1, first_kept - 1)),
+            backlog,
+            members: members_frame(&members),
+            updates,
+            presence,
+            metrics: self.shared.metrics.clone(),
+        })
+    }
+
+    fn presence(&self, code: &RoomCode, member: Option<Name>, visitor: VisitorKey) -> Presence {
+        Presence {
+            registry: self.clone(),
+            room: code.clone(),
+            member,
+            visitor,
+        }
+    }
+
+    /// [`Registry::subscribe`] on this node's own rooms.
+    fn subscribe_here(
         &self,
         code: &RoomCode,
         since: Option<u64>,
@@ -372,15 +539,7 @@ impl Registry {
         visitor: VisitorKey,
     ) -> Result<Subscription, RoomError> {
         let mut state = self.state();
-        state.check_open()?;
-        state.room(code)?;
-        if state.streams >= self.shared.settings.max_streams {
-            return Err(RoomError::TooManyStreams);
-        }
-        let visitor_streams = state.streams_by_visitor.get(&visitor).copied().unwrap_or(0);
-        if visitor_streams >= self.shared.settings.max_streams_per_visitor {
-            return Err(RoomError::TooManyStreamsForVisitor);
-        }
+        state.admit_stream(&self.shared.settings, code, visitor)?;
         let room = state.room_mut(code)?;
         // An id from the future (a client of another room that had this
         // code) resumes from now rather than skipping events until the ids
@@ -400,16 +559,10 @@ impl Registry {
             backlog: room.after(since).cloned().collect(),
             members: room.members_frame(),
             updates: room.updates.subscribe(),
-            presence: Presence {
-                registry: self.clone(),
-                room: code.clone(),
-                member: member.clone(),
-                visitor,
-            },
+            presence: self.presence(code, member.clone(), visitor),
             metrics: self.shared.metrics.clone(),
         };
-        state.streams += 1;
-        *state.streams_by_visitor.entry(visitor).or_default() += 1;
+        state.count_stream(visitor);
         if let (true, Some(name)) = (arrived, &member) {
             info!("{name} joined {code}");
             state.record_notice(code, Kind::Join, name);
@@ -436,7 +589,18 @@ impl Registry {
         if room.streams == 0 {
             room.idle_since = Some(now);
         }
-        if let Some(member) = member.and_then(|name| room.members.get_mut(name)) {
+        let Some(name) = member else {
+            return;
+        };
+        if self.shared.cluster.is_some() {
+            // The next heartbeat tells Redis; the leave grace runs there.
+            if let Some(streams) = room.here.get_mut(name) {
+                *streams -= 1;
+                if *streams == 0 {
+                    room.here.remove(name);
+                }
+            }
+        } else if let Some(member) = room.members.get_mut(name) {
             member.streams -= 1;
             if member.streams == 0 {
                 member.gone_since = Some(now);
@@ -479,6 +643,9 @@ impl Registry {
             .collect();
         for code in &expired {
             state.rooms.remove(code);
+            if self.shared.cluster.is_some() {
+                continue; // Redis expires it on its own.
+            }
             if let Err(err) = state.enqueue(Change::DeleteRoom { code: code.clone() }, None) {
                 warn!("room {code} expired but stays in the store until next start: {err:?}");
             }
@@ -509,14 +676,97 @@ impl Registry {
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                _ = ticks.tick() => self.sweep(Instant::now()),
+                _ = ticks.tick() => {}
                 _ = shutdown.wait() => break,
             }
+            self.sweep(Instant::now());
+            if let Some(cluster) = self.cluster() {
+                tokio::select! {
+                    _ = self.keep_presence(cluster) => {}
+                    _ = shutdown.wait() => break,
+                }
+            }
+        }
+    }
+
+    /// Tells Redis this node is alive and who has streams here, room by
+    /// room; the scripts announce the leaves whose grace is over.
+    async fn keep_presence(&self, cluster: &Cluster) {
+        if cluster.heartbeat().await.is_err() {
+            return; // Logged once by the cluster; the next tick tries again.
+        }
+        let now = now_ms();
+        for (code, streams_here, here) in self.presence_report() {
+            if cluster
+                .settle_presence(&code, streams_here, &here, now)
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    }
+
+    /// Rooms this node has a say in: those with streams here, and those
+    /// with members (someone's leave may be due).
+    fn presence_report(&self) -> Vec<(RoomCode, bool, Vec<Name>)> {
+        let state = self.state();
+        state
+            .rooms
+            .iter()
+            .filter(|(_, room)| room.streams > 0 || !room.members.is_empty())
+            .map(|(code, room)| {
+                let here = room.here.keys().cloned().collect();
+                (code.clone(), room.streams > 0, here)
+            })
+            .collect()
+    }
+
+    /// With Redis: the rooms the reader follows, each with the last id it
+    /// has delivered.
+    pub fn cursors(&self) -> Vec<(RoomCode, u64)> {
+        let state = self.state();
+        let rooms = state.rooms.iter();
+        rooms
+            .map(|(code, r)| (code.clone(), r.published_id))
+            .collect()
+    }
+
+    /// With Redis: events the reader read from a room's log, in id order,
+    /// go out to every stream here; joins and leaves update the members.
+    pub fn deliver(&self, code: &RoomCode, events: Vec<Arc<Recorded>>) {
+        let mut state = self.state();
+        let Ok(room) = state.room_mut(code) else {
+            return; // Forgotten meanwhile.
+        };
+        for event in events {
+            if event.event.id <= room.published_id {
+                continue;
+            }
+            if let Ok(name) = Name::parse(&event.event.name) {
+                match event.event.kind {
+                    Kind::Join => {
+                        room.members.entry(name).or_default();
+                    }
+                    Kind::Leave => {
+                        room.members.remove(&name);
+                    }
+                    Kind::Message => {}
+                }
+            }
+            room.publish(&event, 0);
+            if room.streams == 0 {
+                room.idle_since = Some(Instant::now());
+            }
+            self.shared.metrics.event_appended();
         }
     }
 
     /// Returns once every change queued so far is stored and published.
     pub async fn flush(&self) -> Result<(), RoomError> {
+        if self.cluster().is_some() {
+            return Ok(()); // Nothing waits: each change is in Redis when it returns.
+        }
         let stored = self.state().enqueue_awaited(Change::Flush)?;
         outcome(stored).await
     }
@@ -550,6 +800,9 @@ impl Registry {
         if let Some(thread) = thread {
             // A panic in the writer was already printed; nothing more to do.
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+        if let Some(cluster) = self.cluster() {
+            cluster.depart().await;
         }
     }
 }
@@ -589,6 +842,65 @@ async fn outcome(stored: oneshot::Receiver<Result<(), StoreError>>) -> Result<()
 }
 
 impl State {
+    fn new(settings: &Settings) -> State {
+        State {
+            rooms: HashMap::new(),
+            sessions: HashMap::new(),
+            closing: false,
+            streams: 0,
+            streams_by_visitor: HashMap::new(),
+            post_buckets: Buckets::new(settings.post_rate),
+            room_buckets: Buckets::new(settings.room_rate),
+            writer: None,
+            writer_thread: None,
+        }
+    }
+
+    /// Whether this visitor may open one more stream on this room.
+    fn admit_stream(
+        &self,
+        settings: &Settings,
+        code: &RoomCode,
+        visitor: VisitorKey,
+    ) -> Result<(), RoomError> {
+        self.check_open()?;
+        self.room(code)?;
+        if self.streams >= settings.max_streams {
+            return Err(RoomError::TooManyStreams);
+        }
+        let visitor_streams = self.streams_by_visitor.get(&visitor).copied().unwrap_or(0);
+        if visitor_streams >= settings.max_streams_per_visitor {
+            return Err(RoomError::TooManyStreamsForVisitor);
+        }
+        Ok(())
+    }
+
+    /// Counts an open stream (given back by [`Registry::disconnect`]).
+    fn count_stream(&mut self, visitor: VisitorKey) {
+        self.streams += 1;
+        *self.streams_by_visitor.entry(visitor).or_default() += 1;
+    }
+
+    /// Whether this visitor may post in this room now; takes its token.
+    fn admit_post(&mut self, code: &RoomCode, visitor: VisitorKey) -> Result<(), RoomError> {
+        self.check_open()?;
+        self.room(code)?;
+        self.post_buckets
+            .take(visitor, Instant::now())
+            .map_err(RoomError::RateLimited)
+    }
+
+    /// Whether this visitor may create a room now; takes its token.
+    fn admit_room(&mut self, settings: &Settings, visitor: VisitorKey) -> Result<(), RoomError> {
+        self.check_open()?;
+        if self.rooms.len() >= settings.max_rooms {
+            return Err(RoomError::TooManyRooms);
+        }
+        self.room_buckets
+            .take(visitor, Instant::now())
+            .map_err(RoomError::RateLimited)
+    }
+
     fn check_open(&self) -> Result<(), RoomError> {
         if self.closing {
             Err(RoomError::ShuttingDown)
@@ -666,6 +978,7 @@ impl Room {
             history: VecDeque::new(),
             updates,
             members: BTreeMap::new(),
+            here: HashMap::new(),
             streams: 0,
             idle_since: Some(Instant::now()),
         }
@@ -767,7 +1080,7 @@ pub(crate) mod tests {
 
     async fn kinds(registry: &Registry, code: &RoomCode) -> Vec<Kind> {
         registry.flush().await.unwrap();
-        let history = registry.history(code, Some(0), usize::MAX).unwrap();
+        let history = registry.history(code, Some(0), usize::MAX).await.unwrap();
         history.iter().map(|e| e.event.kind).collect()
     }
 
@@ -778,13 +1091,14 @@ pub(crate) mod tests {
         let start = Instant::now();
         let tab = registry
             .subscribe(&code, None, Some(name("al")), someone())
+            .await
             .unwrap();
         drop(tab);
         registry.sweep(start + Duration::from_millis(500));
         assert_eq!(kinds(&registry, &code).await, vec![Kind::Join]);
         registry.sweep(Instant::now() + Duration::from_millis(1001));
         assert_eq!(kinds(&registry, &code).await, vec![Kind::Join, Kind::Leave]);
-        assert!(registry.members(&code).unwrap().is_empty());
+        assert!(registry.members(&code).await.unwrap().is_empty());
     }
 
     #[tokio::test]
@@ -795,16 +1109,22 @@ pub(crate) mod tests {
             name: name("al"),
             room: code.clone(),
         };
-        let id = registry.open_session(None, session).unwrap();
-        let stream = registry.subscribe(&code, None, None, someone()).unwrap();
+        let id = registry.open_session(None, session).await.unwrap();
+        let stream = registry
+            .subscribe(&code, None, None, someone())
+            .await
+            .unwrap();
         registry.sweep(Instant::now() + Duration::from_secs(10));
-        assert!(registry.room_exists(&code), "a room with a stream lives on");
+        assert!(
+            registry.find(&code).await.is_ok(),
+            "a room with a stream lives on"
+        );
         drop(stream);
         registry.sweep(Instant::now() + Duration::from_millis(999));
-        assert!(registry.room_exists(&code));
+        assert!(registry.find(&code).await.is_ok());
         registry.sweep(Instant::now() + Duration::from_millis(1001));
-        assert!(!registry.room_exists(&code));
-        assert!(registry.session(id).is_none());
+        assert!(registry.find(&code).await.is_err());
+        assert!(registry.session(id).await.unwrap().is_none());
     }
 
     #[tokio::test]
@@ -813,6 +1133,7 @@ pub(crate) mod tests {
         let code = registry.create_room(someone()).await.unwrap();
         let _stream = registry
             .subscribe(&code, None, Some(name("al")), someone())
+            .await
             .unwrap();
         registry.close();
         assert_eq!(
@@ -822,9 +1143,12 @@ pub(crate) mod tests {
         let text = Text::parse("hi").unwrap();
         let refused = registry.post(&code, &name("al"), &text, someone()).await;
         assert_eq!(refused.unwrap_err(), RoomError::ShuttingDown);
-        assert!(registry.subscribe(&code, None, None, someone()).is_err());
+        assert!(registry
+            .subscribe(&code, None, None, someone())
+            .await
+            .is_err());
         registry.finish().await;
-        let history = registry.history(&code, Some(0), 10).unwrap();
+        let history = registry.history(&code, Some(0), 10).await.unwrap();
         assert_eq!(history.len(), 1, "the queued join was stored and published");
     }
 
@@ -832,7 +1156,10 @@ pub(crate) mod tests {
     async fn a_post_is_published_before_it_is_acknowledged() {
         let registry = registry(10, 1000);
         let code = registry.create_room(someone()).await.unwrap();
-        let mut sub = registry.subscribe(&code, None, None, someone()).unwrap();
+        let mut sub = registry
+            .subscribe(&code, None, None, someone())
+            .await
+            .unwrap();
         let text = Text::parse("hi").unwrap();
         let posted = registry
             .post(&code, &name("al"), &text, someone())
@@ -842,6 +1169,6 @@ pub(crate) mod tests {
             Ok(Update::Event(event)) => assert_eq!(event.event.id, posted.event.id),
             other => panic!("not yet sent: {other:?}"),
         }
-        assert_eq!(registry.history(&code, None, 10).unwrap().len(), 1);
+        assert_eq!(registry.history(&code, None, 10).await.unwrap().len(), 1);
     }
 }

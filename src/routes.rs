@@ -28,7 +28,7 @@ pub fn routes(app: App) -> impl Filter<Extract = (impl Reply,), Error = Infallib
         .or(post_message(app.clone()))
         .or(list_messages(app.clone()))
         .or(events(app.clone()))
-        .or(healthz())
+        .or(healthz(app.clone()))
         .or(metrics(app.clone()))
         .or(crate::assets::route())
         .or(not_found(app))
@@ -120,9 +120,10 @@ fn events(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejectio
 }
 
 /// GET /healthz
-fn healthz() -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+fn healthz(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     warp::path!("healthz")
         .and(warp::get())
+        .and(with_app(app))
         .then(handlers::healthz)
 }
 
@@ -170,13 +171,23 @@ fn body() -> impl Filter<Extract = (Bytes,), Error = warp::Rejection> + Clone {
     warp::body::content_length_limit(BODY_LIMIT).and(warp::body::bytes())
 }
 
-/// The session named by the cookie, if it is a live one.
-fn visitor(app: &App) -> impl Filter<Extract = (Option<Visitor>,), Error = Infallible> + Clone {
+/// The session named by the cookie, if it is a live one. (With Redis, a
+/// lookup there; while it is out of reach, 503.)
+fn visitor(
+    app: &App,
+) -> impl Filter<Extract = (Option<Visitor>,), Error = warp::Rejection> + Clone {
     let registry = app.registry.clone();
-    warp::cookie::optional::<SessionId>(COOKIE_NAME).map(move |id: Option<SessionId>| {
-        let id = id?;
-        let session = registry.session(id)?;
-        Some(Visitor { id, session })
+    warp::cookie::optional::<SessionId>(COOKIE_NAME).and_then(move |id: Option<SessionId>| {
+        let registry = registry.clone();
+        async move {
+            let Some(id) = id else {
+                return Ok(None);
+            };
+            match registry.session(id).await {
+                Ok(session) => Ok(session.map(|session| Visitor { id, session })),
+                Err(err) => Err(warp::reject::custom(error::Unavailable(err.into()))),
+            }
+        }
     })
 }
 
@@ -206,7 +217,7 @@ fn from_this_site() -> impl Filter<Extract = (), Error = warp::Rejection> + Clon
 /// session, else the client's address.
 fn caller(
     app: &App,
-) -> impl Filter<Extract = (Option<Visitor>, VisitorKey), Error = Infallible> + Clone {
+) -> impl Filter<Extract = (Option<Visitor>, VisitorKey), Error = warp::Rejection> + Clone {
     visitor(app)
         .and(client())
         .map(|visitor: Option<Visitor>, client: Client| {

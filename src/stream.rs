@@ -259,7 +259,10 @@ mod tests {
     async fn a_stream_that_falls_behind_is_closed_not_skipped() {
         let registry = registry();
         let code = registry.create_room(someone()).await.unwrap();
-        let subscription = registry.subscribe(&code, Some(0), None, someone()).unwrap();
+        let subscription = registry
+            .subscribe(&code, Some(0), None, someone())
+            .await
+            .unwrap();
         let mut stream = RoomStream::new(subscription, Duration::from_secs(60));
         let name = Name::parse("al").unwrap();
         for i in 0..1000 {
@@ -270,7 +273,10 @@ mod tests {
         assert!(opening.contains("event: members"));
         assert!(next_text(&mut stream).await.is_none(), "closed on lag");
         // The client resumes from history and gets every message.
-        let resumed = registry.subscribe(&code, Some(0), None, someone()).unwrap();
+        let resumed = registry
+            .subscribe(&code, Some(0), None, someone())
+            .await
+            .unwrap();
         assert_eq!(resumed.backlog.len(), 1000);
     }
 
@@ -278,7 +284,10 @@ mod tests {
     async fn ready_frames_go_out_together_in_order() {
         let registry = registry();
         let code = registry.create_room(someone()).await.unwrap();
-        let subscription = registry.subscribe(&code, None, None, someone()).unwrap();
+        let subscription = registry
+            .subscribe(&code, None, None, someone())
+            .await
+            .unwrap();
         let mut stream = RoomStream::new(subscription, Duration::from_secs(60));
         next_text(&mut stream).await.unwrap(); // the opening
         let name = Name::parse("al").unwrap();
@@ -298,7 +307,10 @@ mod tests {
     async fn a_stream_sends_what_came_before_the_close_then_ends() {
         let registry = registry();
         let code = registry.create_room(someone()).await.unwrap();
-        let subscription = registry.subscribe(&code, None, None, someone()).unwrap();
+        let subscription = registry
+            .subscribe(&code, None, None, someone())
+            .await
+            .unwrap();
         let mut stream = RoomStream::new(subscription, Duration::from_secs(60));
         next_text(&mut stream).await.unwrap(); // the opening
         let name = Name::parse("al").unwrap();
@@ -308,6 +320,9 @@ mod tests {
         let chunk = next_text(&mut stream).await.unwrap();
         assert!(chunk.contains("last words"), "{chunk}");
         assert!(next_text(&mut stream).await.is_none());
-        assert!(registry.subscribe(&code, None, None, someone()).is_err());
+        assert!(registry
+            .subscribe(&code, None, None, someone())
+            .await
+            .is_err());
     }
 }

@@ -1,0 +1,8 @@
+-- A new room under a free code. ARGV[3]: created at (ms).
+-- Returns 1, or 0 if the code is taken.
+if not redis.call('SET', KEYS[1], ARGV[3], 'NX', 'PX', ARGV[1]) then
+  return 0
+end
+-- Whatever an expired room of the same code left behind goes.
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6])
+return 1

@@ -1,0 +1,494 @@
+//! Several nodes, one chat: with `--redis`, rooms, their history, presence
+//! and sessions live in Redis, and every node is a cache in front of it.
+//!
+//! Each room is a few keys sharing the hash tag `{CODE}`, all expiring
+//! together a room TTL after the last activity:
+//! - `roomcast:{CODE}`: the room exists (created at, in ms);
+//! - `…:seq`, `…:log`: its last id, and its events as a Redis Stream whose
+//!   entry ids are `0-1`, `0-2`, … so an SSE id is the same plain integer
+//!   on every node, and Last-Event-ID and `since=` work anywhere;
+//! - `…:members`, `…:here`: who is in the room, and on which node;
+//! - `…:names`: which session holds which name.
+//!
+//! Every change is one Lua script (in this folder), so it is atomic: an
+//! event's id, its entry and the room's expiry move together, and a 201 is
+//! only ever sent for an event Redis has taken. Fan-out does not go through
+//! these calls: [`reader`] follows the logs of the rooms this node has
+//! streams in and feeds the registry's broadcast channels.
+
+pub mod reader;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use log::{info, warn};
+use redis::aio::ConnectionManager;
+use redis::streams::{StreamId, StreamRangeReply};
+use redis::{Script, Value};
+
+use crate::model::{timestamp, Event, Kind, Name, Recorded, RoomCode, Text};
+use crate::rooms::RoomError;
+use crate::session::{Session, SessionId};
+
+/// How long a node counts as alive without a heartbeat; its members leave
+/// (after the grace) once it has passed.
+const NODE_TTL: Duration = Duration::from_secs(5);
+
+/// How long a session lives after it was last used.
+const SESSION_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// How long one command may take before the caller gets a 503.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The knobs the scripts need, from the command line.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub history: usize,
+    pub room_ttl: Duration,
+    pub leave_grace: Duration,
+}
+
+/// A handle on Redis for this node; cheap to clone.
+#[derive(Clone)]
+pub struct Cluster {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// This process's id among the nodes (random, new at every start).
+    node: String,
+    client: redis::Client,
+    commands: ConnectionManager,
+    /// Whether the last call reached Redis; it changes only on the first
+    /// failure and the first success after, which is when it is logged.
+    up: AtomicBool,
+    settings: Settings,
+    scripts: Scripts,
+}
+
+struct Scripts {
+    create: Script,
+    post: Script,
+    look: Script,
+    connect: Script,
+    presence: Script,
+    history: Script,
+    session: Script,
+}
+
+macro_rules! room_script {
+    ($file:literal) => {
+        Script::new(concat!(include_str!("common.lua"), include_str!($file)))
+    };
+}
+
+/// The outcome of naming someone in a room.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Naming {
+    Done,
+    Taken,
+    RoomGone,
+}
+
+impl Cluster {
+    /// Connects to Redis at `url` (`redis://host:port/db`); fails if it
+    /// cannot be reached now, so a wrong URL stops the node at start.
+    pub async fn connect(url: &str, settings: Settings) -> Result<Cluster, String> {
+        let client = redis::Client::open(url).map_err(|e| format!("bad Redis URL {url}: {e}"))?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_response_timeout(Some(RESPONSE_TIMEOUT))
+            .set_connection_timeout(Some(Duration::from_secs(1)))
+            .set_max_delay(Duration::from_secs(2));
+        let commands = ConnectionManager::new_with_config(client.clone(), config)
+            .await
+            .map_err(|e| format!("cannot reach Redis at {url}: {e}"))?;
+        let cluster = Cluster {
+            inner: Arc::new(Inner {
+                node: uuid::Uuid::new_v4().simple().to_string(),
+                client,
+                commands,
+                up: AtomicBool::new(true),
+                settings,
+                scripts: Scripts {
+                    create: room_script!("create.lua"),
+                    post: room_script!("post.lua"),
+                    look: room_script!("look.lua"),
+                    connect: room_script!("connect.lua"),
+                    presence: room_script!("presence.lua"),
+                    history: room_script!("history.lua"),
+                    session: room_script!("session.lua"),
+                },
+            }),
+        };
+        cluster.heartbeat().await?;
+        info!(
+            "node {} sharing rooms through Redis at {url}",
+            cluster.node()
+        );
+        Ok(cluster)
+    }
+
+    pub fn node(&self) -> &str {
+        &self.inner.node
+    }
+
+    /// Whether Redis answered the last call (for /healthz).
+    pub fn is_up(&self) -> bool {
+        self.inner.up.load(Ordering::Relaxed)
+    }
+
+    /// Notes a call's outcome, logging only the changes.
+    fn note<T>(&self, what: &str, result: redis::RedisResult<T>) -> Result<T, RoomError> {
+        match result {
+            Ok(value) => {
+                if !self.inner.up.swap(true, Ordering::Relaxed) {
+                    info!("Redis is reachable again");
+                }
+                Ok(value)
+            }
+            Err(err) => {
+                if self.inner.up.swap(false, Ordering::Relaxed) {
+                    warn!("lost Redis ({what}: {err}); answering 503 until it is back");
+                }
+                Err(RoomError::Unreachable)
+            }
+        }
+    }
+
+    /// Runs a room script on `code` with the shared arguments first.
+    async fn run<T: redis::FromRedisValue>(
+        &self,
+        what: &str,
+        script: &Script,
+        code: &RoomCode,
+        args: &[&str],
+    ) -> Result<T, RoomError> {
+        let settings = &self.inner.settings;
+        let mut call = script.prepare_invoke();
+        for key in room_keys(code) {
+            call.key(key);
+        }
+        call.arg(settings.room_ttl.as_millis() as u64)
+            .arg(settings.history);
+        for arg in args {
+            call.arg(*arg);
+        }
+        let mut commands = self.inner.commands.clone();
+        let result = call.invoke_async(&mut commands).await;
+        self.note(what, result)
+    }
+
+    /// Refreshes this node's liveness; called every sweep.
+    pub async fn heartbeat(&self) -> Result<(), String> {
+        let mut commands = self.inner.commands.clone();
+        let result: redis::RedisResult<()> = redis::cmd("SET")
+            .arg(node_key(self.node()))
+            .arg(1)
+            .arg("PX")
+            .arg(NODE_TTL.as_millis() as u64)
+            .query_async(&mut commands)
+            .await;
+        self.note("heartbeat", result)
+            .map_err(|_| "Redis is unreachable".into())
+    }
+
+    /// Says this node is gone, so its members leave after the grace rather
+    /// than after the node's TTL too.
+    pub async fn depart(&self) {
+        let mut commands = self.inner.commands.clone();
+        let result: redis::RedisResult<()> = redis::cmd("DEL")
+            .arg(node_key(self.node()))
+            .query_async(&mut commands)
+            .await;
+        let _ = self.note("leaving", result);
+    }
+
+    /// Claims `code` for a new room; false if some room has it.
+    pub async fn create(&self, code: &RoomCode, at_ms: u64) -> Result<bool, RoomError> {
+        let created: u8 = self
+            .run(
+                "creating a room",
+                &self.inner.scripts.create,
+                code,
+                &[&at_ms.to_string()],
+            )
+            .await?;
+        Ok(created == 1)
+    }
+
+    /// Appends a message; its id, or `None` if the room is gone.
+    pub async fn post(
+        &self,
+        code: &RoomCode,
+        name: &Name,
+        ts: &str,
+        text: &Text,
+    ) -> Result<Option<u64>, RoomError> {
+        let args = [name.as_str(), ts, text.as_str()];
+        self.run("posting", &self.inner.scripts.post, code, &args)
+            .await
+    }
+
+    /// The room's last id and members, or `None` if it is gone.
+    pub async fn look(&self, code: &RoomCode) -> Result<Option<(u64, Vec<Name>)>, RoomError> {
+        let found: Option<(u64, Vec<String>)> = self
+            .run("reading a room", &self.inner.scripts.look, code, &[])
+            .await?;
+        Ok(found.map(|(id, names)| (id, names_of(names))))
+    }
+
+    /// A stream opens here: `member` (if any) is present on this node and
+    /// joins if new. Returns the last id before any join and the members.
+    pub async fn connect_stream(
+        &self,
+        code: &RoomCode,
+        member: Option<&Name>,
+    ) -> Result<Option<(u64, Vec<Name>)>, RoomError> {
+        let name = member.map_or("", Name::as_str);
+        let args = [self.node(), &timestamp(), name];
+        let found: Option<(u64, Vec<String>)> = self
+            .run("opening a stream", &self.inner.scripts.connect, code, &args)
+            .await?;
+        Ok(found.map(|(id, names)| (id, names_of(names))))
+    }
+
+    /// This node's heartbeat for one room: who is here with a stream now;
+    /// announces the leaves whose grace is over.
+    pub async fn settle_presence(
+        &self,
+        code: &RoomCode,
+        streams_here: bool,
+        here: &[Name],
+        now_ms: u64,
+    ) -> Result<(), RoomError> {
+        let grace = self.inner.settings.leave_grace.as_millis().to_string();
+        let (now, ts) = (now_ms.to_string(), timestamp());
+        let mut args = vec![
+            self.node(),
+            &now,
+            &grace,
+            &ts,
+            if streams_here { "1" } else { "0" },
+        ];
+        args.extend(here.iter().map(Name::as_str));
+        let _left: u64 = self
+            .run(
+                "keeping presence",
+                &self.inner.scripts.presence,
+                code,
+                &args,
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// History after `since`, oldest first, at most `limit`; or the newest
+    /// `limit` without `since`. `None` if the room is gone.
+    pub async fn history(
+        &self,
+        code: &RoomCode,
+        since: Option<u64>,
+        limit: usize,
+    ) -> Result<Option<Vec<Arc<Recorded>>>, RoomError> {
+        let since_arg = since.map_or_else(String::new, |id| id.to_string());
+        if limit == 0 {
+            return Ok(self.look(code).await?.map(|_| Vec::new()));
+        }
+        // Redis counts in signed 64 bits.
+        let limit = limit.min(i64::MAX as usize);
+        let args = [since_arg.as_str(), &limit.to_string()];
+        let entries: Option<StreamRangeReply> = self
+            .run("reading history", &self.inner.scripts.history, code, &args)
+            .await?;
+        let Some(entries) = entries else {
+            return Ok(None);
+        };
+        let mut events: Vec<Arc<Recorded>> =
+            entries.ids.iter().filter_map(|e| decode(code, e)).collect();
+        if since.is_none() {
+            events.reverse();
+        }
+        Ok(Some(events))
+    }
+
+    /// Names `name` in `code` for the session `id`.
+    pub async fn name_session(
+        &self,
+        id: SessionId,
+        session: &Session,
+    ) -> Result<Naming, RoomError> {
+        let id_text = id.to_string();
+        let room = session.room.as_str();
+        let ttl = SESSION_TTL.as_millis().to_string();
+        let mut call = self.inner.scripts.session.prepare_invoke();
+        for key in room_keys(&session.room) {
+            call.key(key);
+        }
+        call.key(session_key(&id_text));
+        call.arg(self.inner.settings.room_ttl.as_millis() as u64)
+            .arg(self.inner.settings.history)
+            .arg(session.name.as_str())
+            .arg(&id_text)
+            .arg(room)
+            .arg(&ttl);
+        let mut commands = self.inner.commands.clone();
+        let result: redis::RedisResult<String> = call.invoke_async(&mut commands).await;
+        Ok(match self.note("naming a session", result)?.as_str() {
+            "ok" => Naming::Done,
+            "taken" => Naming::Taken,
+            _ => Naming::RoomGone,
+        })
+    }
+
+    /// The session `id` names, if it is live; using it keeps it alive.
+    pub async fn session(&self, id: SessionId) -> Result<Option<Session>, RoomError> {
+        let mut commands = self.inner.commands.clone();
+        let result: redis::RedisResult<Option<String>> = redis::cmd("GETEX")
+            .arg(session_key(&id.to_string()))
+            .arg("PX")
+            .arg(SESSION_TTL.as_millis() as u64)
+            .query_async(&mut commands)
+            .await;
+        let value = self.note("reading a session", result)?;
+        Ok(value.and_then(|value| {
+            let (room, name) = value.split_once('\t')?;
+            Some(Session {
+                room: RoomCode::parse(room).ok()?,
+                name: Name::parse(name).ok()?,
+            })
+        }))
+    }
+
+    /// Wakes this node's reader so it starts following a room now rather
+    /// than at the end of its current wait.
+    pub fn wake_reader(&self) {
+        let cluster = self.clone();
+        tokio::spawn(async move {
+            let mut commands = cluster.inner.commands.clone();
+            let result: redis::RedisResult<()> = redis::cmd("XADD")
+                .arg(wake_key(cluster.node()))
+                .arg("MAXLEN")
+                .arg(1)
+                .arg("*")
+                .arg("w")
+                .arg(1)
+                .query_async(&mut commands)
+                .await;
+            let _ = cluster.note("waking the reader", result);
+        });
+    }
+}
+
+/// A room's keys, in the order the scripts expect (see common.lua).
+fn room_keys(code: &RoomCode) -> [String; 6] {
+    let base = format!("roomcast:{{{code}}}");
+    [
+        base.clone(),
+        format!("{base}:seq"),
+        format!("{base}:log"),
+        format!("{base}:members"),
+        format!("{base}:here"),
+        format!("{base}:names"),
+    ]
+}
+
+pub(crate) fn log_key(code: &RoomCode) -> String {
+    format!("roomcast:{{{code}}}:log")
+}
+
+/// The room of a log key.
+pub(crate) fn room_of_log(key: &str) -> Option<RoomCode> {
+    let code = key.strip_prefix("roomcast:{")?.strip_suffix("}:log")?;
+    RoomCode::parse(code).ok()
+}
+
+fn node_key(node: &str) -> String {
+    format!("roomcast:node:{node}")
+}
+
+pub(crate) fn wake_key(node: &str) -> String {
+    format!("roomcast:node:{node}:wake")
+}
+
+fn session_key(id: &str) -> String {
+    format!("roomcast:session:{id}")
+}
+
+fn names_of(names: Vec<String>) -> Vec<Name> {
+    let mut names: Vec<Name> = names.iter().filter_map(|n| Name::parse(n).ok()).collect();
+    names.sort();
+    names
+}
+
+/// A log entry as the event it records; `None` for an entry this version
+/// cannot read (it is skipped, and said so).
+pub(crate) fn decode(code: &RoomCode, entry: &StreamId) -> Option<Arc<Recorded>> {
+    let id = entry
+        .id
+        .strip_prefix("0-")
+        .and_then(|n| n.parse::<u64>().ok());
+    let text = |field: &str| -> Option<String> {
+        match entry.map.get(field)? {
+            Value::BulkString(bytes) => String::from_utf8(bytes.clone()).ok(),
+            Value::SimpleString(s) => Some(s.clone()),
+            _ => None,
+        }
+    };
+    let kind = match text("kind").as_deref() {
+        Some("message") => Some(Kind::Message),
+        Some("join") => Some(Kind::Join),
+        Some("leave") => Some(Kind::Leave),
+        _ => None,
+    };
+    let (Some(id), Some(kind), Some(name), Some(ts)) = (id, kind, text("name"), text("ts")) else {
+        warn!("skipping an unreadable entry {} in room {code}", entry.id);
+        return None;
+    };
+    let event = Event {
+        id,
+        kind,
+        room: code.to_string(),
+        name,
+        text: text("text"),
+        ts,
+    };
+    Some(Arc::new(Recorded::new(event)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_keys_name_their_room() {
+        let code = RoomCode::parse("ABCD").unwrap();
+        assert_eq!(room_of_log(&log_key(&code)), Some(code.clone()));
+        assert_eq!(room_keys(&code)[2], log_key(&code));
+        assert_eq!(room_of_log("roomcast:{AB}:log"), None);
+        assert_eq!(room_of_log("other"), None);
+    }
+
+    #[test]
+    fn entries_decode_to_events_and_odd_ones_are_skipped() {
+        let code = RoomCode::parse("ABCD").unwrap();
+        let field = |v: &str| Value::BulkString(v.as_bytes().to_vec());
+        let mut entry = StreamId {
+            id: "0-7".into(),
+            map: [
+                ("kind".to_string(), field("message")),
+                ("name".to_string(), field("al")),
+                ("ts".to_string(), field("2026-11-22T10:00:00.000Z")),
+                ("text".to_string(), field("hi\r\nthere")),
+            ]
+            .into(),
+            ..StreamId::default()
+        };
+        let event = decode(&code, &entry).unwrap();
+        assert_eq!(event.event.id, 7);
+        assert_eq!(event.event.kind, Kind::Message);
+        assert_eq!(event.event.text.as_deref(), Some("hi\r\nthere"));
+        entry.id = "1700000000000-0".into();
+        assert!(decode(&code, &entry).is_none(), "not an id roomcast gave");
+    }
+}
