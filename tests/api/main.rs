@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod cluster;
 mod durability;
 mod errors;
 mod home;

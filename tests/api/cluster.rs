@@ -1,0 +1,398 @@
+//! Several nodes sharing rooms through Redis (`--redis`): each test starts
+//! its own redis-server (Debian's package) on a free port and two or three
+//! roomcast nodes against it.
+//!
+//! Without redis-server these tests print SKIPPED and pass, unless
+//! ROOMCAST_REQUIRE_REDIS=1 (as in CI), which makes a missing server fail.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, HeaderValue};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tempfile::TempDir;
+
+use crate::helpers::{eventually, spawn_with, Sse, TestApp, HANG};
+
+const REDIS_SERVER: &str = "redis-server";
+
+/// A redis-server of this test's own, persisting to a temporary folder so
+/// a restart keeps what it had (as a production Redis should).
+struct Redis {
+    port: u16,
+    dir: TempDir,
+    process: Option<Child>,
+}
+
+impl Redis {
+    /// Starts one, or says SKIPPED and returns `None` if there is none.
+    fn start() -> Option<Redis> {
+        let found = Command::new(REDIS_SERVER)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !found {
+            let required = std::env::var("ROOMCAST_REQUIRE_REDIS").is_ok_and(|v| v == "1");
+            assert!(
+                !required,
+                "ROOMCAST_REQUIRE_REDIS=1 but {REDIS_SERVER} is missing (apt-get install redis-server)"
+            );
+            eprintln!(
+                "SKIPPED: {REDIS_SERVER} is not installed (Debian package redis-server); \
+                 the several-node tests did not run"
+            );
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut redis = Redis {
+            port,
+            dir: TempDir::new().unwrap(),
+            process: None,
+        };
+        redis.run();
+        Some(redis)
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn run(&mut self) {
+        let process = Command::new(REDIS_SERVER)
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "yes"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start redis-server");
+        self.process = Some(process);
+        let deadline = std::time::Instant::now() + HANG;
+        while !self.answers() {
+            assert!(std::time::Instant::now() < deadline, "redis never started");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn answers(&self) -> bool {
+        let Ok(mut conn) = TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let mut reply = [0u8; 7];
+        conn.write_all(b"PING\r\n").is_ok()
+            && conn.read_exact(&mut reply).is_ok()
+            && &reply == b"+PONG\r\n"
+    }
+
+    /// Stops it the polite way (SIGTERM: it writes what it has), then
+    /// starts it again on the same port and folder.
+    fn stop(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            let pid = process.id().to_string();
+            let _ = Command::new("kill").args(["-TERM", &pid]).status();
+            let _ = process.wait();
+        }
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        if let Some(process) = &mut self.process {
+            let _ = process.kill();
+            let _ = process.wait();
+        }
+    }
+}
+
+/// A node on `redis`, with short timers so presence tests are quick.
+async fn node(redis: &Redis) -> TestApp {
+    let url = redis.url();
+    spawn_with(move |config| {
+        config.redis = Some(url);
+        config.leave_grace = Duration::from_millis(300);
+    })
+    .await
+}
+
+/// A stream on `path` that resumes after `last` the way a browser does.
+async fn resume(app: &TestApp, path: &str, last: &str) -> Sse {
+    let mut headers = HeaderMap::new();
+    headers.insert("last-event-id", HeaderValue::from_str(last).unwrap());
+    app.stream_with(path, headers).await
+}
+
+/// The texts of the next `n` messages on `stream`, checking their ids run
+/// on from `after` with no gap.
+async fn texts(stream: &mut Sse, after: u64, n: usize) -> Vec<String> {
+    let mut texts = Vec::new();
+    let mut expected = after + 1;
+    while texts.len() < n {
+        let event = stream.next_history().await;
+        assert_eq!(event.id, Some(expected.to_string()), "{event:?}");
+        expected += 1;
+        if event.event == "message" {
+            texts.push(event.json()["text"].as_str().unwrap().to_string());
+        }
+    }
+    texts
+}
+
+#[tokio::test]
+async fn a_message_posted_on_any_node_reaches_every_node_in_order() {
+    let Some(redis) = Redis::start() else { return };
+    let nodes = [node(&redis).await, node(&redis).await, node(&redis).await];
+    let code = nodes[0].create_room().await;
+    let mut streams = Vec::new();
+    for node in &nodes {
+        let mut stream = node.stream(&format!("/rooms/{code}/events")).await;
+        assert_eq!(stream.status, StatusCode::OK);
+        stream.next_members().await;
+        streams.push(stream);
+    }
+    let sent: Vec<String> = (0..30).map(|i| format!("m{i}")).collect();
+    for (i, text) in sent.iter().enumerate() {
+        let posted = nodes[i % 3].say(&code, "al", text).await;
+        assert_eq!(
+            posted["id"],
+            i as u64 + 1,
+            "ids are plain integers in order"
+        );
+    }
+    for stream in &mut streams {
+        assert_eq!(texts(stream, 0, sent.len()).await, sent);
+    }
+    for node in &nodes {
+        let history = node.history(&code, "?since=0&limit=1000").await;
+        assert_eq!(history.len(), sent.len(), "every node has the same history");
+        assert_eq!(history[29]["text"], "m29");
+    }
+}
+
+#[tokio::test]
+async fn a_room_made_on_one_node_is_known_to_all_and_unknown_codes_are_not() {
+    let Some(redis) = Redis::start() else { return };
+    let (a, b) = (node(&redis).await, node(&redis).await);
+    let code = a.create_room().await;
+    let url = b.url(&format!("/rooms/{code}/messages"));
+    let found = b.client.get(url).send().await.unwrap();
+    assert_eq!(found.status(), StatusCode::OK);
+    let missing = b
+        .post_json("ZZZZ", json!({"name": "al", "text": "hi"}))
+        .await;
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    let empty = b.post_json(&code, json!({"name": "al", "text": " "})).await;
+    assert_eq!(empty.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        b.history(&code, "").await.is_empty(),
+        "the refused posts changed nothing"
+    );
+}
+
+#[tokio::test]
+async fn a_client_resumes_on_another_node_with_no_gap_and_no_repeat() {
+    let Some(redis) = Redis::start() else { return };
+    let (a, b) = (node(&redis).await, node(&redis).await);
+    let code = a.create_room().await;
+    let mut first = a.stream(&format!("/rooms/{code}/events")).await;
+    for i in 0..5 {
+        a.say(&code, "al", &format!("before {i}")).await;
+    }
+    texts(&mut first, 0, 5).await;
+    drop(first); // The client goes away after id 5...
+    for i in 0..5 {
+        b.say(&code, "al", &format!("away {i}")).await;
+    }
+    // ...and comes back through the other node.
+    let mut again = resume(&b, &format!("/rooms/{code}/events"), "5").await;
+    let expected: Vec<String> = (0..5).map(|i| format!("away {i}")).collect();
+    assert_eq!(texts(&mut again, 5, 5).await, expected);
+    a.say(&code, "al", "live").await;
+    assert_eq!(texts(&mut again, 10, 1).await, ["live"]);
+}
+
+#[tokio::test]
+async fn presence_counts_a_member_on_two_nodes_once() {
+    let Some(redis) = Redis::start() else { return };
+    let nodes = [node(&redis).await, node(&redis).await, node(&redis).await];
+    let code = nodes[0].create_room().await;
+    let path = format!("/rooms/{code}/events?name=bo");
+    let mut watcher = nodes[2].stream(&format!("/rooms/{code}/events")).await;
+    watcher.next_members().await;
+    let mut tab_a = nodes[0].stream(&path).await;
+    let join = watcher.next_history().await;
+    assert_eq!(
+        (join.event.as_str(), join.json()["name"].as_str()),
+        ("join", Some("bo"))
+    );
+    assert_eq!(watcher.next_members().await, ["bo"]);
+    let tab_b = nodes[1].stream(&path).await;
+    tab_a.next_members().await;
+    drop(tab_a);
+    // Well past the grace, bo is still there through node B: no leave.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let said = nodes[2].say(&code, "cy", "still there?").await;
+    assert_eq!(said["id"], 2, "nothing but bo's one join came before");
+    assert_eq!(nodes[2].history(&code, "").await.len(), 2);
+    drop(tab_b);
+    let leave = watcher.next_history().await;
+    let leave = match leave.event.as_str() {
+        "message" => watcher.next_history().await,
+        _ => leave,
+    };
+    assert_eq!(
+        (leave.event.as_str(), leave.json()["name"].as_str()),
+        ("leave", Some("bo"))
+    );
+    assert!(watcher.next_members().await.is_empty());
+}
+
+#[tokio::test]
+async fn sessions_and_names_hold_on_every_node() {
+    let Some(redis) = Redis::start() else { return };
+    let (a, b) = (node(&redis).await, node(&redis).await);
+    let mut ann = a.browser();
+    let code = ann.enter("ann", "", "create").await;
+    // The same cookie on the other node: ann's room page, under her name.
+    let cookie = ann.cookie.clone();
+    let mut on_b = b.browser();
+    on_b.cookie = cookie;
+    let page = on_b.room_page(&code).await;
+    assert!(page.contains("ann"), "{page}");
+    let mut stream = on_b.stream(&code, 0).await;
+    assert_eq!(stream.next_history().await.json()["name"], "ann");
+    // While ann is here, nobody else can take her name on any node.
+    let mut other = b.browser();
+    let taken = other
+        .submit("/", &[("name", "ann"), ("code", &code), ("action", "join")])
+        .await;
+    assert_eq!(taken.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    // Her posts carry her name without giving it.
+    let response = on_b
+        .submit(&format!("/rooms/{code}/messages"), &[("text", "hello")])
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(a.history(&code, "").await[1]["name"], "ann");
+}
+
+#[tokio::test]
+async fn redis_restarting_mid_conversation_loses_nothing_accepted() {
+    let Some(mut redis) = Redis::start() else {
+        return;
+    };
+    let (a, b) = (node(&redis).await, node(&redis).await);
+    let code = a.create_room().await;
+    let mut on_a = a.stream(&format!("/rooms/{code}/events")).await;
+    let mut on_b = b.stream(&format!("/rooms/{code}/events")).await;
+    a.say(&code, "al", "before").await;
+
+    redis.stop();
+    let refused = b
+        .post_json(&code, json!({"name": "al", "text": "lost?"}))
+        .await;
+    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(refused.headers().contains_key("retry-after"));
+    eventually("node A reports Redis down", || async {
+        let health = a.client.get(a.url("/healthz")).send().await.unwrap();
+        health.status() == StatusCode::SERVICE_UNAVAILABLE
+            && health.json::<Value>().await.unwrap()["redis"] == "down"
+    })
+    .await;
+
+    redis.run();
+    let url = b.url(&format!("/rooms/{code}/messages"));
+    let body = json!({"name": "al", "text": "after"});
+    eventually("node B takes posts again", || async {
+        let response = b.client.post(&url).json(&body).send().await.unwrap();
+        response.status() == StatusCode::CREATED
+    })
+    .await;
+    a.say(&code, "al", "and more").await;
+    // The streams stayed open through it all and missed nothing.
+    for stream in [&mut on_a, &mut on_b] {
+        assert_eq!(texts(stream, 0, 3).await, ["before", "after", "and more"]);
+    }
+    let health = a.client.get(a.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+}
+
+/// A roomcast node as a child process, so it can be killed with -9.
+struct Process {
+    child: Child,
+    base: String,
+}
+
+impl Process {
+    fn start(redis: &Redis) -> Process {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_roomcast"))
+            .args(["--bind", "127.0.0.1:0", "--redis", &redis.url()])
+            .args(["--leave-grace", "0.3", "--max-streams-per-visitor", "1000"])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the roomcast binary");
+        let mut line = String::new();
+        let stdout = child.stdout.take().unwrap();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let base = line.trim().strip_prefix("roomcast listening on ").unwrap();
+        Process {
+            base: base.to_string(),
+            child,
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn a_node_killed_hard_loses_its_clients_to_another_with_no_gap() {
+    let Some(redis) = Redis::start() else { return };
+    let mut doomed = Process::start(&redis);
+    let survivor = node(&redis).await;
+    let code = survivor.create_room().await;
+    let client = &survivor.client;
+    let events = |base: &str, name: &str| format!("{base}/rooms/{code}/events?name={name}");
+    // di follows on the doomed node and will come back; ed will not.
+    let di = client.get(events(&doomed.base, "di")).send().await.unwrap();
+    let ed = client.get(events(&doomed.base, "ed")).send().await.unwrap();
+    assert_eq!((di.status(), ed.status()), (StatusCode::OK, StatusCode::OK));
+    let mut watcher = survivor
+        .stream(&format!("/rooms/{code}/events?since=0"))
+        .await;
+    for _ in 0..2 {
+        assert_eq!(watcher.next_history().await.event, "join");
+    }
+    for i in 0..3 {
+        survivor.say(&code, "al", &format!("m{i}")).await;
+    }
+    doomed.child.kill().unwrap(); // SIGKILL: no goodbye to Redis
+    doomed.child.wait().unwrap();
+    drop((di, ed));
+    // di's browser reconnects to the other node from the last id it had
+    // (the two joins), as a member again.
+    let path = format!("/rooms/{code}/events?name=di");
+    let mut back = resume(&survivor, &path, "2").await;
+    survivor.say(&code, "al", "m3").await;
+    assert_eq!(texts(&mut back, 2, 4).await, ["m0", "m1", "m2", "m3"]);
+    // ed's node is gone, so ed leaves once the node's heartbeat runs out
+    // and the grace after it; di, back through the survivor, stays.
+    let _ = texts(&mut watcher, 2, 4).await;
+    let leave = watcher.next_history().await;
+    assert_eq!(
+        (leave.event.as_str(), leave.json()["name"].as_str()),
+        ("leave", Some("ed"))
+    );
+    assert_eq!(watcher.next_members().await, ["di"]);
+}
