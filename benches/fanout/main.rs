@@ -8,6 +8,7 @@
 //! `soak`) on a server of its own; it runs only when named (for seconds
 //! with `--quick`).
 
+mod cluster;
 mod load;
 mod soak;
 
@@ -136,7 +137,7 @@ pub async fn run(options: &Options) -> Vec<Row> {
         let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
         record(soak::soak(&start(&flags), shape).await);
     }
-    let fanout = ["idle", "room-1k", "saturate", "many-rooms", "posts"];
+    let fanout = ["idle", "room-1k", "saturate", "many-rooms", "posts", "cluster"];
     if !fanout.into_iter().any(wanted) {
         return rows;
     }
@@ -151,7 +152,8 @@ pub async fn run(options: &Options) -> Vec<Row> {
         record(at_rate(&server, "room-1k@100/s", 1, subs, 100, secs).await);
     }
     if wanted("saturate") {
-        record(saturate(&server, if q { 100 } else { 1000 }, if q { 1 } else { 10 }).await);
+        let (subs, secs) = if q { (100, 1) } else { (1000, 10) };
+        record(saturate("saturate", &[server.addr], subs, secs).await);
     }
     if wanted("many-rooms") {
         let (rooms, secs, rate) = if q { (20, 1, 100) } else { (1000, 10, 1000) };
@@ -171,6 +173,12 @@ pub async fn run(options: &Options) -> Vec<Row> {
             .await,
         );
     }
+    if wanted("cluster") && options.url.is_none() {
+        let (subs, secs) = if q { (100, 1) } else { (1000, 10) };
+        // The same load on one node first, so the two rows compare.
+        record(saturate("cluster/1-node", &[server.addr], subs, secs).await);
+        record(cluster::two_nodes(&options.server, subs, secs).await);
+    }
     rows
 }
 
@@ -187,7 +195,7 @@ fn print_row(row: &Row) {
 
 /// Flags for the fan-out scenarios: all load comes from one address, so
 /// the per-visitor limits are lifted, and rooms outlive the pauses.
-const LIFTED: &[&str] = &[
+pub const LIFTED: &[&str] = &[
     "--room-ttl",
     "3600",
     "--post-burst",
@@ -203,8 +211,8 @@ const LIFTED: &[&str] = &[
 ];
 
 /// The server under test.
-struct Target {
-    addr: SocketAddr,
+pub struct Target {
+    pub addr: SocketAddr,
     child: Option<Child>,
     _dir: Option<tempfile::TempDir>,
 }
@@ -226,7 +234,7 @@ impl Target {
     /// The release binary with the default SQLite store in a temp dir,
     /// per-request logging off (it would dominate the figures), and
     /// `flags`.
-    fn start(binary: &str, flags: &[&str]) -> Target {
+    pub fn start(binary: &str, flags: &[&str]) -> Target {
         let dir = tempfile::tempdir().expect("a temp dir");
         let db = dir.path().join("bench.db");
         let mut child = Command::new(binary)
@@ -509,27 +517,33 @@ async fn at_rate(
     row
 }
 
-/// `saturate`: one room, posts as fast as they are accepted.
-async fn saturate(server: &Target, subs: usize, secs: u64) -> Row {
-    let mut row = Row::new("saturate");
+/// `saturate`: one room, posts as fast as they are accepted. With several
+/// `nodes` (sharing rooms through Redis), subscribers and posters are
+/// spread over them in turn.
+pub async fn saturate(name: &str, nodes: &[SocketAddr], subs: usize, secs: u64) -> Row {
+    let mut row = Row::new(name);
     let epoch = Instant::now();
-    let mut poster = Poster::connect(server.addr)
-        .await
-        .expect("connect a poster");
+    let mut poster = Poster::connect(nodes[0]).await.expect("connect a poster");
     let code = poster.create_room().await.expect("create a room");
-    let (subscribers, errors) = subscribe(server.addr, &code, subs, epoch).await;
-    if errors > 0 {
-        row.failures
-            .push(format!("{errors} subscribers failed to connect"));
+    let mut subscribers = Vec::new();
+    for (i, node) in nodes.iter().enumerate() {
+        let share = subs / nodes.len() + usize::from(i < subs % nodes.len());
+        let (here, errors) = subscribe(*node, &code, share, epoch).await;
+        if errors > 0 {
+            row.failures
+                .push(format!("{errors} subscribers failed to connect"));
+        }
+        subscribers.extend(here);
     }
+    row.figure("nodes", nodes.len());
     row.figure("subscribers", subscribers.len());
     let count = subscribers.len();
     let started = Instant::now();
     let until = started + Duration::from_secs(secs);
     let (goal, follow) = follow_in_background(subscribers, epoch, until);
     let posters: Vec<_> = (0..8)
-        .map(|_| {
-            let (addr, code) = (server.addr, code.clone());
+        .map(|i| {
+            let (addr, code) = (nodes[i % nodes.len()], code.clone());
             tokio::spawn(async move {
                 let mut poster = Poster::connect(addr).await.expect("connect a poster");
                 let (mut sent, mut last) = (0u64, 0u64);
