@@ -67,7 +67,13 @@ pub async fn two_nodes(binary: &str, subs: usize, secs: u64) -> Row {
     let mut flags = LIFTED.to_vec();
     flags.extend(["--redis", &url]);
     let nodes = [Target::start(binary, &flags), Target::start(binary, &flags)];
-    let row = saturate("cluster/2-nodes", &[nodes[0].addr, nodes[1].addr], subs, secs).await;
+    let row = saturate(
+        "cluster/2-nodes",
+        &[nodes[0].addr, nodes[1].addr],
+        subs,
+        secs,
+    )
+    .await;
     drop(nodes);
     drop(redis);
     row

@@ -137,7 +137,14 @@ pub async fn run(options: &Options) -> Vec<Row> {
         let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
         record(soak::soak(&start(&flags), shape).await);
     }
-    let fanout = ["idle", "room-1k", "saturate", "many-rooms", "posts", "cluster"];
+    let fanout = [
+        "idle",
+        "room-1k",
+        "saturate",
+        "many-rooms",
+        "posts",
+        "cluster",
+    ];
     if !fanout.into_iter().any(wanted) {
         return rows;
     }

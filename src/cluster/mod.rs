@@ -38,6 +38,10 @@ const NODE_TTL: Duration = Duration::from_secs(5);
 /// How long a session lives after it was last used.
 const SESSION_TTL: Duration = Duration::from_secs(24 * 3600);
 
+/// How long a node's wake-up stream outlives its last use, so a node that
+/// died leaves nothing behind for good.
+const WAKE_TTL: Duration = Duration::from_secs(24 * 3600);
+
 /// How long one command may take before the caller gets a 503.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -199,6 +203,7 @@ impl Cluster {
         let mut commands = self.inner.commands.clone();
         let result: redis::RedisResult<()> = redis::cmd("DEL")
             .arg(node_key(self.node()))
+            .arg(wake_key(self.node()))
             .query_async(&mut commands)
             .await;
         let _ = self.note("leaving", result);
@@ -366,13 +371,20 @@ impl Cluster {
         let cluster = self.clone();
         tokio::spawn(async move {
             let mut commands = cluster.inner.commands.clone();
-            let result: redis::RedisResult<()> = redis::cmd("XADD")
-                .arg(wake_key(cluster.node()))
+            let key = wake_key(cluster.node());
+            let result: redis::RedisResult<()> = redis::pipe()
+                .cmd("XADD")
+                .arg(&key)
                 .arg("MAXLEN")
                 .arg(1)
                 .arg("*")
                 .arg("w")
                 .arg(1)
+                .ignore()
+                .cmd("PEXPIRE")
+                .arg(&key)
+                .arg(WAKE_TTL.as_millis() as u64)
+                .ignore()
                 .query_async(&mut commands)
                 .await;
             let _ = cluster.note("waking the reader", result);
