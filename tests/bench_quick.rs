@@ -29,7 +29,9 @@ async fn the_benchmark_runs_at_quick_sizes_and_loses_nothing() {
             "saturate",
             "many-rooms",
             "posts/0-subs",
-            "posts/1k-subs"
+            "posts/1k-subs",
+            "cluster/1-node",
+            "cluster/2-nodes"
         ]
     );
     for row in &rows {
