@@ -1,6 +1,6 @@
 //! `cluster`: the `saturate` load over two nodes sharing the room through
 //! a redis-server of the benchmark's own (Debian's package; without it the
-//! row says SKIPPED). Subscribers and posters alternate between the nodes,
+//! row says SKIPPED, or fails under ROOMCAST_REQUIRE_REDIS=1, as in CI). Subscribers and posters alternate between the nodes,
 //! so every message crosses Redis to reach half of its subscribers.
 
 use std::process::{Child, Command, Stdio};
@@ -61,6 +61,10 @@ pub async fn two_nodes(binary: &str, subs: usize, secs: u64) -> Row {
         let mut row = Row::new("cluster/2-nodes");
         println!("cluster: SKIPPED, redis-server is not installed (Debian package redis-server)");
         row.figure("skipped", "no redis-server");
+        if std::env::var("ROOMCAST_REQUIRE_REDIS").is_ok_and(|v| v == "1") {
+            row.failures
+                .push("ROOMCAST_REQUIRE_REDIS=1 but redis-server is missing".into());
+        }
         return row;
     };
     let url = format!("redis://127.0.0.1:{}", redis.port);
