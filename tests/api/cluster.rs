@@ -5,112 +5,15 @@
 //! Without redis-server these tests print SKIPPED and pass, unless
 //! ROOMCAST_REQUIRE_REDIS=1 (as in CI), which makes a missing server fail.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use crate::helpers::{eventually, spawn_with, Sse, TestApp};
+use crate::redis::Redis;
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use tempfile::TempDir;
-
-use crate::helpers::{eventually, spawn_with, Sse, TestApp, HANG};
-
-const REDIS_SERVER: &str = "redis-server";
-
-/// A redis-server of this test's own, persisting to a temporary folder so
-/// a restart keeps what it had (as a production Redis should).
-struct Redis {
-    port: u16,
-    dir: TempDir,
-    process: Option<Child>,
-}
-
-impl Redis {
-    /// Starts one, or says SKIPPED and returns `None` if there is none.
-    fn start() -> Option<Redis> {
-        let found = Command::new(REDIS_SERVER)
-            .arg("--version")
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !found {
-            let required = std::env::var("ROOMCAST_REQUIRE_REDIS").is_ok_and(|v| v == "1");
-            assert!(
-                !required,
-                "ROOMCAST_REQUIRE_REDIS=1 but {REDIS_SERVER} is missing (apt-get install redis-server)"
-            );
-            eprintln!(
-                "SKIPPED: {REDIS_SERVER} is not installed (Debian package redis-server); \
-                 the several-node tests did not run"
-            );
-            return None;
-        }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut redis = Redis {
-            port,
-            dir: TempDir::new().unwrap(),
-            process: None,
-        };
-        redis.run();
-        Some(redis)
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    fn run(&mut self) {
-        let process = Command::new(REDIS_SERVER)
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "yes"])
-            .arg("--dir")
-            .arg(self.dir.path())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start redis-server");
-        self.process = Some(process);
-        let deadline = std::time::Instant::now() + HANG;
-        while !self.answers() {
-            assert!(std::time::Instant::now() < deadline, "redis never started");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn answers(&self) -> bool {
-        let Ok(mut conn) = TcpStream::connect(("127.0.0.1", self.port)) else {
-            return false;
-        };
-        let mut reply = [0u8; 7];
-        conn.write_all(b"PING\r\n").is_ok()
-            && conn.read_exact(&mut reply).is_ok()
-            && &reply == b"+PONG\r\n"
-    }
-
-    /// Stops it the polite way (SIGTERM: it writes what it has), then
-    /// starts it again on the same port and folder.
-    fn stop(&mut self) {
-        if let Some(mut process) = self.process.take() {
-            let pid = process.id().to_string();
-            let _ = Command::new("kill").args(["-TERM", &pid]).status();
-            let _ = process.wait();
-        }
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        if let Some(process) = &mut self.process {
-            let _ = process.kill();
-            let _ = process.wait();
-        }
-    }
-}
 
 /// A node on `redis`, with short timers so presence tests are quick.
 async fn node(redis: &Redis) -> TestApp {

@@ -2,6 +2,7 @@
 //! reader. One binary, one module per area.
 
 mod helpers;
+mod redis;
 
 mod cluster;
 mod durability;

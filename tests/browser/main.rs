@@ -6,6 +6,8 @@ mod harness;
 #[allow(dead_code)] // the API tests' harness; only part of it is used here
 #[path = "../api/helpers.rs"]
 mod helpers;
+#[path = "../api/redis.rs"]
+mod redis;
 
 use std::time::Duration;
 
@@ -73,6 +75,39 @@ async fn two_people_chat_live_and_see_each_other_come_and_go() {
     alice
         .wait_for("document.querySelector('#member-count').textContent === '1'")
         .await;
+    assert_eq!(member_names(&alice).await, vec!["alice"]);
+}
+
+#[tokio::test]
+async fn people_on_two_nodes_chat_through_redis() {
+    let Some(driver) = driver() else { return };
+    let Some(redis) = redis::Redis::start() else {
+        return;
+    };
+    let node = || {
+        let url = redis.url();
+        spawn_with(move |c| {
+            c.redis = Some(url);
+            c.leave_grace = Duration::from_millis(500);
+        })
+    };
+    let (one, two) = (node().await, node().await);
+    let alice = driver.person(DESKTOP, true).await;
+    let bob = driver.person(PHONE, true).await;
+
+    let code = alice.enter(&base(&one), "alice", None).await;
+    alice.wait_until_live().await;
+    assert_eq!(bob.enter(&base(&two), "bob", Some(&code)).await, code);
+    bob.wait_until_live().await;
+    alice.wait_for_text("bob joined").await;
+    assert_eq!(member_names(&alice).await, vec!["alice", "bob"]);
+
+    alice.say("hello from node one").await;
+    bob.wait_for_text("hello from node one").await;
+    bob.say("and from node two").await;
+    alice.wait_for_text("and from node two").await;
+    bob.close().await;
+    alice.wait_for_text("bob left").await;
     assert_eq!(member_names(&alice).await, vec!["alice"]);
 }
 
