@@ -6,6 +6,7 @@ mod harness;
 #[allow(dead_code)] // the API tests' harness; only part of it is used here
 #[path = "../api/helpers.rs"]
 mod helpers;
+#[allow(dead_code)] // restarting Redis is for the API tests
 #[path = "../api/redis.rs"]
 mod redis;
 
