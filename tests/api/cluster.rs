@@ -5,11 +5,9 @@
 //! Without redis-server these tests print SKIPPED and pass, unless
 //! ROOMCAST_REQUIRE_REDIS=1 (as in CI), which makes a missing server fail.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::helpers::{eventually, spawn_with, Sse, TestApp};
+use crate::helpers::{eventually, spawn_with, Process, Sse, TestApp};
 use crate::redis::Redis;
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::StatusCode;
@@ -226,43 +224,11 @@ async fn redis_restarting_mid_conversation_loses_nothing_accepted() {
     assert_eq!(health.status(), StatusCode::OK);
 }
 
-/// A roomcast node as a child process, so it can be killed with -9.
-struct Process {
-    child: Child,
-    base: String,
-}
-
-impl Process {
-    fn start(redis: &Redis) -> Process {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_roomcast"))
-            .args(["--bind", "127.0.0.1:0", "--redis", &redis.url()])
-            .args(["--leave-grace", "0.3", "--max-streams-per-visitor", "1000"])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start the roomcast binary");
-        let mut line = String::new();
-        let stdout = child.stdout.take().unwrap();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        let base = line.trim().strip_prefix("roomcast listening on ").unwrap();
-        Process {
-            base: base.to_string(),
-            child,
-        }
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test]
 async fn a_node_killed_hard_loses_its_clients_to_another_with_no_gap() {
     let Some(redis) = Redis::start() else { return };
-    let mut doomed = Process::start(&redis);
+    let flags = ["--leave-grace", "0.3", "--max-streams-per-visitor", "1000"];
+    let mut doomed = Process::start(&[&["--redis", &redis.url()][..], &flags].concat());
     let survivor = node(&redis).await;
     let code = survivor.create_room().await;
     let client = &survivor.client;

@@ -1,8 +1,7 @@
 //! The SQLite store: a restart or a crash loses nothing that was accepted.
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -10,7 +9,7 @@ use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{eventually, spawn_with, TestApp, HANG};
+use crate::helpers::{eventually, spawn_with, Process, TestApp, HANG};
 
 fn on_file(path: &str) -> impl FnOnce(&mut roomcast::Config) + '_ {
     move |c| c.db = path.to_string()
@@ -227,43 +226,10 @@ async fn wait_for_status(app: &TestApp, path: &str, status: StatusCode) {
     .await;
 }
 
-/// The real binary as a child process, on a free port.
-struct Process {
-    child: Child,
-    base: String,
-}
-
-impl Process {
-    fn start(db: &str) -> Process {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_roomcast"))
-            .args(["--bind", "127.0.0.1:0", "--db", db, "--history", "100000"])
-            .args(["--post-burst", "1e9", "--post-rate", "1e9"])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start the roomcast binary");
-        let stdout = child.stdout.take().unwrap();
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("roomcast listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
-        Process {
-            child,
-            base: addr.to_string(),
-        }
-    }
-}
-
-impl Process {
-    /// POST /rooms on this server; returns the code.
-    async fn create_room(&self, client: &reqwest::Client) -> String {
-        let url = format!("{}/rooms", self.base);
-        let room: Value = client.post(url).send().await.unwrap().json().await.unwrap();
-        room["code"].as_str().unwrap().to_string()
-    }
+/// The binary on `db`, keeping all history, posts unlimited.
+fn process_on(db: &str) -> Process {
+    let unlimited = ["--post-burst", "1e9", "--post-rate", "1e9"];
+    Process::start(&[&["--db", db, "--history", "100000"][..], &unlimited].concat())
 }
 
 /// (id, text) of every post the server answered 201, in any order.
@@ -312,20 +278,13 @@ impl Acknowledged {
     }
 }
 
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test]
 async fn kill_9_while_posting_loses_no_acknowledged_message() {
     let (_dir, db) = temp_db();
     let db = db.as_str();
     let client = reqwest::Client::new();
 
-    let mut server = Process::start(db);
+    let mut server = process_on(db);
     let code = server.create_room(&client).await;
     let url = format!("{}/rooms/{code}/messages", server.base);
 
@@ -340,7 +299,7 @@ async fn kill_9_while_posting_loses_no_acknowledged_message() {
         poster.await.unwrap();
     }
 
-    let server = Process::start(db);
+    let server = process_on(db);
     let url = format!("{}/rooms/{code}/messages?since=0&limit=100000", server.base);
     let stored: Vec<Value> = client.get(url).send().await.unwrap().json().await.unwrap();
     let stored_ids = ids(&stored);
@@ -400,7 +359,7 @@ fn a_bad_database_file_is_a_clear_error_and_a_non_zero_exit() {
 async fn a_database_in_use_by_another_roomcast_is_refused() {
     let (_dir, db) = temp_db();
     let db = db.as_str();
-    let _first = Process::start(db);
+    let _first = process_on(db);
     let output = Command::new(env!("CARGO_BIN_EXE_roomcast"))
         .args(["--bind", "127.0.0.1:0", "--db", db])
         .output()
@@ -422,7 +381,7 @@ async fn sigterm_with_thousands_of_open_streams_exits_cleanly_and_keeps_every_20
     let (_dir, db) = temp_db();
     let db = db.as_str();
     let client = reqwest::Client::new();
-    let mut server = Process::start(db);
+    let mut server = process_on(db);
     let addr: std::net::SocketAddr = server.base.trim_start_matches("http://").parse().unwrap();
     let code = server.create_room(&client).await;
 
@@ -464,7 +423,7 @@ async fn sigterm_with_thousands_of_open_streams_exits_cleanly_and_keeps_every_20
     }
     drop(streams);
 
-    let server = Process::start(db);
+    let server = process_on(db);
     let history = format!("{}/rooms/{code}/messages?since=0&limit=100000", server.base);
     let stored: Vec<Value> = client
         .get(history)

@@ -2,7 +2,9 @@
 //! HTTP client, a browser-like cookie holder, and a spec-conforming SSE
 //! reader (lines end in CR, LF or CRLF; one space after the colon is cut).
 
+use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -184,6 +186,53 @@ impl TestApp {
                 .expect("the server did not stop")
                 .unwrap();
         }
+    }
+}
+
+/// The real binary as a child process on a free port, for what only a
+/// process can show (kill -9, exit codes); killed when dropped.
+pub struct Process {
+    pub child: Child,
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+}
+
+impl Process {
+    /// Starts it with `args` after `--bind 127.0.0.1:0`.
+    pub fn start(args: &[&str]) -> Process {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_roomcast"))
+            .args(["--bind", "127.0.0.1:0"])
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the roomcast binary");
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let base = line
+            .trim()
+            .strip_prefix("roomcast listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+        Process {
+            base: base.to_string(),
+            child,
+        }
+    }
+
+    /// POST /rooms on this server; returns the code.
+    pub async fn create_room(&self, client: &reqwest::Client) -> String {
+        let url = format!("{}/rooms", self.base);
+        let room: Value = client.post(url).send().await.unwrap().json().await.unwrap();
+        room["code"].as_str().unwrap().to_string()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
