@@ -512,7 +512,7 @@ impl Registry {
         let first_kept = backlog.first().map_or(newest + 1, |e| e.event.id);
         Ok(Subscription {
             since,
-            missed: (since + 1 < first_kept).then(|| (since + 1, first_kept - 1)),
+            missed: gap(since, first_kept),
             backlog,
             members: members_frame(&members),
             updates,
@@ -555,7 +555,7 @@ impl Registry {
         let first_kept = room.history.front().map_or(newest + 1, |e| e.event.id);
         let subscription = Subscription {
             since,
-            missed: (since + 1 < first_kept).then(|| (since + 1, first_kept - 1)),
+            missed: gap(since, first_kept),
             backlog: room.after(since).cloned().collect(),
             members: room.members_frame(),
             updates: room.updates.subscribe(),
@@ -830,6 +830,12 @@ fn publish(shared: &Shared, changes: &[Change]) {
             }
         }
     }
+}
+
+/// The ids lost for good to a client resuming after `since` when the
+/// oldest event still kept is `first_kept`, if any.
+fn gap(since: u64, first_kept: u64) -> Option<(u64, u64)> {
+    (since + 1 < first_kept).then(|| (since + 1, first_kept - 1))
 }
 
 /// Waits for the writer's answer on a change.
