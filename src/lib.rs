@@ -17,18 +17,22 @@
 //! ## Layout
 //!
 //! - [`config`]: the flags. [`app`]: wiring. [`server`]: connections, the
-//!   request log, graceful shutdown.
+//!   request log, graceful shutdown; [`direct`]: streams that own their
+//!   socket (no hyper buffers).
 //! - [`model`]: `RoomCode`, `Name`, `Text`, `Event`, parsed at the edge.
 //! - [`body`]: form or JSON request bodies. [`error`]: errors → statuses.
 //! - [`session`]: the cookie. [`pages`]: handlebars templates. [`assets`]: CSS/JS.
 //! - [`shutdown`]: the signal the server's background tasks wait on.
 //! - [`metrics`]: counters for `GET /metrics`. [`limits`]: per-visitor buckets.
+//! - [`cluster`]: with `--redis`, rooms kept in Redis for several nodes;
+//!   the registry becomes this node's cache, fed by [`cluster::reader`].
 
 pub mod app;
 pub mod assets;
 pub mod body;
 pub mod cluster;
 pub mod config;
+pub mod direct;
 pub mod error;
 pub mod handlers;
 pub mod limits;

@@ -5,6 +5,10 @@
 //! SSE response body must be the stream's own (shared, pre-encoded frames,
 //! several per write), which warp's body type cannot hold; and the
 //! connection settings (buffer sizes, vectored writes) become ours to set.
+//!
+//! A connection that opens with a stream request is served by [`direct`]
+//! (no hyper buffers held for the stream's life); every other goes to
+//! hyper.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -17,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::BodyExt;
+use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -28,8 +32,9 @@ use tokio::net::TcpListener;
 use tower_service::Service;
 use warp::http::{HeaderMap, Request, Response, StatusCode};
 
+use crate::direct::{self, First, Replay};
 use crate::metrics::Metrics;
-use crate::stream::Handoff;
+use crate::stream::{Handoff, RoomStream};
 
 /// Who is at the other end, as the routes see it: the peer, or what a
 /// trusted proxy says about the client behind it.
@@ -104,11 +109,9 @@ pub async fn serve<S>(
     write_timeout: Duration,
     stop: impl Future<Output = ()>,
 ) where
-    S: Service<Request<Incoming>, Response = warp::reply::Response, Error = Infallible>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send,
+    S: Routes<Incoming> + Routes<Empty<Bytes>> + Clone + Send + 'static,
+    <S as Service<Request<Incoming>>>::Future: Send,
+    <S as Service<Request<Empty<Bytes>>>>::Future: Send,
 {
     let graceful = GracefulShutdown::new();
     let mut stop = std::pin::pin!(stop);
@@ -129,66 +132,91 @@ pub async fn serve<S>(
         // Streams are latency-bound and small: no Nagle delay.
         let _ = socket.set_nodelay(true);
         let (routes, metrics, trusted) = (routes.clone(), metrics.clone(), trusted.clone());
-        let service = hyper::service::service_fn(move |request: Request<Incoming>| {
-            let client = Client::of(peer.ip(), request.headers(), &trusted);
-            // Boxed: hyper keeps a slot the size of the service's future
-            // for the whole connection, and through warp's filters that
-            // future is 3.6 KB; a stream would hold it idle all its life.
-            Box::pin(respond(routes.clone(), metrics.clone(), client, request))
-        });
-        let io = WriteDeadline::new(TokioIo::new(socket), write_timeout);
-        let connection = http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_TIMEOUT)
-            .max_buf_size(MAX_BUFFER)
-            .serve_connection(io, service);
-        let connection = graceful.watch(connection);
+        // Shutdown waits for this connection while it holds the watcher.
+        let watcher = graceful.watcher();
         tokio::spawn(async move {
+            let mut socket = socket;
+            let read = match direct::first_request(&mut socket, HEADER_TIMEOUT).await {
+                First::Gone => return,
+                First::Stream(request) => {
+                    let client = Client::of(peer.ip(), request.headers(), &trusted);
+                    // Boxed, so the routes' 3.6 KB future is not part of
+                    // this task for as long as the stream lasts.
+                    let routed = Box::pin(route(routes, &metrics, client, request));
+                    let (response, stream) = routed.await;
+                    let (parts, body) = response.into_parts();
+                    let body = body
+                        .collect()
+                        .await
+                        .map(|b| b.to_bytes())
+                        .unwrap_or_default();
+                    let response = Response::from_parts(parts, body);
+                    direct::answer(socket, response, stream, write_timeout).await;
+                    drop(watcher);
+                    return;
+                }
+                First::Other(read) => read,
+            };
+            let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+                let client = Client::of(peer.ip(), request.headers(), &trusted);
+                // Boxed: hyper keeps a slot the size of the service's future
+                // for the whole connection, and through warp's filters that
+                // future is 3.6 KB; a stream would hold it idle all its life.
+                Box::pin(respond(routes.clone(), metrics.clone(), client, request))
+            });
+            let io = WriteDeadline::new(TokioIo::new(socket), write_timeout);
+            let connection = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .max_buf_size(MAX_BUFFER)
+                .serve_connection(Replay::new(read, io), service);
             // A client that hangs up mid-response is the normal end of a
             // stream, not an error worth a log line.
-            let _ = connection.await;
+            let _ = watcher.watch(connection).await;
         });
     }
     drop(listener);
     graceful.shutdown().await;
 }
 
-/// One request through the routes; an SSE stream handed off by its
-/// handler becomes the response body.
-async fn respond<S>(
-    mut routes: S,
+/// The routes, as a service for requests with a body of type `B`.
+pub trait Routes<B>:
+    Service<Request<B>, Response = warp::reply::Response, Error = Infallible>
+{
+}
+
+impl<T, B> Routes<B> for T where
+    T: Service<Request<B>, Response = warp::reply::Response, Error = Infallible>
+{
+}
+
+/// One request through hyper: an SSE stream handed off by its handler
+/// becomes the response body.
+async fn respond<S: Routes<Incoming>>(
+    routes: S,
     metrics: Arc<Metrics>,
     client: Client,
-    mut request: Request<Incoming>,
-) -> Result<Response<Body>, Infallible>
-where
-    S: Service<Request<Incoming>, Response = warp::reply::Response, Error = Infallible>,
-{
+    request: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
+    let (response, stream) = route(routes, &metrics, client, request).await;
+    Ok(match stream {
+        Some(stream) => response.map(|_| stream.map_err(|never| match never {}).boxed_unsync()),
+        None => response.map(|body| body.map_err(Into::into).boxed_unsync()),
+    })
+}
+
+/// One request through the routes, logged and counted: the response, and
+/// the stream its handler handed off, if any. A target or head over the
+/// limits is refused here (414, 431) before any route sees it.
+async fn route<S: Routes<B>, B>(
+    mut routes: S,
+    metrics: &Metrics,
+    client: Client,
+    mut request: Request<B>,
+) -> (warp::reply::Response, Option<RoomStream>) {
     let started = Instant::now();
-    let head: usize = request
-        .headers()
-        .iter()
-        .map(|(n, v)| n.as_str().len() + v.len())
-        .sum();
-    let uri = request.uri();
-    // Requests name a path (origin form), else a whole address: count what
-    // was sent without writing it out again.
-    let uri_len = uri.path_and_query().map_or(0, |p| p.as_str().len())
-        + uri.authority().map_or(0, |a| a.as_str().len())
-        + uri.scheme_str().map_or(0, str::len);
-    let refusal = if uri_len > MAX_URI {
-        Some((StatusCode::URI_TOO_LONG, "The address is too long."))
-    } else if head > MAX_HEAD {
-        Some((
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            "The request headers are too large.",
-        ))
-    } else {
-        None
-    };
-    if let Some((status, message)) = refusal {
-        let response = crate::error::json_error(status, message);
-        return Ok(response.map(|body| body.map_err(Into::into).boxed_unsync()));
+    if let Some(refusal) = refusal(&request) {
+        return (refusal, None);
     }
     let (method, path) = (request.method().clone(), request.uri().path().to_owned());
     request.extensions_mut().insert(client);
@@ -205,10 +233,34 @@ where
         .extensions_mut()
         .remove::<Handoff>()
         .and_then(Handoff::take);
-    Ok(match stream {
-        Some(stream) => response.map(|_| stream.map_err(|never| match never {}).boxed_unsync()),
-        None => response.map(|body| body.map_err(Into::into).boxed_unsync()),
-    })
+    (response, stream)
+}
+
+/// 414 for a request target over [`MAX_URI`], 431 for headers over
+/// [`MAX_HEAD`].
+fn refusal<B>(request: &Request<B>) -> Option<warp::reply::Response> {
+    let head: usize = request
+        .headers()
+        .iter()
+        .map(|(n, v)| n.as_str().len() + v.len())
+        .sum();
+    let uri = request.uri();
+    // Requests name a path (origin form), else a whole address: count what
+    // was sent without writing it out again.
+    let uri_len = uri.path_and_query().map_or(0, |p| p.as_str().len())
+        + uri.authority().map_or(0, |a| a.as_str().len())
+        + uri.scheme_str().map_or(0, str::len);
+    let (status, message) = if uri_len > MAX_URI {
+        (StatusCode::URI_TOO_LONG, "The address is too long.")
+    } else if head > MAX_HEAD {
+        (
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "The request headers are too large.",
+        )
+    } else {
+        return None;
+    };
+    Some(crate::error::json_error(status, message))
 }
 
 /// A connection's socket that gives up on a write the peer has not taken

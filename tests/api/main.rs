@@ -5,6 +5,7 @@ mod helpers;
 mod redis;
 
 mod cluster;
+mod connections;
 mod durability;
 mod errors;
 mod home;
