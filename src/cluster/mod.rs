@@ -151,12 +151,15 @@ impl Cluster {
                 }
                 Ok(value)
             }
-            Err(err) => {
+            Err(err) if unreachable(&err) => {
                 if self.inner.up.swap(false, Ordering::Relaxed) {
                     warn!("lost Redis ({what}: {err}); answering 503 until it is back");
                 }
                 Err(RoomError::Unreachable)
             }
+            // Redis answered, with an error: a bug or a misconfigured
+            // server, said every time (the caller answers 503).
+            Err(err) => Err(RoomError::Store(format!("Redis refused {what}: {err}"))),
         }
     }
 
@@ -390,6 +393,15 @@ impl Cluster {
             let _ = cluster.note("waking the reader", result);
         });
     }
+}
+
+/// Whether `err` means Redis could not be reached (rather than that it
+/// answered with an error).
+fn unreachable(err: &redis::RedisError) -> bool {
+    err.is_io_error()
+        || err.is_timeout()
+        || err.is_connection_dropped()
+        || err.is_connection_refusal()
 }
 
 /// A room's keys, in the order the scripts expect (see common.lua).
