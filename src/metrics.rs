@@ -28,8 +28,11 @@ pub struct Metrics {
 
 /// Gauges read from the registry when scraped.
 pub struct Gauges {
+    /// Rooms this node holds (with Redis: has in its cache).
     pub rooms: usize,
     pub streams: usize,
+    /// With Redis: whether this node reaches it.
+    pub redis_up: Option<bool>,
 }
 
 impl Metrics {
@@ -82,6 +85,14 @@ impl Metrics {
             "Live rooms.",
             gauges.rooms as u64,
         );
+        if let Some(up) = gauges.redis_up {
+            metric(
+                "roomcast_redis_up",
+                "gauge",
+                "1 while this node reaches Redis (with --redis).",
+                u64::from(up),
+            );
+        }
         metric(
             "roomcast_events_appended_total",
             "counter",
@@ -161,10 +172,12 @@ mod tests {
         let text = metrics.render(Gauges {
             rooms: 2,
             streams: 5,
+            redis_up: Some(false),
         });
         for line in [
             "roomcast_streams_open 5",
             "roomcast_rooms 2",
+            "roomcast_redis_up 0",
             "roomcast_events_appended_total 1",
             "roomcast_deliveries_total 2",
             "roomcast_lagged_disconnects_total 0",

@@ -247,6 +247,7 @@ impl Registry {
         Gauges {
             rooms: state.rooms.len(),
             streams: state.streams,
+            redis_up: self.cluster().map(Cluster::is_up),
         }
     }
 

@@ -206,6 +206,9 @@ async fn redis_restarting_mid_conversation_loses_nothing_accepted() {
             && health.json::<Value>().await.unwrap()["redis"] == "down"
     })
     .await;
+    let metrics = a.client.get(a.url("/metrics")).send().await.unwrap();
+    let metrics = metrics.text().await.unwrap();
+    assert!(metrics.contains("\nroomcast_redis_up 0\n"), "{metrics}");
 
     redis.run();
     let url = b.url(&format!("/rooms/{code}/messages"));
