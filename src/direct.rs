@@ -23,7 +23,7 @@ use bytes::{Bytes, BytesMut};
 use http_body_util::{BodyExt, Empty};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use warp::http::{HeaderValue, Request, Response, Version};
+use warp::http::{HeaderValue, Request, Version};
 
 use crate::stream::RoomStream;
 
@@ -122,27 +122,11 @@ fn parse(head: &[u8]) -> Option<First> {
 /// whole. The connection is closed after either.
 pub async fn answer(
     mut socket: TcpStream,
-    response: Response<Bytes>,
+    response: warp::reply::Response,
     stream: Option<RoomStream>,
     write_timeout: Duration,
 ) {
-    let (parts, body) = response.into_parts();
-    let mut head = Vec::with_capacity(512);
-    let reason = parts.status.canonical_reason().unwrap_or("");
-    head.extend_from_slice(format!("HTTP/1.1 {} {reason}\r\n", parts.status.as_u16()).as_bytes());
-    for (name, value) in &parts.headers {
-        head.extend_from_slice(name.as_str().as_bytes());
-        head.extend_from_slice(b": ");
-        head.extend_from_slice(value.as_bytes());
-        head.extend_from_slice(b"\r\n");
-    }
-    if stream.is_some() {
-        head.extend_from_slice(b"transfer-encoding: chunked\r\n");
-    } else {
-        head.extend_from_slice(format!("content-length: {}\r\n", body.len()).as_bytes());
-    }
-    head.extend_from_slice(b"connection: close\r\n\r\n");
-    head.extend_from_slice(&body);
+    let head = head(response, stream.is_some()).await;
     if send(&socket, &head, write_timeout).await.is_err() {
         return;
     }
@@ -155,6 +139,35 @@ pub async fn answer(
     }
     // Tell the peer we are done; it may already be gone.
     let _ = socket.shutdown().await;
+}
+
+/// The response's head (and whole body, for an answer without a stream),
+/// as it goes on the wire.
+async fn head(response: warp::reply::Response, streaming: bool) -> Vec<u8> {
+    let (parts, body) = response.into_parts();
+    // Error answers are small and whole; a stream's own body is empty.
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let mut head = Vec::with_capacity(512);
+    let reason = parts.status.canonical_reason().unwrap_or("");
+    head.extend_from_slice(format!("HTTP/1.1 {} {reason}\r\n", parts.status.as_u16()).as_bytes());
+    for (name, value) in &parts.headers {
+        head.extend_from_slice(name.as_str().as_bytes());
+        head.extend_from_slice(b": ");
+        head.extend_from_slice(value.as_bytes());
+        head.extend_from_slice(b"\r\n");
+    }
+    if streaming {
+        head.extend_from_slice(b"transfer-encoding: chunked\r\n");
+    } else {
+        head.extend_from_slice(format!("content-length: {}\r\n", body.len()).as_bytes());
+    }
+    head.extend_from_slice(b"connection: close\r\n\r\n");
+    head.extend_from_slice(&body);
+    head
 }
 
 /// Writes each chunk the stream gives as it comes, until the stream ends

@@ -13,7 +13,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -25,10 +25,10 @@ use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use ipnet::IpNet;
 use log::{error, info};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tower_service::Service;
 use warp::http::{HeaderMap, Request, Response, StatusCode};
 
@@ -113,6 +113,12 @@ pub async fn serve<S>(
     <S as Service<Request<Incoming>>>::Future: Send,
     <S as Service<Request<Empty<Bytes>>>>::Future: Send,
 {
+    let connection = Connection {
+        routes,
+        metrics,
+        trusted,
+        write_timeout,
+    };
     let graceful = GracefulShutdown::new();
     let mut stop = std::pin::pin!(stop);
     loop {
@@ -131,52 +137,73 @@ pub async fn serve<S>(
         };
         // Streams are latency-bound and small: no Nagle delay.
         let _ = socket.set_nodelay(true);
-        let (routes, metrics, trusted) = (routes.clone(), metrics.clone(), trusted.clone());
         // Shutdown waits for this connection while it holds the watcher.
         let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            let mut socket = socket;
-            let read = match direct::first_request(&mut socket, HEADER_TIMEOUT).await {
-                First::Gone => return,
-                First::Stream(request) => {
-                    let client = Client::of(peer.ip(), request.headers(), &trusted);
-                    // Boxed, so the routes' 3.6 KB future is not part of
-                    // this task for as long as the stream lasts.
-                    let routed = Box::pin(route(routes, &metrics, client, request));
-                    let (response, stream) = routed.await;
-                    let (parts, body) = response.into_parts();
-                    let body = body
-                        .collect()
-                        .await
-                        .map(|b| b.to_bytes())
-                        .unwrap_or_default();
-                    let response = Response::from_parts(parts, body);
-                    direct::answer(socket, response, stream, write_timeout).await;
-                    drop(watcher);
-                    return;
-                }
-                First::Other(read) => read,
-            };
-            let service = hyper::service::service_fn(move |request: Request<Incoming>| {
-                let client = Client::of(peer.ip(), request.headers(), &trusted);
-                // Boxed: hyper keeps a slot the size of the service's future
-                // for the whole connection, and through warp's filters that
-                // future is 3.6 KB; a stream would hold it idle all its life.
-                Box::pin(respond(routes.clone(), metrics.clone(), client, request))
-            });
-            let io = WriteDeadline::new(TokioIo::new(socket), write_timeout);
-            let connection = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT)
-                .max_buf_size(MAX_BUFFER)
-                .serve_connection(Replay::new(read, io), service);
-            // A client that hangs up mid-response is the normal end of a
-            // stream, not an error worth a log line.
-            let _ = watcher.watch(connection).await;
-        });
+        tokio::spawn(connection.clone().serve(socket, peer, watcher));
     }
     drop(listener);
     graceful.shutdown().await;
+}
+
+/// What every connection is served with.
+#[derive(Clone)]
+struct Connection<S> {
+    routes: S,
+    metrics: Arc<Metrics>,
+    trusted: Arc<[IpNet]>,
+    write_timeout: Duration,
+}
+
+impl<S> Connection<S>
+where
+    S: Routes<Incoming> + Routes<Empty<Bytes>> + Clone + Send + 'static,
+    <S as Service<Request<Incoming>>>::Future: Send,
+    <S as Service<Request<Empty<Bytes>>>>::Future: Send,
+{
+    /// One connection: a stream request first is answered by [`direct`];
+    /// anything else by hyper, until the peer or shutdown ends it.
+    async fn serve(self, mut socket: TcpStream, peer: SocketAddr, watcher: Watcher) {
+        match direct::first_request(&mut socket, HEADER_TIMEOUT).await {
+            First::Gone => {}
+            First::Stream(request) => {
+                let client = Client::of(peer.ip(), request.headers(), &self.trusted);
+                // Boxed, so the routes' 3.6 KB future is not part of this
+                // task for as long as the stream lasts.
+                let routed = Box::pin(route(self.routes, &self.metrics, client, request));
+                let (response, stream) = routed.await;
+                direct::answer(socket, response, stream, self.write_timeout).await;
+                drop(watcher); // Held until the stream is done.
+            }
+            // Boxed for the same reason: hyper's connection state is large.
+            First::Other(read) => Box::pin(self.with_hyper(socket, peer, read, watcher)).await,
+        }
+    }
+
+    /// The connection through hyper, `read` being what was read already.
+    async fn with_hyper(self, socket: TcpStream, peer: SocketAddr, read: Bytes, watcher: Watcher) {
+        let Connection {
+            routes,
+            metrics,
+            trusted,
+            write_timeout,
+        } = self;
+        let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+            let client = Client::of(peer.ip(), request.headers(), &trusted);
+            // Boxed: hyper keeps a slot the size of the service's future
+            // for the whole connection, and through warp's filters that
+            // future is 3.6 KB; a stream would hold it idle all its life.
+            Box::pin(respond(routes.clone(), metrics.clone(), client, request))
+        });
+        let io = WriteDeadline::new(TokioIo::new(socket), write_timeout);
+        let connection = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_TIMEOUT)
+            .max_buf_size(MAX_BUFFER)
+            .serve_connection(Replay::new(read, io), service);
+        // A client that hangs up mid-response is the normal end of a
+        // stream, not an error worth a log line.
+        let _ = watcher.watch(connection).await;
+    }
 }
 
 /// The routes, as a service for requests with a body of type `B`.
