@@ -6,11 +6,14 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, Mutex, Weak};
 use std::time::Instant;
 
+use memchr::memmem;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
+use tokio::sync::Notify;
 
 /// What one subscriber saw.
 #[derive(Debug, Default, Clone)]
@@ -31,23 +34,41 @@ pub struct Seen {
 
 /// When a subscriber may stop: once it has the last id posted, which is
 /// known (and announced) when posting is done.
+///
+/// Each follower waits on a `Notify` of its own: a watch shared by a
+/// thousand followers would have every one of them take its lock on every
+/// read, and the load generator would measure itself.
 pub struct Goal {
-    last: tokio::sync::watch::Sender<Option<u64>>,
+    /// The last id posted; `u64::MAX` until it is known.
+    last: AtomicU64,
+    waiting: Mutex<Vec<Weak<Notify>>>,
 }
 
 impl Goal {
     pub fn new() -> Arc<Goal> {
         Arc::new(Goal {
-            last: tokio::sync::watch::channel(None).0,
+            last: AtomicU64::new(u64::MAX),
+            waiting: Mutex::new(Vec::new()),
         })
     }
 
     pub fn finish(&self, last: u64) {
-        self.last.send_replace(Some(last));
+        self.last.store(last, Ordering::SeqCst);
+        let waiting = std::mem::take(&mut *self.waiting.lock().unwrap());
+        for follower in waiting.iter().filter_map(Weak::upgrade) {
+            // Kept as a permit if the follower is not waiting right now.
+            follower.notify_one();
+        }
     }
 
     fn reached(&self, id: u64) -> bool {
-        self.last.borrow().is_some_and(|last| id >= last)
+        let last = self.last.load(Ordering::SeqCst);
+        last != u64::MAX && id >= last
+    }
+
+    /// Registers a follower to be told when the goal is known.
+    fn watch(&self, follower: &Arc<Notify>) {
+        self.waiting.lock().unwrap().push(Arc::downgrade(follower));
     }
 }
 
@@ -147,15 +168,24 @@ impl Subscriber {
 
     /// [`Subscriber::follow`] that keeps the stream for more.
     pub async fn follow_until(&mut self, epoch: Instant, goal: &Goal, deadline: Instant) {
+        // Made once and polled again, not made per read: each would
+        // register with a lock and a timer wheel and leave again.
+        let announced = Arc::new(Notify::new());
+        goal.watch(&announced);
+        let mut known = std::pin::pin!(announced.notified());
+        let mut expired = std::pin::pin!(tokio::time::sleep_until(deadline.into()));
         loop {
             if goal.reached(self.seen.last_id) {
                 return;
             }
-            let mut announced = goal.last.subscribe();
             let read = tokio::select! {
+                biased;
                 read = self.reader.read(&mut self.buffer) => read,
-                _ = announced.changed() => continue, // posting is done: check again
-                _ = tokio::time::sleep_until(deadline.into()) => return,
+                _ = &mut known => {
+                    known.set(announced.notified());
+                    continue; // posting is done: check again
+                }
+                _ = &mut expired => return,
             };
             match read {
                 Ok(n) if n > 0 => {
@@ -216,84 +246,116 @@ async fn open_stream(
     }
 }
 
-/// Chunked transfer decoding, then SSE lines.
+/// Chunked transfer decoding, then SSE lines. It reads every byte a
+/// thousand streams receive, so it works on slices, not byte by byte.
 #[derive(Default)]
 struct Parser {
-    chunk_left: usize,
-    size_line: Vec<u8>,
-    in_crlf: u8,
+    chunk: Chunk,
+    /// A line begun in an earlier read.
     line: Vec<u8>,
     id: u64,
-    event: Vec<u8>,
+    message: bool,
+    members: bool,
     sent_us: Option<u64>,
+}
+
+/// Where the chunked framing stands.
+enum Chunk {
+    /// Reading a size line: the size so far, and whether its digits ended.
+    Size(usize, bool),
+    /// Inside a chunk, with this many bytes left.
+    Data(usize),
+    /// Skipping the CRLF after a chunk's data.
+    Crlf(u8),
+}
+
+impl Default for Chunk {
+    fn default() -> Chunk {
+        Chunk::Size(0, false)
+    }
 }
 
 impl Parser {
     fn feed(&mut self, mut input: &[u8], mut on_frame: impl FnMut(Frame)) {
-        while !input.is_empty() {
-            if self.in_crlf > 0 {
-                input = &input[1..];
-                self.in_crlf -= 1;
-                continue;
-            }
-            if self.chunk_left == 0 {
-                let Some(end) = input.iter().position(|&b| b == b'\n') else {
-                    self.size_line.extend_from_slice(input);
-                    return;
-                };
-                self.size_line.extend_from_slice(&input[..end]);
-                input = &input[end + 1..];
-                let text = String::from_utf8_lossy(&self.size_line);
-                self.chunk_left = usize::from_str_radix(text.trim(), 16).unwrap_or(0);
-                self.size_line.clear();
-                continue;
-            }
-            let take = self.chunk_left.min(input.len());
-            for &byte in &input[..take] {
-                if byte == b'\n' {
-                    self.line_done(&mut on_frame);
-                } else {
-                    self.line.push(byte);
+        while let Some((&byte, rest)) = input.split_first() {
+            match &mut self.chunk {
+                Chunk::Crlf(left) => {
+                    *left -= 1;
+                    if *left == 0 {
+                        self.chunk = Chunk::default();
+                    }
+                    input = rest;
                 }
-            }
-            self.chunk_left -= take;
-            input = &input[take..];
-            if self.chunk_left == 0 {
-                self.in_crlf = 2;
+                Chunk::Size(size, ended) => {
+                    input = rest;
+                    match (byte as char).to_digit(16) {
+                        _ if byte == b'\n' => {
+                            // A zero size ends the body; nothing follows.
+                            self.chunk = Chunk::Data(*size);
+                        }
+                        Some(digit) if !*ended => *size = *size * 16 + digit as usize,
+                        _ => *ended = true, // CR or an extension
+                    }
+                }
+                Chunk::Data(left) => {
+                    let take = (*left).min(input.len());
+                    *left -= take;
+                    if *left == 0 {
+                        self.chunk = Chunk::Crlf(2);
+                    }
+                    self.lines(&input[..take], &mut on_frame);
+                    input = &input[take..];
+                }
             }
         }
     }
 
-    fn line_done(&mut self, on_frame: &mut impl FnMut(Frame)) {
-        let line = &self.line;
+    /// Feeds a chunk's payload through line by line.
+    fn lines(&mut self, mut data: &[u8], on_frame: &mut impl FnMut(Frame)) {
+        while let Some(end) = memchr::memchr(b'\n', data) {
+            if self.line.is_empty() {
+                self.line_done(&data[..end], on_frame);
+            } else {
+                let mut line = std::mem::take(&mut self.line);
+                line.extend_from_slice(&data[..end]);
+                self.line_done(&line, on_frame);
+                line.clear();
+                self.line = line;
+            }
+            data = &data[end + 1..];
+        }
+        self.line.extend_from_slice(data);
+    }
+
+    fn line_done(&mut self, line: &[u8], on_frame: &mut impl FnMut(Frame)) {
         if line.is_empty() {
-            match (self.event.as_slice(), self.sent_us) {
-                (b"members", _) => on_frame(Frame::Members),
-                (b"message", Some(sent_us)) => on_frame(Frame::Message {
+            if self.members {
+                on_frame(Frame::Members);
+            } else if let (true, Some(sent_us)) = (self.message, self.sent_us) {
+                on_frame(Frame::Message {
                     id: self.id,
                     sent_us,
-                }),
-                _ => {}
+                });
             }
-            self.event.clear();
-            self.sent_us = None;
+            (self.members, self.message, self.sent_us) = (false, false, None);
         } else if let Some(id) = line.strip_prefix(b"id:") {
-            self.id = std::str::from_utf8(id)
-                .ok()
-                .and_then(|s| s.trim().parse().ok())
-                .unwrap_or(0);
+            self.id = digits(id.trim_ascii_start()).unwrap_or(0);
         } else if let Some(event) = line.strip_prefix(b"event:") {
-            self.event = event.strip_prefix(b" ").unwrap_or(event).to_vec();
+            let event = event.trim_ascii_start();
+            self.members = event == b"members";
+            self.message = event == b"message";
         } else if let Some(data) = line.strip_prefix(b"data:") {
             self.sent_us = sent_time(data);
         }
-        self.line.clear();
     }
 }
 
 /// The µs in `"text":"<digits>` of an event's JSON.
 fn sent_time(json: &[u8]) -> Option<u64> {
-    number_after(json, b"\"text\":\"")
+    // Built once: a searcher's setup costs more than one short search.
+    static TEXT: LazyLock<memmem::Finder> = LazyLock::new(|| memmem::Finder::new(b"\"text\":\""));
+    let start = TEXT.find(json)? + TEXT.needle().len();
+    digits(&json[start..])
 }
 
 /// What the server answered.
@@ -394,9 +456,11 @@ impl Poster {
         })
     }
 
-    /// Posts a message whose text is `sent_us`; returns its id.
+    /// Posts a message whose text is `sent_us`, padded to 100 bytes
+    /// after the digits (so the reader need not scan them all); returns
+    /// its id.
     pub async fn say(&mut self, code: &str, sent_us: u64) -> io::Result<u64> {
-        let body = format!(r#"{{"name":"bench","text":"{sent_us:0>100}"}}"#);
+        let body = format!(r#"{{"name":"bench","text":"{sent_us:.<100}"}}"#);
         let (status, reply) = self.post(&format!("/rooms/{code}/messages"), &body).await?;
         if status != 201 {
             return Err(io::Error::other(format!("post answered {status}")));
@@ -426,15 +490,21 @@ pub fn id_of(json: &[u8]) -> Option<u64> {
 
 /// The decimal number right after the first `key` in `json`.
 fn number_after(json: &[u8], key: &[u8]) -> Option<u64> {
-    let start = json.windows(key.len()).position(|w| w == key)? + key.len();
-    let digits = json[start..]
-        .iter()
-        .take_while(|b| b.is_ascii_digit())
-        .count();
-    std::str::from_utf8(&json[start..start + digits])
-        .ok()?
-        .parse()
-        .ok()
+    let start = memmem::find(json, key)? + key.len();
+    digits(&json[start..])
+}
+
+/// The decimal number `text` starts with (leading zeros allowed: the
+/// benchmark pads its texts to 100 digits).
+fn digits(text: &[u8]) -> Option<u64> {
+    let len = text.iter().take_while(|b| b.is_ascii_digit()).count();
+    if len == 0 {
+        return None;
+    }
+    let zeros = text[..len].iter().take_while(|&&b| b == b'0').count();
+    text[zeros..len].iter().try_fold(0u64, |n, &d| {
+        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+    })
 }
 
 /// Percentiles of µs samples, in ms: (p50, p99, max).
@@ -455,7 +525,7 @@ mod tests {
     fn the_parser_reads_chunked_sse_split_anywhere() {
         let frames = [
             "event:members\ndata:{\"members\":[]}\n\n",
-            "event:message\ndata:{\"id\":7,\"text\":\"000123\"}\nid:7\n\n",
+            "event:message\ndata:{\"id\":7,\"text\":\"000000000000000000000000000123\"}\nid:7\n\n",
         ];
         let body: String = frames
             .iter()
