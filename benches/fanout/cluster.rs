@@ -54,7 +54,7 @@ impl Drop for Redis {
     }
 }
 
-/// Two nodes on one Redis, `subs` subscribers and 8 posters split between
+/// Two nodes on one Redis, `subs` subscribers and the posters split between
 /// them, for `secs`.
 pub async fn two_nodes(binary: &str, subs: usize, secs: u64) -> Row {
     let Some(redis) = Redis::start() else {

@@ -524,6 +524,14 @@ async fn at_rate(
     row
 }
 
+/// Posters in `saturate`, each waiting for its answer before the next
+/// post. Eight left the server idle between fan-out rounds (one round
+/// per commit, at most eight messages in it); 32 fill each round and
+/// keep POST→receive p99 well under 100 ms. At 64 the load generator's
+/// own readers, on the same two cores, fall behind the room by more than
+/// its history and are told of a gap, which the run counts as loss.
+const SATURATE_POSTERS: usize = 32;
+
 /// `saturate`: one room, posts as fast as they are accepted. With several
 /// `nodes` (sharing rooms through Redis), subscribers and posters are
 /// spread over them in turn.
@@ -548,7 +556,7 @@ pub async fn saturate(name: &str, nodes: &[SocketAddr], subs: usize, secs: u64) 
     let started = Instant::now();
     let until = started + Duration::from_secs(secs);
     let (goal, follow) = follow_in_background(subscribers, epoch, until);
-    let posters: Vec<_> = (0..8)
+    let posters: Vec<_> = (0..SATURATE_POSTERS)
         .map(|i| {
             let (addr, code) = (nodes[i % nodes.len()], code.clone());
             tokio::spawn(async move {
