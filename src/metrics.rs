@@ -36,8 +36,8 @@ pub struct Gauges {
 }
 
 impl Metrics {
-    pub fn event_appended(&self) {
-        self.events_appended.fetch_add(1, Relaxed);
+    pub fn appended(&self, events: u64) {
+        self.events_appended.fetch_add(events, Relaxed);
     }
 
     pub fn delivered(&self, events: u64) {
@@ -154,7 +154,7 @@ mod tests {
     #[test]
     fn the_exposition_has_every_series() {
         let metrics = Metrics::default();
-        metrics.event_appended();
+        metrics.appended(1);
         metrics.delivered(2);
         let post = |ms| Duration::from_millis(ms);
         metrics.responded(

@@ -225,8 +225,11 @@ pub fn sse_frame(id: Option<u64>, event: &str, data: &str) -> Bytes {
 /// Everything a room pushes down its streams.
 #[derive(Debug, Clone)]
 pub enum Update {
-    /// A history event (message, join, leave).
-    Event(Arc<Recorded>),
+    /// History events (messages, joins, leaves) stored together, in id
+    /// order: one update per room per commit, so a stream woken for the
+    /// first finds the rest with it, and the channel's slots count
+    /// commits, not events.
+    Events(Arc<[Arc<Recorded>]>),
     /// The member list changed: a `members` frame, no id.
     Members(Bytes),
     /// The server is stopping: end the stream after what came before (the

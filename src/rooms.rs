@@ -38,7 +38,14 @@ use crate::store::{now_ms, Change, Store, StoreError, StoredRoom};
 
 /// How many updates a stream may fall behind before it is closed and must
 /// resume from history. Every room allocates this many slots up front.
+/// An update carries all of a room's events from one commit (up to
+/// [`EVENTS_PER_UPDATE`]), so under load the channel spans many more
+/// events than slots.
 const CHANNEL_CAPACITY: usize = 256;
+
+/// Most events in one update, which bounds what a busy room's channel
+/// keeps alive: 256 slots of 64 events.
+const EVENTS_PER_UPDATE: usize = 64;
 
 /// How many random codes to try before saying no free code was found.
 const CODE_ATTEMPTS: usize = 64;
@@ -740,10 +747,11 @@ impl Registry {
         let Ok(room) = state.room_mut(code) else {
             return; // Forgotten meanwhile.
         };
-        for event in events {
-            if event.event.id <= room.published_id {
-                continue;
-            }
+        let fresh: Vec<_> = events
+            .into_iter()
+            .filter(|e| e.event.id > room.published_id)
+            .collect();
+        for event in &fresh {
             if let Ok(name) = Name::parse(&event.event.name) {
                 match event.event.kind {
                     Kind::Join => {
@@ -755,11 +763,14 @@ impl Registry {
                     Kind::Message => {}
                 }
             }
-            room.publish(&event, 0);
-            if room.streams == 0 {
-                room.idle_since = Some(Instant::now());
-            }
-            self.shared.metrics.event_appended();
+        }
+        if fresh.is_empty() {
+            return;
+        }
+        self.shared.metrics.appended(fresh.len() as u64);
+        room.publish(fresh, 0);
+        if room.streams == 0 {
+            room.idle_since = Some(Instant::now());
         }
     }
 
@@ -785,7 +796,7 @@ impl Registry {
             );
             for room in state.rooms.values() {
                 // An error only means nobody is listening.
-                let _ = room.updates.send(Update::Close);
+                room.send(Update::Close);
             }
         }
     }
@@ -818,17 +829,22 @@ fn lock(shared: &Shared) -> MutexGuard<'_, State> {
 }
 
 /// Called by the writer thread with each stored batch, in queue order:
-/// history events become visible and go out to every stream.
+/// history events become visible and go out to every stream, each room's
+/// share of the batch as one update.
 fn publish(shared: &Shared, changes: &[Change]) {
-    let history = shared.settings.history;
-    let mut state = lock(shared);
+    let mut by_room: HashMap<&RoomCode, Vec<Arc<Recorded>>> = HashMap::new();
     for change in changes {
         if let Change::Append { code, event, .. } = change {
-            // The room may have expired while the event was being stored.
-            if let Ok(room) = state.room_mut(code) {
-                room.publish(event, history);
-                shared.metrics.event_appended();
-            }
+            by_room.entry(code).or_default().push(event.clone());
+        }
+    }
+    let history = shared.settings.history;
+    let mut state = lock(shared);
+    for (code, events) in by_room {
+        // The room may have expired while the events were being stored.
+        if let Ok(room) = state.room_mut(code) {
+            shared.metrics.appended(events.len() as u64);
+            room.publish(events, history);
         }
     }
 }
@@ -1016,19 +1032,38 @@ impl Room {
         Arc::new(Recorded::new(event))
     }
 
-    /// A stored event: keep it in history and send it to every stream; a
-    /// join or leave also sends the new member list.
-    fn publish(&mut self, event: &Arc<Recorded>, history: usize) {
-        self.published_id = event.event.id;
-        self.history.push_back(event.clone());
+    /// Stored events, in id order: keep them in history and send them to
+    /// every stream; a join or leave also sends the new member list,
+    /// right after it.
+    fn publish(&mut self, events: Vec<Arc<Recorded>>, history: usize) {
+        let mut run = Vec::with_capacity(events.len().min(EVENTS_PER_UPDATE));
+        for event in events {
+            self.published_id = event.event.id;
+            self.history.push_back(event.clone());
+            let notice = event.event.kind != Kind::Message;
+            run.push(event);
+            if notice || run.len() == EVENTS_PER_UPDATE {
+                self.send_events(&mut run);
+            }
+            if notice {
+                self.send(Update::Members(self.members_frame()));
+            }
+        }
+        self.send_events(&mut run);
         while self.history.len() > history {
             self.history.pop_front();
         }
-        // An error only means nobody is listening right now.
-        let _ = self.updates.send(Update::Event(event.clone()));
-        if event.event.kind != Kind::Message {
-            let _ = self.updates.send(Update::Members(self.members_frame()));
+    }
+
+    fn send_events(&self, run: &mut Vec<Arc<Recorded>>) {
+        if !run.is_empty() {
+            self.send(Update::Events(std::mem::take(run).into()));
         }
+    }
+
+    fn send(&self, update: Update) {
+        // An error only means nobody is listening right now.
+        let _ = self.updates.send(update);
     }
 
     /// History events with an id above `since`.
@@ -1173,9 +1208,47 @@ pub(crate) mod tests {
             .await
             .unwrap();
         match sub.updates.try_recv() {
-            Ok(Update::Event(event)) => assert_eq!(event.event.id, posted.event.id),
+            Ok(Update::Events(events)) => assert_eq!(events[0].event.id, posted.event.id),
             other => panic!("not yet sent: {other:?}"),
         }
         assert_eq!(registry.history(&code, None, 10).await.unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_commit_goes_out_as_one_update_with_members_after_each_join() {
+        let code = RoomCode::parse("ABCD").unwrap();
+        let mut room = Room::new(0);
+        let mut updates = room.updates.subscribe();
+        let event = |id, kind, text: Option<&str>| {
+            let text = text.map(|t| Text::parse(t).unwrap());
+            Arc::new(Recorded::new(Event::new(
+                id,
+                kind,
+                &code,
+                &name("al"),
+                text.as_ref(),
+            )))
+        };
+        let batch = vec![
+            event(1, Kind::Message, Some("one")),
+            event(2, Kind::Join, None),
+            event(3, Kind::Message, Some("two")),
+            event(4, Kind::Message, Some("three")),
+        ];
+        room.publish(batch, 3);
+        let mut seen = Vec::new();
+        while let Ok(update) = updates.try_recv() {
+            seen.push(match update {
+                Update::Events(events) => format!(
+                    "{:?}",
+                    events.iter().map(|e| e.event.id).collect::<Vec<_>>()
+                ),
+                Update::Members(_) => "members".to_string(),
+                Update::Close => "close".to_string(),
+            });
+        }
+        assert_eq!(seen, ["[1, 2]", "members", "[3, 4]"]);
+        let kept: Vec<u64> = room.history.iter().map(|e| e.event.id).collect();
+        assert_eq!(kept, [2, 3, 4], "history is trimmed to its length");
     }
 }

@@ -132,11 +132,16 @@ impl RoomStream {
                 }
             };
             match update {
-                Update::Event(event) if event.event.id <= self.last_id => {}
-                Update::Event(event) => {
-                    self.last_id = event.event.id;
-                    self.metrics.delivered(1);
-                    chunk.push(&event.frame);
+                Update::Events(events) => {
+                    // What the backlog already gave is skipped.
+                    let since = self.last_id;
+                    let mut delivered = 0;
+                    for event in events.iter().filter(|e| e.event.id > since) {
+                        self.last_id = event.event.id;
+                        chunk.push(&event.frame);
+                        delivered += 1;
+                    }
+                    self.metrics.delivered(delivered);
                 }
                 Update::Members(frame) => chunk.push(&frame),
                 Update::Close => {

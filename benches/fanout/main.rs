@@ -527,9 +527,8 @@ async fn at_rate(
 /// Posters in `saturate`, each waiting for its answer before the next
 /// post. Eight left the server idle between fan-out rounds (one round
 /// per commit, at most eight messages in it); 32 fill each round and
-/// keep POST→receive p99 well under 100 ms. At 64 the load generator's
-/// own readers, on the same two cores, fall behind the room by more than
-/// its history and are told of a gap, which the run counts as loss.
+/// keep POST→receive p99 about half the 100 ms target on this noisy
+/// machine. 64 deliver more still, with p99 nearer the bound.
 const SATURATE_POSTERS: usize = 32;
 
 /// `saturate`: one room, posts as fast as they are accepted. With several
