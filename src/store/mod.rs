@@ -6,6 +6,7 @@
 //! transaction each, and only then lets the registry publish them. So every
 //! event anyone sees has a durable id, and a 201 means stored.
 
+mod checkpoint;
 pub mod sqlite;
 pub mod writer;
 
@@ -67,6 +68,10 @@ pub trait Store: Send + 'static {
     /// Applies `changes` in order, all or nothing; keeps at most `history`
     /// events per room.
     fn apply(&mut self, changes: &[Change], history: usize) -> Result<(), StoreError>;
+
+    /// Housekeeping the writer does once a batch's requests are answered,
+    /// so that it never delays an answer.
+    fn tidy(&mut self) {}
 }
 
 /// Milliseconds since the Unix epoch, now.

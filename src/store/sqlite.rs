@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection};
 
+use super::checkpoint::Checkpoints;
 use super::{Change, Store, StoreError, StoredRoom};
 use crate::model::{Event, Kind, Recorded, RoomCode};
 
@@ -36,6 +37,8 @@ const MIGRATIONS: &[&str] = &[
 
 pub struct SqliteStore {
     conn: Connection,
+    /// For a file: its write-ahead log's checkpoints, out of the commits.
+    checkpoints: Option<Checkpoints>,
     /// Held for as long as the store is open, so a second roomcast on the
     /// same file stops at start instead of interleaving ids with this one.
     _lock: Option<File>,
@@ -59,8 +62,15 @@ impl SqliteStore {
                 Some(lock),
             )
         };
-        let mut store = SqliteStore { conn, _lock: lock };
-        store.prepare().map_err(fail)?;
+        let mut store = SqliteStore {
+            conn,
+            checkpoints: None,
+            _lock: lock,
+        };
+        store.prepare().map_err(&fail)?;
+        if path != IN_MEMORY {
+            store.checkpoints = Some(Checkpoints::start(&mut store.conn, path).map_err(fail)?);
+        }
         Ok(store)
     }
 
@@ -128,6 +138,12 @@ impl Store for SqliteStore {
     fn apply(&mut self, changes: &[Change], history: usize) -> Result<(), StoreError> {
         self.apply_all(changes, history)
             .map_err(|e| StoreError(format!("cannot store: {e}")))
+    }
+
+    fn tidy(&mut self) {
+        if let Some(checkpoints) = &mut self.checkpoints {
+            checkpoints.tidy(&self.conn);
+        }
     }
 }
 
@@ -404,5 +420,37 @@ mod tests {
         std::fs::write(&garbage, vec![0x5a; 8192]).unwrap();
         let err = SqliteStore::open(garbage.to_str().unwrap()).err().unwrap();
         assert!(err.0.contains("not a database"), "{err}");
+    }
+
+    #[test]
+    fn the_log_is_checkpointed_after_answers_not_left_to_grow() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let wal = dir.path().join("t.db-wal");
+        let code = RoomCode::parse("ABCD").unwrap();
+        let mut store = SqliteStore::open(path.to_str().unwrap()).unwrap();
+        let create = Change::CreateRoom {
+            code: code.clone(),
+            at_ms: 5,
+        };
+        store.apply(&[create], 100_000).unwrap();
+        // About 10 MB of events, two and a half times the threshold.
+        let text = "x".repeat(1000);
+        let mut largest = 0;
+        for batch in 0..200 {
+            let changes: Vec<Change> = (1..=50)
+                .map(|i| message(&code, batch * 50 + i, &text))
+                .collect();
+            store.apply(&changes, 100_000).unwrap();
+            store.tidy();
+            largest = largest.max(std::fs::metadata(&wal).unwrap().len());
+        }
+        // Unchecked it grows to 55 MB; checkpoints keep it near their
+        // threshold (4 MB of pages), plus what is committed while the
+        // helper thread copies, with room for a slow disk.
+        assert!(largest < 20_000_000, "the log grew to {largest} bytes");
+        drop(store);
+        let mut store = SqliteStore::open(path.to_str().unwrap()).unwrap();
+        assert_eq!(store.load(100_000).unwrap()[0].events.len(), 10_000);
     }
 }

@@ -1,7 +1,8 @@
 //! The one thread that writes. It takes every queued change, applies them
 //! to the store in one transaction (group commit: while one batch commits,
 //! the next one queues up), then hands the batch to `on_commit` in order,
-//! and only then answers each waiting request.
+//! and only then answers each waiting request; the store's housekeeping
+//! comes after the answers.
 
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::thread::JoinHandle;
@@ -47,6 +48,7 @@ pub fn spawn(
                     // The request may have gone away; the outcome stands.
                     let _ = done.send(result.clone());
                 }
+                store.tidy();
             }
         })
         .expect("the OS can start one more thread at start-up");
