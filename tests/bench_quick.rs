@@ -30,6 +30,7 @@ async fn the_benchmark_runs_at_quick_sizes_and_loses_nothing() {
             "many-rooms",
             "posts/0-subs",
             "posts/1k-subs",
+            "posts/memory",
             "cluster/1-node",
             "cluster/2-nodes"
         ]

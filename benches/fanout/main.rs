@@ -179,6 +179,11 @@ pub async fn run(options: &Options) -> Vec<Row> {
             )
             .await,
         );
+        if options.url.is_none() {
+            let flags = [LIFTED, &["--db", ":memory:"]].concat();
+            let memory = start(&flags);
+            record(posts(&memory, "posts/memory", 0, posters, secs).await);
+        }
     }
     if wanted("cluster") && options.url.is_none() {
         let (subs, secs) = if q { (100, 1) } else { (1000, 10) };
@@ -238,15 +243,17 @@ impl Target {
         }
     }
 
-    /// The release binary with the default SQLite store in a temp dir,
-    /// per-request logging off (it would dominate the figures), and
-    /// `flags`.
+    /// The release binary with the default SQLite store in a temp dir
+    /// (unless `flags` name a `--db`), per-request logging off (it would
+    /// dominate the figures), and `flags`.
     pub fn start(binary: &str, flags: &[&str]) -> Target {
         let dir = tempfile::tempdir().expect("a temp dir");
-        let db = dir.path().join("bench.db");
-        let mut child = Command::new(binary)
-            .args(["--bind", "127.0.0.1:0", "--db"])
-            .arg(&db)
+        let mut command = Command::new(binary);
+        command.args(["--bind", "127.0.0.1:0"]);
+        if !flags.contains(&"--db") {
+            command.arg("--db").arg(dir.path().join("bench.db"));
+        }
+        let mut child = command
             .args(flags)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
