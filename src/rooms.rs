@@ -9,7 +9,7 @@
 //! Every history event takes this path: under the lock it gets the room's
 //! next id and joins the writer's queue (so queue order is id order); the
 //! writer stores a batch in one transaction and hands it back to
-//! [`publish`], which appends it to the in-memory history and broadcasts it,
+//! `publish`, which appends it to the in-memory history and broadcasts it,
 //! still in id order. Only then does the poster get its 201.
 //!
 //! With `--redis` ([`Cluster`]) the rooms live in Redis and this registry

@@ -3,7 +3,7 @@
 //! room goes, the client falls too far behind, or the server shuts down
 //! (the room says so in band: [`Update::Close`]).
 //!
-//! Frames are encoded once per event ([`Recorded::frame`]) and shared by
+//! Frames are encoded once per event ([`Recorded`](crate::model::Recorded)'s `frame`) and shared by
 //! every stream; a stream with several frames ready sends them as one
 //! chunk, so a busy room costs one write per client, not one per event.
 //! User text only ever travels inside the JSON `data:` line (serde escapes

@@ -4,7 +4,9 @@
 //! members, broadcast channels) and hands every change to one writer thread
 //! ([`writer`]), which applies them to a [`Store`] in batches, one
 //! transaction each, and only then lets the registry publish them. So every
-//! event anyone sees has a durable id, and a 201 means stored.
+//! event anyone sees has a durable id, and a 201 means stored. SQLite's
+//! write-ahead log is copied back into the database by a helper thread
+//! between batches ([`sqlite`] with its `checkpoint` module), never inside one.
 
 mod checkpoint;
 pub mod sqlite;
