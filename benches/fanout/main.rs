@@ -440,7 +440,8 @@ async fn idle(server: &Target, n: usize) -> Row {
     // figure is read, so closing 19,000 streams is not counted in it.
     let count = subscribers.len();
     let goal = Goal::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let reading = Duration::from_millis(500); // time for every follower to start
+    let deadline = Instant::now() + reading + Duration::from_secs(30);
     let followers: Vec<_> = subscribers
         .into_iter()
         .map(|mut subscriber| {
@@ -451,7 +452,7 @@ async fn idle(server: &Target, n: usize) -> Row {
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(reading).await;
     let cpu_before = server.cpu();
     let sent = epoch.elapsed().as_micros() as u64;
     let id = poster.say(&code, sent).await.expect("post one message");
