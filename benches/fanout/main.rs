@@ -1,5 +1,6 @@
 //! `cargo bench --bench fanout [-- --quick] [-- --url http://HOST:PORT]
-//! [-- NAME]`: starts the release server (or targets `--url`), runs the
+//! [-- --server PATH] [-- NAME]`: starts the release server (or the binary
+//! at `--server`, to compare two builds; or targets `--url`), runs the
 //! fan-out scenarios (or the one named), prints one row each and writes
 //! them as JSON to target/bench/fanout.json. Any lost, duplicated or
 //! reordered message is a failure, and the run exits non-zero.
@@ -79,6 +80,7 @@ fn main() {
         match arg.as_str() {
             "--quick" => options.quick = true,
             "--url" => options.url = args.next(),
+            "--server" => options.server = args.next().expect("--server takes a path"),
             "--only" => options.only = args.next(),
             "--minutes" => {
                 options.minutes = args
