@@ -26,6 +26,8 @@ async fn the_benchmark_runs_at_quick_sizes_and_loses_nothing() {
             "idle",
             "room-1k@10/s",
             "room-1k@100/s",
+            "floor@10/s",
+            "floor@100/s",
             "saturate",
             "many-rooms",
             "posts/0-subs",

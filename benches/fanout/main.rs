@@ -10,6 +10,7 @@
 //! with `--quick`).
 
 mod cluster;
+mod floor;
 mod load;
 mod soak;
 
@@ -142,6 +143,7 @@ pub async fn run(options: &Options) -> Vec<Row> {
     let fanout = [
         "idle",
         "room-1k",
+        "floor",
         "saturate",
         "many-rooms",
         "posts",
@@ -159,6 +161,11 @@ pub async fn run(options: &Options) -> Vec<Row> {
         let secs = if q { 1 } else { 10 };
         record(at_rate(&server, "room-1k@10/s", 1, subs, 10, secs).await);
         record(at_rate(&server, "room-1k@100/s", 1, subs, 100, secs).await);
+    }
+    if wanted("floor") {
+        let (subs, secs) = if q { (100, 1) } else { (1000, 10) };
+        record(floor::floor("floor@10/s", subs, 10, secs).await);
+        record(floor::floor("floor@100/s", subs, 100, secs).await);
     }
     if wanted("saturate") {
         let (subs, secs) = if q { (100, 1) } else { (1000, 10) };

@@ -1,0 +1,135 @@
+//! `floor`: the load of `room-1k` (one room, fixed-rate messages, the same
+//! subscribers and parser), served not by roomcast but by the least any
+//! server could do: plain threads that write each message, encoded once,
+//! to every socket with one blocking write each. No routing, no channel,
+//! no task per stream, no store. What it measures is what the loopback
+//! and this load generator cost on this machine, which no server on it can
+//! beat; `room-1k`'s figures are best read beside it.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+use super::load::Goal;
+use super::{judge, subscribe, Row};
+
+/// Threads that write, one per core here, as the server has workers.
+const WRITERS: usize = 2;
+
+/// The frame every subscriber gets first; `Subscriber::connect` waits for
+/// a `members` frame.
+const OPENING: &str = "event: members\ndata: {\"members\":[]}\n\n";
+
+/// `subs` subscribers, `rate` messages a second for `secs`.
+pub async fn floor(name: &str, subs: usize, rate: u64, secs: u64) -> Row {
+    let mut row = Row::new(name);
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a port for the floor");
+    let addr = listener.local_addr().expect("the floor's address");
+    let accepting = std::thread::spawn(move || accept(&listener, subs));
+    let epoch = Instant::now();
+    let (subscribers, errors) = subscribe(addr, "FLOR", subs, epoch).await;
+    let sockets = accepting.join().expect("the accept thread");
+    if errors > 0 {
+        row.failures
+            .push(format!("{errors} subscribers failed to connect"));
+    }
+    row.figure("subscribers", subscribers.len());
+    row.figure("rate_per_s", rate);
+    row.figure("writer_threads", WRITERS);
+    let total = rate * secs;
+    let start = Instant::now() + Duration::from_millis(100);
+    let goal = Goal::new();
+    let deadline = start + Duration::from_secs(secs + 30);
+    let followers: Vec<_> = subscribers
+        .into_iter()
+        .map(|s| tokio::spawn(s.follow(epoch, goal.clone(), deadline)))
+        .collect();
+    let interval = Duration::from_secs_f64(1.0 / rate as f64);
+    let writers = write_all(sockets, epoch, start, interval, total);
+    // The sockets stay open until every follower is done: a close would
+    // read as the server going away.
+    let _sockets = tokio::task::spawn_blocking(move || {
+        let joined = writers
+            .into_iter()
+            .map(|w| w.join().expect("a writer thread"));
+        joined.flatten().collect::<Vec<TcpStream>>()
+    })
+    .await
+    .expect("join the writers");
+    goal.finish(total);
+    let mut seen = Vec::with_capacity(followers.len());
+    for follower in followers {
+        seen.push(follower.await.expect("follow task"));
+    }
+    let expected = vec![total; seen.len()];
+    judge(&mut row, &mut seen, &expected);
+    row
+}
+
+/// Accepts `n` stream requests and answers each with a chunked head and
+/// the opening frame.
+fn accept(listener: &TcpListener, n: usize) -> Vec<TcpStream> {
+    let mut sockets = Vec::with_capacity(n);
+    let head = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n{}",
+        chunk(OPENING)
+    );
+    while sockets.len() < n {
+        let Ok((mut socket, _)) = listener.accept() else {
+            continue;
+        };
+        let mut reader = BufReader::new(&socket);
+        let mut line = String::new();
+        // The request head ends with an empty line; its content is known.
+        while reader.read_line(&mut line).is_ok_and(|read| read > 0) && line != "\r\n" {
+            line.clear();
+        }
+        let _ = socket.set_nodelay(true);
+        if socket.write_all(head.as_bytes()).is_ok() {
+            sockets.push(socket);
+        }
+    }
+    sockets
+}
+
+/// Starts the writers, each with its share of the sockets: message `k`
+/// goes out at `start + k × interval`, its text that time in µs since
+/// `epoch`, as `Poster::say` would have posted it.
+fn write_all(
+    sockets: Vec<TcpStream>,
+    epoch: Instant,
+    start: Instant,
+    interval: Duration,
+    total: u64,
+) -> Vec<std::thread::JoinHandle<Vec<TcpStream>>> {
+    let mut shares: Vec<Vec<TcpStream>> = (0..WRITERS).map(|_| Vec::new()).collect();
+    for (i, socket) in sockets.into_iter().enumerate() {
+        shares[i % WRITERS].push(socket);
+    }
+    shares
+        .into_iter()
+        .map(|mut share| {
+            std::thread::spawn(move || {
+                for id in 1..=total {
+                    let intended = start + interval * (id - 1) as u32;
+                    std::thread::sleep(intended.saturating_duration_since(Instant::now()));
+                    let sent_us = intended.duration_since(epoch).as_micros();
+                    let frame = chunk(&format!(
+                        "id: {id}\nevent: message\ndata: {{\"id\":{id},\"kind\":\"message\",\"name\":\"bench\",\"text\":\"{sent_us:.<100}\"}}\n\n"
+                    ));
+                    for socket in &mut share {
+                        // A subscriber that went away just misses it; the
+                        // judge counts what was lost.
+                        let _ = socket.write_all(frame.as_bytes());
+                    }
+                }
+                share
+            })
+        })
+        .collect()
+}
+
+/// `payload` as one chunk of a chunked body.
+fn chunk(payload: &str) -> String {
+    format!("{:x}\r\n{payload}\r\n", payload.len())
+}
