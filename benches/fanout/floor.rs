@@ -8,6 +8,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
+use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 
 use super::load::Goal;
@@ -25,14 +26,22 @@ pub async fn floor(name: &str, subs: usize, rate: u64, secs: u64) -> Row {
     let mut row = Row::new(name);
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind a port for the floor");
     let addr = listener.local_addr().expect("the floor's address");
-    let accepting = std::thread::spawn(move || accept(&listener, subs));
+    let (answered, answers) = std::sync::mpsc::channel();
+    let accepting = std::thread::spawn(move || accept(&listener, &answered));
     let epoch = Instant::now();
     let (subscribers, errors) = subscribe(addr, "FLOR", subs, epoch).await;
-    let sockets = accepting.join().expect("the accept thread");
     if errors > 0 {
         row.failures
             .push(format!("{errors} subscribers failed to connect"));
     }
+    // Each subscriber that connected was answered, so its socket is sent
+    // (or about to be).
+    let sockets: Vec<TcpStream> = answers.iter().take(subscribers.len()).collect();
+    drop(answers);
+    // One more request finds the channel closed and ends the thread.
+    let mut last = TcpStream::connect(addr).expect("connect to the floor");
+    last.write_all(b"\r\n").expect("send an empty head");
+    accepting.join().expect("the accept thread");
     row.figure("subscribers", subscribers.len());
     row.figure("rate_per_s", rate);
     row.figure("writer_threads", WRITERS);
@@ -66,15 +75,14 @@ pub async fn floor(name: &str, subs: usize, rate: u64, secs: u64) -> Row {
     row
 }
 
-/// Accepts `n` stream requests and answers each with a chunked head and
-/// the opening frame.
-fn accept(listener: &TcpListener, n: usize) -> Vec<TcpStream> {
-    let mut sockets = Vec::with_capacity(n);
+/// Answers every stream request with a chunked head and the opening
+/// frame, and sends its socket to `answered`, until that is closed.
+fn accept(listener: &TcpListener, answered: &Sender<TcpStream>) {
     let head = format!(
         "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n{}",
         chunk(OPENING)
     );
-    while sockets.len() < n {
+    loop {
         let Ok((mut socket, _)) = listener.accept() else {
             continue;
         };
@@ -85,11 +93,10 @@ fn accept(listener: &TcpListener, n: usize) -> Vec<TcpStream> {
             line.clear();
         }
         let _ = socket.set_nodelay(true);
-        if socket.write_all(head.as_bytes()).is_ok() {
-            sockets.push(socket);
+        if socket.write_all(head.as_bytes()).is_ok() && answered.send(socket).is_err() {
+            return;
         }
     }
-    sockets
 }
 
 /// Starts the writers, each with its share of the sockets: message `k`
