@@ -1,14 +1,19 @@
-//! `floor`: the load of `room-1k` (one room, fixed-rate messages, the same
-//! subscribers and parser), served not by roomcast but by the least any
-//! server could do: plain threads that write each message, encoded once,
-//! to every socket with one blocking write each. No routing, no channel,
-//! no task per stream, no store. What it measures is what the loopback
-//! and this load generator cost on this machine, which no server on it can
-//! beat; `room-1k`'s figures are best read beside it.
+//! `floor`: the loads of `room-1k` and `posts`, served not by roomcast but
+//! by the least any server could do, so roomcast's rows can be read
+//! against what the loopback and this load generator cost on this machine.
+//!
+//! - `floor/room-1k@…`: one room, fixed-rate messages, the same
+//!   subscribers and parser; plain threads write each message, encoded
+//!   once, to every socket with one blocking write each. No routing, no
+//!   channel, no task per stream, no store.
+//! - `floor/posts`: the same 64 posters; a thread per connection reads
+//!   each request and answers 201. No routing, no validation, no store.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::Sender;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::load::Goal;
@@ -139,4 +144,80 @@ fn write_all(
 /// `payload` as one chunk of a chunked body.
 fn chunk(payload: &str) -> String {
     format!("{:x}\r\n{payload}\r\n", payload.len())
+}
+
+/// A server for `posts` that does the least: a thread per connection reads
+/// each request and answers 201 with the next id, storing nothing. Stops
+/// accepting when dropped.
+pub struct PostsFloor {
+    pub addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+}
+
+impl PostsFloor {
+    pub fn start() -> PostsFloor {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a port for the floor");
+        let addr = listener.local_addr().expect("the floor's address");
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        std::thread::spawn(move || {
+            let ids = Arc::new(AtomicU64::new(0));
+            for socket in listener.incoming().flatten() {
+                if stopped.load(Ordering::SeqCst) {
+                    return;
+                }
+                let ids = ids.clone();
+                std::thread::spawn(move || answer_posts(&socket, &ids));
+            }
+        });
+        PostsFloor { addr, stop }
+    }
+}
+
+impl Drop for PostsFloor {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wakes the accept loop to see the flag.
+        let _ = TcpStream::connect(self.addr);
+    }
+}
+
+/// Answers each request on `socket` until it closes: the head up to its
+/// blank line, the body by its Content-Length, then 201 `{"id":N}` (with
+/// a `code`, so creating the room works too).
+fn answer_posts(socket: &TcpStream, ids: &AtomicU64) {
+    let _ = socket.set_nodelay(true);
+    let mut reader = BufReader::new(socket);
+    let mut line = String::new();
+    let mut body = Vec::new();
+    loop {
+        let mut length = 0;
+        loop {
+            line.clear();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            if line == "\r\n" {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    length = value.trim().parse().unwrap_or(0);
+                }
+            }
+        }
+        body.resize(length, 0);
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        let id = ids.fetch_add(1, Ordering::Relaxed) + 1;
+        let json = format!(r#"{{"id":{id},"code":"FLOR"}}"#);
+        let reply = format!(
+            "HTTP/1.1 201 Created\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{json}",
+            json.len()
+        );
+        if (&mut &*socket).write_all(reply.as_bytes()).is_err() {
+            return;
+        }
+    }
 }

@@ -164,8 +164,12 @@ pub async fn run(options: &Options) -> Vec<Row> {
     }
     if wanted("floor") {
         let (subs, secs) = if q { (100, 1) } else { (1000, 10) };
-        record(floor::floor("floor@10/s", subs, 10, secs).await);
-        record(floor::floor("floor@100/s", subs, 100, secs).await);
+        record(floor::floor("floor/room-1k@10/s", subs, 10, secs).await);
+        record(floor::floor("floor/room-1k@100/s", subs, 100, secs).await);
+        let (posters, secs) = posts_shape(q);
+        let bare = floor::PostsFloor::start();
+        let target = Target::existing(&format!("http://{}", bare.addr));
+        record(posts(&target, "floor/posts", 0, posters, secs).await);
     }
     if wanted("saturate") {
         let (subs, secs) = if q { (100, 1) } else { (1000, 10) };
@@ -176,7 +180,7 @@ pub async fn run(options: &Options) -> Vec<Row> {
         record(at_rate(&server, "many-rooms", rooms, 10, rate, secs).await);
     }
     if wanted("posts") {
-        let (posters, secs) = if q { (8, 1) } else { (64, 5) };
+        let (posters, secs) = posts_shape(q);
         record(posts(&server, "posts/0-subs", 0, posters, secs).await);
         record(
             posts(
@@ -201,6 +205,15 @@ pub async fn run(options: &Options) -> Vec<Row> {
         record(cluster::two_nodes(&options.server, subs, secs).await);
     }
     rows
+}
+
+/// Posters and seconds in `posts` (and its floor).
+fn posts_shape(quick: bool) -> (usize, u64) {
+    if quick {
+        (8, 1)
+    } else {
+        (64, 5)
+    }
 }
 
 fn print_row(row: &Row) {
