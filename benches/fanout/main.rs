@@ -545,23 +545,24 @@ async fn at_rate(
     // connection, and latency counts from the intended time regardless.
     let interval = Duration::from_secs_f64(1.0 / rate as f64);
     let codes = Arc::new(codes);
-    let lanes: Vec<_> = (0..POST_LANES as u64)
-        .map(|lane| {
+    let (cues, lanes): (Vec<_>, Vec<_>) = (0..POST_LANES)
+        .map(|_| {
+            let (cue, mut cued) = tokio::sync::mpsc::unbounded_channel::<(u64, Instant)>();
             let (addr, codes) = (server.addr, codes.clone());
-            tokio::spawn(async move {
+            let lane = tokio::spawn(async move {
                 let mut poster = Poster::connect(addr).await?;
                 let mut stored = Vec::new(); // (room, id)
-                for i in (lane..total).step_by(POST_LANES) {
-                    let intended = start + interval * i as u32;
-                    tokio::time::sleep_until(intended.into()).await;
+                while let Some((i, intended)) = cued.recv().await {
                     let room = i as usize % codes.len();
                     let intended_us = intended.duration_since(epoch).as_micros() as u64;
                     stored.push((room, poster.say(&codes[room], intended_us).await?));
                 }
                 Ok::<_, std::io::Error>(stored)
-            })
+            });
+            (cue, lane)
         })
-        .collect();
+        .unzip();
+    metronome(start, interval, total, cues);
     let mut sent_per_room = vec![0u64; rooms];
     let mut last_ids = vec![0u64; rooms];
     for lane in lanes {
@@ -588,6 +589,26 @@ async fn at_rate(
     let followed = seen.len().min(expected.len());
     judge(&mut row, &mut seen, &expected[..followed]);
     row
+}
+
+/// Cues message `i` of `total` at `start + i × interval` to lane `i mod
+/// lanes`, from a thread of its own: a thread's sleep wakes within tens
+/// of µs, where a tokio timer (1 ms ticks) would post up to a millisecond
+/// late and count it against the server.
+fn metronome(
+    start: Instant,
+    interval: Duration,
+    total: u64,
+    lanes: Vec<tokio::sync::mpsc::UnboundedSender<(u64, Instant)>>,
+) {
+    std::thread::spawn(move || {
+        for i in 0..total {
+            let intended = start + interval * i as u32;
+            std::thread::sleep(intended.saturating_duration_since(Instant::now()));
+            // A lane that failed has ended; its failure is reported.
+            let _ = lanes[i as usize % lanes.len()].send((i, intended));
+        }
+    });
 }
 
 /// Posters in `saturate`, each waiting for its answer before the next
