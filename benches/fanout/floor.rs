@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::load::Goal;
-use super::{judge, subscribe, Row};
+use super::{judge, spread, subscribe, Row};
 
 /// Threads that write, one per core here, as the server has workers.
 const WRITERS: usize = 2;
@@ -75,6 +75,7 @@ pub async fn floor(name: &str, subs: usize, rate: u64, secs: u64) -> Row {
     for follower in followers {
         seen.push(follower.await.expect("follow task"));
     }
+    spread(&mut row, &seen);
     let expected = vec![total; seen.len()];
     judge(&mut row, &mut seen, &expected);
     row

@@ -427,6 +427,19 @@ fn judge(row: &mut Row, seen: &mut [Seen], expected_each: &[u64]) {
     }
 }
 
+/// For one room: when each message's first and last copies arrived (p50
+/// over messages), which splits latency into the way in (POST to the
+/// first stream) and the fan-out. The n-th latency of every subscriber is
+/// the n-th message's, as long as none was lost (which `judge` fails).
+fn spread(row: &mut Row, seen: &[Seen]) {
+    let messages = seen.iter().map(|s| s.latencies_us.len()).min().unwrap_or(0);
+    let copies = |n: usize| seen.iter().map(move |s| s.latencies_us[n]);
+    let mut first: Vec<u32> = (0..messages).filter_map(|n| copies(n).min()).collect();
+    let mut last: Vec<u32> = (0..messages).filter_map(|n| copies(n).max()).collect();
+    row.figure("first_copy_p50_ms", round(percentiles_ms(&mut first).0));
+    row.figure("last_copy_p50_ms", round(percentiles_ms(&mut last).0));
+}
+
 /// Connections that post in the fixed-rate scenarios.
 const POST_LANES: usize = 8;
 
@@ -586,6 +599,9 @@ async fn at_rate(
     let expected: Vec<u64> = (0..rooms)
         .flat_map(|r| std::iter::repeat_n(sent_per_room[r], subs))
         .collect();
+    if rooms == 1 {
+        spread(&mut row, &seen);
+    }
     let followed = seen.len().min(expected.len());
     judge(&mut row, &mut seen, &expected[..followed]);
     row
