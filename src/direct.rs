@@ -14,12 +14,14 @@
 //! too large) goes to hyper with the bytes already read put back in front,
 //! so hyper answers it as it always did.
 
+use std::convert::Infallible;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use http_body::{Body, Frame};
 use http_body_util::{BodyExt, Empty};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -179,16 +181,25 @@ async fn follow(
 ) -> io::Result<()> {
     let mut scratch = [0u8; 64];
     loop {
-        tokio::select! {
-            frame = stream.frame() => {
-                let Some(Ok(frame)) = frame else {
-                    return Ok(()); // The stream ended: lagged, room gone, shutdown.
-                };
+        // Polled by hand rather than by `select!`, which would make and
+        // drop a readiness future (two locks on the socket's waiter list)
+        // on every frame: `poll_read_ready` keeps one waker slot instead.
+        let next = std::future::poll_fn(|cx| {
+            if let Poll::Ready(frame) = Pin::new(&mut stream).poll_frame(cx) {
+                return Poll::Ready(Next::Frame(frame));
+            }
+            socket.poll_read_ready(cx).map(Next::Readable)
+        })
+        .await;
+        match next {
+            Next::Frame(Some(Ok(frame))) => {
                 if let Ok(data) = frame.into_data() {
                     send_chunk(socket, &data, write_timeout).await?;
                 }
             }
-            ready = socket.readable() => {
+            // The stream ended: lagged, room gone, shutdown.
+            Next::Frame(_) => return Ok(()),
+            Next::Readable(ready) => {
                 ready?;
                 // A client sends nothing more on a stream; end of file (or
                 // an error) means it went away.
@@ -201,6 +212,12 @@ async fn follow(
             }
         }
     }
+}
+
+/// What woke a stream's connection.
+enum Next {
+    Frame(Option<Result<Frame<Bytes>, Infallible>>),
+    Readable(io::Result<()>),
 }
 
 /// One chunk of the body: size line, data and CRLF in one vectored write
