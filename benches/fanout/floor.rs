@@ -90,6 +90,8 @@ fn accept(listener: &TcpListener, answered: &Sender<TcpStream>) {
     );
     loop {
         let Ok((mut socket, _)) = listener.accept() else {
+            // Out of file descriptors, say: wait rather than spin.
+            std::thread::sleep(Duration::from_millis(10));
             continue;
         };
         let mut reader = BufReader::new(&socket);
@@ -105,9 +107,9 @@ fn accept(listener: &TcpListener, answered: &Sender<TcpStream>) {
     }
 }
 
-/// Starts the writers, each with its share of the sockets: message `k`
-/// goes out at `start + k × interval`, its text that time in µs since
-/// `epoch`, as `Poster::say` would have posted it.
+/// Starts the writers, each with its share of the sockets: message `id`
+/// (from 1) goes out at `start + (id − 1) × interval`, its text that time
+/// in µs since `epoch`, as `Poster::say` would have posted it.
 fn write_all(
     sockets: Vec<TcpStream>,
     epoch: Instant,

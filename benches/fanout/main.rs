@@ -157,13 +157,12 @@ pub async fn run(options: &Options) -> Vec<Row> {
         record(idle(&server, if q { 200 } else { 19_000 }).await);
     }
     if wanted("room-1k") {
-        let subs = if q { 100 } else { 1000 };
-        let secs = if q { 1 } else { 10 };
+        let (subs, secs) = room_shape(q);
         record(at_rate(&server, "room-1k@10/s", 1, subs, 10, secs).await);
         record(at_rate(&server, "room-1k@100/s", 1, subs, 100, secs).await);
     }
     if wanted("floor") {
-        let (subs, secs) = if q { (100, 1) } else { (1000, 10) };
+        let (subs, secs) = room_shape(q);
         record(floor::floor("floor/room-1k@10/s", subs, 10, secs).await);
         record(floor::floor("floor/room-1k@100/s", subs, 100, secs).await);
         let (posters, secs) = posts_shape(q);
@@ -172,7 +171,7 @@ pub async fn run(options: &Options) -> Vec<Row> {
         record(posts(&target, "floor/posts", 0, posters, secs).await);
     }
     if wanted("saturate") {
-        let (subs, secs) = if q { (100, 1) } else { (1000, 10) };
+        let (subs, secs) = room_shape(q);
         record(saturate("saturate", &[server.addr], subs, secs).await);
     }
     if wanted("many-rooms") {
@@ -199,12 +198,21 @@ pub async fn run(options: &Options) -> Vec<Row> {
         }
     }
     if wanted("cluster") && options.url.is_none() {
-        let (subs, secs) = if q { (100, 1) } else { (1000, 10) };
+        let (subs, secs) = room_shape(q);
         // The same load on one node first, so the two rows compare.
         record(saturate("cluster/1-node", &[server.addr], subs, secs).await);
         record(cluster::two_nodes(&options.server, subs, secs).await);
     }
     rows
+}
+
+/// Subscribers and seconds in the one-room scenarios (and the floor).
+fn room_shape(quick: bool) -> (usize, u64) {
+    if quick {
+        (100, 1)
+    } else {
+        (1000, 10)
+    }
 }
 
 /// Posters and seconds in `posts` (and its floor).
