@@ -16,8 +16,8 @@ use std::sync::mpsc::Sender;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::load::Goal;
-use super::{judge, spread, subscribe, Row};
+use super::load::{sent_text, Goal};
+use super::{judge, sleep_until_tick, spread, subscribe, Row};
 
 /// Threads that write, one per core here, as the server has workers.
 const WRITERS: usize = 2;
@@ -94,12 +94,8 @@ fn accept(listener: &TcpListener, answered: &Sender<TcpStream>) {
             std::thread::sleep(Duration::from_millis(10));
             continue;
         };
-        let mut reader = BufReader::new(&socket);
-        let mut line = String::new();
-        // The request head ends with an empty line; its content is known.
-        while reader.read_line(&mut line).is_ok_and(|read| read > 0) && line != "\r\n" {
-            line.clear();
-        }
+        // The request head's content is known; it only has to be read.
+        let _ = read_head(&mut BufReader::new(&socket), &mut String::new());
         let _ = socket.set_nodelay(true);
         if socket.write_all(head.as_bytes()).is_ok() && answered.send(socket).is_err() {
             return;
@@ -126,11 +122,10 @@ fn write_all(
         .map(|mut share| {
             std::thread::spawn(move || {
                 for id in 1..=total {
-                    let intended = start + interval * (id - 1) as u32;
-                    std::thread::sleep(intended.saturating_duration_since(Instant::now()));
-                    let sent_us = intended.duration_since(epoch).as_micros();
+                    let intended = sleep_until_tick(start, interval, id - 1);
+                    let text = sent_text(intended.duration_since(epoch).as_micros() as u64);
                     let frame = chunk(&format!(
-                        "id: {id}\nevent: message\ndata: {{\"id\":{id},\"kind\":\"message\",\"name\":\"bench\",\"text\":\"{sent_us:.<100}\"}}\n\n"
+                        "id: {id}\nevent: message\ndata: {{\"id\":{id},\"kind\":\"message\",\"name\":\"bench\",\"text\":\"{text}\"}}\n\n"
                     ));
                     for socket in &mut share {
                         // A subscriber that went away just misses it; the
@@ -142,6 +137,26 @@ fn write_all(
             })
         })
         .collect()
+}
+
+/// Reads a request head up to its blank line; its Content-Length (0 if
+/// none), or `None` if the connection closed first.
+fn read_head(reader: &mut impl BufRead, line: &mut String) -> Option<usize> {
+    let mut length = 0;
+    loop {
+        line.clear();
+        if reader.read_line(line).unwrap_or(0) == 0 {
+            return None;
+        }
+        if line == "\r\n" {
+            return Some(length);
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse().unwrap_or(0);
+            }
+        }
+    }
 }
 
 /// `payload` as one chunk of a chunked body.
@@ -193,22 +208,7 @@ fn answer_posts(socket: &TcpStream, ids: &AtomicU64) {
     let mut reader = BufReader::new(socket);
     let mut line = String::new();
     let mut body = Vec::new();
-    loop {
-        let mut length = 0;
-        loop {
-            line.clear();
-            if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                return;
-            }
-            if line == "\r\n" {
-                break;
-            }
-            if let Some((name, value)) = line.split_once(':') {
-                if name.eq_ignore_ascii_case("content-length") {
-                    length = value.trim().parse().unwrap_or(0);
-                }
-            }
-        }
+    while let Some(length) = read_head(&mut reader, &mut line) {
         body.resize(length, 0);
         if reader.read_exact(&mut body).is_err() {
             return;

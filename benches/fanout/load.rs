@@ -350,6 +350,12 @@ impl Parser {
     }
 }
 
+/// A message's text: `sent_us` padded to 100 bytes after the digits, which
+/// [`sent_time`] reads back.
+pub fn sent_text(sent_us: u64) -> String {
+    format!("{sent_us:.<100}")
+}
+
 /// The µs in `"text":"<digits>` of an event's JSON.
 fn sent_time(json: &[u8]) -> Option<u64> {
     // Built once: a searcher's setup costs more than one short search.
@@ -460,7 +466,7 @@ impl Poster {
     /// after the digits (so the reader need not scan them all); returns
     /// its id.
     pub async fn say(&mut self, code: &str, sent_us: u64) -> io::Result<u64> {
-        let body = format!(r#"{{"name":"bench","text":"{sent_us:.<100}"}}"#);
+        let body = format!(r#"{{"name":"bench","text":"{}"}}"#, sent_text(sent_us));
         let (status, reply) = self.post(&format!("/rooms/{code}/messages"), &body).await?;
         if status != 201 {
             return Err(io::Error::other(format!("post answered {status}")));

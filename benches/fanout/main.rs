@@ -627,12 +627,19 @@ fn metronome(
 ) {
     std::thread::spawn(move || {
         for i in 0..total {
-            let intended = start + interval * i as u32;
-            std::thread::sleep(intended.saturating_duration_since(Instant::now()));
+            let intended = sleep_until_tick(start, interval, i);
             // A lane that failed has ended; its failure is reported.
             let _ = lanes[i as usize % lanes.len()].send((i, intended));
         }
     });
+}
+
+/// Sleeps the thread until tick `i` (from 0) of a clock that started at
+/// `start` and ticks every `interval`; returns the tick's time.
+pub fn sleep_until_tick(start: Instant, interval: Duration, i: u64) -> Instant {
+    let tick = start + interval * i as u32;
+    std::thread::sleep(tick.saturating_duration_since(Instant::now()));
+    tick
 }
 
 /// Posters in `saturate`, each waiting for its answer before the next
