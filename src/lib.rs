@@ -17,8 +17,8 @@
 //! ## Layout
 //!
 //! - [`config`]: the flags. [`app`]: wiring. [`server`]: connections, the
-//!   request log, graceful shutdown; [`direct`]: streams that own their
-//!   socket (no hyper buffers).
+//!   request log, graceful shutdown; [`direct`]: streams and posts read and
+//!   written on the socket itself (no hyper buffers or dispatch).
 //! - [`model`]: `RoomCode`, `Name`, `Text`, `Event`, parsed at the edge.
 //! - [`body`]: form or JSON request bodies. [`error`]: errors → statuses.
 //! - [`session`]: the cookie. [`pages`]: handlebars templates. [`assets`]: CSS/JS.

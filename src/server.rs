@@ -19,9 +19,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -32,8 +32,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tower_service::Service;
 use warp::http::{HeaderMap, Request, Response, StatusCode};
 
-use crate::direct::{self, First, Replay};
+use crate::direct::{self, Next, Replay};
 use crate::metrics::Metrics;
+use crate::shutdown::{self, Shutdown};
 use crate::stream::{Handoff, RoomStream};
 
 /// Who is at the other end, as the routes see it: the peer, or what a
@@ -109,15 +110,18 @@ pub async fn serve<S>(
     write_timeout: Duration,
     stop: impl Future<Output = ()>,
 ) where
-    S: Routes<Incoming> + Routes<Empty<Bytes>> + Clone + Send + 'static,
+    S: Routes<Incoming> + Routes<Full<Bytes>> + Clone + Send + 'static,
     <S as Service<Request<Incoming>>>::Future: Send,
-    <S as Service<Request<Empty<Bytes>>>>::Future: Send,
+    <S as Service<Request<Full<Bytes>>>>::Future: Send,
 {
+    // Tells connections waiting for their next request to close.
+    let (closing, shutting) = shutdown::channel();
     let connection = Connection {
         routes,
         metrics,
         trusted,
         write_timeout,
+        shutting,
     };
     let graceful = GracefulShutdown::new();
     let mut stop = std::pin::pin!(stop);
@@ -142,6 +146,7 @@ pub async fn serve<S>(
         tokio::spawn(connection.clone().serve(socket, peer, watcher));
     }
     drop(listener);
+    closing.start();
     graceful.shutdown().await;
 }
 
@@ -152,30 +157,53 @@ struct Connection<S> {
     metrics: Arc<Metrics>,
     trusted: Arc<[IpNet]>,
     write_timeout: Duration,
+    shutting: Shutdown,
 }
 
 impl<S> Connection<S>
 where
-    S: Routes<Incoming> + Routes<Empty<Bytes>> + Clone + Send + 'static,
+    S: Routes<Incoming> + Routes<Full<Bytes>> + Clone + Send + 'static,
     <S as Service<Request<Incoming>>>::Future: Send,
-    <S as Service<Request<Empty<Bytes>>>>::Future: Send,
+    <S as Service<Request<Full<Bytes>>>>::Future: Send,
 {
-    /// One connection: a stream request first is answered by [`direct`];
-    /// anything else by hyper, until the peer or shutdown ends it.
-    async fn serve(self, mut socket: TcpStream, peer: SocketAddr, watcher: Watcher) {
-        match direct::first_request(&mut socket, HEADER_TIMEOUT).await {
-            First::Gone => {}
-            First::Stream(request) => {
-                let client = Client::of(peer.ip(), request.headers(), &self.trusted);
-                // Boxed, so the routes' 3.6 KB future is not part of this
-                // task for as long as the stream lasts.
-                let routed = Box::pin(route(self.routes, &self.metrics, client, request));
-                let (response, stream) = routed.await;
-                direct::answer(socket, response, stream, self.write_timeout).await;
-                drop(watcher); // Held until the stream is done.
+    /// One connection: streams and messages are answered by [`direct`],
+    /// request after request, until the peer or shutdown ends it; at the
+    /// first request of any other kind, hyper takes over for the rest.
+    async fn serve(mut self, mut socket: TcpStream, peer: SocketAddr, watcher: Watcher) {
+        let mut read = BytesMut::new();
+        loop {
+            let next =
+                direct::next_request(&mut socket, &mut read, HEADER_TIMEOUT, &mut self.shutting);
+            match next.await {
+                Next::Gone => return,
+                Next::Stream(request) => {
+                    // Nothing more is read: the buffer is not kept for the
+                    // stream's life.
+                    drop(read);
+                    let client = Client::of(peer.ip(), request.headers(), &self.trusted);
+                    // Boxed, so the routes' 3.6 KB future is not part of
+                    // this task for as long as the stream lasts.
+                    let routed = route(self.routes, &self.metrics, client, request);
+                    let (response, stream) = Box::pin(routed).await;
+                    direct::answer(socket, response, stream, self.write_timeout).await;
+                    drop(watcher); // Held until the stream is done.
+                    return;
+                }
+                Next::Post { request, close } => {
+                    let client = Client::of(peer.ip(), request.headers(), &self.trusted);
+                    let routed = route(self.routes.clone(), &self.metrics, client, request);
+                    let (response, _) = Box::pin(routed).await;
+                    let replied = direct::reply(&mut socket, response, close, self.write_timeout);
+                    if !replied.await {
+                        return;
+                    }
+                }
+                // Boxed for the same reason: hyper's connection state is large.
+                Next::Other => {
+                    let hyper = self.with_hyper(socket, peer, read.freeze(), watcher);
+                    return Box::pin(hyper).await;
+                }
             }
-            // Boxed for the same reason: hyper's connection state is large.
-            First::Other(read) => Box::pin(self.with_hyper(socket, peer, read, watcher)).await,
         }
     }
 
@@ -186,6 +214,7 @@ where
             metrics,
             trusted,
             write_timeout,
+            ..
         } = self;
         let service = hyper::service::service_fn(move |request: Request<Incoming>| {
             let client = Client::of(peer.ip(), request.headers(), &trusted);

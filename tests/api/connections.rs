@@ -1,13 +1,14 @@
-//! How connections are served, seen from raw TCP: one that opens with a
-//! stream request is answered by roomcast's own stream writer; any other
-//! goes to hyper, with nothing of what was read lost.
+//! How connections are served, seen from raw TCP: streams and messages are
+//! answered by roomcast's own writer (messages on a kept-alive connection,
+//! one after another); at any other request hyper takes over, with nothing
+//! of what was read lost.
 
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::helpers::{eventually, spawn_with, TestApp, HANG};
+use crate::helpers::{eventually, spawn_app, spawn_with, TestApp, HANG};
 
 /// Reads from `socket` until `needle` has arrived (or the end); returns
 /// everything read.
@@ -118,4 +119,182 @@ async fn other_first_requests_go_to_hyper_with_nothing_lost() {
     socket.write_all(requests.as_bytes()).await.unwrap();
     let answers = read_until(&mut socket, "event: members").await;
     assert!(answers.contains("text/event-stream"), "{answers}");
+}
+
+/// A message POST as a script would send it, with `extra` header lines.
+fn post(code: &str, text: &str, extra: &str) -> String {
+    let body = format!(r#"{{"name":"al","text":"{text}"}}"#);
+    format!(
+        "POST /rooms/{code}/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// The texts of the room's messages, oldest first.
+async fn texts(app: &TestApp, code: &str) -> Vec<String> {
+    let history = app.history(code, "").await;
+    history
+        .iter()
+        .filter(|e| e["kind"] == "message")
+        .map(|e| e["text"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn messages_on_one_connection_are_answered_in_order_and_it_stays_open() {
+    let app = spawn_app().await;
+    let code = app.create_room().await;
+    let mut socket = connect(&app).await;
+    // One alone, then two pipelined with a third request behind them that
+    // is hyper's (the connection goes on through hyper, nothing lost).
+    socket
+        .write_all(post(&code, "one", "").as_bytes())
+        .await
+        .unwrap();
+    let first = read_until(&mut socket, r#""text":"one""#).await;
+    assert!(first.starts_with("HTTP/1.1 201 Created\r\n"), "{first}");
+    let head = first.to_ascii_lowercase();
+    for header in [
+        "content-type: application/json",
+        "content-length: ",
+        "date: ",
+    ] {
+        assert!(head.contains(header), "{header} missing: {first}");
+    }
+    assert!(!head.contains("connection: close"), "{first}");
+    let more = format!(
+        "{}{}GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+        post(&code, "two", ""),
+        post(&code, "three", "")
+    );
+    socket.write_all(more.as_bytes()).await.unwrap();
+    let answers = read_until(&mut socket, r#"{"status":"ok"}"#).await;
+    assert_eq!(
+        answers.matches("HTTP/1.1 201 Created").count(),
+        2,
+        "{answers}"
+    );
+    let (two, three) = (answers.find(r#""two""#), answers.find(r#""three""#));
+    assert!(two.is_some() && two < three, "{answers}");
+    assert_eq!(texts(&app, &code).await, ["one", "two", "three"]);
+}
+
+#[tokio::test]
+async fn a_message_whose_body_comes_late_waits_for_it() {
+    let app = spawn_app().await;
+    let code = app.create_room().await;
+    let mut socket = connect(&app).await;
+    let request = post(&code, "late", "");
+    let (head, body) = request.split_at(request.len() - 5);
+    socket.write_all(head.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    socket.write_all(body.as_bytes()).await.unwrap();
+    let answer = read_until(&mut socket, r#""text":"late""#).await;
+    assert!(answer.starts_with("HTTP/1.1 201 Created\r\n"), "{answer}");
+}
+
+#[tokio::test]
+async fn a_message_asking_to_close_gets_its_answer_then_the_end() {
+    let app = spawn_app().await;
+    let code = app.create_room().await;
+    let mut socket = connect(&app).await;
+    let request = post(&code, "bye", "Connection: close\r\n");
+    socket.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    tokio::time::timeout(HANG, socket.read_to_string(&mut answer))
+        .await
+        .expect("the connection closes after the answer")
+        .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 201 Created\r\n"), "{answer}");
+    assert!(answer.to_ascii_lowercase().contains("connection: close"));
+    assert_eq!(texts(&app, &code).await, ["bye"]);
+}
+
+#[tokio::test]
+async fn messages_framed_otherwise_are_answered_by_hyper_just_the_same() {
+    let app = spawn_app().await;
+    let code = app.create_room().await;
+    // curl sends Expect: 100-continue before a large body.
+    let mut socket = connect(&app).await;
+    let request = post(&code, "expect", "Expect: 100-continue\r\n");
+    let (head, body) = request.split_at(request.find("\r\n\r\n").unwrap() + 4);
+    socket.write_all(head.as_bytes()).await.unwrap();
+    let go_on = read_until(&mut socket, "\r\n\r\n").await;
+    assert!(go_on.starts_with("HTTP/1.1 100 Continue"), "{go_on}");
+    socket.write_all(body.as_bytes()).await.unwrap();
+    let answer = read_until(&mut socket, r#""text":"expect""#).await;
+    assert!(answer.contains("HTTP/1.1 201 Created"), "{answer}");
+    // A chunked body: refused as before (411), with the reason.
+    let mut socket = connect(&app).await;
+    let body = r#"{"name":"al","text":"chunked"}"#;
+    let request = format!(
+        "POST /rooms/{code}/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n",
+        body.len()
+    );
+    socket.write_all(request.as_bytes()).await.unwrap();
+    let answer = read_until(&mut socket, "Content-Length").await;
+    assert!(answer.starts_with("HTTP/1.1 411 "), "{answer}");
+    // Over the body limit: refused, and nothing stored.
+    let mut socket = connect(&app).await;
+    let big = "x".repeat(20 * 1024);
+    socket
+        .write_all(post(&code, &big, "").as_bytes())
+        .await
+        .unwrap();
+    let answer = read_until(&mut socket, "\r\n\r\n").await;
+    assert!(answer.starts_with("HTTP/1.1 413 "), "{answer}");
+    assert_eq!(texts(&app, &code).await, ["expect"]);
+}
+
+#[tokio::test]
+async fn bad_messages_on_a_kept_connection_get_clear_errors_and_change_nothing() {
+    let app = spawn_app().await;
+    let code = app.create_room().await;
+    let mut socket = connect(&app).await;
+    let requests = [
+        post(&code, "", ""),
+        post("ZZZZ", "lost", ""),
+        format!(
+            "POST /rooms/{code}/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 5\r\n\r\n[1,2]"
+        ),
+        post(&code, "fine", ""),
+    ];
+    socket
+        .write_all(requests.concat().as_bytes())
+        .await
+        .unwrap();
+    let answers = read_until(&mut socket, r#""text":"fine""#).await;
+    let statuses: Vec<&str> = answers
+        .split("HTTP/1.1 ")
+        .skip(1)
+        .filter_map(|answer| answer.lines().next())
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            "422 Unprocessable Entity",
+            "404 Not Found",
+            "400 Bad Request",
+            "201 Created"
+        ],
+        "{answers}"
+    );
+    assert_eq!(texts(&app, &code).await, ["fine"]);
+}
+
+#[tokio::test]
+async fn shutdown_closes_a_kept_connection_waiting_for_its_next_request() {
+    let mut app = spawn_app().await;
+    let code = app.create_room().await;
+    let mut socket = connect(&app).await;
+    socket
+        .write_all(post(&code, "hi", "").as_bytes())
+        .await
+        .unwrap();
+    read_until(&mut socket, r#""text":"hi""#).await;
+    app.shutdown().await; // panics if the server does not stop
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(HANG, socket.read_to_end(&mut rest)).await;
+    assert!(read.is_ok(), "the idle connection was closed");
+    assert!(rest.is_empty(), "{rest:?}");
 }
