@@ -18,17 +18,19 @@ pub fn parse<T: DeserializeOwned>(content_type: Option<&str>, body: &[u8]) -> Re
     }
 }
 
-/// A JSON object. serde would also fill a struct from an array by
-/// position (`["al","hi"]`); an API that names its fields should not.
+/// A JSON object, read straight into `T`. serde would also fill a struct
+/// from an array by position (`["al","hi"]`); an API that names its fields
+/// should not, so anything but an object is refused first.
 fn json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    let malformed = |err: serde_json::Error| ApiError::Malformed(format!("{err}."));
-    let value: serde_json::Value = serde_json::from_slice(body).map_err(malformed)?;
-    if !value.is_object() {
+    let first = body
+        .iter()
+        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
+    if first.is_some_and(|&b| b != b'{') {
         return Err(ApiError::Malformed(
             "the body must be a JSON object.".into(),
         ));
     }
-    serde_json::from_value(value).map_err(malformed)
+    serde_json::from_slice(body).map_err(|err| ApiError::Malformed(format!("{err}.")))
 }
 
 /// A query string, read like a form (no query is an empty one).
@@ -124,6 +126,19 @@ mod tests {
             bad("application/json", br#"{"text":5}"#),
             ApiError::Malformed(_)
         ));
+        for not_one_object in [
+            &br#" 5"#[..],
+            br#""hi""#,
+            br#"{"text":"a","text":"b"}"#,
+            br#"{"text":"a"} {}"#,
+            b"",
+        ] {
+            assert!(matches!(
+                bad("application/json", not_one_object),
+                ApiError::Malformed(_)
+            ));
+        }
+        assert!(parse::<Input>(Some("application/json"), b" \n{\"text\":\"a\"}\n").is_ok());
         assert!(matches!(
             bad("application/json", b"{\"text\":\"\xff\"}"),
             ApiError::Malformed(_)

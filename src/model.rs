@@ -2,7 +2,7 @@
 //! ever sees an unchecked string: [`RoomCode`], [`Name`], [`Text`], and the
 //! [`Event`] that goes out as JSON in history and on every stream.
 
-use std::fmt;
+use std::fmt::{self, Write};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -218,8 +218,15 @@ impl Recorded {
 /// which escapes CR and LF, so user text can never start a new field.
 pub fn sse_frame(id: Option<u64>, event: &str, data: &str) -> Bytes {
     debug_assert!(!data.contains(['\r', '\n']) && !event.contains(['\r', '\n']));
-    let id = id.map_or_else(String::new, |id| format!("id: {id}\n"));
-    Bytes::from(format!("{id}event: {event}\ndata: {data}\n\n"))
+    // One allocation: this runs for every event, under the registry's lock.
+    let mut frame = String::with_capacity(40 + event.len() + data.len());
+    if let Some(id) = id {
+        let _ = writeln!(frame, "id: {id}");
+    }
+    for part in ["event: ", event, "\ndata: ", data, "\n\n"] {
+        frame.push_str(part);
+    }
+    Bytes::from(frame)
 }
 
 /// Everything a room pushes down its streams.
