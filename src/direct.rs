@@ -260,7 +260,8 @@ pub async fn reply(
 /// as it goes on the wire; `close` says the connection ends after it.
 async fn head(response: warp::reply::Response, streaming: bool, close: bool) -> Vec<u8> {
     let (parts, body) = response.into_parts();
-    // Error answers are small and whole; a stream's own body is empty.
+    // A whole answer (a message, an error) is small; a stream's own body
+    // is empty.
     let body = body
         .collect()
         .await

@@ -33,6 +33,28 @@ async fn read_until(socket: &mut TcpStream, needle: &str) -> String {
     String::from_utf8(seen).unwrap()
 }
 
+/// Checks that each of `headers` (lowercase) is in the answer's head.
+fn assert_headers(answer: &str, headers: &[&str]) {
+    let head = answer
+        .split("\r\n\r\n")
+        .next()
+        .unwrap()
+        .to_ascii_lowercase();
+    for header in headers {
+        assert!(head.contains(header), "{header} missing: {answer}");
+    }
+}
+
+/// Everything the server sends until it closes the connection.
+async fn read_to_close(socket: &mut TcpStream) -> String {
+    let mut answer = String::new();
+    tokio::time::timeout(HANG, socket.read_to_string(&mut answer))
+        .await
+        .expect("the connection closes after the answer")
+        .unwrap();
+    answer
+}
+
 async fn connect(app: &TestApp) -> TcpStream {
     TcpStream::connect(app.addr).await.unwrap()
 }
@@ -52,15 +74,16 @@ async fn a_stream_opening_a_connection_is_chunked_sse_and_notices_the_client_go(
     socket.write_all(rest.as_bytes()).await.unwrap();
     let head = read_until(&mut socket, "\r\n\r\n").await;
     assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
-    let head = head.to_ascii_lowercase();
-    for header in [
-        "content-type: text/event-stream",
-        "transfer-encoding: chunked",
-        "cache-control: no-cache",
-        "x-accel-buffering: no",
-    ] {
-        assert!(head.contains(header), "{header} missing: {head}");
-    }
+    assert_headers(
+        &head,
+        &[
+            "content-type: text/event-stream",
+            "transfer-encoding: chunked",
+            "cache-control: no-cache",
+            "x-accel-buffering: no",
+            "date: ",
+        ],
+    );
     app.say(&code, "bo", "hello raw").await;
     let body = read_until(&mut socket, "hello raw").await;
     // Chunk sizes in hex on lines of their own, around the SSE frames.
@@ -85,11 +108,7 @@ async fn a_stream_refused_on_a_new_connection_gets_a_whole_answer_then_the_end()
         .write_all(b"GET /rooms/ZZZZ/events HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
         .unwrap();
-    let mut answer = String::new();
-    tokio::time::timeout(HANG, socket.read_to_string(&mut answer))
-        .await
-        .expect("the connection closes after the answer")
-        .unwrap();
+    let answer = read_to_close(&mut socket).await;
     assert!(answer.starts_with("HTTP/1.1 404 Not Found\r\n"), "{answer}");
     let (head, body) = answer.split_once("\r\n\r\n").unwrap();
     let length = format!("content-length: {}", body.len());
@@ -121,6 +140,14 @@ async fn other_first_requests_go_to_hyper_with_nothing_lost() {
     assert!(answers.contains("text/event-stream"), "{answers}");
 }
 
+/// A server with a room, and a raw connection to it.
+async fn room_and_connection() -> (TestApp, String, TcpStream) {
+    let app = spawn_app().await;
+    let code = app.create_room().await;
+    let socket = connect(&app).await;
+    (app, code, socket)
+}
+
 /// A message POST as a script would send it, with `extra` header lines.
 fn post(code: &str, text: &str, extra: &str) -> String {
     let body = format!(r#"{{"name":"al","text":"{text}"}}"#);
@@ -142,9 +169,7 @@ async fn texts(app: &TestApp, code: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn messages_on_one_connection_are_answered_in_order_and_it_stays_open() {
-    let app = spawn_app().await;
-    let code = app.create_room().await;
-    let mut socket = connect(&app).await;
+    let (app, code, mut socket) = room_and_connection().await;
     // One alone, then two pipelined with a third request behind them that
     // is hyper's (the connection goes on through hyper, nothing lost).
     socket
@@ -153,15 +178,15 @@ async fn messages_on_one_connection_are_answered_in_order_and_it_stays_open() {
         .unwrap();
     let first = read_until(&mut socket, r#""text":"one""#).await;
     assert!(first.starts_with("HTTP/1.1 201 Created\r\n"), "{first}");
-    let head = first.to_ascii_lowercase();
-    for header in [
-        "content-type: application/json",
-        "content-length: ",
-        "date: ",
-    ] {
-        assert!(head.contains(header), "{header} missing: {first}");
-    }
-    assert!(!head.contains("connection: close"), "{first}");
+    assert_headers(
+        &first,
+        &[
+            "content-type: application/json",
+            "content-length: ",
+            "date: ",
+        ],
+    );
+    assert!(!first.to_ascii_lowercase().contains("connection: close"));
     let more = format!(
         "{}{}GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
         post(&code, "two", ""),
@@ -181,9 +206,7 @@ async fn messages_on_one_connection_are_answered_in_order_and_it_stays_open() {
 
 #[tokio::test]
 async fn a_message_whose_body_comes_late_waits_for_it() {
-    let app = spawn_app().await;
-    let code = app.create_room().await;
-    let mut socket = connect(&app).await;
+    let (app, code, mut socket) = room_and_connection().await;
     let request = post(&code, "late", "");
     let (head, body) = request.split_at(request.len() - 5);
     socket.write_all(head.as_bytes()).await.unwrap();
@@ -195,16 +218,10 @@ async fn a_message_whose_body_comes_late_waits_for_it() {
 
 #[tokio::test]
 async fn a_message_asking_to_close_gets_its_answer_then_the_end() {
-    let app = spawn_app().await;
-    let code = app.create_room().await;
-    let mut socket = connect(&app).await;
+    let (app, code, mut socket) = room_and_connection().await;
     let request = post(&code, "bye", "Connection: close\r\n");
     socket.write_all(request.as_bytes()).await.unwrap();
-    let mut answer = String::new();
-    tokio::time::timeout(HANG, socket.read_to_string(&mut answer))
-        .await
-        .expect("the connection closes after the answer")
-        .unwrap();
+    let answer = read_to_close(&mut socket).await;
     assert!(answer.starts_with("HTTP/1.1 201 Created\r\n"), "{answer}");
     assert!(answer.to_ascii_lowercase().contains("connection: close"));
     assert_eq!(texts(&app, &code).await, ["bye"]);
@@ -248,9 +265,7 @@ async fn messages_framed_otherwise_are_answered_by_hyper_just_the_same() {
 
 #[tokio::test]
 async fn bad_messages_on_a_kept_connection_get_clear_errors_and_change_nothing() {
-    let app = spawn_app().await;
-    let code = app.create_room().await;
-    let mut socket = connect(&app).await;
+    let (app, code, mut socket) = room_and_connection().await;
     let requests = [
         post(&code, "", ""),
         post("ZZZZ", "lost", ""),
@@ -284,17 +299,13 @@ async fn bad_messages_on_a_kept_connection_get_clear_errors_and_change_nothing()
 
 #[tokio::test]
 async fn shutdown_closes_a_kept_connection_waiting_for_its_next_request() {
-    let mut app = spawn_app().await;
-    let code = app.create_room().await;
-    let mut socket = connect(&app).await;
+    let (mut app, code, mut socket) = room_and_connection().await;
     socket
         .write_all(post(&code, "hi", "").as_bytes())
         .await
         .unwrap();
     read_until(&mut socket, r#""text":"hi""#).await;
     app.shutdown().await; // panics if the server does not stop
-    let mut rest = Vec::new();
-    let read = tokio::time::timeout(HANG, socket.read_to_end(&mut rest)).await;
-    assert!(read.is_ok(), "the idle connection was closed");
+    let rest = read_to_close(&mut socket).await;
     assert!(rest.is_empty(), "{rest:?}");
 }
