@@ -206,7 +206,7 @@ async fn messages_on_one_connection_are_answered_in_order_and_it_stays_open() {
 
 #[tokio::test]
 async fn a_message_whose_body_comes_late_waits_for_it() {
-    let (app, code, mut socket) = room_and_connection().await;
+    let (_app, code, mut socket) = room_and_connection().await;
     let request = post(&code, "late", "");
     let (head, body) = request.split_at(request.len() - 5);
     socket.write_all(head.as_bytes()).await.unwrap();
