@@ -32,7 +32,7 @@ use http_body_util::{BodyExt, Full};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use warp::http::header::{HeaderName, HeaderValue};
-use warp::http::{Method, Request, Version};
+use warp::http::{Method, Request, Uri, Version};
 
 use crate::error::BODY_LIMIT;
 use crate::shutdown::Shutdown;
@@ -97,8 +97,8 @@ pub async fn next_request(
 
 /// The request at the front of `read` if it is complete and served here
 /// (taken out of `read`); `Other` if it is anything else (left in place);
-/// `None` if more must be read to tell.
-fn take(read: &mut BytesMut) -> Option<Next> {
+/// `None` if more must be read to tell. (Public for the fuzz target.)
+pub fn take(read: &mut BytesMut) -> Option<Next> {
     if read.is_empty() {
         return None;
     }
@@ -117,9 +117,12 @@ fn take(read: &mut BytesMut) -> Option<Next> {
         parsed.method.unwrap_or_default(),
         parsed.path.unwrap_or_default(),
     );
-    let route = path.split('?').next().unwrap_or_default();
+    // Routed by the path as `http` reads it, as warp will see it.
+    let Ok(uri) = path.parse::<Uri>() else {
+        return Some(Next::Other);
+    };
     let in_room = |tail: &str| {
-        route
+        uri.path()
             .strip_prefix("/rooms/")
             .and_then(|rest| rest.strip_suffix(tail))
             .is_some_and(|code| !code.contains('/'))
@@ -133,7 +136,7 @@ fn take(read: &mut BytesMut) -> Option<Next> {
         if head_len != read.len() {
             return Some(Next::Other);
         }
-        let Some(request) = build(Method::GET, path, parsed.headers, Bytes::new()) else {
+        let Some(request) = build(Method::GET, uri, parsed.headers, Bytes::new()) else {
             return Some(Next::Other);
         };
         read.clear();
@@ -147,7 +150,7 @@ fn take(read: &mut BytesMut) -> Option<Next> {
         }
         // Built before the bytes are taken, so `Other` leaves them intact.
         let body = Bytes::copy_from_slice(&read[head_len..head_len + length]);
-        let Some(request) = build(Method::POST, path, parsed.headers, body) else {
+        let Some(request) = build(Method::POST, uri, parsed.headers, body) else {
             return Some(Next::Other);
         };
         let _ = read.split_to(head_len + length);
@@ -194,18 +197,18 @@ fn framing(headers: &[httparse::Header<'_>]) -> Option<Framing> {
     (length as u64 <= BODY_LIMIT).then_some(Framing { length, close })
 }
 
-/// The request as the routes take it; `None` if a header value or the
-/// target is not one `http` accepts (hyper's to answer, then).
+/// The request as the routes take it; `None` if a header is not one
+/// `http` accepts (hyper's to answer, then).
 fn build(
     method: Method,
-    path: &str,
+    uri: Uri,
     headers: &[httparse::Header<'_>],
     body: Bytes,
 ) -> Option<Request<Full<Bytes>>> {
     // Filled in place: `Request::builder` moves itself on every header.
     let mut request = Request::new(Full::new(body));
     *request.method_mut() = method;
-    *request.uri_mut() = path.parse().ok()?;
+    *request.uri_mut() = uri;
     *request.version_mut() = Version::HTTP_11;
     let map = request.headers_mut();
     map.reserve(headers.len());
@@ -508,6 +511,8 @@ mod tests {
             "GET /rooms/ABCD/events HTTP/1.1\r\nbad header\r\n\r\n",
             "GET /rooms/ABCD/events HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\n\r\n",
             "GET /healthz HTTP/1.1\r\n\r\n",
+            // Routed by the path without its fragment, as warp sees it.
+            "GET /rooms/AB#CD/events HTTP/1.1\r\n\r\n",
         ] {
             let (next, rest) = taken(other);
             assert!(matches!(next, Some(Next::Other)), "{other:?}");
