@@ -116,7 +116,7 @@ impl Server {
         let registry = self.registry;
         let sweeper = tokio::spawn(registry.clone().run_sweeper(shutdown.clone()));
         let reader = registry.cluster().map(|cluster| {
-            let reading = reader::run(cluster.clone(), registry.clone(), shutdown);
+            let reading = reader::run(cluster.clone(), registry.clone(), shutdown.clone());
             tokio::spawn(reading)
         });
         let app = App {
@@ -126,16 +126,16 @@ impl Server {
             secure_cookies: self.secure_cookies,
         };
         let closing = registry.clone();
-        let stop = async move {
+        tokio::spawn(async move {
             signal.await;
             info!("shutting down: ending open streams");
             closing.close();
             trigger.start();
-        };
+        });
         let metrics = registry.metrics().clone();
         let routes = warp::service(routes::routes(app));
         let (trusted, write_timeout) = (self.trusted_proxies, self.write_timeout);
-        server::serve(listener, routes, metrics, trusted, write_timeout, stop).await;
+        server::serve(listener, routes, metrics, trusted, write_timeout, shutdown).await;
         // The sweeper and reader have seen the same signal; they only ever
         // end, never fail.
         let _ = sweeper.await;

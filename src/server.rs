@@ -34,7 +34,7 @@ use warp::http::{HeaderMap, Request, Response, StatusCode};
 
 use crate::direct::{self, Next, Replay};
 use crate::metrics::Metrics;
-use crate::shutdown::{self, Shutdown};
+use crate::shutdown::Shutdown;
 use crate::stream::{Handoff, RoomStream};
 
 /// Who is at the other end, as the routes see it: the peer, or what a
@@ -99,32 +99,30 @@ const MAX_HEAD: usize = 16 * 1024;
 /// The longest request target accepted; past it, 414.
 const MAX_URI: usize = 8 * 1024;
 
-/// Serves `routes` on `listener` until `stop` resolves, then stops
+/// Serves `routes` on `listener` until `shutdown` starts, then stops
 /// accepting and waits for open connections to finish (streams end on
-/// their own when shutdown starts).
+/// their own when shutdown starts; a connection waiting for its next
+/// request closes).
 pub async fn serve<S>(
     listener: TcpListener,
     routes: S,
     metrics: Arc<Metrics>,
     trusted: Arc<[IpNet]>,
     write_timeout: Duration,
-    stop: impl Future<Output = ()>,
+    mut shutdown: Shutdown,
 ) where
     S: Routes<Incoming> + Routes<Full<Bytes>> + Clone + Send + 'static,
     <S as Service<Request<Incoming>>>::Future: Send,
     <S as Service<Request<Full<Bytes>>>>::Future: Send,
 {
-    // Tells connections waiting for their next request to close.
-    let (closing, shutting) = shutdown::channel();
     let connection = Connection {
         routes,
         metrics,
         trusted,
         write_timeout,
-        shutting,
+        shutdown: shutdown.clone(),
     };
     let graceful = GracefulShutdown::new();
-    let mut stop = std::pin::pin!(stop);
     loop {
         let (socket, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -137,7 +135,7 @@ pub async fn serve<S>(
                     continue;
                 }
             },
-            () = &mut stop => break,
+            () = shutdown.wait() => break,
         };
         // Streams are latency-bound and small: no Nagle delay.
         let _ = socket.set_nodelay(true);
@@ -146,7 +144,6 @@ pub async fn serve<S>(
         tokio::spawn(connection.clone().serve(socket, peer, watcher));
     }
     drop(listener);
-    closing.start();
     graceful.shutdown().await;
 }
 
@@ -157,7 +154,8 @@ struct Connection<S> {
     metrics: Arc<Metrics>,
     trusted: Arc<[IpNet]>,
     write_timeout: Duration,
-    shutting: Shutdown,
+    /// Ends a wait for the next request on a connection.
+    shutdown: Shutdown,
 }
 
 impl<S> Connection<S>
@@ -173,26 +171,20 @@ where
         let mut read = BytesMut::new();
         loop {
             let next =
-                direct::next_request(&mut socket, &mut read, HEADER_TIMEOUT, &mut self.shutting);
+                direct::next_request(&mut socket, &mut read, HEADER_TIMEOUT, &mut self.shutdown);
             match next.await {
                 Next::Gone => return,
                 Next::Stream(request) => {
                     // Nothing more is read: the buffer is not kept for the
                     // stream's life.
                     drop(read);
-                    let client = Client::of(peer.ip(), request.headers(), &self.trusted);
-                    // Boxed, so the routes' 3.6 KB future is not part of
-                    // this task for as long as the stream lasts.
-                    let routed = route(self.routes, &self.metrics, client, request);
-                    let (response, stream) = Box::pin(routed).await;
+                    let (response, stream) = self.route(peer, request).await;
                     direct::answer(socket, response, stream, self.write_timeout).await;
                     drop(watcher); // Held until the stream is done.
                     return;
                 }
                 Next::Post { request, close } => {
-                    let client = Client::of(peer.ip(), request.headers(), &self.trusted);
-                    let routed = route(self.routes.clone(), &self.metrics, client, request);
-                    let (response, _) = Box::pin(routed).await;
+                    let (response, _) = self.route(peer, request).await;
                     let replied = direct::reply(&mut socket, response, close, self.write_timeout);
                     if !replied.await {
                         return;
@@ -205,6 +197,19 @@ where
                 }
             }
         }
+    }
+
+    /// A request read by [`direct`], through the routes. Boxed, so the
+    /// routes' 3.6 KB future is not part of the connection's task for as
+    /// long as a stream lasts.
+    fn route(
+        &self,
+        peer: SocketAddr,
+        request: Request<Full<Bytes>>,
+    ) -> Pin<Box<impl Future<Output = (warp::reply::Response, Option<RoomStream>)> + Send + '_>>
+    {
+        let client = Client::of(peer.ip(), request.headers(), &self.trusted);
+        Box::pin(route(self.routes.clone(), &self.metrics, client, request))
     }
 
     /// The connection through hyper, `read` being what was read already.
