@@ -190,7 +190,8 @@ where
                         return;
                     }
                 }
-                // Boxed for the same reason: hyper's connection state is large.
+                // Boxed, so hyper's large connection state is not part of
+                // this task's own future.
                 Next::Other => {
                     let hyper = self.with_hyper(socket, peer, read.freeze(), watcher);
                     return Box::pin(hyper).await;
