@@ -5,6 +5,9 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use crate::rooms::admission::{Limits, Rate};
+use crate::rooms::Settings;
+
 /// roomcast: a real-time multi-room web chat over plain HTTP
 /// (POST up, Server-Sent Events down).
 #[derive(Debug, Clone, Parser)]
@@ -88,26 +91,34 @@ pub struct Config {
 }
 
 impl Default for Config {
-    /// The defaults above, without reading the command line or environment.
+    /// The defaults the flags declare (and the `ROOMCAST_*` environment,
+    /// as for the binary), without reading the command line.
     fn default() -> Config {
-        Config {
-            bind: "127.0.0.1:3030".parse().expect("a valid literal address"),
-            db: "roomcast.db".into(),
-            redis: None,
-            history: 1000,
-            max_streams: None,
-            trusted_proxies: Vec::new(),
-            secure_cookies: false,
-            max_streams_per_visitor: 20,
-            max_rooms: 10_000,
-            post_burst: 20.0,
-            post_rate: 2.0,
-            room_burst: 5.0,
-            room_rate: 0.1,
-            write_timeout: Duration::from_secs(30),
-            keep_alive: Duration::from_secs(15),
-            leave_grace: Duration::from_secs(5),
-            room_ttl: Duration::from_secs(300),
+        Config::parse_from(["roomcast"])
+    }
+}
+
+impl Config {
+    /// The registry's settings; `max_streams` is asked for only when no
+    /// `--max-streams` was given.
+    pub fn settings(&self, max_streams: impl FnOnce() -> usize) -> Settings {
+        Settings {
+            history: self.history as usize,
+            leave_grace: self.leave_grace,
+            room_ttl: self.room_ttl,
+            limits: Limits {
+                max_streams: self.max_streams.unwrap_or_else(max_streams),
+                max_streams_per_visitor: self.max_streams_per_visitor,
+                max_rooms: self.max_rooms,
+                post_rate: Rate {
+                    burst: self.post_burst,
+                    per_second: self.post_rate,
+                },
+                room_rate: Rate {
+                    burst: self.room_burst,
+                    per_second: self.room_rate,
+                },
+            },
         }
     }
 }
@@ -144,28 +155,6 @@ fn seconds(input: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn default_matches_the_flags_defaults() {
-        let parsed = Config::try_parse_from(["roomcast"]).unwrap();
-        let default = Config::default();
-        assert_eq!(parsed.bind, default.bind);
-        assert_eq!(parsed.db, default.db);
-        assert_eq!(
-            parsed.max_streams_per_visitor,
-            default.max_streams_per_visitor
-        );
-        assert_eq!(parsed.max_rooms, default.max_rooms);
-        assert_eq!(parsed.post_burst, default.post_burst);
-        assert_eq!(parsed.post_rate, default.post_rate);
-        assert_eq!(parsed.room_burst, default.room_burst);
-        assert_eq!(parsed.room_rate, default.room_rate);
-        assert_eq!(parsed.history, default.history);
-        assert_eq!(parsed.keep_alive, default.keep_alive);
-        assert_eq!(parsed.write_timeout, default.write_timeout);
-        assert_eq!(parsed.leave_grace, default.leave_grace);
-        assert_eq!(parsed.room_ttl, default.room_ttl);
-    }
 
     #[test]
     fn trusted_proxies_are_addresses_or_blocks() {

@@ -11,23 +11,15 @@ use warp::reply::{Reply, Response};
 
 use crate::app::App;
 use crate::body;
+use crate::client::{Client, Visitor, VisitorKey};
 use crate::error::ApiError;
-use crate::limits::VisitorKey;
 use crate::model::{Name, Recorded, RoomCode, Text};
 use crate::pages::{HomeView, RoomView};
-use crate::server::Client;
-use crate::session::{Session, SessionId};
+use crate::session::Session;
 use crate::stream::{Handoff, RoomStream};
 
 /// Events a history read returns when it names no limit.
 const DEFAULT_HISTORY_LIMIT: usize = 100;
-
-/// The browser's session, when its cookie names a live one.
-#[derive(Debug, Clone)]
-pub struct Visitor {
-    pub id: SessionId,
-    pub session: Session,
-}
 
 #[derive(Debug, Default, Deserialize)]
 pub struct HomeQuery {
@@ -143,7 +135,7 @@ async fn choose_room(form: &HomeForm, key: VisitorKey, app: &App) -> Result<Sess
     };
     let room = if join {
         let code = RoomCode::parse(form.code.as_deref().unwrap_or_default())?;
-        app.registry.find(&code).await?;
+        app.registry.require_room(&code).await?;
         code
     } else {
         app.registry.create_room(key).await?
@@ -175,7 +167,7 @@ pub async fn room_page(
     host: Option<String>,
     app: App,
 ) -> Response {
-    if let Err(err) = app.registry.find(&code).await {
+    if let Err(err) = app.registry.require_room(&code).await {
         return room_error(&app, &code, err.into());
     }
     let Some(me) = member_name(visitor.as_ref(), &code) else {
@@ -230,7 +222,7 @@ async fn post(
     key: VisitorKey,
     input: &MessageInput,
 ) -> Result<Arc<Recorded>, ApiError> {
-    app.registry.find(code).await?;
+    app.registry.require_room(code).await?;
     let name = match me {
         Some(name) => name.clone(),
         None => Name::parse(input.name.as_deref().unwrap_or_default())?,
@@ -307,7 +299,7 @@ pub async fn open_stream(
 /// GET /healthz — 200 `{"status":"ok"}`; with Redis, 503 and
 /// `"redis":"down"` while this node cannot reach it.
 pub async fn healthz(app: App) -> Response {
-    match app.registry.cluster().map(|cluster| cluster.is_up()) {
+    match app.registry.reachable() {
         None => json(StatusCode::OK, r#"{"status":"ok"}"#.to_string()),
         Some(true) => json(
             StatusCode::OK,

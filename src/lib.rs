@@ -30,12 +30,11 @@
 pub mod app;
 pub mod assets;
 pub mod body;
-pub mod cluster;
+pub mod client;
 pub mod config;
-pub mod direct;
 pub mod error;
 pub mod handlers;
-pub mod limits;
+pub mod http;
 pub mod metrics;
 pub mod model;
 pub mod pages;
@@ -47,5 +46,5 @@ pub mod shutdown;
 pub mod store;
 pub mod stream;
 
-pub use app::Server;
 pub use config::Config;
+pub use server::Server;

@@ -147,6 +147,11 @@ impl Text {
 }
 
 /// What happened in a room. These are the room's history: each has an id.
+///
+/// Every kind is declared here once: its name on the wire and in every
+/// store ([`Kind::ALL`], [`Kind::as_str`], [`FromStr`]), and whether it
+/// changes who is in the room. The page renders kinds by the same names
+/// (templates/room.hbs and assets/app.js).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
@@ -156,12 +161,41 @@ pub enum Kind {
 }
 
 impl Kind {
+    pub const ALL: [Kind; 3] = [Kind::Message, Kind::Join, Kind::Leave];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Message => "message",
             Kind::Join => "join",
             Kind::Leave => "leave",
         }
+    }
+
+    /// Whether an event of this kind changes the member list (so a
+    /// `members` frame follows it).
+    pub fn changes_members(self) -> bool {
+        match self {
+            Kind::Join | Kind::Leave => true,
+            Kind::Message => false,
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Kind {
+    type Err = Invalid;
+
+    /// The same clear error for an unknown kind, whichever store read it.
+    fn from_str(s: &str) -> Result<Kind, Invalid> {
+        Kind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == s)
+            .ok_or_else(|| Invalid(format!("unknown event kind {s:?}")))
     }
 }
 

@@ -11,11 +11,10 @@ use warp::Filter;
 
 use crate::app::App;
 use crate::body;
+use crate::client::{Client, Visitor, VisitorKey};
 use crate::error::{self, ApiError, BODY_LIMIT};
-use crate::handlers::{self, Visitor, Wants};
-use crate::limits::VisitorKey;
+use crate::handlers::{self, Wants};
 use crate::model::RoomCode;
-use crate::server::Client;
 use crate::session::{SessionId, COOKIE_NAME};
 
 /// All routes, with JSON errors for rejections. (The request log and
@@ -241,10 +240,7 @@ fn caller(
     visitor(app)
         .and(client())
         .map(|visitor: Option<Visitor>, client: Client| {
-            let key = match &visitor {
-                Some(visitor) => VisitorKey::Session(visitor.id),
-                None => VisitorKey::Address(client.ip),
-            };
+            let key = VisitorKey::of(visitor.as_ref(), client);
             (visitor, key)
         })
         .untuple_one()

@@ -1,6 +1,6 @@
 //! Wiring: opens the store and the registry, builds pages and routes,
-//! serves them on a bound listener, and shuts everything down in order when
-//! the signal comes.
+//! serves them on a bound listener ([`crate::http`]), and shuts everything
+//! down in order when the signal comes.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -9,26 +9,16 @@ use std::time::Duration;
 use log::info;
 use tokio::net::TcpListener;
 
-use crate::cluster::{self, reader, Cluster};
+use crate::app::App;
 use crate::config::Config;
-use crate::limits::Rate;
+use crate::http;
 use crate::pages::Pages;
-use crate::rooms::{Registry, Settings};
+use crate::rooms::redis::client::Redis;
+use crate::rooms::Registry;
 use crate::routes;
-use crate::server;
 use crate::shutdown;
 use crate::store::sqlite::SqliteStore;
 use crate::store::StoreError;
-
-/// What every handler may use; cheap to clone.
-#[derive(Clone)]
-pub struct App {
-    pub registry: Registry,
-    pub pages: Arc<Pages>,
-    pub keep_alive: Duration,
-    /// Always mark the session cookie Secure.
-    pub secure_cookies: bool,
-}
 
 /// Open files kept back from streams: the listener, the store, logs, and
 /// connections that post or load pages.
@@ -55,41 +45,19 @@ impl Server {
     /// database, or is in use, or a Redis that cannot be reached, is an
     /// error here, before anything is served.
     pub async fn open(config: &Config) -> Result<Server, StoreError> {
-        let settings = Settings {
-            history: config.history as usize,
-            max_streams: config
-                .max_streams
-                .unwrap_or_else(streams_the_fd_limit_allows),
-            max_streams_per_visitor: config.max_streams_per_visitor,
-            max_rooms: config.max_rooms,
-            post_rate: Rate {
-                burst: config.post_burst,
-                per_second: config.post_rate,
-            },
-            room_rate: Rate {
-                burst: config.room_burst,
-                per_second: config.room_rate,
-            },
-            leave_grace: config.leave_grace,
-            room_ttl: config.room_ttl,
-        };
+        let settings = config.settings(streams_the_fd_limit_allows);
         let registry = match &config.redis {
             Some(url) => {
-                let cluster_settings = cluster::Settings {
-                    history: settings.history,
-                    room_ttl: settings.room_ttl,
-                    leave_grace: settings.leave_grace,
-                };
-                let cluster = Cluster::connect(url, cluster_settings)
+                let redis = Redis::connect(url, settings.clone())
                     .await
                     .map_err(StoreError)?;
-                Registry::open_shared(settings, cluster)
+                Registry::open_redis(settings, redis)
             }
             None => {
                 let db = config.db.clone();
                 tokio::task::spawn_blocking(move || {
                     let store = SqliteStore::open(&db)?;
-                    Registry::open(settings, Box::new(store))
+                    Registry::open_local(settings, Box::new(store))
                 })
                 .await
                 .map_err(|err| StoreError(format!("opening the store failed: {err}")))??
@@ -114,11 +82,7 @@ impl Server {
     ) {
         let (trigger, shutdown) = shutdown::channel();
         let registry = self.registry;
-        let sweeper = tokio::spawn(registry.clone().run_sweeper(shutdown.clone()));
-        let reader = registry.cluster().map(|cluster| {
-            let reading = reader::run(cluster.clone(), registry.clone(), shutdown.clone());
-            tokio::spawn(reading)
-        });
+        let tasks = registry.spawn_tasks(shutdown.clone());
         let app = App {
             registry: registry.clone(),
             pages: Arc::new(Pages::new()),
@@ -135,12 +99,11 @@ impl Server {
         let metrics = registry.metrics().clone();
         let routes = warp::service(routes::routes(app));
         let (trusted, write_timeout) = (self.trusted_proxies, self.write_timeout);
-        server::serve(listener, routes, metrics, trusted, write_timeout, shutdown).await;
+        http::serve(listener, routes, metrics, trusted, write_timeout, shutdown).await;
         // The sweeper and reader have seen the same signal; they only ever
         // end, never fail.
-        let _ = sweeper.await;
-        if let Some(reader) = reader {
-            let _ = reader.await;
+        for task in tasks {
+            let _ = task.await;
         }
         registry.finish().await;
         info!("stopped");

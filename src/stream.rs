@@ -26,7 +26,7 @@ use tokio_stream::Stream;
 
 use crate::metrics::Metrics;
 use crate::model::{sse_frame, Update};
-use crate::rooms::{Presence, Subscription};
+use crate::rooms::{Opening, StreamGuard, Subscription};
 
 /// Most bytes gathered into one chunk before it is handed to the socket.
 const CHUNK_LIMIT: usize = 64 * 1024;
@@ -67,19 +67,22 @@ pub struct RoomStream {
     ended: bool,
     /// Dropped with the stream, which is how the registry learns the
     /// client went away.
-    presence: Presence,
+    guard: StreamGuard,
     metrics: Arc<Metrics>,
 }
 
 impl RoomStream {
     pub fn new(subscription: Subscription, keep_alive: Duration) -> RoomStream {
         let Subscription {
-            since,
-            missed,
-            backlog,
-            members,
-            updates,
-            presence,
+            opening:
+                Opening {
+                    since,
+                    missed,
+                    backlog,
+                    members,
+                    updates,
+                },
+            guard,
             metrics,
         } = subscription;
         let mut opening = BytesMut::new();
@@ -104,7 +107,7 @@ impl RoomStream {
             last_id: backlog.last().map_or(since, |e| e.event.id),
             ending: false,
             ended: false,
-            presence,
+            guard,
             metrics,
         }
     }
@@ -120,7 +123,7 @@ impl RoomStream {
                     // the client reconnect and resume from history by id.
                     warn!(
                         "closing a stream of {} that fell {skipped} updates behind",
-                        self.presence.room()
+                        self.guard.room()
                     );
                     self.metrics.lagged();
                     self.ending = true;
@@ -282,7 +285,7 @@ mod tests {
             .subscribe(&code, Some(0), None, someone())
             .await
             .unwrap();
-        assert_eq!(resumed.backlog.len(), 1000);
+        assert_eq!(resumed.opening.backlog.len(), 1000);
     }
 
     #[tokio::test]

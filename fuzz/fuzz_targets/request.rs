@@ -6,7 +6,7 @@
 use bytes::BytesMut;
 use http_body::Body;
 use libfuzzer_sys::fuzz_target;
-use roomcast::direct::{take, Next};
+use roomcast::http::direct::{take, Next};
 
 fuzz_target!(|data: &[u8]| {
     let mut read = BytesMut::from(data);

@@ -10,10 +10,12 @@
 //! (no hyper buffers held for the stream's life); every other goes to
 //! hyper.
 
+pub mod direct;
+
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -30,58 +32,13 @@ use ipnet::IpNet;
 use log::{error, info};
 use tokio::net::{TcpListener, TcpStream};
 use tower_service::Service;
-use warp::http::{HeaderMap, Request, Response, StatusCode};
+use warp::http::{Request, Response, StatusCode};
 
-use crate::direct::{self, Next, Replay};
+use crate::client::Client;
 use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
 use crate::stream::{Handoff, RoomStream};
-
-/// Who is at the other end, as the routes see it: the peer, or what a
-/// trusted proxy says about the client behind it.
-#[derive(Debug, Clone, Copy)]
-pub struct Client {
-    pub ip: IpAddr,
-    /// The request came over HTTPS (as a trusted proxy says).
-    pub https: bool,
-}
-
-impl Client {
-    /// For a request from `peer`: the X-Forwarded-* headers count only if
-    /// `peer` is a trusted proxy. The client is then the nearest address in
-    /// X-Forwarded-For that is not itself a trusted proxy.
-    pub fn of(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> Client {
-        let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
-        if !is_trusted(&peer) {
-            return Client {
-                ip: peer,
-                https: false,
-            };
-        }
-        let forwarded: Vec<IpAddr> = headers
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|hop| hop.trim().parse().ok())
-            .collect();
-        let ip = forwarded
-            .iter()
-            .rev()
-            .find(|ip| !is_trusted(ip))
-            .or(forwarded.first())
-            .copied()
-            .unwrap_or(peer);
-        let proto = headers
-            .get("x-forwarded-proto")
-            .and_then(|v| v.to_str().ok());
-        // The last value is the one the nearest proxy set.
-        let https = proto
-            .and_then(|p| p.rsplit(',').next())
-            .is_some_and(|p| p.trim().eq_ignore_ascii_case("https"));
-        Client { ip, https }
-    }
-}
+use direct::{Next, Replay};
 
 type Body = UnsyncBoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
 
@@ -405,49 +362,5 @@ impl<T: hyper::rt::Write + Unpin> hyper::rt::Write for WriteDeadline<T> {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.io).poll_shutdown(cx)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (name, value) in pairs {
-            map.append(*name, value.parse().unwrap());
-        }
-        map
-    }
-
-    #[test]
-    fn forwarded_headers_count_only_from_trusted_proxies() {
-        let proxy: IpAddr = "10.0.0.2".parse().unwrap();
-        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
-        let forwarded = headers(&[
-            ("x-forwarded-for", "6.6.6.6, 203.0.113.9"),
-            ("x-forwarded-for", "10.0.0.7"),
-            ("x-forwarded-proto", "https"),
-        ]);
-        let client = Client::of(proxy, &forwarded, &trusted);
-        assert_eq!(
-            client.ip,
-            "203.0.113.9".parse::<IpAddr>().unwrap(),
-            "nearest untrusted hop"
-        );
-        assert!(client.https);
-
-        let stranger: IpAddr = "198.51.100.1".parse().unwrap();
-        let client = Client::of(stranger, &forwarded, &trusted);
-        assert_eq!(client.ip, stranger, "a stranger's headers are ignored");
-        assert!(!client.https);
-
-        let plain = Client::of(
-            proxy,
-            &headers(&[("x-forwarded-proto", "https, http")]),
-            &trusted,
-        );
-        assert!(!plain.https, "the nearest proxy's word counts");
-        assert_eq!(plain.ip, proxy, "no X-Forwarded-For: the proxy itself");
     }
 }

@@ -1,23 +1,17 @@
-//! Limits per visitor: token buckets in a bounded map. Plain data; the
-//! registry keeps them under its one lock.
+//! Admission: whether a visitor may create a room, post or open one more
+//! stream now. Token buckets in bounded maps and stream counts; plain data,
+//! kept under the registry's one lock (see [`super::state`]).
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use crate::session::SessionId;
+use super::RoomError;
+use crate::client::VisitorKey;
 
 /// Visitors remembered at most per map; past that, the idle ones (full
 /// buckets) are forgotten, and if every one is busy the map starts over.
 /// A flood of addresses cannot grow memory without bound.
 pub const MAX_VISITORS: usize = 100_000;
-
-/// Who is asking: the session if there is one, else the client address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum VisitorKey {
-    Session(SessionId),
-    Address(IpAddr),
-}
 
 /// How fast a bucket refills and how much it holds.
 #[derive(Debug, Clone, Copy)]
@@ -94,8 +88,107 @@ pub fn shrink<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>) {
     }
 }
 
+/// The limits on who may do what, with what each visitor has used.
+#[derive(Debug)]
+pub struct Admission {
+    limits: Limits,
+    /// Open streams over all rooms.
+    streams: usize,
+    /// Open streams per visitor (only visitors with some).
+    streams_by_visitor: HashMap<VisitorKey, usize>,
+    post_buckets: Buckets,
+    room_buckets: Buckets,
+}
+
+/// The limits, from the command line.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Open streams allowed at once, over all rooms.
+    pub max_streams: usize,
+    /// Open streams allowed at once for one visitor.
+    pub max_streams_per_visitor: usize,
+    /// Live rooms allowed at once.
+    pub max_rooms: usize,
+    /// Posts per visitor.
+    pub post_rate: Rate,
+    /// Rooms created per visitor.
+    pub room_rate: Rate,
+}
+
+impl Admission {
+    pub fn new(limits: Limits) -> Admission {
+        Admission {
+            limits,
+            streams: 0,
+            streams_by_visitor: HashMap::new(),
+            post_buckets: Buckets::new(limits.post_rate),
+            room_buckets: Buckets::new(limits.room_rate),
+        }
+    }
+
+    /// Open streams over all rooms.
+    pub fn streams(&self) -> usize {
+        self.streams
+    }
+
+    /// Whether this visitor may open one more stream.
+    pub fn admit_stream(&self, visitor: VisitorKey) -> Result<(), RoomError> {
+        if self.streams >= self.limits.max_streams {
+            return Err(RoomError::TooManyStreams);
+        }
+        let visitor_streams = self.streams_by_visitor.get(&visitor).copied().unwrap_or(0);
+        if visitor_streams >= self.limits.max_streams_per_visitor {
+            return Err(RoomError::TooManyStreamsForVisitor);
+        }
+        Ok(())
+    }
+
+    /// Counts an open stream (given back by [`Admission::stream_closed`]).
+    pub fn stream_opened(&mut self, visitor: VisitorKey) {
+        self.streams += 1;
+        *self.streams_by_visitor.entry(visitor).or_default() += 1;
+    }
+
+    pub fn stream_closed(&mut self, visitor: VisitorKey) {
+        self.streams -= 1;
+        if let Some(count) = self.streams_by_visitor.get_mut(&visitor) {
+            *count -= 1;
+            if *count == 0 {
+                self.streams_by_visitor.remove(&visitor);
+            }
+        }
+    }
+
+    /// Whether this visitor may post now; takes its token.
+    pub fn admit_post(&mut self, visitor: VisitorKey) -> Result<(), RoomError> {
+        self.post_buckets
+            .take(visitor, Instant::now())
+            .map_err(RoomError::RateLimited)
+    }
+
+    /// Whether this visitor may create a room now, `rooms` being live;
+    /// takes its token.
+    pub fn admit_room(&mut self, visitor: VisitorKey, rooms: usize) -> Result<(), RoomError> {
+        if rooms >= self.limits.max_rooms {
+            return Err(RoomError::TooManyRooms);
+        }
+        self.room_buckets
+            .take(visitor, Instant::now())
+            .map_err(RoomError::RateLimited)
+    }
+
+    /// Forgets what visitors left behind, giving memory back.
+    pub fn forget_idle(&mut self, now: Instant) {
+        self.post_buckets.forget_idle(now);
+        self.room_buckets.forget_idle(now);
+        shrink(&mut self.streams_by_visitor);
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use std::net::IpAddr;
+
     use super::*;
 
     fn buckets(burst: f64, per_second: f64) -> Buckets {

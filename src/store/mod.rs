@@ -33,8 +33,6 @@ pub enum Change {
     DeleteRoom {
         code: RoomCode,
     },
-    /// Stores nothing: its completion says every change before it is done.
-    Flush,
 }
 
 /// A room as the store last saw it, with its newest events.

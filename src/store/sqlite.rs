@@ -264,7 +264,7 @@ fn apply_room_change(tx: &rusqlite::Transaction<'_>, change: &Change) -> rusqlit
             tx.prepare_cached("DELETE FROM rooms WHERE code = ?1")?
                 .execute([code.as_str()])?;
         }
-        Change::Append { .. } | Change::Flush => {}
+        Change::Append { .. } => {}
     }
     Ok(())
 }
@@ -299,12 +299,9 @@ fn newest_events(
     let mut events = Vec::new();
     for row in rows {
         let (id, kind, name, text, ts) = row.map_err(|e| e.to_string())?;
-        let kind = match kind.as_str() {
-            "message" => Kind::Message,
-            "join" => Kind::Join,
-            "leave" => Kind::Leave,
-            other => return Err(format!("event {room}/{id} has an unknown kind {other:?}")),
-        };
+        let kind: Kind = kind
+            .parse()
+            .map_err(|err| format!("event {room}/{id}: {err}"))?;
         events.push(Recorded::new(Event {
             id,
             kind,

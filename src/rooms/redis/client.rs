@@ -1,5 +1,5 @@
-//! Several nodes, one chat: with `--redis`, rooms, their history, presence
-//! and sessions live in Redis, and every node is a cache in front of it.
+//! The Redis client of the `--redis` backend: one Lua script per change
+//! (in this folder), the node's heartbeat, and sessions.
 //!
 //! Each room is a few keys sharing the hash tag `{CODE}`, all expiring
 //! together a room TTL after the last activity:
@@ -16,8 +16,6 @@
 //! these calls: [`reader`] follows the logs of the rooms this node has
 //! streams in and feeds the registry's broadcast channels.
 
-pub mod reader;
-
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,8 +25,8 @@ use redis::aio::ConnectionManager;
 use redis::streams::{StreamId, StreamRangeReply};
 use redis::{Script, Value};
 
+use super::super::Settings;
 use crate::model::{timestamp, Event, Kind, Name, Recorded, RoomCode, Text};
-use crate::rooms::RoomError;
 use crate::session::{Session, SessionId};
 
 /// How long a node counts as alive without a heartbeat; its members leave
@@ -45,24 +43,25 @@ const WAKE_TTL: Duration = Duration::from_secs(24 * 3600);
 /// How long one command may take before the caller gets a 503.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// The knobs the scripts need, from the command line.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    pub history: usize,
-    pub room_ttl: Duration,
-    pub leave_grace: Duration,
+/// Why a Redis call failed; nothing was changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedisError {
+    /// Redis cannot be reached.
+    Unreachable,
+    /// Redis answered with an error (a bug or a misconfigured server).
+    Refused(String),
 }
 
-/// A handle on Redis for this node; cheap to clone.
+/// A handle on one Redis for this node; cheap to clone.
 #[derive(Clone)]
-pub struct Cluster {
-    inner: Arc<Inner>,
+pub struct Redis {
+    pub(super) inner: Arc<Inner>,
 }
 
-struct Inner {
+pub(super) struct Inner {
     /// This process's id among the nodes (random, new at every start).
     node: String,
-    client: redis::Client,
+    pub(super) client: redis::Client,
     commands: ConnectionManager,
     /// Whether the last call reached Redis; it changes only on the first
     /// failure and the first success after, which is when it is logged.
@@ -95,10 +94,10 @@ pub enum Naming {
     RoomGone,
 }
 
-impl Cluster {
+impl Redis {
     /// Connects to Redis at `url` (`redis://host:port/db`); fails if it
     /// cannot be reached now, so a wrong URL stops the node at start.
-    pub async fn connect(url: &str, settings: Settings) -> Result<Cluster, String> {
+    pub async fn connect(url: &str, settings: Settings) -> Result<Redis, String> {
         let client = redis::Client::open(url).map_err(|e| format!("bad Redis URL {url}: {e}"))?;
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_response_timeout(Some(RESPONSE_TIMEOUT))
@@ -107,7 +106,7 @@ impl Cluster {
         let commands = ConnectionManager::new_with_config(client.clone(), config)
             .await
             .map_err(|e| format!("cannot reach Redis at {url}: {e}"))?;
-        let cluster = Cluster {
+        let redis = Redis {
             inner: Arc::new(Inner {
                 node: uuid::Uuid::new_v4().simple().to_string(),
                 client,
@@ -125,12 +124,9 @@ impl Cluster {
                 },
             }),
         };
-        cluster.heartbeat().await?;
-        info!(
-            "node {} sharing rooms through Redis at {url}",
-            cluster.node()
-        );
-        Ok(cluster)
+        redis.heartbeat().await?;
+        info!("node {} sharing rooms through Redis at {url}", redis.node());
+        Ok(redis)
     }
 
     pub fn node(&self) -> &str {
@@ -143,7 +139,11 @@ impl Cluster {
     }
 
     /// Notes a call's outcome, logging only the changes.
-    fn note<T>(&self, what: &str, result: redis::RedisResult<T>) -> Result<T, RoomError> {
+    pub(super) fn note<T>(
+        &self,
+        what: &str,
+        result: redis::RedisResult<T>,
+    ) -> Result<T, RedisError> {
         match result {
             Ok(value) => {
                 if !self.inner.up.swap(true, Ordering::Relaxed) {
@@ -155,11 +155,11 @@ impl Cluster {
                 if self.inner.up.swap(false, Ordering::Relaxed) {
                     warn!("lost Redis ({what}: {err}); answering 503 until it is back");
                 }
-                Err(RoomError::Unreachable)
+                Err(RedisError::Unreachable)
             }
             // Redis answered, with an error: a bug or a misconfigured
             // server, said every time (the caller answers 503).
-            Err(err) => Err(RoomError::Store(format!("Redis refused {what}: {err}"))),
+            Err(err) => Err(RedisError::Refused(format!("Redis refused {what}: {err}"))),
         }
     }
 
@@ -170,7 +170,7 @@ impl Cluster {
         script: &Script,
         code: &RoomCode,
         args: &[&str],
-    ) -> Result<T, RoomError> {
+    ) -> Result<T, RedisError> {
         let settings = &self.inner.settings;
         let mut call = script.prepare_invoke();
         for key in room_keys(code) {
@@ -213,7 +213,7 @@ impl Cluster {
     }
 
     /// Claims `code` for a new room; false if some room has it.
-    pub async fn create(&self, code: &RoomCode, at_ms: u64) -> Result<bool, RoomError> {
+    pub async fn create(&self, code: &RoomCode, at_ms: u64) -> Result<bool, RedisError> {
         let created: u8 = self
             .run(
                 "creating a room",
@@ -232,14 +232,14 @@ impl Cluster {
         name: &Name,
         ts: &str,
         text: &Text,
-    ) -> Result<Option<u64>, RoomError> {
+    ) -> Result<Option<u64>, RedisError> {
         let args = [name.as_str(), ts, text.as_str()];
         self.run("posting", &self.inner.scripts.post, code, &args)
             .await
     }
 
     /// The room's last id and members, or `None` if it is gone.
-    pub async fn look(&self, code: &RoomCode) -> Result<Option<(u64, Vec<Name>)>, RoomError> {
+    pub async fn look(&self, code: &RoomCode) -> Result<Option<(u64, Vec<Name>)>, RedisError> {
         let found: Option<(u64, Vec<String>)> = self
             .run("reading a room", &self.inner.scripts.look, code, &[])
             .await?;
@@ -252,7 +252,7 @@ impl Cluster {
         &self,
         code: &RoomCode,
         member: Option<&Name>,
-    ) -> Result<Option<(u64, Vec<Name>)>, RoomError> {
+    ) -> Result<Option<(u64, Vec<Name>)>, RedisError> {
         let name = member.map_or("", Name::as_str);
         let args = [self.node(), &timestamp(), name];
         let found: Option<(u64, Vec<String>)> = self
@@ -269,7 +269,7 @@ impl Cluster {
         streams_here: bool,
         here: &[Name],
         now_ms: u64,
-    ) -> Result<(), RoomError> {
+    ) -> Result<(), RedisError> {
         let grace = self.inner.settings.leave_grace.as_millis().to_string();
         let (now, ts) = (now_ms.to_string(), timestamp());
         let mut args = vec![
@@ -298,7 +298,7 @@ impl Cluster {
         code: &RoomCode,
         since: Option<u64>,
         limit: usize,
-    ) -> Result<Option<Vec<Arc<Recorded>>>, RoomError> {
+    ) -> Result<Option<Vec<Arc<Recorded>>>, RedisError> {
         let since_arg = since.map_or_else(String::new, |id| id.to_string());
         if limit == 0 {
             return Ok(self.look(code).await?.map(|_| Vec::new()));
@@ -325,7 +325,7 @@ impl Cluster {
         &self,
         id: SessionId,
         session: &Session,
-    ) -> Result<Naming, RoomError> {
+    ) -> Result<Naming, RedisError> {
         let id_text = id.to_string();
         let room = session.room.as_str();
         let ttl = SESSION_TTL.as_millis().to_string();
@@ -350,7 +350,7 @@ impl Cluster {
     }
 
     /// The session `id` names, if it is live; using it keeps it alive.
-    pub async fn session(&self, id: SessionId) -> Result<Option<Session>, RoomError> {
+    pub async fn session(&self, id: SessionId) -> Result<Option<Session>, RedisError> {
         let mut commands = self.inner.commands.clone();
         let result: redis::RedisResult<Option<String>> = redis::cmd("GETEX")
             .arg(session_key(&id.to_string()))
@@ -371,10 +371,10 @@ impl Cluster {
     /// Wakes this node's reader so it starts following a room now rather
     /// than at the end of its current wait.
     pub fn wake_reader(&self) {
-        let cluster = self.clone();
+        let redis = self.clone();
         tokio::spawn(async move {
-            let mut commands = cluster.inner.commands.clone();
-            let key = wake_key(cluster.node());
+            let mut commands = redis.inner.commands.clone();
+            let key = wake_key(redis.node());
             let result: redis::RedisResult<()> = redis::pipe()
                 .cmd("XADD")
                 .arg(&key)
@@ -390,7 +390,7 @@ impl Cluster {
                 .ignore()
                 .query_async(&mut commands)
                 .await;
-            let _ = cluster.note("waking the reader", result);
+            let _ = redis.note("waking the reader", result);
         });
     }
 }
@@ -459,13 +459,14 @@ pub(crate) fn decode(code: &RoomCode, entry: &StreamId) -> Option<Arc<Recorded>>
             _ => None,
         }
     };
-    let kind = match text("kind").as_deref() {
-        Some("message") => Some(Kind::Message),
-        Some("join") => Some(Kind::Join),
-        Some("leave") => Some(Kind::Leave),
-        _ => None,
+    let kind = match text("kind").unwrap_or_default().parse::<Kind>() {
+        Ok(kind) => kind,
+        Err(err) => {
+            warn!("skipping entry {} in room {code}: {err}", entry.id);
+            return None;
+        }
     };
-    let (Some(id), Some(kind), Some(name), Some(ts)) = (id, kind, text("name"), text("ts")) else {
+    let (Some(id), Some(name), Some(ts)) = (id, text("name"), text("ts")) else {
         warn!("skipping an unreadable entry {} in room {code}", entry.id);
         return None;
     };

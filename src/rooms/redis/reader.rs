@@ -1,8 +1,8 @@
 //! The node's one reader: a loop of blocking XREADs over the logs of every
 //! room this node has in its cache, each from the last id it delivered, so
 //! each room is read once per node however many streams it has here. What
-//! it reads goes to [`Registry::deliver`], and from there down the room's
-//! broadcast channel.
+//! it reads goes to a [`Follower`] (the node's cache of rooms), and from
+//! there down the room's broadcast channel.
 //!
 //! It has its own connection (a blocking read would hold up every other
 //! command on a shared one). When Redis goes away it retries with backoff
@@ -14,9 +14,20 @@ use std::time::Duration;
 use redis::streams::StreamReadReply;
 use redis::AsyncConnectionConfig;
 
-use super::{decode, log_key, room_of_log, wake_key, Cluster};
-use crate::rooms::Registry;
+use std::sync::Arc;
+
+use super::client::{decode, log_key, room_of_log, wake_key, Redis};
+use crate::model::{Recorded, RoomCode};
 use crate::shutdown::Shutdown;
+
+/// What the reader feeds: the rooms it follows, and where their events go.
+pub trait Follower {
+    /// The rooms to follow, each with the last id delivered.
+    fn cursors(&self) -> Vec<(RoomCode, u64)>;
+
+    /// Events read from a room's log, in id order.
+    fn deliver(&self, code: &RoomCode, events: Vec<Arc<Recorded>>);
+}
 
 /// How long one XREAD waits for news, so rooms that left the cache stop
 /// being read soon after (new rooms wake the reader at once).
@@ -30,16 +41,16 @@ const BATCH: usize = 1000;
 const BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(2));
 
 /// Follows the rooms' logs until shutdown.
-pub async fn run(cluster: Cluster, registry: Registry, mut shutdown: Shutdown) {
+pub async fn run(redis: Redis, follower: impl Follower, mut shutdown: Shutdown) {
     let config = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(Duration::from_secs(1)))
         .set_response_timeout(Some(BLOCK + Duration::from_secs(4)));
-    let wake = wake_key(cluster.node());
+    let wake = wake_key(redis.node());
     // Entries of the wake stream seen so far; "0" takes the newest at once.
     let mut woken = "0".to_string();
     let mut backoff = BACKOFF.0;
     loop {
-        let connecting = cluster
+        let connecting = redis
             .inner
             .client
             .get_multiplexed_async_connection_with_config(&config);
@@ -47,7 +58,7 @@ pub async fn run(cluster: Cluster, registry: Registry, mut shutdown: Shutdown) {
             connected = connecting => connected,
             _ = shutdown.wait() => return,
         };
-        let mut connection = match cluster.note("connecting the reader", connected) {
+        let mut connection = match redis.note("connecting the reader", connected) {
             Ok(connection) => connection,
             Err(_) => {
                 tokio::select! {
@@ -60,7 +71,7 @@ pub async fn run(cluster: Cluster, registry: Registry, mut shutdown: Shutdown) {
         };
         backoff = BACKOFF.0;
         loop {
-            let rooms = registry.cursors();
+            let rooms = follower.cursors();
             let mut read = redis::cmd("XREAD");
             read.arg("COUNT").arg(BATCH);
             read.arg("BLOCK").arg(BLOCK.as_millis() as u64);
@@ -76,7 +87,7 @@ pub async fn run(cluster: Cluster, registry: Registry, mut shutdown: Shutdown) {
                 reply = read.query_async::<Option<StreamReadReply>>(&mut connection) => reply,
                 _ = shutdown.wait() => return,
             };
-            let Ok(reply) = cluster.note("reading rooms", reply) else {
+            let Ok(reply) = redis.note("reading rooms", reply) else {
                 break; // Reconnect, then go on from the same ids.
             };
             for stream in reply.map(|r| r.keys).unwrap_or_default() {
@@ -90,7 +101,7 @@ pub async fn run(cluster: Cluster, registry: Registry, mut shutdown: Shutdown) {
                     continue;
                 };
                 let events = stream.ids.iter().filter_map(|e| decode(&code, e));
-                registry.deliver(&code, events.collect());
+                follower.deliver(&code, events.collect());
             }
         }
     }

@@ -1,0 +1,17 @@
+//! The state handle every handler is given: the registry, the pages, and
+//! the few settings handlers need. Cheap to clone.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::pages::Pages;
+use crate::rooms::Registry;
+
+#[derive(Clone)]
+pub struct App {
+    pub registry: Registry,
+    pub pages: Arc<Pages>,
+    pub keep_alive: Duration,
+    /// Always mark the session cookie Secure.
+    pub secure_cookies: bool,
+}

@@ -1,0 +1,127 @@
+//! The seam between the registry and where rooms really live. Two
+//! backends implement it: [`super::local`] (this process is the truth,
+//! stored through the writer thread in SQLite or memory) and
+//! [`super::redis`] (Redis is the truth, this node a cache of it). The
+//! registry checks admission, then makes one call here; nothing outside
+//! this folder knows which backend runs.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::sync::broadcast;
+
+use super::presence::Tally;
+use super::state::{Rooms, State};
+use super::RoomError;
+use crate::model::{Name, Recorded, RoomCode, Text, Update};
+use crate::session::{Session, SessionId};
+use crate::shutdown::Shutdown;
+
+/// A task a backend runs until shutdown.
+pub type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// A backend call under way.
+pub type Pending<'a, T> = Pin<Box<dyn Future<Output = Result<T, RoomError>> + Send + 'a>>;
+
+/// What a new stream starts from: everything after its resume point, the
+/// member list, and a receiver subscribed at that same instant, so nothing
+/// falls between history and live updates and nothing comes twice.
+pub struct Opening {
+    /// The effective resume point: live updates at or below it are skipped.
+    pub since: u64,
+    /// Set when the resume point is older than the history still kept:
+    /// the ids `missed.0..=missed.1` are gone for good.
+    pub missed: Option<(u64, u64)>,
+    pub backlog: Vec<Arc<Recorded>>,
+    /// The opening `members` frame.
+    pub members: Bytes,
+    pub updates: broadcast::Receiver<Update>,
+}
+
+/// What a backend does. Methods that take `&mut State` are called with
+/// the registry's lock held and must not block.
+pub trait Backend: Send + Sync + 'static {
+    /// Makes a room with a fresh code and returns once it is kept.
+    fn create_room<'a>(&'a self, rooms: &'a Rooms) -> Pending<'a, RoomCode>;
+
+    /// Ok if the room exists (and is then in `rooms`).
+    fn find<'a>(&'a self, rooms: &'a Rooms, code: &'a RoomCode) -> Pending<'a, ()>;
+
+    /// Names `session.name` in its room for the session `existing` (or a
+    /// new one); see [`super::Registry::open_session`].
+    fn open_session<'a>(
+        &'a self,
+        rooms: &'a Rooms,
+        existing: Option<SessionId>,
+        session: Session,
+    ) -> Pending<'a, SessionId>;
+
+    /// The session `id` names, if it is live.
+    fn session<'a>(&'a self, rooms: &'a Rooms, id: SessionId) -> Pending<'a, Option<Session>>;
+
+    /// Appends a message and returns it once it is kept and published.
+    fn post<'a>(
+        &'a self,
+        rooms: &'a Rooms,
+        code: &'a RoomCode,
+        name: &'a Name,
+        text: &'a Text,
+    ) -> Pending<'a, Arc<Recorded>>;
+
+    /// History after `since` (or the newest if `None`), oldest first, at
+    /// most `limit`.
+    fn history<'a>(
+        &'a self,
+        rooms: &'a Rooms,
+        code: &'a RoomCode,
+        since: Option<u64>,
+        limit: usize,
+    ) -> Pending<'a, Vec<Arc<Recorded>>>;
+
+    /// The room's members, sorted.
+    fn members<'a>(&'a self, rooms: &'a Rooms, code: &'a RoomCode) -> Pending<'a, Vec<Name>>;
+
+    /// Where member streams are counted (see [`Tally`]).
+    fn tally(&self) -> Tally;
+
+    /// A stream was admitted and counted (its member too, `arrived` if
+    /// this is their arrival): what it starts from.
+    fn subscribe<'a>(
+        &'a self,
+        rooms: &'a Rooms,
+        code: &'a RoomCode,
+        since: Option<u64>,
+        member: Option<&'a Name>,
+        arrived: bool,
+    ) -> Pending<'a, Opening>;
+
+    /// A member's leave grace is over: say they left.
+    fn announce_leave(&self, state: &mut State, code: &RoomCode, name: &Name);
+
+    /// A room was idle past its TTL and is gone from memory.
+    fn room_expired(&self, state: &mut State, code: &RoomCode);
+
+    /// Run after every sweep (with Redis: the node's heartbeat).
+    fn keep_presence<'a>(&'a self, rooms: &'a Rooms) -> Pending<'a, ()>;
+
+    /// What the backend runs beside the requests until shutdown, if
+    /// anything (with Redis: the reader that feeds the cache).
+    fn reader(&self, rooms: Arc<Rooms>, shutdown: Shutdown) -> Option<Task> {
+        let _ = (rooms, shutdown);
+        None
+    }
+
+    /// After close: keeps what is queued and lets go of resources.
+    fn finish<'a>(&'a self, rooms: &'a Rooms) -> Pending<'a, ()>;
+
+    /// Whether the backend is reachable, for one that can be out of reach.
+    fn reachable(&self) -> Option<bool>;
+}
+
+/// The ids lost for good to a client resuming after `since` when the
+/// oldest event still kept is `first_kept`, if any.
+pub fn gap(since: u64, first_kept: u64) -> Option<(u64, u64)> {
+    (since + 1 < first_kept).then(|| (since + 1, first_kept - 1))
+}

@@ -1,0 +1,171 @@
+//! Who is in a room: its members and their open streams, the leave grace,
+//! and the [`StreamGuard`] every open stream holds. Plain data, kept under
+//! the registry's one lock (see [`super::state`]).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::state::Rooms;
+use crate::client::VisitorKey;
+use crate::model::{members_frame, Name, RoomCode};
+
+/// A room's members.
+#[derive(Default)]
+pub struct Members {
+    /// Members by name, including those gone less than the leave grace.
+    /// (With Redis, kept from the join and leave events read.)
+    present: BTreeMap<Name, Member>,
+    /// With Redis: this node's streams per member, which its heartbeat
+    /// reports (alone, a member's streams are counted in `present`).
+    here: HashMap<Name, usize>,
+}
+
+#[derive(Default)]
+struct Member {
+    streams: usize,
+    /// When the last stream of this member closed, while it has none.
+    gone_since: Option<Instant>,
+}
+
+/// Where a member's open streams are counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tally {
+    /// In the member itself: the last one closing starts the leave grace.
+    Members,
+    /// On this node, for its heartbeat (with Redis, where the grace runs).
+    Here,
+}
+
+impl Members {
+    pub fn of(names: Vec<Name>) -> Members {
+        Members {
+            present: names.into_iter().map(|n| (n, Member::default())).collect(),
+            here: HashMap::new(),
+        }
+    }
+
+    pub fn contains(&self, name: &Name) -> bool {
+        self.present.contains_key(name)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.present.is_empty()
+    }
+
+    /// Names, sorted.
+    pub fn names(&self) -> Vec<Name> {
+        self.present.keys().cloned().collect()
+    }
+
+    /// The `members` frame for the current list.
+    pub fn frame(&self) -> Bytes {
+        members_frame(self.present.keys())
+    }
+
+    /// Counts a new stream of `name`; true if this is an arrival (not a
+    /// second tab, nor a return within the leave grace).
+    pub fn connect(&mut self, name: &Name, tally: Tally) -> bool {
+        if tally == Tally::Here {
+            *self.here.entry(name.clone()).or_default() += 1;
+            return false; // Redis says who arrives.
+        }
+        let arrived = !self.present.contains_key(name);
+        let member = self.present.entry(name.clone()).or_default();
+        member.streams += 1;
+        member.gone_since = None;
+        arrived
+    }
+
+    /// A stream of `name` closed; the last one starts the leave grace.
+    pub fn disconnect(&mut self, name: &Name, tally: Tally, now: Instant) {
+        match tally {
+            Tally::Here => {
+                if let Some(streams) = self.here.get_mut(name) {
+                    *streams -= 1;
+                    if *streams == 0 {
+                        self.here.remove(name);
+                    }
+                }
+            }
+            Tally::Members => {
+                if let Some(member) = self.present.get_mut(name) {
+                    member.streams -= 1;
+                    if member.streams == 0 {
+                        member.gone_since = Some(now);
+                    }
+                }
+            }
+        }
+    }
+
+    /// With Redis: a join or leave read from the room's log.
+    pub fn joined(&mut self, name: Name) {
+        self.present.entry(name).or_default();
+    }
+
+    pub fn left(&mut self, name: &Name) {
+        self.present.remove(name);
+    }
+
+    /// Takes out the members gone for at least `grace`.
+    pub fn take_gone(&mut self, grace: Duration, now: Instant) -> Vec<Name> {
+        let gone: Vec<Name> = self
+            .present
+            .iter()
+            .filter(|(_, m)| m.gone_since.is_some_and(|t| now - t >= grace))
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in &gone {
+            self.present.remove(name);
+        }
+        gone
+    }
+
+    /// With Redis: the members with a stream on this node.
+    pub fn here(&self) -> Vec<Name> {
+        self.here.keys().cloned().collect()
+    }
+}
+
+/// Held by an open stream; dropping it (the client went away, the stream
+/// ended) gives back what the stream was counted for, which starts the
+/// member's leave grace if it was their last stream.
+pub struct StreamGuard {
+    rooms: Arc<Rooms>,
+    room: RoomCode,
+    member: Option<Name>,
+    tally: Tally,
+    visitor: VisitorKey,
+}
+
+impl StreamGuard {
+    pub(super) fn new(
+        rooms: Arc<Rooms>,
+        room: RoomCode,
+        member: Option<Name>,
+        tally: Tally,
+        visitor: VisitorKey,
+    ) -> StreamGuard {
+        StreamGuard {
+            rooms,
+            room,
+            member,
+            tally,
+            visitor,
+        }
+    }
+
+    pub fn room(&self) -> &RoomCode {
+        &self.room
+    }
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        let member = self.member.as_ref().map(|name| (name, self.tally));
+        self.rooms.stream_closed(&self.room, member, self.visitor);
+    }
+}

@@ -1,0 +1,199 @@
+//! One room in memory: its ids, its recent history ring, its broadcast
+//! sender and the frames it sends, its members. Pure: no lock, no I/O
+//! (the registry holds it under its one lock, see [`super::state`]).
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::broadcast;
+
+use super::presence::Members;
+use crate::model::{Event, Kind, Name, Recorded, RoomCode, Text, Update};
+use crate::store::{now_ms, StoredRoom};
+
+/// How many updates a stream may fall behind before it is closed and must
+/// resume from history. Every room allocates this many slots up front.
+/// An update carries all of a room's events from one commit (up to
+/// [`EVENTS_PER_UPDATE`]), so under load the channel spans many more
+/// events than slots.
+const CHANNEL_CAPACITY: usize = 256;
+
+/// Most events in one update, which bounds what a busy room's channel
+/// keeps alive: 256 slots of 64 events.
+const EVENTS_PER_UPDATE: usize = 64;
+
+pub struct Room {
+    /// The last id given out, stored or on its way to the store.
+    pub last_id: u64,
+    /// The last id stored and published.
+    pub published_id: u64,
+    /// The newest published events, at most `history` of them.
+    history: VecDeque<Arc<Recorded>>,
+    updates: broadcast::Sender<Update>,
+    pub members: Members,
+    /// Open streams, members and silent followers alike.
+    pub streams: usize,
+    /// Since when nobody has been connected and nothing was said, if so.
+    pub idle_since: Option<Instant>,
+}
+
+impl Room {
+    pub fn new(last_id: u64) -> Room {
+        let (updates, _) = broadcast::channel(CHANNEL_CAPACITY);
+        Room {
+            last_id,
+            published_id: last_id,
+            history: VecDeque::new(),
+            updates,
+            members: Members::default(),
+            streams: 0,
+            idle_since: Some(Instant::now()),
+        }
+    }
+
+    /// A stored room, idle since its last activity (it has no streams yet).
+    pub fn restore(stored: StoredRoom) -> Room {
+        let mut room = Room::new(stored.last_id);
+        let idle_for = Duration::from_millis(now_ms().saturating_sub(stored.last_activity_ms));
+        room.idle_since = Some(
+            Instant::now()
+                .checked_sub(idle_for)
+                .unwrap_or_else(Instant::now),
+        );
+        room.history = stored.events.into_iter().map(Arc::new).collect();
+        room
+    }
+
+    /// The room's next event; its id is taken once it is queued.
+    pub fn next_event(
+        &self,
+        code: &RoomCode,
+        kind: Kind,
+        name: &Name,
+        text: Option<&Text>,
+    ) -> Arc<Recorded> {
+        let event = Event::new(self.last_id + 1, kind, code, name, text);
+        Arc::new(Recorded::new(event))
+    }
+
+    /// Stored events, in id order: keep the newest `history` of them and
+    /// send them to every stream; an event that changes who is in the
+    /// room also sends the new member list, right after it.
+    pub fn publish(&mut self, events: Vec<Arc<Recorded>>, history: usize) {
+        let mut run = Vec::with_capacity(events.len().min(EVENTS_PER_UPDATE));
+        for event in events {
+            self.published_id = event.event.id;
+            self.history.push_back(event.clone());
+            let members_changed = event.event.kind.changes_members();
+            run.push(event);
+            if members_changed || run.len() == EVENTS_PER_UPDATE {
+                self.send_events(&mut run);
+            }
+            if members_changed {
+                self.send(Update::Members(self.members.frame()));
+            }
+        }
+        self.send_events(&mut run);
+        while self.history.len() > history {
+            self.history.pop_front();
+        }
+    }
+
+    fn send_events(&self, run: &mut Vec<Arc<Recorded>>) {
+        if !run.is_empty() {
+            self.send(Update::Events(std::mem::take(run).into()));
+        }
+    }
+
+    /// Sends `update` to every stream of the room.
+    pub fn send(&self, update: Update) {
+        // An error only means nobody is listening right now.
+        let _ = self.updates.send(update);
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Update> {
+        self.updates.subscribe()
+    }
+
+    /// History events with an id above `since`.
+    pub fn after(&self, since: u64) -> impl Iterator<Item = &Arc<Recorded>> {
+        let start = self.history.partition_point(|e| e.event.id <= since);
+        self.history.range(start..)
+    }
+
+    /// The newest `limit` history events, oldest first.
+    pub fn newest(&self, limit: usize) -> impl Iterator<Item = &Arc<Recorded>> {
+        self.history
+            .iter()
+            .skip(self.history.len().saturating_sub(limit))
+    }
+
+    /// The oldest id history still holds, or the next one if it is empty.
+    pub fn first_kept(&self) -> u64 {
+        self.history
+            .front()
+            .map_or(self.published_id + 1, |e| e.event.id)
+    }
+
+    /// A stream opened: the room is no longer idle.
+    pub fn stream_opened(&mut self) {
+        self.streams += 1;
+        self.idle_since = None;
+    }
+
+    /// Something happened in the room: its idle clock starts now, unless
+    /// someone is connected.
+    pub fn touched(&mut self, now: Instant) {
+        if self.streams == 0 {
+            self.idle_since = Some(now);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(n: &str) -> Name {
+        Name::parse(n).unwrap()
+    }
+
+    #[test]
+    fn a_commit_goes_out_as_one_update_with_members_after_each_join() {
+        let code = RoomCode::parse("ABCD").unwrap();
+        let mut room = Room::new(0);
+        let mut updates = room.subscribe();
+        let event = |id, kind, text: Option<&str>| {
+            let text = text.map(|t| Text::parse(t).unwrap());
+            Arc::new(Recorded::new(Event::new(
+                id,
+                kind,
+                &code,
+                &name("al"),
+                text.as_ref(),
+            )))
+        };
+        let batch = vec![
+            event(1, Kind::Message, Some("one")),
+            event(2, Kind::Join, None),
+            event(3, Kind::Message, Some("two")),
+            event(4, Kind::Message, Some("three")),
+        ];
+        room.publish(batch, 3);
+        let mut seen = Vec::new();
+        while let Ok(update) = updates.try_recv() {
+            seen.push(match update {
+                Update::Events(events) => format!(
+                    "{:?}",
+                    events.iter().map(|e| e.event.id).collect::<Vec<_>>()
+                ),
+                Update::Members(_) => "members".to_string(),
+                Update::Close => "close".to_string(),
+            });
+        }
+        assert_eq!(seen, ["[1, 2]", "members", "[3, 4]"]);
+        let kept: Vec<u64> = room.history.iter().map(|e| e.event.id).collect();
+        assert_eq!(kept, [2, 3, 4], "history is trimmed to its length");
+    }
+}

@@ -1,0 +1,163 @@
+//! The registry's one lock. Everything the registry holds in memory (the
+//! rooms, the sessions, admission, and with the local backend the writer's
+//! queue) lives in [`State`] behind one `std::sync::Mutex` in [`Rooms`].
+//!
+//! A std mutex is right here because it is never held across an `.await`:
+//! every caller takes it, does a few map operations and a non-blocking
+//! send, and lets go. The other files of this folder hold plain data that
+//! is only ever touched through this lock.
+
+use std::collections::HashMap;
+use std::sync::mpsc::SyncSender;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use log::info;
+
+use super::admission::{shrink, Admission};
+use super::presence::Tally;
+use super::room::Room;
+use super::sessions::Sessions;
+use super::{RoomError, Settings};
+use crate::client::VisitorKey;
+use crate::metrics::Metrics;
+use crate::model::{Name, RoomCode, Update};
+use crate::store::writer::Job;
+
+/// The rooms in memory, behind the lock; shared by the registry, its
+/// backend and every open stream's guard.
+pub struct Rooms {
+    pub settings: Settings,
+    pub metrics: Arc<Metrics>,
+    state: Mutex<State>,
+}
+
+pub struct State {
+    pub rooms: HashMap<RoomCode, Room>,
+    pub sessions: Sessions,
+    pub admission: Admission,
+    pub closing: bool,
+    /// With the local backend: its writer, whose queue is fed under this
+    /// lock so that queue order is the order ids were given out.
+    pub writer: Option<Writer>,
+}
+
+/// The writer thread's queue and the thread itself.
+pub struct Writer {
+    pub queue: SyncSender<Job>,
+    pub thread: JoinHandle<()>,
+}
+
+impl Rooms {
+    pub fn new(settings: Settings, rooms: HashMap<RoomCode, Room>) -> Rooms {
+        let state = State {
+            rooms,
+            sessions: Sessions::default(),
+            admission: Admission::new(settings.limits),
+            closing: false,
+            writer: None,
+        };
+        Rooms {
+            settings,
+            metrics: Arc::default(),
+            state: Mutex::new(state),
+        }
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, State> {
+        // Nothing panics while holding the lock; should that ever change,
+        // the maps are still consistent enough to keep serving.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A stream closed: give back what it was counted for, and start the
+    /// member's leave grace and the room's idle clock if it was the last.
+    pub fn stream_closed(
+        &self,
+        code: &RoomCode,
+        member: Option<(&Name, Tally)>,
+        visitor: VisitorKey,
+    ) {
+        let mut state = self.lock();
+        state.admission.stream_closed(visitor);
+        let Ok(room) = state.room_mut(code) else {
+            return; // The room expired or the server is closing.
+        };
+        let now = Instant::now();
+        room.streams -= 1;
+        room.touched(now);
+        if let Some((name, tally)) = member {
+            room.members.disconnect(name, tally, now);
+        }
+    }
+
+    /// Refuses new rooms, posts and streams from now on, and tells every
+    /// open stream to end.
+    pub fn close(&self) {
+        let mut state = self.lock();
+        if state.closing {
+            return;
+        }
+        state.closing = true;
+        info!(
+            "closing {} rooms with {} open streams",
+            state.rooms.len(),
+            state.admission.streams()
+        );
+        for room in state.rooms.values() {
+            room.send(Update::Close);
+        }
+    }
+}
+
+impl State {
+    pub fn check_open(&self) -> Result<(), RoomError> {
+        if self.closing {
+            Err(RoomError::ShuttingDown)
+        } else {
+            Ok(())
+        }
+    }
+
+    pub fn room(&self, code: &RoomCode) -> Result<&Room, RoomError> {
+        self.rooms
+            .get(code)
+            .ok_or_else(|| RoomError::NotFound(code.clone()))
+    }
+
+    pub fn room_mut(&mut self, code: &RoomCode) -> Result<&mut Room, RoomError> {
+        self.rooms
+            .get_mut(code)
+            .ok_or_else(|| RoomError::NotFound(code.clone()))
+    }
+
+    /// Takes out the members whose leave grace is over, room by room.
+    pub fn take_leaves(&mut self, now: Instant, grace: Duration) -> Vec<(RoomCode, Name)> {
+        let mut gone = Vec::new();
+        for (code, room) in &mut self.rooms {
+            for name in room.members.take_gone(grace, now) {
+                gone.push((code.clone(), name));
+            }
+        }
+        gone
+    }
+
+    /// Takes out the rooms idle for at least `ttl`, and their sessions.
+    pub fn take_expired(&mut self, now: Instant, ttl: Duration) -> Vec<RoomCode> {
+        let expired: Vec<RoomCode> = self
+            .rooms
+            .iter()
+            .filter(|(_, room)| room.idle_since.is_some_and(|t| now - t >= ttl))
+            .map(|(code, _)| code.clone())
+            .collect();
+        for code in &expired {
+            self.rooms.remove(code);
+        }
+        self.sessions.end_in(&expired);
+        shrink(&mut self.rooms);
+        expired
+    }
+}
