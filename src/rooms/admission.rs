@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use super::RoomError;
+use super::error::RoomError;
 use crate::client::VisitorKey;
 
 /// Visitors remembered at most per map; past that, the idle ones (full

@@ -12,12 +12,15 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio::sync::broadcast;
 
+use super::error::RoomError;
 use super::presence::Tally;
 use super::state::{Rooms, State};
-use super::RoomError;
 use crate::model::{Name, Recorded, RoomCode, Text, Update};
 use crate::session::{Session, SessionId};
 use crate::shutdown::Shutdown;
+
+/// How many random codes to try before saying no free code was found.
+pub const CODE_ATTEMPTS: usize = 64;
 
 /// A task a backend runs until shutdown.
 pub type Task = Pin<Box<dyn Future<Output = ()> + Send>>;

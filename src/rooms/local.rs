@@ -15,11 +15,12 @@ use std::time::Instant;
 use log::{info, warn};
 use tokio::sync::oneshot;
 
-use super::backend::{gap, Backend, Opening, Pending};
+use super::backend::{gap, Backend, Opening, Pending, CODE_ATTEMPTS};
+use super::error::RoomError;
 use super::presence::Tally;
 use super::room::Room;
+use super::settings::Settings;
 use super::state::{Rooms, State, Writer};
-use super::{RoomError, Settings, CODE_ATTEMPTS};
 use crate::model::{Kind, Name, Recorded, RoomCode, Text};
 use crate::session::{Session, SessionId};
 use crate::store::writer::{self, Job};

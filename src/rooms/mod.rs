@@ -12,11 +12,14 @@
 
 pub mod admission;
 mod backend;
+mod error;
+mod guard;
 mod local;
 mod presence;
 pub mod redis;
 mod room;
 mod sessions;
+mod settings;
 mod state;
 
 use std::sync::Arc;
@@ -31,47 +34,12 @@ use crate::model::{Name, Recorded, RoomCode, Text};
 use crate::session::{Session, SessionId};
 use crate::shutdown::Shutdown;
 use crate::store::{Store, StoreError};
-use admission::Limits;
 use backend::Backend;
 pub use backend::Opening;
-pub use presence::StreamGuard;
+pub use error::RoomError;
+pub use guard::StreamGuard;
+pub use settings::Settings;
 use state::Rooms;
-
-/// How many random codes to try before saying no free code was found.
-const CODE_ATTEMPTS: usize = 64;
-
-/// The registry's knobs, taken from the command line.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    /// Events kept per room.
-    pub history: usize,
-    pub leave_grace: Duration,
-    pub room_ttl: Duration,
-    pub limits: Limits,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RoomError {
-    NotFound(RoomCode),
-    NoFreeCode,
-    ShuttingDown,
-    /// `--max-streams` are open already.
-    TooManyStreams,
-    /// `--max-rooms` are live already.
-    TooManyRooms,
-    /// Another session in the room, still present, has this name.
-    NameTaken(Name),
-    /// This visitor has `--max-streams-per-visitor` open already.
-    TooManyStreamsForVisitor,
-    /// This visitor's bucket is empty; a token comes after this long.
-    RateLimited(Duration),
-    /// The writer's queue is full: too much at once.
-    Busy,
-    /// The store refused or failed; nothing was kept.
-    Store(String),
-    /// Redis (with `--redis`) cannot be reached; nothing was changed.
-    Unreachable,
-}
 
 /// What an open stream is made of: where it starts, and the guard that
 /// gives back what it was counted for when it is dropped.
@@ -315,7 +283,7 @@ pub(crate) mod tests {
     use super::*;
     use crate::model::{Kind, Update};
     use crate::store::sqlite::{SqliteStore, IN_MEMORY};
-    use admission::Rate;
+    use admission::{Limits, Rate};
 
     pub(crate) fn registry(leave_grace_ms: u64, room_ttl_ms: u64) -> Registry {
         let lavish = Rate {

@@ -1,16 +1,13 @@
-//! Who is in a room: its members and their open streams, the leave grace,
-//! and the [`StreamGuard`] every open stream holds. Plain data, kept under
-//! the registry's one lock (see [`super::state`]).
+//! Who is in a room: its members and their open streams, and the leave
+//! grace. Plain data, kept under the registry's one lock (see
+//! [`super::state`]); the stream's side of it is [`super::guard`].
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::state::Rooms;
-use crate::client::VisitorKey;
-use crate::model::{members_frame, Name, RoomCode};
+use crate::model::{members_frame, Name};
 
 /// A room's members.
 #[derive(Default)]
@@ -127,45 +124,5 @@ impl Members {
     /// With Redis: the members with a stream on this node.
     pub fn here(&self) -> Vec<Name> {
         self.here.keys().cloned().collect()
-    }
-}
-
-/// Held by an open stream; dropping it (the client went away, the stream
-/// ended) gives back what the stream was counted for, which starts the
-/// member's leave grace if it was their last stream.
-pub struct StreamGuard {
-    rooms: Arc<Rooms>,
-    room: RoomCode,
-    member: Option<Name>,
-    tally: Tally,
-    visitor: VisitorKey,
-}
-
-impl StreamGuard {
-    pub(super) fn new(
-        rooms: Arc<Rooms>,
-        room: RoomCode,
-        member: Option<Name>,
-        tally: Tally,
-        visitor: VisitorKey,
-    ) -> StreamGuard {
-        StreamGuard {
-            rooms,
-            room,
-            member,
-            tally,
-            visitor,
-        }
-    }
-
-    pub fn room(&self) -> &RoomCode {
-        &self.room
-    }
-}
-
-impl Drop for StreamGuard {
-    fn drop(&mut self) {
-        let member = self.member.as_ref().map(|name| (name, self.tally));
-        self.rooms.stream_closed(&self.room, member, self.visitor);
     }
 }

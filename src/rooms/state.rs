@@ -16,10 +16,11 @@ use std::time::{Duration, Instant};
 use log::info;
 
 use super::admission::{shrink, Admission};
+use super::error::RoomError;
 use super::presence::Tally;
 use super::room::Room;
 use super::sessions::Sessions;
-use super::{RoomError, Settings};
+use super::settings::Settings;
 use crate::client::VisitorKey;
 use crate::metrics::Metrics;
 use crate::model::{Name, RoomCode, Update};

@@ -25,8 +25,8 @@ use redis::aio::ConnectionManager;
 use redis::streams::{StreamId, StreamRangeReply};
 use redis::{Script, Value};
 
-use super::super::Settings;
 use crate::model::{timestamp, Event, Kind, Name, Recorded, RoomCode, Text};
+use crate::rooms::settings::Settings;
 use crate::session::{Session, SessionId};
 
 /// How long a node counts as alive without a heartbeat; its members leave

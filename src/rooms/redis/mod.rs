@@ -26,11 +26,11 @@ use std::time::Instant;
 
 use log::info;
 
-use super::backend::{gap, Backend, Opening, Pending, Task};
+use super::backend::{gap, Backend, Opening, Pending, Task, CODE_ATTEMPTS};
+use super::error::RoomError;
 use super::presence::{Members, Tally};
 use super::room::Room;
 use super::state::{Rooms, State};
-use super::{RoomError, CODE_ATTEMPTS};
 use crate::model::{timestamp, Event, Kind, Name, Recorded, RoomCode, Text};
 use crate::session::{Session, SessionId};
 use crate::shutdown::Shutdown;

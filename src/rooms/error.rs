@@ -1,0 +1,29 @@
+//! Why the registry refused or failed; each maps to one HTTP status (see
+//! `crate::error`).
+
+use std::time::Duration;
+
+use crate::model::{Name, RoomCode};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoomError {
+    NotFound(RoomCode),
+    NoFreeCode,
+    ShuttingDown,
+    /// `--max-streams` are open already.
+    TooManyStreams,
+    /// `--max-rooms` are live already.
+    TooManyRooms,
+    /// Another session in the room, still present, has this name.
+    NameTaken(Name),
+    /// This visitor has `--max-streams-per-visitor` open already.
+    TooManyStreamsForVisitor,
+    /// This visitor's bucket is empty; a token comes after this long.
+    RateLimited(Duration),
+    /// The writer's queue is full: too much at once.
+    Busy,
+    /// The store refused or failed; nothing was kept.
+    Store(String),
+    /// Redis (with `--redis`) cannot be reached; nothing was changed.
+    Unreachable,
+}
