@@ -10,11 +10,9 @@ use warp::http::{header, StatusCode};
 use warp::reject;
 use warp::reply::{Reply, Response};
 
+use crate::limits::BODY_LIMIT;
 use crate::model::{Invalid, RoomCode};
 use crate::rooms::RoomError;
-
-/// Largest request body accepted, in bytes.
-pub const BODY_LIMIT: u64 = 16 * 1024;
 
 /// Seconds a client should wait before retrying a 503.
 const RETRY_AFTER_SECS: u64 = 5;

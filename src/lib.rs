@@ -35,6 +35,7 @@ pub mod config;
 pub mod error;
 pub mod handlers;
 pub mod http;
+pub mod limits;
 pub mod metrics;
 pub mod model;
 pub mod pages;

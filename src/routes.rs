@@ -12,13 +12,15 @@ use warp::Filter;
 use crate::app::App;
 use crate::body;
 use crate::client::{Client, Visitor, VisitorKey};
-use crate::error::{self, ApiError, BODY_LIMIT};
+use crate::error::{self, ApiError};
 use crate::handlers::{self, Wants};
+use crate::limits::BODY_LIMIT;
 use crate::model::RoomCode;
 use crate::session::{SessionId, COOKIE_NAME};
 
-/// All routes, with JSON errors for rejections. (The request log and
-/// metrics are kept by `server`, which sees every response.)
+/// All routes, with JSON errors for rejections. (The request log, the
+/// metrics and the headers every response carries are `http`'s, which
+/// sees every response.)
 pub fn routes(app: App) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
     home(app.clone())
         .or(enter(app.clone()))
@@ -32,14 +34,6 @@ pub fn routes(app: App) -> impl Filter<Extract = (impl Reply,), Error = Infallib
         .or(crate::assets::route())
         .or(not_found(app))
         .recover(error::recover)
-        .with(warp::reply::with::default_header(
-            "x-content-type-options",
-            "nosniff",
-        ))
-        .with(warp::reply::with::default_header(
-            "referrer-policy",
-            "same-origin",
-        ))
 }
 
 /// GET /?code=ABCD

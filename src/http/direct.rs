@@ -13,39 +13,37 @@
 //! A stream goes out chunked, as from hyper, each chunk in one vectored
 //! write, and the connection closes after it (`Connection: close`). A
 //! message is answered whole in one write and the connection kept for the
-//! next request, which is read here too. Anything else (another request, a
-//! head that does not parse or is too large, a chunked body, a body over
-//! the limit, `Expect`, HTTP/1.0) goes to hyper, with the bytes already
-//! read put back in front, for the rest of the connection: hyper answers
-//! it as it always did.
+//! next request, which is read here too.
+//!
+//! Every request's head is read here first. One that cannot be read, or
+//! is too large, is refused here (400, 431) and the connection closed, so
+//! hyper never answers on its own. Any other request (another route, a
+//! chunked body, a body over the limit, `Expect`, HTTP/1.0) goes to hyper
+//! with the bytes already read put back in front, for that one request;
+//! the next comes back here. (A chunked body's end is hyper's to find, so
+//! after one, hyper closes the connection.)
 
-use std::cell::RefCell;
 use std::convert::Infallible;
-use std::io::{self, Write};
+use std::io;
 use std::pin::Pin;
-use std::task::{Context, Poll};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::task::Poll;
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame};
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use warp::http::header::{HeaderName, HeaderValue};
-use warp::http::{Method, Request, Uri, Version};
+use warp::http::{Method, Request, StatusCode, Uri, Version};
 
-use crate::error::BODY_LIMIT;
+use super::response::encode;
+use crate::limits::{BODY_LIMIT, MAX_HEAD, MAX_HEADERS};
 use crate::shutdown::Shutdown;
 use crate::stream::RoomStream;
 
 /// How the requests served here begin: anything else is hyper's.
 const PREFIXES: [&[u8]; 2] = [b"GET /rooms/", b"POST /rooms/"];
-
-/// The most head bytes read here; a larger head goes to hyper (and 431).
-const MAX_HEAD: usize = 16 * 1024;
-
-/// The most headers parsed here; more go to hyper.
-const MAX_HEADERS: usize = 64;
 
 /// What the next bytes of a connection turned out to be.
 pub enum Next {
@@ -59,40 +57,145 @@ pub enum Next {
     },
     /// Anything else: what was read of it is still in the buffer, for hyper.
     Other,
+}
+
+/// What came next on a connection.
+// Moved once from `next_request` into a match: boxing the request would
+// cost an allocation per request instead.
+#[allow(clippy::large_enum_variant)]
+pub enum Arrival {
+    /// A request served here (never `Other`).
+    Served(Next),
+    /// A request for hyper, at the front of the buffer: `length` bytes of
+    /// head and body (`None`: a chunked body, whose end hyper finds);
+    /// `close` if the connection ends after it.
+    Hyper { length: Option<usize>, close: bool },
+    /// A request that cannot be served, answered with this and closed.
+    Refused(StatusCode, &'static str),
     /// The peer went away, sent nothing in time, or the server is shutting
     /// down and no request had begun.
     Gone,
 }
 
 /// Reads the connection's next request into `read` (which keeps whatever
-/// follows it) for at most `timeout`. Waiting for a request that has not
-/// begun also ends when shutdown starts.
+/// follows it) for at most `timeout`: a request served here whole, the
+/// head of one for hyper. Waiting for a request that has not begun also
+/// ends when shutdown starts.
 pub async fn next_request(
     socket: &mut TcpStream,
     read: &mut BytesMut,
     timeout: Duration,
     shutdown: &mut Shutdown,
-) -> Next {
+) -> Arrival {
     let idle = read.is_empty();
     let reading = async {
         loop {
-            if let Some(next) = take(read) {
-                return next;
+            match take(read) {
+                Some(Next::Other) => {
+                    if let Some(arrival) = handover(read) {
+                        return arrival;
+                    }
+                }
+                Some(next) => return Arrival::Served(next),
+                None => {}
             }
             if read.capacity() == read.len() {
                 read.reserve(read.len().max(1024));
             }
             match socket.read_buf(read).await {
-                Ok(0) | Err(_) => return Next::Gone,
+                Ok(0) | Err(_) => return Arrival::Gone,
                 Ok(_) => {}
             }
         }
     };
     tokio::select! {
         biased;
-        next = tokio::time::timeout(timeout, reading) => next.unwrap_or(Next::Gone),
-        () = shutdown.wait(), if idle => Next::Gone,
+        next = tokio::time::timeout(timeout, reading) => next.unwrap_or(Arrival::Gone),
+        () = shutdown.wait(), if idle => Arrival::Gone,
     }
+}
+
+/// What to do with the request at the front of `read` that is not served
+/// here, once its head is in; `None` if more must be read to tell.
+/// (Public for the fuzz target.)
+pub fn handover(read: &BytesMut) -> Option<Arrival> {
+    const MALFORMED: &str = "Malformed request: the request could not be read.";
+    const TOO_LARGE: &str = "The request headers are too large.";
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut parsed = httparse::Request::new(&mut headers);
+    let refused = |status, why| Some(Arrival::Refused(status, why));
+    let head_len = match parsed.parse(read) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) if read.len() <= MAX_HEAD => return None,
+        Ok(httparse::Status::Partial) | Err(httparse::Error::TooManyHeaders) => {
+            return refused(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, TOO_LARGE)
+        }
+        Err(_) => return refused(StatusCode::BAD_REQUEST, MALFORMED),
+    };
+    if head_len > MAX_HEAD {
+        return refused(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, TOO_LARGE);
+    }
+    let path = parsed.path.unwrap_or_default();
+    let readable = path.parse::<Uri>().is_ok()
+        && Method::from_bytes(parsed.method.unwrap_or_default().as_bytes()).is_ok()
+        && parsed.headers.iter().all(|h| {
+            HeaderName::from_bytes(h.name.as_bytes()).is_ok()
+                && HeaderValue::from_bytes(h.value).is_ok()
+        });
+    let Some(body) = body_framing(parsed.headers).filter(|_| readable) else {
+        return refused(StatusCode::BAD_REQUEST, MALFORMED);
+    };
+    let close = wants_close(parsed.headers, parsed.version == Some(0));
+    Some(Arrival::Hyper {
+        length: body.map(|length| head_len + length),
+        close,
+    })
+}
+
+/// A body's length from its headers: `Some(n)` for a Content-Length (or
+/// none: 0), `None` for a chunked body; refused (`None` outside) for a
+/// Transfer-Encoding that is not chunked, both at once, or lengths that
+/// disagree.
+fn body_framing(headers: &[httparse::Header<'_>]) -> Option<Option<usize>> {
+    let mut length: Option<usize> = None;
+    let mut chunked = false;
+    for header in headers {
+        if header.name.eq_ignore_ascii_case("content-length") {
+            let value = std::str::from_utf8(header.value).ok()?.trim();
+            if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            let value = value.parse::<usize>().ok()?;
+            if length.is_some_and(|seen| seen != value) {
+                return None;
+            }
+            length = Some(value);
+        } else if header.name.eq_ignore_ascii_case("transfer-encoding") {
+            let last = header.value.rsplit(|&b| b == b',').next()?;
+            if chunked || !last.trim_ascii().eq_ignore_ascii_case(b"chunked") {
+                return None;
+            }
+            chunked = true;
+        }
+    }
+    match (chunked, length) {
+        (true, Some(_)) => None,
+        (true, None) => Some(None),
+        (false, length) => Some(Some(length.unwrap_or(0))),
+    }
+}
+
+/// Whether the client asks to close the connection after this request:
+/// `Connection: close`, or HTTP/1.0 without `keep-alive`.
+fn wants_close(headers: &[httparse::Header<'_>], http10: bool) -> bool {
+    let has = |token: &[u8]| {
+        headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case("connection"))
+            .flat_map(|h| h.value.split(|&b| b == b','))
+            .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
+    };
+    has(b"close") || (http10 && !has(b"keep-alive"))
 }
 
 /// The request at the front of `read` if it is complete and served here
@@ -172,7 +275,6 @@ struct Framing {
 
 fn framing(headers: &[httparse::Header<'_>]) -> Option<Framing> {
     let mut length = None;
-    let mut close = false;
     for header in headers {
         let name = header.name;
         if name.eq_ignore_ascii_case("content-length") {
@@ -186,14 +288,10 @@ fn framing(headers: &[httparse::Header<'_>]) -> Option<Framing> {
             || name.eq_ignore_ascii_case("expect")
         {
             return None;
-        } else if name.eq_ignore_ascii_case("connection") {
-            close |= header
-                .value
-                .split(|&b| b == b',')
-                .any(|token| token.trim_ascii().eq_ignore_ascii_case(b"close"));
         }
     }
     let length = length?;
+    let close = wants_close(headers, false);
     (length as u64 <= BODY_LIMIT).then_some(Framing { length, close })
 }
 
@@ -228,7 +326,7 @@ pub async fn answer(
     stream: Option<RoomStream>,
     write_timeout: Duration,
 ) {
-    let head = head(response, stream.is_some(), true).await;
+    let head = encode(response, stream.is_some(), true).await;
     if send(&socket, &head, write_timeout).await.is_err() {
         return;
     }
@@ -251,70 +349,12 @@ pub async fn reply(
     close: bool,
     write_timeout: Duration,
 ) -> bool {
-    let answer = head(response, false, close).await;
+    let answer = encode(response, false, close).await;
     if send(socket, &answer, write_timeout).await.is_ok() && !close {
         return true;
     }
     let _ = socket.shutdown().await;
     false
-}
-
-/// The response's head (and whole body, for an answer without a stream),
-/// as it goes on the wire; `close` says the connection ends after it.
-async fn head(response: warp::reply::Response, streaming: bool, close: bool) -> Vec<u8> {
-    let (parts, body) = response.into_parts();
-    // A whole answer (a message, an error) is small; a stream's own body
-    // is empty.
-    let body = body
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
-    let mut head = Vec::with_capacity(256 + body.len());
-    let reason = parts.status.canonical_reason().unwrap_or("");
-    let _ = write!(head, "HTTP/1.1 {} {reason}\r\n", parts.status.as_u16());
-    DATE.with_borrow_mut(|date| head.extend_from_slice(date.now()));
-    for (name, value) in &parts.headers {
-        head.extend_from_slice(name.as_str().as_bytes());
-        head.extend_from_slice(b": ");
-        head.extend_from_slice(value.as_bytes());
-        head.extend_from_slice(b"\r\n");
-    }
-    if streaming {
-        head.extend_from_slice(b"transfer-encoding: chunked\r\n");
-    } else {
-        let _ = write!(head, "content-length: {}\r\n", body.len());
-    }
-    if close {
-        head.extend_from_slice(b"connection: close\r\n");
-    }
-    head.extend_from_slice(b"\r\n");
-    head.extend_from_slice(&body);
-    head
-}
-
-thread_local! {
-    /// Each worker thread's `Date` header, remade when the second turns.
-    static DATE: RefCell<DateLine> = RefCell::new(DateLine::default());
-}
-
-/// A `date: ...\r\n` header line and the second it was made for.
-#[derive(Default)]
-struct DateLine {
-    second: u64,
-    line: Vec<u8>,
-}
-
-impl DateLine {
-    fn now(&mut self) -> &[u8] {
-        let now = SystemTime::now();
-        let second = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        if second != self.second || self.line.is_empty() {
-            self.second = second;
-            self.line = format!("date: {}\r\n", httpdate::fmt_http_date(now)).into_bytes();
-        }
-        &self.line
-    }
 }
 
 /// Writes each chunk the stream gives as it comes, until the stream ends
@@ -417,67 +457,10 @@ async fn writable(socket: &TcpStream, timeout: Duration) -> io::Result<()> {
     }
 }
 
-/// A socket for hyper with the bytes already read from it put back in
-/// front.
-pub struct Replay<T> {
-    read: Bytes,
-    io: T,
-}
-
-impl<T> Replay<T> {
-    pub fn new(read: Bytes, io: T) -> Replay<T> {
-        Replay { read, io }
-    }
-}
-
-impl<T: hyper::rt::Read + Unpin> hyper::rt::Read for Replay<T> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        mut buf: hyper::rt::ReadBufCursor<'_>,
-    ) -> Poll<io::Result<()>> {
-        if self.read.is_empty() {
-            return Pin::new(&mut self.io).poll_read(cx, buf);
-        }
-        let n = self.read.len().min(buf.remaining());
-        let replayed = self.read.split_to(n);
-        buf.put_slice(&replayed);
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl<T: hyper::rt::Write + Unpin> hyper::rt::Write for Replay<T> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_shutdown(cx)
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use http_body_util::BodyExt;
+
     use super::*;
 
     /// What `take` makes of `bytes`, and what it leaves in the buffer.

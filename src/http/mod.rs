@@ -6,19 +6,21 @@
 //! several per write), which warp's body type cannot hold; and the
 //! connection settings (buffer sizes, vectored writes) become ours to set.
 //!
-//! A connection that opens with a stream request is served by [`direct`]
-//! (no hyper buffers held for the stream's life); every other goes to
-//! hyper.
+//! Every request's head is read by [`direct`], which answers streams and
+//! messages itself (no hyper buffers held for a stream's life) and hands
+//! any other request to hyper, one request at a time, through the one I/O
+//! wrapper ([`socket`]). Every response is finished and encoded by
+//! [`response`], whichever path sends it.
 
 pub mod direct;
+mod response;
+mod socket;
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -26,35 +28,32 @@ use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioTimer;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use ipnet::IpNet;
 use log::{error, info};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tower_service::Service;
 use warp::http::{Request, Response, StatusCode};
 
 use crate::client::Client;
+use crate::limits::{MAX_HEAD, MAX_URI};
 use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
 use crate::stream::{Handoff, RoomStream};
-use direct::{Next, Replay};
+use direct::{Arrival, Next};
+use socket::Socket;
 
 type Body = UnsyncBoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
 
-/// How long to wait for a request's headers before closing the connection;
-/// this also closes keep-alive connections left idle (slowloris).
+/// How long a request may take to arrive whole, head and body, on either
+/// path, before the connection is closed; this also closes keep-alive
+/// connections left idle (slowloris).
 const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The most a connection buffers.
 const MAX_BUFFER: usize = 128 * 1024;
-
-/// The most header bytes a request may send; past it, 431. (hyper also
-/// refuses more than 100 headers.)
-const MAX_HEAD: usize = 16 * 1024;
-
-/// The longest request target accepted; past it, 414.
-const MAX_URI: usize = 8 * 1024;
 
 /// Serves `routes` on `listener` until `shutdown` starts, then stops
 /// accepting and waits for open connections to finish (streams end on
@@ -121,17 +120,18 @@ where
     <S as Service<Request<Incoming>>>::Future: Send,
     <S as Service<Request<Full<Bytes>>>>::Future: Send,
 {
-    /// One connection: streams and messages are answered by [`direct`],
-    /// request after request, until the peer or shutdown ends it; at the
-    /// first request of any other kind, hyper takes over for the rest.
+    /// One connection, request after request, until the peer or shutdown
+    /// ends it: streams and messages are answered by [`direct`]; any other
+    /// request goes through hyper, and the next comes back here.
     async fn serve(mut self, mut socket: TcpStream, peer: SocketAddr, watcher: Watcher) {
         let mut read = BytesMut::new();
         loop {
+            let started = Instant::now();
             let next =
                 direct::next_request(&mut socket, &mut read, HEADER_TIMEOUT, &mut self.shutdown);
             match next.await {
-                Next::Gone => return,
-                Next::Stream(request) => {
+                Arrival::Gone => return,
+                Arrival::Served(Next::Stream(request)) => {
                     // Nothing more is read: the buffer is not kept for the
                     // stream's life.
                     drop(read);
@@ -140,19 +140,41 @@ where
                     drop(watcher); // Held until the stream is done.
                     return;
                 }
-                Next::Post { request, close } => {
+                Arrival::Served(Next::Post { request, close }) => {
                     let (response, _) = self.route(peer, request).await;
                     let replied = direct::reply(&mut socket, response, close, self.write_timeout);
                     if !replied.await {
                         return;
                     }
                 }
-                // Boxed, so hyper's large connection state is not part of
-                // this task's own future.
-                Next::Other => {
-                    let hyper = self.with_hyper(socket, peer, read.freeze(), watcher);
-                    return Box::pin(hyper).await;
+                Arrival::Refused(status, message) => {
+                    let refusal = response::refusal(status, message);
+                    direct::reply(&mut socket, refusal, true, self.write_timeout).await;
+                    return;
                 }
+                Arrival::Hyper { length, close } => {
+                    let deadline = (started + HEADER_TIMEOUT).into();
+                    let io = Socket::new(
+                        socket,
+                        read.split().freeze(),
+                        length,
+                        deadline,
+                        self.write_timeout,
+                    );
+                    // Boxed, so hyper's large connection state is not part
+                    // of this task's own future.
+                    let Some(next) = Box::pin(self.with_hyper(io, peer, length.is_some())).await
+                    else {
+                        return;
+                    };
+                    (socket, read) = next;
+                    if close {
+                        let _ = socket.shutdown().await;
+                        return;
+                    }
+                }
+                // `next_request` hands these to hyper as `Arrival::Hyper`.
+                Arrival::Served(Next::Other) => return,
             }
         }
     }
@@ -170,15 +192,21 @@ where
         Box::pin(route(self.routes.clone(), &self.metrics, client, request))
     }
 
-    /// The connection through hyper, `read` being what was read already.
-    async fn with_hyper(self, socket: TcpStream, peer: SocketAddr, read: Bytes, watcher: Watcher) {
-        let Connection {
-            routes,
-            metrics,
-            trusted,
-            write_timeout,
-            ..
-        } = self;
+    /// One request through hyper, on `io`, which ends where the request
+    /// does; the socket back, with what followed, if the connection goes
+    /// on (`keep_alive`: else hyper says it ends, as after a chunked body,
+    /// whose end only hyper finds).
+    async fn with_hyper(
+        &mut self,
+        io: Socket,
+        peer: SocketAddr,
+        keep_alive: bool,
+    ) -> Option<(TcpStream, BytesMut)> {
+        let (routes, metrics, trusted) = (
+            self.routes.clone(),
+            self.metrics.clone(),
+            self.trusted.clone(),
+        );
         let service = hyper::service::service_fn(move |request: Request<Incoming>| {
             let client = Client::of(peer.ip(), request.headers(), &trusted);
             // Boxed: hyper keeps a slot the size of the service's future
@@ -186,15 +214,22 @@ where
             // future is 3.6 KB; a stream would hold it idle all its life.
             Box::pin(respond(routes.clone(), metrics.clone(), client, request))
         });
-        let io = WriteDeadline::new(TokioIo::new(socket), write_timeout);
         let connection = http1::Builder::new()
             .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_TIMEOUT)
             .max_buf_size(MAX_BUFFER)
-            .serve_connection(Replay::new(read, io), service);
+            .keep_alive(keep_alive)
+            // The request's end reads as the end of input: the answer must
+            // still go out.
+            .half_close(true)
+            .serve_connection(io, service)
+            .without_shutdown();
         // A client that hangs up mid-response is the normal end of a
         // stream, not an error worth a log line.
-        let _ = watcher.watch(connection).await;
+        let parts = connection.await.ok()?;
+        if !keep_alive || !parts.read_buf.is_empty() {
+            return None;
+        }
+        parts.io.into_next()
     }
 }
 
@@ -240,6 +275,7 @@ async fn route<S: Routes<B>, B>(
     let (method, path) = (request.method().clone(), request.uri().path().to_owned());
     request.extensions_mut().insert(client);
     let Ok(mut response) = routes.call(request).await;
+    response::finish(&mut response);
     let elapsed = started.elapsed();
     metrics.responded(&method, &path, response.status(), elapsed);
     info!(
@@ -279,88 +315,5 @@ fn refusal<B>(request: &Request<B>) -> Option<warp::reply::Response> {
     } else {
         return None;
     };
-    Some(crate::error::json_error(status, message))
-}
-
-/// A connection's socket that gives up on a write the peer has not taken
-/// for `timeout`: a stalled subscriber is closed (its client resumes from
-/// history later) instead of holding its buffers forever. The timer only
-/// exists while a write is blocked.
-struct WriteDeadline<T> {
-    io: T,
-    timeout: Duration,
-    blocked: Option<Pin<Box<tokio::time::Sleep>>>,
-}
-
-impl<T> WriteDeadline<T> {
-    fn new(io: T, timeout: Duration) -> WriteDeadline<T> {
-        WriteDeadline {
-            io,
-            timeout,
-            blocked: None,
-        }
-    }
-
-    /// Passes a ready write through; on a blocked one, starts (or checks)
-    /// the deadline.
-    fn watch<R>(&mut self, cx: &mut Context<'_>, poll: Poll<io::Result<R>>) -> Poll<io::Result<R>> {
-        if poll.is_ready() {
-            self.blocked = None;
-            return poll;
-        }
-        let timeout = self.timeout;
-        let deadline = self
-            .blocked
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
-        match deadline.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "the peer took no data for the write timeout",
-            ))),
-            Poll::Pending => Poll::Pending,
-        }
-    }
-}
-
-impl<T: hyper::rt::Read + Unpin> hyper::rt::Read for WriteDeadline<T> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: hyper::rt::ReadBufCursor<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_read(cx, buf)
-    }
-}
-
-impl<T: hyper::rt::Write + Unpin> hyper::rt::Write for WriteDeadline<T> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let poll = Pin::new(&mut self.io).poll_write(cx, buf);
-        self.watch(cx, poll)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let poll = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
-        self.watch(cx, poll)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let poll = Pin::new(&mut self.io).poll_flush(cx);
-        self.watch(cx, poll)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_shutdown(cx)
-    }
+    Some(response::refusal(status, message))
 }

@@ -1,7 +1,8 @@
 //! How connections are served, seen from raw TCP: streams and messages are
 //! answered by roomcast's own writer (messages on a kept-alive connection,
-//! one after another); at any other request hyper takes over, with nothing
-//! of what was read lost.
+//! one after another); any other request goes to hyper, with nothing of
+//! what was read lost, and the next request comes back; a request that
+//! cannot be read is refused with the headers every response carries.
 
 use std::time::Duration;
 
@@ -138,6 +139,79 @@ async fn other_first_requests_go_to_hyper_with_nothing_lost() {
     socket.write_all(requests.as_bytes()).await.unwrap();
     let answers = read_until(&mut socket, "event: members").await;
     assert!(answers.contains("text/event-stream"), "{answers}");
+}
+
+#[tokio::test]
+async fn after_a_request_hyper_answers_the_next_comes_back_to_roomcast() {
+    let (app, code, mut socket) = room_and_connection().await;
+    let requests = format!(
+        "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n{}GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGARBAGE\r\n\r\n",
+        post(&code, "after hyper", "")
+    );
+    socket.write_all(requests.as_bytes()).await.unwrap();
+    let answers = read_to_close(&mut socket).await;
+    assert_eq!(answers.matches("HTTP/1.1 200 OK").count(), 2, "{answers}");
+    assert_eq!(
+        answers.matches("HTTP/1.1 201 Created").count(),
+        1,
+        "{answers}"
+    );
+    // Refused by roomcast itself, with its headers, not by hyper.
+    let refusal = answers.split("HTTP/1.1 400").nth(1).expect("a 400 last");
+    assert_headers(
+        &format!("HTTP/1.1 400{refusal}"),
+        &[
+            "x-content-type-options: nosniff",
+            "referrer-policy: same-origin",
+            "connection: close",
+        ],
+    );
+    assert_eq!(texts(&app, &code).await, ["after hyper"]);
+}
+
+#[tokio::test]
+async fn requests_that_cannot_be_read_are_refused_with_every_default_header() {
+    let app = spawn_app().await;
+    let long_target = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(9000));
+    let huge_head = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(20_000)
+    );
+    let many_headers = format!("GET / HTTP/1.1\r\n{}\r\n", "X-A: b\r\n".repeat(150));
+    for (request, status) in [
+        ("GARBAGE\r\n\r\n".to_string(), "400"),
+        ("GET / HTTP/1.1\r\nbad header\r\n\r\n".to_string(), "400"),
+        (
+            "GET /rooms/ABCD/events HTTP/1.1\r\nbad header\r\n\r\n".to_string(),
+            "400",
+        ),
+        (
+            "POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab".to_string(),
+            "400",
+        ),
+        (
+            "POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n".to_string(),
+            "400",
+        ),
+        (huge_head, "431"),
+        (many_headers, "431"),
+        (long_target, "414"),
+    ] {
+        let mut socket = connect(&app).await;
+        socket.write_all(request.as_bytes()).await.unwrap();
+        let answer = read_until(&mut socket, "\r\n\r\n").await;
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status}")),
+            "{request:.60}: {answer}"
+        );
+        assert_headers(
+            &answer,
+            &[
+                "x-content-type-options: nosniff",
+                "referrer-policy: same-origin",
+            ],
+        );
+    }
 }
 
 /// A server with a room, and a raw connection to it.

@@ -1,0 +1,154 @@
+//! A connection's socket as hyper sees it, for one request at a time:
+//! the bytes already read come first, reading stops where the request
+//! ends (so the next request comes back to [`super::direct`]), the rest of
+//! the request must arrive before a deadline, and a write the peer takes
+//! no data for within the write timeout fails. The one I/O wrapper of the
+//! crate.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::time::{Instant, Sleep};
+
+pub struct Socket {
+    socket: TcpStream,
+    /// Read already, not yet handed on.
+    replay: Bytes,
+    /// Bytes of the request still to hand on; `None`: the rest of the
+    /// connection.
+    remaining: Option<usize>,
+    /// When the request must have arrived whole.
+    read_deadline: Pin<Box<Sleep>>,
+    write_timeout: Duration,
+    /// Running while a write is blocked.
+    blocked: Option<Pin<Box<Sleep>>>,
+}
+
+impl Socket {
+    pub fn new(
+        socket: TcpStream,
+        replay: Bytes,
+        remaining: Option<usize>,
+        read_by: Instant,
+        write_timeout: Duration,
+    ) -> Socket {
+        Socket {
+            socket,
+            replay,
+            remaining,
+            read_deadline: Box::pin(tokio::time::sleep_until(read_by)),
+            write_timeout,
+            blocked: None,
+        }
+    }
+
+    /// The socket back, with what was read past the request, if the
+    /// request was read to its end (else the connection cannot go on).
+    pub fn into_next(self) -> Option<(TcpStream, BytesMut)> {
+        (self.remaining == Some(0)).then(|| (self.socket, BytesMut::from(&self.replay[..])))
+    }
+
+    /// Passes a ready write through; on a blocked one, starts (or checks)
+    /// the deadline: a stalled subscriber is closed (its client resumes
+    /// from history later) instead of holding its buffers forever.
+    fn watch<R>(&mut self, cx: &mut Context<'_>, poll: Poll<io::Result<R>>) -> Poll<io::Result<R>> {
+        if poll.is_ready() {
+            self.blocked = None;
+            return poll;
+        }
+        let timeout = self.write_timeout;
+        let deadline = self
+            .blocked
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        match deadline.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the peer took no data for the write timeout",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl hyper::rt::Read for Socket {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        mut buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let allowed = this.remaining.unwrap_or(usize::MAX).min(buf.remaining());
+        if allowed == 0 {
+            return Poll::Ready(Ok(())); // The request's end: no more for hyper.
+        }
+        let taken = if this.replay.is_empty() {
+            let mut scratch = [0u8; 8 * 1024];
+            let mut read = ReadBuf::new(&mut scratch[..allowed.min(8 * 1024)]);
+            match Pin::new(&mut this.socket).poll_read(cx, &mut read) {
+                Poll::Ready(Ok(())) => {
+                    buf.put_slice(read.filled());
+                    read.filled().len()
+                }
+                Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
+                Poll::Pending => {
+                    // Waiting on the rest of the request (once it is all
+                    // here, reads end above without waiting).
+                    if this.read_deadline.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "the request did not arrive whole in time",
+                        )));
+                    }
+                    return Poll::Pending;
+                }
+            }
+        } else {
+            let replayed = this.replay.split_to(allowed.min(this.replay.len()));
+            buf.put_slice(&replayed);
+            replayed.len()
+        };
+        if let Some(remaining) = &mut this.remaining {
+            *remaining -= taken;
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl hyper::rt::Write for Socket {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let poll = Pin::new(&mut self.socket).poll_write(cx, buf);
+        self.watch(cx, poll)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let poll = Pin::new(&mut self.socket).poll_write_vectored(cx, bufs);
+        self.watch(cx, poll)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.socket.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let poll = Pin::new(&mut self.socket).poll_flush(cx);
+        self.watch(cx, poll)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.socket).poll_shutdown(cx)
+    }
+}

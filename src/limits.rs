@@ -1,0 +1,14 @@
+//! How large a request may be, each size defined once for every path that
+//! reads requests (the fast path, hyper, warp's filters).
+
+/// Largest request body accepted, in bytes; past it, 413.
+pub const BODY_LIMIT: u64 = 16 * 1024;
+
+/// The most header bytes a request may send; past it, 431.
+pub const MAX_HEAD: usize = 16 * 1024;
+
+/// The most headers a request may send; past it, 431. (hyper's own limit.)
+pub const MAX_HEADERS: usize = 100;
+
+/// The longest request target accepted; past it, 414.
+pub const MAX_URI: usize = 8 * 1024;
