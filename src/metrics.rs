@@ -125,7 +125,7 @@ impl Metrics {
         }
         let _ = writeln!(
             out,
-            "# HELP roomcast_post_seconds Time to answer POST .../messages.\n\
+            "# HELP roomcast_post_seconds Time to answer POST .../messages, refusals included.\n\
              # TYPE roomcast_post_seconds histogram"
         );
         let mut cumulative = 0;

@@ -37,6 +37,8 @@ pub struct RoomView {
     pub member_count: usize,
     pub events: Vec<EventView>,
     pub last_id: u64,
+    /// [`notice`] for every kind that has one, as JSON, for the page script.
+    pub notices: String,
     /// Text to put back in the message box after a refused no-JS post.
     pub draft: String,
     pub error: Option<String>,
@@ -52,6 +54,29 @@ pub struct EventView {
     /// "HH:MM UTC", shown until the page script writes local time.
     pub time: String,
     pub mine: bool,
+    /// How a kind other than a message reads: "NAME joined".
+    pub notice: Option<&'static str>,
+}
+
+/// How an event of `kind` reads in the page when it is not a message:
+/// `NAME joined`. The one rule, for the server's template and (through
+/// the room's `data-notices`) the page script alike; a kind without one
+/// is shown as a message if it is one, and otherwise not at all.
+fn notice(kind: Kind) -> Option<&'static str> {
+    match kind {
+        Kind::Message => None,
+        Kind::Join => Some("joined"),
+        Kind::Leave => Some("left"),
+    }
+}
+
+/// Every kind's notice, as the JSON object the page script reads.
+fn notices_json() -> String {
+    let notices: std::collections::BTreeMap<&str, &str> = Kind::ALL
+        .into_iter()
+        .filter_map(|kind| Some((kind.as_str(), notice(kind)?)))
+        .collect();
+    serde_json::to_string(&notices).expect("a map of strings always serializes")
 }
 
 #[derive(Serialize)]
@@ -62,7 +87,9 @@ struct Page<'a, T> {
 }
 
 impl Pages {
-    pub fn new() -> Pages {
+    /// The templates, registered once at start (strict: a missing field is
+    /// an error, not an empty string).
+    pub fn load() -> Pages {
         let mut handlebars = Handlebars::new();
         handlebars.set_strict_mode(true);
         for (name, source) in TEMPLATES {
@@ -103,12 +130,6 @@ impl Pages {
     }
 }
 
-impl Default for Pages {
-    fn default() -> Pages {
-        Pages::new()
-    }
-}
-
 impl RoomView {
     pub fn new(
         code: &RoomCode,
@@ -126,6 +147,7 @@ impl RoomView {
             members: members.iter().map(Name::to_string).collect(),
             last_id: events.last().map_or(0, |e| e.id),
             events,
+            notices: notices_json(),
             draft: String::new(),
             error: None,
         }
@@ -146,6 +168,7 @@ impl EventView {
                 .get(11..16)
                 .map_or_else(String::new, |hm| format!("{hm} UTC")),
             mine: event.kind == Kind::Message && event.name == me.as_str(),
+            notice: notice(event.kind),
         }
     }
 }
@@ -163,7 +186,7 @@ mod tests {
             code: "ab\"cd".into(),
             error: Some("Please enter a room code.".into()),
         };
-        let html = Pages::new().home(&view).unwrap();
+        let html = Pages::load().home(&view).unwrap();
         assert!(html.contains("&lt;b&gt;al&lt;/b&gt;"));
         assert!(html.contains("ab&quot;cd"));
         assert!(html.contains("Please enter a room code."));
@@ -192,7 +215,7 @@ mod tests {
             vec![me.clone()],
             &history,
         );
-        let html = Pages::new().room(&view).unwrap();
+        let html = Pages::load().room(&view).unwrap();
         assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
         assert!(!html.contains("<script>alert"));
         assert!(html.contains(r#"data-last-id="2""#));
@@ -201,8 +224,26 @@ mod tests {
     }
 
     #[test]
+    fn every_kind_but_a_message_has_one_notice_for_template_and_script() {
+        for kind in Kind::ALL {
+            assert_eq!(notice(kind).is_none(), kind == Kind::Message, "{kind}");
+        }
+        assert_eq!(notices_json(), r#"{"join":"joined","leave":"left"}"#);
+        let code = RoomCode::parse("ABCD").unwrap();
+        let me = Name::parse("al").unwrap();
+        let view = RoomView::new(&code, String::new(), &me, Vec::new(), &[]);
+        let html = Pages::load().room(&view).unwrap();
+        assert!(
+            html.contains(r#"data-notices="{&quot;join&quot;:&quot;joined&quot;"#),
+            "{html}"
+        );
+    }
+
+    #[test]
     fn not_found_links_home() {
-        let html = Pages::new().not_found("Room ZZZZ does not exist.").unwrap();
+        let html = Pages::load()
+            .not_found("Room ZZZZ does not exist.")
+            .unwrap();
         assert!(html.contains("Room ZZZZ does not exist."));
         assert!(html.contains(r#"href="/""#));
     }

@@ -85,7 +85,7 @@ impl Server {
         let tasks = registry.spawn_tasks(shutdown.clone());
         let app = App {
             registry: registry.clone(),
-            pages: Arc::new(Pages::new()),
+            pages: Arc::new(Pages::load()),
             keep_alive: self.keep_alive,
             secure_cookies: self.secure_cookies,
         };
