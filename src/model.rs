@@ -19,11 +19,18 @@ pub const TEXT_MAX_CHARS: usize = 2000;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invalid(pub String);
 
-impl fmt::Display for Invalid {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
+/// `Display` as the string inside, for the newtypes of this file.
+macro_rules! display_inner {
+    ($($newtype:ty),*) => {$(
+        impl fmt::Display for $newtype {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    )*};
 }
+
+display_inner!(Invalid, RoomCode, Name);
 
 /// A room's code: four ASCII letters, kept in upper case.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -72,12 +79,6 @@ impl FromStr for RoomCode {
     }
 }
 
-impl fmt::Display for RoomCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
 /// A person's display name: trimmed, 1 to 32 characters, no control
 /// characters (they would garble every page and log line it appears in).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -107,12 +108,6 @@ impl Name {
 
     pub fn as_str(&self) -> &str {
         &self.0
-    }
-}
-
-impl fmt::Display for Name {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
     }
 }
 

@@ -250,12 +250,25 @@ mod tests {
     use http_body_util::BodyExt;
 
     use super::*;
-    use crate::model::{Name, Text};
+    use crate::model::{Name, RoomCode, Text};
     use crate::rooms::tests::someone;
     use crate::rooms::Registry;
 
     fn registry() -> Registry {
         crate::rooms::tests::registry(5000, 300_000)
+    }
+
+    /// A room and a silent follower's stream on it, past its opening.
+    async fn live_stream() -> (Registry, RoomCode, RoomStream) {
+        let registry = registry();
+        let code = registry.create_room(someone()).await.unwrap();
+        let subscription = registry
+            .subscribe(&code, None, None, someone())
+            .await
+            .unwrap();
+        let mut stream = RoomStream::new(subscription, Duration::from_secs(60));
+        next_text(&mut stream).await.unwrap(); // the opening
+        (registry, code, stream)
     }
 
     async fn next_text(stream: &mut RoomStream) -> Option<String> {
@@ -290,14 +303,7 @@ mod tests {
 
     #[tokio::test]
     async fn ready_frames_go_out_together_in_order() {
-        let registry = registry();
-        let code = registry.create_room(someone()).await.unwrap();
-        let subscription = registry
-            .subscribe(&code, None, None, someone())
-            .await
-            .unwrap();
-        let mut stream = RoomStream::new(subscription, Duration::from_secs(60));
-        next_text(&mut stream).await.unwrap(); // the opening
+        let (registry, code, mut stream) = live_stream().await;
         let name = Name::parse("al").unwrap();
         for i in 1..=3 {
             let text = Text::parse(&format!("m{i}")).unwrap();
@@ -313,14 +319,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_stream_sends_what_came_before_the_close_then_ends() {
-        let registry = registry();
-        let code = registry.create_room(someone()).await.unwrap();
-        let subscription = registry
-            .subscribe(&code, None, None, someone())
-            .await
-            .unwrap();
-        let mut stream = RoomStream::new(subscription, Duration::from_secs(60));
-        next_text(&mut stream).await.unwrap(); // the opening
+        let (registry, code, mut stream) = live_stream().await;
         let name = Name::parse("al").unwrap();
         let text = Text::parse("last words").unwrap();
         registry.post(&code, &name, &text, someone()).await.unwrap();

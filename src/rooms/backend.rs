@@ -14,7 +14,7 @@ use tokio::sync::broadcast;
 
 use super::error::RoomError;
 use super::presence::Tally;
-use super::state::{Rooms, State};
+use super::state::State;
 use crate::model::{Name, Recorded, RoomCode, Text, Update};
 use crate::session::{Session, SessionId};
 use crate::shutdown::Shutdown;
@@ -43,62 +43,66 @@ pub struct Opening {
     pub updates: broadcast::Receiver<Update>,
 }
 
-/// What a backend does. Methods that take `&mut State` are called with
-/// the registry's lock held and must not block.
+/// A message to append: who says what, where.
+#[derive(Clone, Copy)]
+pub struct Post<'a> {
+    pub code: &'a RoomCode,
+    pub name: &'a Name,
+    pub text: &'a Text,
+}
+
+/// Which part of a room's history to read: the events after `since`
+/// (the newest if `None`), oldest first, at most `limit`.
+#[derive(Debug, Clone, Copy)]
+pub struct Window {
+    pub since: Option<u64>,
+    pub limit: usize,
+}
+
+/// A stream that was admitted and counted: its room, its resume point,
+/// and its member (`arrived` if this is their arrival).
+#[derive(Clone, Copy)]
+pub struct StreamStart<'a> {
+    pub code: &'a RoomCode,
+    pub since: Option<u64>,
+    pub member: Option<&'a Name>,
+    pub arrived: bool,
+}
+
+/// What a backend does; each holds the registry's
+/// [`Rooms`](super::state::Rooms). Methods
+/// that take `&mut State` are called with the registry's lock held and
+/// must not block.
 pub trait Backend: Send + Sync + 'static {
     /// Makes a room with a fresh code and returns once it is kept.
-    fn create_room<'a>(&'a self, rooms: &'a Rooms) -> Pending<'a, RoomCode>;
+    fn create_room(&self) -> Pending<'_, RoomCode>;
 
-    /// Ok if the room exists (and is then in `rooms`).
-    fn find<'a>(&'a self, rooms: &'a Rooms, code: &'a RoomCode) -> Pending<'a, ()>;
+    /// Ok if the room exists (and is then in the registry's rooms).
+    fn find<'a>(&'a self, code: &'a RoomCode) -> Pending<'a, ()>;
 
     /// Names `session.name` in its room for the session `existing` (or a
     /// new one); see [`super::Registry::open_session`].
-    fn open_session<'a>(
-        &'a self,
-        rooms: &'a Rooms,
-        existing: Option<SessionId>,
-        session: Session,
-    ) -> Pending<'a, SessionId>;
+    fn open_session(&self, existing: Option<SessionId>, session: Session)
+        -> Pending<'_, SessionId>;
 
     /// The session `id` names, if it is live.
-    fn session<'a>(&'a self, rooms: &'a Rooms, id: SessionId) -> Pending<'a, Option<Session>>;
+    fn session(&self, id: SessionId) -> Pending<'_, Option<Session>>;
 
     /// Appends a message and returns it once it is kept and published.
-    fn post<'a>(
-        &'a self,
-        rooms: &'a Rooms,
-        code: &'a RoomCode,
-        name: &'a Name,
-        text: &'a Text,
-    ) -> Pending<'a, Arc<Recorded>>;
+    fn post<'a>(&'a self, post: Post<'a>) -> Pending<'a, Arc<Recorded>>;
 
-    /// History after `since` (or the newest if `None`), oldest first, at
-    /// most `limit`.
-    fn history<'a>(
-        &'a self,
-        rooms: &'a Rooms,
-        code: &'a RoomCode,
-        since: Option<u64>,
-        limit: usize,
-    ) -> Pending<'a, Vec<Arc<Recorded>>>;
+    /// Part of a room's history (see [`Window`]).
+    fn history<'a>(&'a self, code: &'a RoomCode, window: Window)
+        -> Pending<'a, Vec<Arc<Recorded>>>;
 
     /// The room's members, sorted.
-    fn members<'a>(&'a self, rooms: &'a Rooms, code: &'a RoomCode) -> Pending<'a, Vec<Name>>;
+    fn members<'a>(&'a self, code: &'a RoomCode) -> Pending<'a, Vec<Name>>;
 
     /// Where member streams are counted (see [`Tally`]).
     fn tally(&self) -> Tally;
 
-    /// A stream was admitted and counted (its member too, `arrived` if
-    /// this is their arrival): what it starts from.
-    fn subscribe<'a>(
-        &'a self,
-        rooms: &'a Rooms,
-        code: &'a RoomCode,
-        since: Option<u64>,
-        member: Option<&'a Name>,
-        arrived: bool,
-    ) -> Pending<'a, Opening>;
+    /// What an admitted stream starts from.
+    fn subscribe<'a>(&'a self, start: StreamStart<'a>) -> Pending<'a, Opening>;
 
     /// A member's leave grace is over: say they left.
     fn announce_leave(&self, state: &mut State, code: &RoomCode, name: &Name);
@@ -107,17 +111,17 @@ pub trait Backend: Send + Sync + 'static {
     fn room_expired(&self, state: &mut State, code: &RoomCode);
 
     /// Run after every sweep (with Redis: the node's heartbeat).
-    fn keep_presence<'a>(&'a self, rooms: &'a Rooms) -> Pending<'a, ()>;
+    fn keep_presence(&self) -> Pending<'_, ()>;
 
     /// What the backend runs beside the requests until shutdown, if
     /// anything (with Redis: the reader that feeds the cache).
-    fn reader(&self, rooms: Arc<Rooms>, shutdown: Shutdown) -> Option<Task> {
-        let _ = (rooms, shutdown);
+    fn reader(&self, shutdown: Shutdown) -> Option<Task> {
+        let _ = shutdown;
         None
     }
 
     /// After close: keeps what is queued and lets go of resources.
-    fn finish<'a>(&'a self, rooms: &'a Rooms) -> Pending<'a, ()>;
+    fn finish(&self) -> Pending<'_, ()>;
 
     /// Whether the backend is reachable, for one that can be out of reach.
     fn reachable(&self) -> Option<bool>;

@@ -15,18 +15,20 @@ use std::time::Instant;
 use log::{info, warn};
 use tokio::sync::oneshot;
 
-use super::backend::{gap, Backend, Opening, Pending, CODE_ATTEMPTS};
+use super::backend::{gap, Backend, Opening, Pending, Post, StreamStart, Window, CODE_ATTEMPTS};
 use super::error::RoomError;
 use super::presence::Tally;
 use super::room::Room;
 use super::settings::Settings;
 use super::state::{Rooms, State, Writer};
-use crate::model::{Kind, Name, Recorded, RoomCode, Text};
+use crate::model::{Kind, Name, Recorded, RoomCode};
 use crate::session::{Session, SessionId};
 use crate::store::writer::{self, Job};
 use crate::store::{now_ms, Change, Store, StoreError};
 
-pub struct Local;
+pub struct Local {
+    rooms: Arc<Rooms>,
+}
 
 /// Where a change's outcome arrives.
 type Stored = oneshot::Receiver<Result<(), StoreError>>;
@@ -34,7 +36,7 @@ type Stored = oneshot::Receiver<Result<(), StoreError>>;
 impl Local {
     /// Loads every stored room and starts the writer thread. Blocking:
     /// call it before serving or from `spawn_blocking`.
-    pub fn open(settings: Settings, mut store: Box<dyn Store>) -> Result<Arc<Rooms>, StoreError> {
+    pub fn open(settings: Settings, mut store: Box<dyn Store>) -> Result<Local, StoreError> {
         let stored = store.load(settings.history)?;
         let rooms: HashMap<RoomCode, Room> = stored
             .into_iter()
@@ -55,12 +57,17 @@ impl Local {
             rooms.lock().writer = Some(Writer { queue, thread });
             rooms
         });
-        Ok(rooms)
+        Ok(Local { rooms })
+    }
+
+    pub fn rooms(&self) -> &Arc<Rooms> {
+        &self.rooms
     }
 }
 
 impl Backend for Local {
-    fn create_room<'a>(&'a self, rooms: &'a Rooms) -> Pending<'a, RoomCode> {
+    fn create_room(&self) -> Pending<'_, RoomCode> {
+        let rooms = &*self.rooms;
         Box::pin(async move {
             let (code, stored) = {
                 let mut state = rooms.lock();
@@ -86,21 +93,20 @@ impl Backend for Local {
         })
     }
 
-    fn find<'a>(&'a self, rooms: &'a Rooms, code: &'a RoomCode) -> Pending<'a, ()> {
-        let found = rooms.lock().room(code).map(|_| ());
+    fn find<'a>(&'a self, code: &'a RoomCode) -> Pending<'a, ()> {
+        let found = self.rooms.lock().room(code).map(|_| ());
         Box::pin(std::future::ready(found))
     }
 
     /// Refuses a name another session holds in that room while its member
     /// is there; a holder who has left loses the name to the newcomer (its
     /// session ends, so two people never share one).
-    fn open_session<'a>(
-        &'a self,
-        rooms: &'a Rooms,
+    fn open_session(
+        &self,
         existing: Option<SessionId>,
         session: Session,
-    ) -> Pending<'a, SessionId> {
-        let mut state = rooms.lock();
+    ) -> Pending<'_, SessionId> {
+        let mut state = self.rooms.lock();
         let id = existing
             .filter(|id| state.sessions.contains(id))
             .unwrap_or_else(SessionId::random);
@@ -124,18 +130,13 @@ impl Backend for Local {
         Box::pin(std::future::ready(named))
     }
 
-    fn session<'a>(&'a self, rooms: &'a Rooms, id: SessionId) -> Pending<'a, Option<Session>> {
-        let session = rooms.lock().sessions.get(&id).cloned();
+    fn session(&self, id: SessionId) -> Pending<'_, Option<Session>> {
+        let session = self.rooms.lock().sessions.get(&id).cloned();
         Box::pin(std::future::ready(Ok(session)))
     }
 
-    fn post<'a>(
-        &'a self,
-        rooms: &'a Rooms,
-        code: &'a RoomCode,
-        name: &'a Name,
-        text: &'a Text,
-    ) -> Pending<'a, Arc<Recorded>> {
+    fn post<'a>(&'a self, Post { code, name, text }: Post<'a>) -> Pending<'a, Arc<Recorded>> {
+        let rooms = &*self.rooms;
         Box::pin(async move {
             let (message, stored) = {
                 let mut state = rooms.lock();
@@ -160,12 +161,11 @@ impl Backend for Local {
 
     fn history<'a>(
         &'a self,
-        rooms: &'a Rooms,
         code: &'a RoomCode,
-        since: Option<u64>,
-        limit: usize,
+        window: Window,
     ) -> Pending<'a, Vec<Arc<Recorded>>> {
-        let state = rooms.lock();
+        let Window { since, limit } = window;
+        let state = self.rooms.lock();
         let events = state.room(code).map(|room| match since {
             Some(since) => room.after(since).take(limit).cloned().collect(),
             None => room.newest(limit).cloned().collect(),
@@ -173,8 +173,12 @@ impl Backend for Local {
         Box::pin(std::future::ready(events))
     }
 
-    fn members<'a>(&'a self, rooms: &'a Rooms, code: &'a RoomCode) -> Pending<'a, Vec<Name>> {
-        let members = rooms.lock().room(code).map(|room| room.members.names());
+    fn members<'a>(&'a self, code: &'a RoomCode) -> Pending<'a, Vec<Name>> {
+        let members = self
+            .rooms
+            .lock()
+            .room(code)
+            .map(|room| room.members.names());
         Box::pin(std::future::ready(members))
     }
 
@@ -182,15 +186,14 @@ impl Backend for Local {
         Tally::Members
     }
 
-    fn subscribe<'a>(
-        &'a self,
-        rooms: &'a Rooms,
-        code: &'a RoomCode,
-        since: Option<u64>,
-        member: Option<&'a Name>,
-        arrived: bool,
-    ) -> Pending<'a, Opening> {
-        let mut state = rooms.lock();
+    fn subscribe<'a>(&'a self, start: StreamStart<'a>) -> Pending<'a, Opening> {
+        let StreamStart {
+            code,
+            since,
+            member,
+            arrived,
+        } = start;
+        let mut state = self.rooms.lock();
         let opening = state.room(code).map(|room| {
             // An id from the future (a client of another room that had
             // this code) resumes from now rather than skipping events until
@@ -227,14 +230,14 @@ impl Backend for Local {
         }
     }
 
-    fn keep_presence<'a>(&'a self, _rooms: &'a Rooms) -> Pending<'a, ()> {
+    fn keep_presence(&self) -> Pending<'_, ()> {
         Box::pin(std::future::ready(Ok(()))) // Presence is all in memory here.
     }
 
     /// Lets the writer store everything queued, and waits for it.
-    fn finish<'a>(&'a self, rooms: &'a Rooms) -> Pending<'a, ()> {
+    fn finish(&self) -> Pending<'_, ()> {
         // Dropping the queue lets the writer drain it, then end.
-        let writer = rooms.lock().writer.take();
+        let writer = self.rooms.lock().writer.take();
         Box::pin(async move {
             if let Some(Writer { queue, thread }) = writer {
                 drop(queue);

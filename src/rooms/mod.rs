@@ -34,8 +34,8 @@ use crate::model::{Name, Recorded, RoomCode, Text};
 use crate::session::{Session, SessionId};
 use crate::shutdown::Shutdown;
 use crate::store::{Store, StoreError};
-use backend::Backend;
 pub use backend::Opening;
+use backend::{Backend, Post, StreamStart, Window};
 pub use error::RoomError;
 pub use guard::StreamGuard;
 pub use settings::Settings;
@@ -61,9 +61,10 @@ impl Registry {
     /// starts the writer thread. Blocking: call it before serving or from
     /// `spawn_blocking`.
     pub fn open_local(settings: Settings, store: Box<dyn Store>) -> Result<Registry, StoreError> {
+        let local = local::Local::open(settings, store)?;
         Ok(Registry {
-            rooms: local::Local::open(settings, store)?,
-            backend: Arc::new(local::Local),
+            rooms: local.rooms().clone(),
+            backend: Arc::new(local),
         })
     }
 
@@ -71,9 +72,10 @@ impl Registry {
     /// as they are asked for; [`Registry::spawn_tasks`] starts the reader
     /// that feeds them.
     pub fn open_redis(settings: Settings, redis: redis::client::Redis) -> Registry {
+        let rooms = Arc::new(Rooms::new(settings, Default::default()));
         Registry {
-            rooms: Arc::new(Rooms::new(settings, Default::default())),
-            backend: Arc::new(redis::Shared::new(redis)),
+            rooms: rooms.clone(),
+            backend: Arc::new(redis::Shared::new(redis, rooms)),
         }
     }
 
@@ -104,14 +106,14 @@ impl Registry {
             let live = state.rooms.len();
             state.admission.admit_room(visitor, live)?;
         }
-        let code = self.backend.create_room(&self.rooms).await?;
+        let code = self.backend.create_room().await?;
         info!("room {code} created");
         Ok(code)
     }
 
     /// Ok if the room exists, else `NotFound`.
     pub async fn require_room(&self, code: &RoomCode) -> Result<(), RoomError> {
-        self.backend.find(&self.rooms, code).await
+        self.backend.find(code).await
     }
 
     /// Names `name` in `room` for this browser: updates the session it
@@ -122,13 +124,12 @@ impl Registry {
         existing: Option<SessionId>,
         session: Session,
     ) -> Result<SessionId, RoomError> {
-        let opened = self.backend.open_session(&self.rooms, existing, session);
-        opened.await
+        self.backend.open_session(existing, session).await
     }
 
     /// The session `id` names, if it is live.
     pub async fn session(&self, id: SessionId) -> Result<Option<Session>, RoomError> {
-        self.backend.session(&self.rooms, id).await
+        self.backend.session(id).await
     }
 
     /// Stores a message and sends it to every stream; returns once both
@@ -146,7 +147,7 @@ impl Registry {
             state.room(code)?;
             state.admission.admit_post(visitor)?;
         }
-        self.backend.post(&self.rooms, code, name, text).await
+        self.backend.post(Post { code, name, text }).await
     }
 
     /// History after `since` (or the newest events if `None`), oldest
@@ -157,12 +158,12 @@ impl Registry {
         since: Option<u64>,
         limit: usize,
     ) -> Result<Vec<Arc<Recorded>>, RoomError> {
-        self.backend.history(&self.rooms, code, since, limit).await
+        self.backend.history(code, Window { since, limit }).await
     }
 
     /// Names of the room's members, sorted.
     pub async fn members(&self, code: &RoomCode) -> Result<Vec<Name>, RoomError> {
-        self.backend.members(&self.rooms, code).await
+        self.backend.members(code).await
     }
 
     /// Opens a stream on the room, resuming after `since`. A stream with a
@@ -197,10 +198,13 @@ impl Registry {
             tally,
             visitor,
         );
-        let opening = self
-            .backend
-            .subscribe(&self.rooms, code, since, member.as_ref(), arrived)
-            .await?;
+        let start = StreamStart {
+            code,
+            since,
+            member: member.as_ref(),
+            arrived,
+        };
+        let opening = self.backend.subscribe(start).await?;
         Ok(Subscription {
             opening,
             guard,
@@ -231,7 +235,7 @@ impl Registry {
     /// and with Redis the reader that feeds the rooms.
     pub fn spawn_tasks(&self, shutdown: Shutdown) -> Vec<JoinHandle<()>> {
         let mut tasks = vec![tokio::spawn(self.clone().run_sweeper(shutdown.clone()))];
-        if let Some(reading) = self.backend.reader(self.rooms.clone(), shutdown) {
+        if let Some(reading) = self.backend.reader(shutdown) {
             tasks.push(tokio::spawn(reading));
         }
         tasks
@@ -258,7 +262,7 @@ impl Registry {
             self.sweep(Instant::now());
             tokio::select! {
                 // A failure was logged by the backend; the next tick tries again.
-                _ = self.backend.keep_presence(&self.rooms) => {}
+                _ = self.backend.keep_presence() => {}
                 _ = shutdown.wait() => break,
             }
         }
@@ -274,7 +278,7 @@ impl Registry {
     pub async fn finish(&self) {
         self.close();
         // Nothing is left to answer; a failure was logged where it happened.
-        let _ = self.backend.finish(&self.rooms).await;
+        let _ = self.backend.finish().await;
     }
 }
 

@@ -109,16 +109,10 @@ impl Members {
 
     /// Takes out the members gone for at least `grace`.
     pub fn take_gone(&mut self, grace: Duration, now: Instant) -> Vec<Name> {
-        let gone: Vec<Name> = self
+        let gone = self
             .present
-            .iter()
-            .filter(|(_, m)| m.gone_since.is_some_and(|t| now - t >= grace))
-            .map(|(name, _)| name.clone())
-            .collect();
-        for name in &gone {
-            self.present.remove(name);
-        }
-        gone
+            .extract_if(.., |_, m| m.gone_since.is_some_and(|t| now - t >= grace));
+        gone.map(|(name, _)| name).collect()
     }
 
     /// With Redis: the members with a stream on this node.

@@ -150,13 +150,9 @@ impl State {
     pub fn take_expired(&mut self, now: Instant, ttl: Duration) -> Vec<RoomCode> {
         let expired: Vec<RoomCode> = self
             .rooms
-            .iter()
-            .filter(|(_, room)| room.idle_since.is_some_and(|t| now - t >= ttl))
-            .map(|(code, _)| code.clone())
+            .extract_if(|_, room| room.idle_since.is_some_and(|t| now - t >= ttl))
+            .map(|(code, _)| code)
             .collect();
-        for code in &expired {
-            self.rooms.remove(code);
-        }
         self.sessions.end_in(&expired);
         shrink(&mut self.rooms);
         expired

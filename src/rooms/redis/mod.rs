@@ -26,12 +26,14 @@ use std::time::Instant;
 
 use log::info;
 
-use super::backend::{gap, Backend, Opening, Pending, Task, CODE_ATTEMPTS};
+use super::backend::{
+    gap, Backend, Opening, Pending, Post, StreamStart, Task, Window, CODE_ATTEMPTS,
+};
 use super::error::RoomError;
 use super::presence::{Members, Tally};
 use super::room::Room;
 use super::state::{Rooms, State};
-use crate::model::{timestamp, Event, Kind, Name, Recorded, RoomCode, Text};
+use crate::model::{timestamp, Event, Kind, Name, Recorded, RoomCode};
 use crate::session::{Session, SessionId};
 use crate::shutdown::Shutdown;
 use crate::store::now_ms;
@@ -49,17 +51,19 @@ impl From<RedisError> for RoomError {
 /// The backend: Redis, and this node's cache of it.
 pub struct Shared {
     redis: Redis,
+    /// This node's cache.
+    rooms: Arc<Rooms>,
 }
 
 impl Shared {
-    pub fn new(redis: Redis) -> Shared {
-        Shared { redis }
+    pub fn new(redis: Redis, rooms: Arc<Rooms>) -> Shared {
+        Shared { redis, rooms }
     }
 
     /// Takes a room kept in Redis into the cache, its events after
     /// `last_id` to come from the reader, which is woken to follow it.
-    fn adopt(&self, rooms: &Rooms, code: &RoomCode, last_id: u64, members: Vec<Name>) {
-        let mut state = rooms.lock();
+    fn adopt(&self, code: &RoomCode, last_id: u64, members: Vec<Name>) {
+        let mut state = self.rooms.lock();
         if state.rooms.contains_key(code) {
             return;
         }
@@ -72,15 +76,15 @@ impl Shared {
 
     /// Redis says the room is gone: so is its cache entry, which ends its
     /// streams.
-    fn forget(&self, rooms: &Rooms, code: &RoomCode) -> RoomError {
-        rooms.lock().rooms.remove(code);
+    fn forget(&self, code: &RoomCode) -> RoomError {
+        self.rooms.lock().rooms.remove(code);
         RoomError::NotFound(code.clone())
     }
 
     /// The rooms this node has a say in: those with streams here, and
     /// those with members (someone's leave may be due).
-    fn presence_report(&self, rooms: &Rooms) -> Vec<(RoomCode, bool, Vec<Name>)> {
-        let state = rooms.lock();
+    fn presence_report(&self) -> Vec<(RoomCode, bool, Vec<Name>)> {
+        let state = self.rooms.lock();
         state
             .rooms
             .iter()
@@ -88,20 +92,16 @@ impl Shared {
             .map(|(code, room)| (code.clone(), room.streams > 0, room.members.here()))
             .collect()
     }
-
-    pub fn redis(&self) -> &Redis {
-        &self.redis
-    }
 }
 
 impl Backend for Shared {
     /// Claims a free code in Redis, which every node then sees.
-    fn create_room<'a>(&'a self, rooms: &'a Rooms) -> Pending<'a, RoomCode> {
+    fn create_room(&self) -> Pending<'_, RoomCode> {
         Box::pin(async move {
             for _ in 0..CODE_ATTEMPTS {
                 let code = RoomCode::random();
                 if self.redis.create(&code, now_ms()).await? {
-                    self.adopt(rooms, &code, 0, Vec::new());
+                    self.adopt(&code, 0, Vec::new());
                     return Ok(code);
                 }
             }
@@ -111,14 +111,14 @@ impl Backend for Shared {
 
     /// A room this node has not seen yet is looked up in Redis and taken
     /// into the cache.
-    fn find<'a>(&'a self, rooms: &'a Rooms, code: &'a RoomCode) -> Pending<'a, ()> {
+    fn find<'a>(&'a self, code: &'a RoomCode) -> Pending<'a, ()> {
         Box::pin(async move {
-            if rooms.lock().rooms.contains_key(code) {
+            if self.rooms.lock().rooms.contains_key(code) {
                 return Ok(());
             }
             match self.redis.look(code).await? {
                 Some((last_id, members)) => {
-                    self.adopt(rooms, code, last_id, members);
+                    self.adopt(code, last_id, members);
                     Ok(())
                 }
                 None => Err(RoomError::NotFound(code.clone())),
@@ -126,37 +126,30 @@ impl Backend for Shared {
         })
     }
 
-    fn open_session<'a>(
-        &'a self,
-        rooms: &'a Rooms,
+    fn open_session(
+        &self,
         existing: Option<SessionId>,
         session: Session,
-    ) -> Pending<'a, SessionId> {
+    ) -> Pending<'_, SessionId> {
         Box::pin(async move {
             let id = existing.unwrap_or_else(SessionId::random);
             match self.redis.name_session(id, &session).await? {
                 Naming::Done => Ok(id),
                 Naming::Taken => Err(RoomError::NameTaken(session.name)),
-                Naming::RoomGone => Err(self.forget(rooms, &session.room)),
+                Naming::RoomGone => Err(self.forget(&session.room)),
             }
         })
     }
 
-    fn session<'a>(&'a self, _rooms: &'a Rooms, id: SessionId) -> Pending<'a, Option<Session>> {
+    fn session(&self, id: SessionId) -> Pending<'_, Option<Session>> {
         Box::pin(async move { Ok(self.redis.session(id).await?) })
     }
 
-    fn post<'a>(
-        &'a self,
-        rooms: &'a Rooms,
-        code: &'a RoomCode,
-        name: &'a Name,
-        text: &'a Text,
-    ) -> Pending<'a, Arc<Recorded>> {
+    fn post<'a>(&'a self, Post { code, name, text }: Post<'a>) -> Pending<'a, Arc<Recorded>> {
         Box::pin(async move {
             let ts = timestamp();
             let Some(id) = self.redis.post(code, name, &ts, text).await? else {
-                return Err(self.forget(rooms, code));
+                return Err(self.forget(code));
             };
             let event = Event {
                 ts,
@@ -168,24 +161,22 @@ impl Backend for Shared {
 
     fn history<'a>(
         &'a self,
-        rooms: &'a Rooms,
         code: &'a RoomCode,
-        since: Option<u64>,
-        limit: usize,
+        window: Window,
     ) -> Pending<'a, Vec<Arc<Recorded>>> {
         Box::pin(async move {
-            match self.redis.history(code, since, limit).await? {
+            match self.redis.history(code, window.since, window.limit).await? {
                 Some(events) => Ok(events),
-                None => Err(self.forget(rooms, code)),
+                None => Err(self.forget(code)),
             }
         })
     }
 
-    fn members<'a>(&'a self, rooms: &'a Rooms, code: &'a RoomCode) -> Pending<'a, Vec<Name>> {
+    fn members<'a>(&'a self, code: &'a RoomCode) -> Pending<'a, Vec<Name>> {
         Box::pin(async move {
             match self.redis.look(code).await? {
                 Some((_, members)) => Ok(members),
-                None => Err(self.forget(rooms, code)),
+                None => Err(self.forget(code)),
             }
         })
     }
@@ -194,25 +185,19 @@ impl Backend for Shared {
         Tally::Here
     }
 
-    fn subscribe<'a>(
-        &'a self,
-        rooms: &'a Rooms,
-        code: &'a RoomCode,
-        since: Option<u64>,
-        member: Option<&'a Name>,
-        _arrived: bool,
-    ) -> Pending<'a, Opening> {
+    fn subscribe<'a>(&'a self, start: StreamStart<'a>) -> Pending<'a, Opening> {
+        let (code, since, member) = (start.code, start.since, start.member);
         Box::pin(async move {
             // Subscribed before history is read, so whatever the reader
             // sends later is either in the backlog (and skipped by id) or
             // after it: nothing falls between.
-            let updates = rooms.lock().room(code)?.subscribe();
+            let updates = self.rooms.lock().room(code)?.subscribe();
             let Some((newest, members)) = self.redis.connect_stream(code, member).await? else {
-                return Err(self.forget(rooms, code));
+                return Err(self.forget(code));
             };
             let since = since.map_or(newest, |since| since.min(newest));
             let Some(backlog) = self.redis.history(code, Some(since), usize::MAX).await? else {
-                return Err(self.forget(rooms, code));
+                return Err(self.forget(code));
             };
             let first_kept = backlog.first().map_or(newest + 1, |e| e.event.id);
             Ok(Opening {
@@ -235,13 +220,13 @@ impl Backend for Shared {
 
     /// Tells Redis this node is alive and who has streams here, room by
     /// room; the scripts announce the leaves whose grace is over.
-    fn keep_presence<'a>(&'a self, rooms: &'a Rooms) -> Pending<'a, ()> {
+    fn keep_presence(&self) -> Pending<'_, ()> {
         Box::pin(async move {
             if self.redis.heartbeat().await.is_err() {
                 return Ok(()); // Logged once by the client; the next tick tries again.
             }
             let now = now_ms();
-            for (code, streams_here, here) in self.presence_report(rooms) {
+            for (code, streams_here, here) in self.presence_report() {
                 self.redis
                     .settle_presence(&code, streams_here, &here, now)
                     .await?;
@@ -250,12 +235,13 @@ impl Backend for Shared {
         })
     }
 
-    fn reader(&self, rooms: Arc<Rooms>, shutdown: Shutdown) -> Option<Task> {
-        let reading = reader::run(self.redis.clone(), Cache(rooms), shutdown);
+    fn reader(&self, shutdown: Shutdown) -> Option<Task> {
+        let cache = Cache(self.rooms.clone());
+        let reading = reader::run(self.redis.clone(), cache, shutdown);
         Some(Box::pin(reading))
     }
 
-    fn finish<'a>(&'a self, _rooms: &'a Rooms) -> Pending<'a, ()> {
+    fn finish(&self) -> Pending<'_, ()> {
         Box::pin(async move {
             self.redis.depart().await;
             Ok(())
