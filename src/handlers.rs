@@ -312,16 +312,19 @@ pub async fn healthz(app: App) -> Response {
     }
 }
 
-/// GET /metrics — Prometheus text format.
-pub async fn metrics(app: App) -> Response {
+/// GET /metrics — the OpenMetrics text exposition, labelled as such to a
+/// scraper that asks for it, else as Prometheus text (which reads it).
+pub async fn metrics(accept: Option<String>, app: App) -> Response {
     let registry = &app.registry;
     let text = registry.metrics().render(registry.gauges());
+    let openmetrics = accept.is_some_and(|a| a.contains("application/openmetrics-text"));
+    let content_type = if openmetrics {
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    } else {
+        "text/plain; version=0.0.4; charset=utf-8"
+    };
     let mut response = warp::reply::with_status(text, StatusCode::OK).into_response();
-    set_header(
-        &mut response,
-        header::CONTENT_TYPE,
-        "text/plain; version=0.0.4",
-    );
+    set_header(&mut response, header::CONTENT_TYPE, content_type);
     response
 }
 

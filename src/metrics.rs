@@ -1,10 +1,16 @@
-//! Counters for `GET /metrics` (Prometheus text format). Plain atomics,
-//! bumped where things happen; no lock is taken to count.
+//! Counters for `GET /metrics`, kept by `prometheus-client` (its counters
+//! are plain atomics, bumped where things happen; no registry lock is taken
+//! to count) and written out in its text exposition when scraped.
 
-use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 use warp::http::{Method, StatusCode};
 
 /// Upper bounds of the POST latency buckets, in seconds.
@@ -12,18 +18,20 @@ const LATENCY_BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 ];
 
-/// The statuses counted as rejections, each its own series.
+/// The statuses counted as rejections, each its own series from the start.
 const REJECTED: [u16; 10] = [400, 403, 404, 405, 411, 413, 415, 422, 429, 503];
 
-#[derive(Default)]
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ByStatus {
+    status: u16,
+}
+
 pub struct Metrics {
-    events_appended: AtomicU64,
-    deliveries: AtomicU64,
-    lagged_disconnects: AtomicU64,
-    rejected: [AtomicU64; REJECTED.len()],
-    post_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
-    post_count: AtomicU64,
-    post_micros: AtomicU64,
+    events_appended: Counter,
+    deliveries: Counter,
+    lagged_disconnects: Counter,
+    rejected: Family<ByStatus, Counter>,
+    post_seconds: Histogram,
 }
 
 /// Gauges read from the registry when scraped.
@@ -35,115 +43,102 @@ pub struct Gauges {
     pub redis_up: Option<bool>,
 }
 
+impl Default for Metrics {
+    fn default() -> Metrics {
+        let rejected = Family::<ByStatus, Counter>::default();
+        for status in REJECTED {
+            // Made now, so every series is there, at 0, from the start.
+            let _ = rejected.get_or_create(&ByStatus { status });
+        }
+        Metrics {
+            events_appended: Counter::default(),
+            deliveries: Counter::default(),
+            lagged_disconnects: Counter::default(),
+            rejected,
+            post_seconds: Histogram::new(LATENCY_BUCKETS),
+        }
+    }
+}
+
 impl Metrics {
     pub fn appended(&self, events: u64) {
-        self.events_appended.fetch_add(events, Relaxed);
+        self.events_appended.inc_by(events);
     }
 
     pub fn delivered(&self, events: u64) {
-        self.deliveries.fetch_add(events, Relaxed);
+        self.deliveries.inc_by(events);
     }
 
     pub fn lagged(&self) {
-        self.lagged_disconnects.fetch_add(1, Relaxed);
+        self.lagged_disconnects.inc();
     }
 
-    /// Every response: rejections by status, and how long message posts took.
+    /// Every response: rejections by status, and how long message posts
+    /// took to answer (refused ones too).
     pub fn responded(&self, method: &Method, path: &str, status: StatusCode, elapsed: Duration) {
-        if let Some(i) = REJECTED.iter().position(|&s| s == status.as_u16()) {
-            self.rejected[i].fetch_add(1, Relaxed);
+        let status = status.as_u16();
+        if REJECTED.contains(&status) {
+            self.rejected.get_or_create(&ByStatus { status }).inc();
         }
         if method == Method::POST && path.ends_with("/messages") {
-            let secs = elapsed.as_secs_f64();
-            if let Some(i) = LATENCY_BUCKETS.iter().position(|&le| secs <= le) {
-                self.post_buckets[i].fetch_add(1, Relaxed);
-            }
-            self.post_count.fetch_add(1, Relaxed);
-            self.post_micros
-                .fetch_add(elapsed.as_micros() as u64, Relaxed);
+            self.post_seconds.observe(elapsed.as_secs_f64());
         }
     }
 
-    /// The Prometheus text exposition.
+    /// The text exposition, with `gauges` as they are now.
     pub fn render(&self, gauges: Gauges) -> String {
-        let mut out = String::new();
-        let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-            );
+        let mut registry = Registry::default();
+        let gauge = |value: usize| {
+            let gauge = Gauge::<i64>::default();
+            gauge.set(i64::try_from(value).unwrap_or(i64::MAX));
+            gauge
         };
-        metric(
+        registry.register(
             "roomcast_streams_open",
-            "gauge",
-            "Open SSE streams.",
-            gauges.streams as u64,
+            "Open SSE streams",
+            gauge(gauges.streams),
         );
-        metric(
-            "roomcast_rooms",
-            "gauge",
-            "Live rooms.",
-            gauges.rooms as u64,
-        );
+        registry.register("roomcast_rooms", "Live rooms", gauge(gauges.rooms));
         if let Some(up) = gauges.redis_up {
-            metric(
+            registry.register(
                 "roomcast_redis_up",
-                "gauge",
-                "1 while this node reaches Redis (with --redis).",
-                u64::from(up),
+                "1 while this node reaches Redis (with --redis)",
+                gauge(usize::from(up)),
             );
         }
-        metric(
-            "roomcast_events_appended_total",
-            "counter",
-            "History events stored and published.",
-            self.events_appended.load(Relaxed),
-        );
-        metric(
-            "roomcast_deliveries_total",
-            "counter",
-            "History events written to streams.",
-            self.deliveries.load(Relaxed),
-        );
-        metric(
-            "roomcast_lagged_disconnects_total",
-            "counter",
-            "Streams closed for falling too far behind.",
-            self.lagged_disconnects.load(Relaxed),
-        );
-        let _ = writeln!(
-            out,
-            "# HELP roomcast_rejected_requests_total Requests refused, by status.\n\
-             # TYPE roomcast_rejected_requests_total counter"
-        );
-        for (status, count) in REJECTED.iter().zip(&self.rejected) {
-            let _ = writeln!(
-                out,
-                "roomcast_rejected_requests_total{{status=\"{status}\"}} {}",
-                count.load(Relaxed)
-            );
+        let counters = [
+            (
+                "roomcast_events_appended",
+                "History events stored and published",
+                &self.events_appended,
+            ),
+            (
+                "roomcast_deliveries",
+                "History events written to streams",
+                &self.deliveries,
+            ),
+            (
+                "roomcast_lagged_disconnects",
+                "Streams closed for falling too far behind",
+                &self.lagged_disconnects,
+            ),
+        ];
+        for (name, help, counter) in counters {
+            registry.register(name, help, counter.clone());
         }
-        let _ = writeln!(
-            out,
-            "# HELP roomcast_post_seconds Time to answer POST .../messages, refusals included.\n\
-             # TYPE roomcast_post_seconds histogram"
+        registry.register(
+            "roomcast_rejected_requests",
+            "Requests refused, by status",
+            self.rejected.clone(),
         );
-        let mut cumulative = 0;
-        for (le, count) in LATENCY_BUCKETS.iter().zip(&self.post_buckets) {
-            cumulative += count.load(Relaxed);
-            let _ = writeln!(
-                out,
-                "roomcast_post_seconds_bucket{{le=\"{le}\"}} {cumulative}"
-            );
-        }
-        let total = self.post_count.load(Relaxed);
-        let _ = writeln!(out, "roomcast_post_seconds_bucket{{le=\"+Inf\"}} {total}");
-        let sum = self.post_micros.load(Relaxed) as f64 / 1e6;
-        let _ = writeln!(
-            out,
-            "roomcast_post_seconds_sum {sum}\nroomcast_post_seconds_count {total}"
+        registry.register(
+            "roomcast_post_seconds",
+            "Time to answer POST .../messages, refusals included",
+            self.post_seconds.clone(),
         );
-        out
+        let mut text = String::new();
+        encode(&mut text, &registry).expect("writing to a String cannot fail");
+        text
     }
 }
 

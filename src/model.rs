@@ -145,7 +145,7 @@ impl Text {
 ///
 /// Every kind is declared here once: its name on the wire and in every
 /// store ([`Kind::ALL`], [`Kind::as_str`], [`FromStr`]), and whether it
-/// changes who is in the room. The page renders kinds by the same names
+/// changes who is in the room ([`Kind::member_change`]). The page renders kinds by the same names
 /// (templates/room.hbs and assets/app.js).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -166,14 +166,22 @@ impl Kind {
         }
     }
 
-    /// Whether an event of this kind changes the member list (so a
-    /// `members` frame follows it).
-    pub fn changes_members(self) -> bool {
+    /// How an event of this kind changes the member list, if it does (a
+    /// `members` frame then follows it).
+    pub fn member_change(self) -> Option<MemberChange> {
         match self {
-            Kind::Join | Kind::Leave => true,
-            Kind::Message => false,
+            Kind::Join => Some(MemberChange::Joined),
+            Kind::Leave => Some(MemberChange::Left),
+            Kind::Message => None,
         }
     }
+}
+
+/// What an event does to the member list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberChange {
+    Joined,
+    Left,
 }
 
 impl fmt::Display for Kind {

@@ -124,6 +124,7 @@ fn healthz(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejecti
 fn metrics(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     warp::path!("metrics")
         .and(warp::get())
+        .and(header("accept"))
         .and(with_app(app))
         .then(handlers::metrics)
 }

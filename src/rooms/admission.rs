@@ -3,79 +3,103 @@
 //! kept under the registry's one lock (see [`super::state`]).
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::middleware::NoOpMiddleware;
+use governor::state::keyed::HashMapStateStore;
+use governor::{Quota, RateLimiter};
 
 use super::error::RoomError;
 use crate::client::VisitorKey;
 
-/// Visitors remembered at most per map; past that, the idle ones (full
-/// buckets) are forgotten, and if every one is busy the map starts over.
-/// A flood of addresses cannot grow memory without bound.
+/// Visitors remembered at most per limiter; past that, the idle ones
+/// (refilled) are forgotten, and if every one is busy the limiter starts
+/// over. A flood of addresses cannot grow memory without bound.
 pub const MAX_VISITORS: usize = 100_000;
 
-/// How fast a bucket refills and how much it holds.
+/// The longest wait ever told (a rate can be tiny).
+const MAX_WAIT: Duration = Duration::from_secs(86_400);
+
+/// How fast an allowance refills and how much it holds.
 #[derive(Debug, Clone, Copy)]
 pub struct Rate {
     pub burst: f64,
     pub per_second: f64,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Bucket {
-    tokens: f64,
-    updated: Instant,
+impl Rate {
+    /// As governor's quota: the burst in whole requests (at least one),
+    /// one more every `1 / per_second`.
+    fn quota(self) -> Quota {
+        let burst = NonZeroU32::new(self.burst.ceil().clamp(1.0, u32::MAX as f64) as u32)
+            .unwrap_or(NonZeroU32::MIN);
+        let period = Duration::try_from_secs_f64(1.0 / self.per_second)
+            .unwrap_or(MAX_WAIT)
+            .clamp(Duration::from_nanos(1), MAX_WAIT);
+        Quota::with_period(period)
+            .expect("the period is at least a nanosecond")
+            .allow_burst(burst)
+    }
 }
 
-/// One token bucket per visitor.
-#[derive(Debug)]
-pub struct Buckets {
-    rate: Rate,
-    buckets: HashMap<VisitorKey, Bucket>,
+type Limiter<C> = RateLimiter<
+    VisitorKey,
+    HashMapStateStore<VisitorKey>,
+    C,
+    NoOpMiddleware<<C as Clock>::Instant>,
+>;
+
+/// One allowance per visitor: `governor`'s keyed limiter (GCRA, which
+/// behaves as a token bucket), bounded to [`MAX_VISITORS`].
+pub struct Buckets<C: Clock = DefaultClock> {
+    quota: Quota,
+    clock: C,
+    limiter: Limiter<C>,
 }
 
 impl Buckets {
     pub fn new(rate: Rate) -> Buckets {
+        Buckets::with_clock(rate, DefaultClock::default())
+    }
+}
+
+impl<C: Clock + Clone> Buckets<C> {
+    pub fn with_clock(rate: Rate, clock: C) -> Buckets<C> {
+        let quota = rate.quota();
         Buckets {
-            rate,
-            buckets: HashMap::new(),
+            quota,
+            limiter: RateLimiter::hashmap_with_clock(quota, clock.clone()),
+            clock,
         }
     }
 
-    /// Takes one token, or says how long until one is there.
-    pub fn take(&mut self, visitor: VisitorKey, now: Instant) -> Result<(), Duration> {
-        if self.buckets.len() >= MAX_VISITORS && !self.buckets.contains_key(&visitor) {
-            self.forget_idle(now);
+    /// Takes one request's worth, or says how long until there is one.
+    pub fn take(&mut self, visitor: VisitorKey) -> Result<(), Duration> {
+        if self.limiter.len() >= MAX_VISITORS {
+            self.forget_idle();
         }
-        let Rate { burst, per_second } = self.rate;
-        let bucket = self.buckets.entry(visitor).or_insert(Bucket {
-            tokens: burst,
-            updated: now,
-        });
-        let refill = now.saturating_duration_since(bucket.updated).as_secs_f64() * per_second;
-        bucket.tokens = (bucket.tokens + refill).min(burst);
-        bucket.updated = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            Ok(())
-        } else {
-            let wait = (1.0 - bucket.tokens) / per_second;
-            Err(Duration::from_secs_f64(wait.min(86_400.0)))
-        }
+        self.limiter
+            .check_key(&visitor)
+            .map_err(|refused| refused.wait_time_from(self.clock.now()).min(MAX_WAIT))
     }
 
-    /// Drops the buckets that have refilled to their burst: they hold
-    /// nothing a fresh bucket would not. The sweeper calls this, so the map
-    /// shrinks back as visitors go quiet.
-    pub fn forget_idle(&mut self, now: Instant) {
-        let Rate { burst, per_second } = self.rate;
-        self.buckets.retain(|_, b| {
-            let refill = now.saturating_duration_since(b.updated).as_secs_f64() * per_second;
-            b.tokens + refill < burst
-        });
-        if self.buckets.len() >= MAX_VISITORS {
-            self.buckets.clear();
+    /// Forgets the visitors whose allowance has refilled (a refill period
+    /// ago, as governor counts): they hold nothing a fresh one would not.
+    /// The sweeper calls this, so memory shrinks back as visitors go quiet.
+    pub fn forget_idle(&mut self) {
+        self.limiter.retain_recent();
+        if self.limiter.len() >= MAX_VISITORS {
+            self.limiter = RateLimiter::hashmap_with_clock(self.quota, self.clock.clone());
         }
-        shrink(&mut self.buckets);
+        self.limiter.shrink_to_fit();
+    }
+
+    /// Visitors remembered now.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.limiter.len()
     }
 }
 
@@ -89,7 +113,6 @@ pub fn shrink<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>) {
 }
 
 /// The limits on who may do what, with what each visitor has used.
-#[derive(Debug)]
 pub struct Admission {
     limits: Limits,
     /// Open streams over all rooms.
@@ -162,7 +185,7 @@ impl Admission {
     /// Whether this visitor may post now; takes its token.
     pub fn admit_post(&mut self, visitor: VisitorKey) -> Result<(), RoomError> {
         self.post_buckets
-            .take(visitor, Instant::now())
+            .take(visitor)
             .map_err(RoomError::RateLimited)
     }
 
@@ -173,14 +196,14 @@ impl Admission {
             return Err(RoomError::TooManyRooms);
         }
         self.room_buckets
-            .take(visitor, Instant::now())
+            .take(visitor)
             .map_err(RoomError::RateLimited)
     }
 
     /// Forgets what visitors left behind, giving memory back.
-    pub fn forget_idle(&mut self, now: Instant) {
-        self.post_buckets.forget_idle(now);
-        self.room_buckets.forget_idle(now);
+    pub fn forget_idle(&mut self) {
+        self.post_buckets.forget_idle();
+        self.room_buckets.forget_idle();
         shrink(&mut self.streams_by_visitor);
     }
 }
@@ -188,11 +211,16 @@ impl Admission {
 #[cfg(test)]
 mod tests {
     use std::net::IpAddr;
+    use std::time::Duration;
+
+    use governor::clock::FakeRelativeClock;
 
     use super::*;
 
-    fn buckets(burst: f64, per_second: f64) -> Buckets {
-        Buckets::new(Rate { burst, per_second })
+    fn buckets(burst: f64, per_second: f64) -> (Buckets<FakeRelativeClock>, FakeRelativeClock) {
+        let clock = FakeRelativeClock::default();
+        let rate = Rate { burst, per_second };
+        (Buckets::with_clock(rate, clock.clone()), clock)
     }
 
     fn visitor(last: u8) -> VisitorKey {
@@ -201,51 +229,45 @@ mod tests {
 
     #[test]
     fn a_bucket_allows_its_burst_then_refills_at_its_rate() {
-        let mut buckets = buckets(3.0, 2.0);
-        let start = Instant::now();
+        let (mut buckets, clock) = buckets(3.0, 2.0);
         for _ in 0..3 {
-            assert!(buckets.take(visitor(1), start).is_ok());
+            assert!(buckets.take(visitor(1)).is_ok());
         }
-        let wait = buckets.take(visitor(1), start).unwrap_err();
+        let wait = buckets.take(visitor(1)).unwrap_err();
         assert!(wait > Duration::from_millis(400) && wait <= Duration::from_millis(500));
-        assert!(
-            buckets.take(visitor(2), start).is_ok(),
-            "visitors are separate"
-        );
-        let later = start + Duration::from_millis(500);
-        assert!(buckets.take(visitor(1), later).is_ok());
-        assert!(buckets.take(visitor(1), later).is_err());
+        assert!(buckets.take(visitor(2)).is_ok(), "visitors are separate");
+        clock.advance(Duration::from_millis(500));
+        assert!(buckets.take(visitor(1)).is_ok());
+        assert!(buckets.take(visitor(1)).is_err());
     }
 
     #[test]
     fn the_map_stays_bounded_under_a_flood_of_addresses() {
-        let mut buckets = buckets(2.0, 1.0);
-        let now = Instant::now();
+        let (mut buckets, _clock) = buckets(2.0, 1.0);
         for i in 0..(MAX_VISITORS as u32 + 10) {
             let ip = IpAddr::from(i.to_be_bytes());
-            let _ = buckets.take(VisitorKey::Address(ip), now);
+            let _ = buckets.take(VisitorKey::Address(ip));
         }
-        assert!(buckets.buckets.len() <= MAX_VISITORS);
+        assert!(buckets.len() <= MAX_VISITORS);
     }
 
     #[test]
-    fn quiet_visitors_are_forgotten_and_the_map_shrinks() {
-        let mut buckets = buckets(2.0, 1.0);
-        let now = Instant::now();
+    fn quiet_visitors_are_forgotten() {
+        let (mut buckets, clock) = buckets(2.0, 1.0);
         for i in 0..10_000u32 {
             let ip = IpAddr::from(i.to_be_bytes());
-            buckets.take(VisitorKey::Address(ip), now).unwrap();
+            buckets.take(VisitorKey::Address(ip)).unwrap();
         }
-        buckets.take(visitor(1), now).unwrap();
-        buckets.take(visitor(1), now).unwrap();
-        let grown = buckets.buckets.capacity();
-        // A second later the 10,000 have refilled; visitor 1 has not.
-        buckets.forget_idle(now + Duration::from_secs(1));
-        assert_eq!(buckets.buckets.len(), 1);
-        assert!(buckets.buckets.capacity() < grown / 4);
+        clock.advance(Duration::from_secs(1));
+        buckets.take(visitor(1)).unwrap();
+        buckets.take(visitor(1)).unwrap();
+        // A period after refilling, the 10,000 are forgotten; visitor 1,
+        // who spent its burst since, is not.
+        clock.advance(Duration::from_secs(1));
+        buckets.forget_idle();
+        assert_eq!(buckets.len(), 1);
         // Forgetting changed nothing for the one still limited.
-        let later = now + Duration::from_secs(1);
-        assert!(buckets.take(visitor(1), later).is_ok());
-        assert!(buckets.take(visitor(1), later).is_err());
+        assert!(buckets.take(visitor(1)).is_ok());
+        assert!(buckets.take(visitor(1)).is_err());
     }
 }

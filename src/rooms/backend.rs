@@ -15,6 +15,7 @@ use tokio::sync::broadcast;
 use super::error::RoomError;
 use super::presence::Tally;
 use super::state::State;
+use crate::client::VisitorKey;
 use crate::model::{Name, Recorded, RoomCode, Text, Update};
 use crate::session::{Session, SessionId};
 use crate::shutdown::Shutdown;
@@ -43,12 +44,13 @@ pub struct Opening {
     pub updates: broadcast::Receiver<Update>,
 }
 
-/// A message to append: who says what, where.
+/// A message to append: who says what, where, and who is charged for it.
 #[derive(Clone, Copy)]
 pub struct Post<'a> {
     pub code: &'a RoomCode,
     pub name: &'a Name,
     pub text: &'a Text,
+    pub visitor: VisitorKey,
 }
 
 /// Which part of a room's history to read: the events after `since`
@@ -88,7 +90,8 @@ pub trait Backend: Send + Sync + 'static {
     /// The session `id` names, if it is live.
     fn session(&self, id: SessionId) -> Pending<'_, Option<Session>>;
 
-    /// Appends a message and returns it once it is kept and published.
+    /// Admits (`State::admit_post`) and appends a message, and returns it
+    /// once it is kept and published.
     fn post<'a>(&'a self, post: Post<'a>) -> Pending<'a, Arc<Recorded>>;
 
     /// Part of a room's history (see [`Window`]).

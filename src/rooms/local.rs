@@ -135,11 +135,19 @@ impl Backend for Local {
         Box::pin(std::future::ready(Ok(session)))
     }
 
-    fn post<'a>(&'a self, Post { code, name, text }: Post<'a>) -> Pending<'a, Arc<Recorded>> {
+    /// Admission, the id and the queue in one hold of the lock.
+    fn post<'a>(&'a self, post: Post<'a>) -> Pending<'a, Arc<Recorded>> {
+        let Post {
+            code,
+            name,
+            text,
+            visitor,
+        } = post;
         let rooms = &*self.rooms;
         Box::pin(async move {
             let (message, stored) = {
                 let mut state = rooms.lock();
+                state.admit_post(code, visitor)?;
                 let message = state
                     .room(code)?
                     .next_event(code, Kind::Message, name, Some(text));

@@ -141,13 +141,16 @@ impl Registry {
         text: &Text,
         visitor: VisitorKey,
     ) -> Result<Arc<Recorded>, RoomError> {
-        {
-            let mut state = self.rooms.lock();
-            state.check_open()?;
-            state.room(code)?;
-            state.admission.admit_post(visitor)?;
-        }
-        self.backend.post(Post { code, name, text }).await
+        // Admitted by the backend, in the same hold of the lock that gives
+        // the message its id: one lock fewer per post, which showed in the
+        // benchmark's posts/memory p99.
+        let post = Post {
+            code,
+            name,
+            text,
+            visitor,
+        };
+        self.backend.post(post).await
     }
 
     /// History after `since` (or the newest events if `None`), oldest
@@ -228,7 +231,7 @@ impl Registry {
         for code in state.take_expired(now, room_ttl) {
             self.backend.room_expired(&mut state, &code);
         }
-        state.admission.forget_idle(now);
+        state.admission.forget_idle();
     }
 
     /// Starts what runs beside the requests until shutdown: the sweeper,

@@ -85,7 +85,7 @@ impl Room {
         for event in events {
             self.published_id = event.event.id;
             self.history.push_back(event.clone());
-            let members_changed = event.event.kind.changes_members();
+            let members_changed = event.event.kind.member_change().is_some();
             run.push(event);
             if members_changed || run.len() == EVENTS_PER_UPDATE {
                 self.send_events(&mut run);

@@ -123,6 +123,15 @@ impl State {
         }
     }
 
+    /// Whether this visitor may post in this room now (taking its
+    /// allowance): the server is open, the room exists, the visitor has
+    /// allowance left.
+    pub fn admit_post(&mut self, code: &RoomCode, visitor: VisitorKey) -> Result<(), RoomError> {
+        self.check_open()?;
+        self.room(code)?;
+        self.admission.admit_post(visitor)
+    }
+
     pub fn room(&self, code: &RoomCode) -> Result<&Room, RoomError> {
         self.rooms
             .get(code)

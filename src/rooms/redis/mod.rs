@@ -33,7 +33,7 @@ use super::error::RoomError;
 use super::presence::{Members, Tally};
 use super::room::Room;
 use super::state::{Rooms, State};
-use crate::model::{timestamp, Event, Kind, Name, Recorded, RoomCode};
+use crate::model::{timestamp, Event, Kind, MemberChange, Name, Recorded, RoomCode};
 use crate::session::{Session, SessionId};
 use crate::shutdown::Shutdown;
 use crate::store::now_ms;
@@ -145,8 +145,10 @@ impl Backend for Shared {
         Box::pin(async move { Ok(self.redis.session(id).await?) })
     }
 
-    fn post<'a>(&'a self, Post { code, name, text }: Post<'a>) -> Pending<'a, Arc<Recorded>> {
+    fn post<'a>(&'a self, post: Post<'a>) -> Pending<'a, Arc<Recorded>> {
+        let (code, name, text) = (post.code, post.name, post.text);
         Box::pin(async move {
+            self.rooms.lock().admit_post(code, post.visitor)?;
             let ts = timestamp();
             let Some(id) = self.redis.post(code, name, &ts, text).await? else {
                 return Err(self.forget(code));
@@ -277,12 +279,11 @@ impl reader::Follower for Cache {
             .filter(|e| e.event.id > room.published_id)
             .collect();
         for event in &fresh {
-            if let Ok(name) = Name::parse(&event.event.name) {
-                match event.event.kind {
-                    Kind::Join => room.members.joined(name),
-                    Kind::Leave => room.members.left(&name),
-                    Kind::Message => {}
-                }
+            let change = event.event.kind.member_change();
+            match (change, Name::parse(&event.event.name)) {
+                (Some(MemberChange::Joined), Ok(name)) => room.members.joined(name),
+                (Some(MemberChange::Left), Ok(name)) => room.members.left(&name),
+                _ => {}
             }
         }
         if fresh.is_empty() {
