@@ -25,6 +25,9 @@ pub struct Socket {
     remaining: Option<usize>,
     /// When the request must have arrived whole.
     read_deadline: Pin<Box<Sleep>>,
+    /// The request did not arrive in time: nothing more is written either,
+    /// so the connection ends without an answer, as on the fast path.
+    expired: bool,
     write_timeout: Duration,
     /// Running while a write is blocked.
     blocked: Option<Pin<Box<Sleep>>>,
@@ -43,6 +46,7 @@ impl Socket {
             replay,
             remaining,
             read_deadline: Box::pin(tokio::time::sleep_until(read_by)),
+            expired: false,
             write_timeout,
             blocked: None,
         }
@@ -54,10 +58,18 @@ impl Socket {
         (self.remaining == Some(0)).then(|| (self.socket, BytesMut::from(&self.replay[..])))
     }
 
-    /// Passes a ready write through; on a blocked one, starts (or checks)
-    /// the deadline: a stalled subscriber is closed (its client resumes
+    /// Writes, unless the request came too late; passes a ready write
+    /// through; on a blocked one, starts (or checks) the write timeout: a stalled subscriber is closed (its client resumes
     /// from history later) instead of holding its buffers forever.
-    fn watch<R>(&mut self, cx: &mut Context<'_>, poll: Poll<io::Result<R>>) -> Poll<io::Result<R>> {
+    fn write_with<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        write: impl FnOnce(Pin<&mut TcpStream>, &mut Context<'_>) -> Poll<io::Result<R>>,
+    ) -> Poll<io::Result<R>> {
+        if self.expired {
+            return Poll::Ready(Err(late()));
+        }
+        let poll = write(Pin::new(&mut self.socket), cx);
         if poll.is_ready() {
             self.blocked = None;
             return poll;
@@ -74,6 +86,13 @@ impl Socket {
             Poll::Pending => Poll::Pending,
         }
     }
+}
+
+fn late() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        "the request did not arrive whole in time",
+    )
 }
 
 impl hyper::rt::Read for Socket {
@@ -100,10 +119,8 @@ impl hyper::rt::Read for Socket {
                     // Waiting on the rest of the request (once it is all
                     // here, reads end above without waiting).
                     if this.read_deadline.as_mut().poll(cx).is_ready() {
-                        return Poll::Ready(Err(io::Error::new(
-                            io::ErrorKind::TimedOut,
-                            "the request did not arrive whole in time",
-                        )));
+                        this.expired = true;
+                        return Poll::Ready(Err(late()));
                     }
                     return Poll::Pending;
                 }
@@ -126,8 +143,7 @@ impl hyper::rt::Write for Socket {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let poll = Pin::new(&mut self.socket).poll_write(cx, buf);
-        self.watch(cx, poll)
+        self.write_with(cx, |socket, cx| socket.poll_write(cx, buf))
     }
 
     fn poll_write_vectored(
@@ -135,8 +151,7 @@ impl hyper::rt::Write for Socket {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let poll = Pin::new(&mut self.socket).poll_write_vectored(cx, bufs);
-        self.watch(cx, poll)
+        self.write_with(cx, |socket, cx| socket.poll_write_vectored(cx, bufs))
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -144,8 +159,7 @@ impl hyper::rt::Write for Socket {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let poll = Pin::new(&mut self.socket).poll_flush(cx);
-        self.watch(cx, poll)
+        self.write_with(cx, |socket, cx| socket.poll_flush(cx))
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

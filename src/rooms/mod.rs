@@ -52,8 +52,14 @@ pub struct Subscription {
 /// A cheap, cloneable handle on the one shared registry.
 #[derive(Clone)]
 pub struct Registry {
+    // One Arc, so a clone (every request clones the routes, and with them
+    // the registry, once per filter) is one atomic increment.
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     rooms: Arc<Rooms>,
-    backend: Arc<dyn Backend>,
+    backend: Box<dyn Backend>,
 }
 
 impl Registry {
@@ -62,10 +68,7 @@ impl Registry {
     /// `spawn_blocking`.
     pub fn open_local(settings: Settings, store: Box<dyn Store>) -> Result<Registry, StoreError> {
         let local = local::Local::open(settings, store)?;
-        Ok(Registry {
-            rooms: local.rooms().clone(),
-            backend: Arc::new(local),
-        })
+        Ok(Registry::of(local.rooms().clone(), Box::new(local)))
     }
 
     /// Rooms kept in Redis: the registry starts empty and takes rooms in
@@ -73,47 +76,50 @@ impl Registry {
     /// that feeds them.
     pub fn open_redis(settings: Settings, redis: redis::client::Redis) -> Registry {
         let rooms = Arc::new(Rooms::new(settings, Default::default()));
+        Registry::of(rooms.clone(), Box::new(redis::Shared::new(redis, rooms)))
+    }
+
+    fn of(rooms: Arc<Rooms>, backend: Box<dyn Backend>) -> Registry {
         Registry {
-            rooms: rooms.clone(),
-            backend: Arc::new(redis::Shared::new(redis, rooms)),
+            inner: Arc::new(Inner { rooms, backend }),
         }
     }
 
     pub fn metrics(&self) -> &Arc<Metrics> {
-        &self.rooms.metrics
+        &self.inner.rooms.metrics
     }
 
     pub fn gauges(&self) -> Gauges {
-        let state = self.rooms.lock();
+        let state = self.inner.rooms.lock();
         Gauges {
             rooms: state.rooms.len(),
             streams: state.admission.streams(),
-            redis_up: self.backend.reachable(),
+            redis_up: self.inner.backend.reachable(),
         }
     }
 
     /// Whether the backend is reachable, for one that can be out of reach.
     pub fn reachable(&self) -> Option<bool> {
-        self.backend.reachable()
+        self.inner.backend.reachable()
     }
 
     /// Makes a room with a fresh code, unique among live rooms, and returns
     /// once it is stored.
     pub async fn create_room(&self, visitor: VisitorKey) -> Result<RoomCode, RoomError> {
         {
-            let mut state = self.rooms.lock();
+            let mut state = self.inner.rooms.lock();
             state.check_open()?;
             let live = state.rooms.len();
             state.admission.admit_room(visitor, live)?;
         }
-        let code = self.backend.create_room().await?;
+        let code = self.inner.backend.create_room().await?;
         info!("room {code} created");
         Ok(code)
     }
 
     /// Ok if the room exists, else `NotFound`.
     pub async fn require_room(&self, code: &RoomCode) -> Result<(), RoomError> {
-        self.backend.find(code).await
+        self.inner.backend.find(code).await
     }
 
     /// Names `name` in `room` for this browser: updates the session it
@@ -124,12 +130,12 @@ impl Registry {
         existing: Option<SessionId>,
         session: Session,
     ) -> Result<SessionId, RoomError> {
-        self.backend.open_session(existing, session).await
+        self.inner.backend.open_session(existing, session).await
     }
 
     /// The session `id` names, if it is live.
     pub async fn session(&self, id: SessionId) -> Result<Option<Session>, RoomError> {
-        self.backend.session(id).await
+        self.inner.backend.session(id).await
     }
 
     /// Stores a message and sends it to every stream; returns once both
@@ -150,7 +156,7 @@ impl Registry {
             text,
             visitor,
         };
-        self.backend.post(post).await
+        self.inner.backend.post(post).await
     }
 
     /// History after `since` (or the newest events if `None`), oldest
@@ -161,12 +167,15 @@ impl Registry {
         since: Option<u64>,
         limit: usize,
     ) -> Result<Vec<Arc<Recorded>>, RoomError> {
-        self.backend.history(code, Window { since, limit }).await
+        self.inner
+            .backend
+            .history(code, Window { since, limit })
+            .await
     }
 
     /// Names of the room's members, sorted.
     pub async fn members(&self, code: &RoomCode) -> Result<Vec<Name>, RoomError> {
-        self.backend.members(code).await
+        self.inner.backend.members(code).await
     }
 
     /// Opens a stream on the room, resuming after `since`. A stream with a
@@ -180,9 +189,9 @@ impl Registry {
         visitor: VisitorKey,
     ) -> Result<Subscription, RoomError> {
         self.require_room(code).await?;
-        let tally = self.backend.tally();
+        let tally = self.inner.backend.tally();
         let arrived = {
-            let mut state = self.rooms.lock();
+            let mut state = self.inner.rooms.lock();
             state.check_open()?;
             state.room(code)?;
             state.admission.admit_stream(visitor)?;
@@ -195,7 +204,7 @@ impl Registry {
         };
         // From here on, dropping the guard gives back what was counted.
         let guard = StreamGuard::new(
-            self.rooms.clone(),
+            self.inner.rooms.clone(),
             code.clone(),
             member.clone(),
             tally,
@@ -207,11 +216,11 @@ impl Registry {
             member: member.as_ref(),
             arrived,
         };
-        let opening = self.backend.subscribe(start).await?;
+        let opening = self.inner.backend.subscribe(start).await?;
         Ok(Subscription {
             opening,
             guard,
-            metrics: self.rooms.metrics.clone(),
+            metrics: self.inner.rooms.metrics.clone(),
         })
     }
 
@@ -223,13 +232,13 @@ impl Registry {
             leave_grace,
             room_ttl,
             ..
-        } = self.rooms.settings;
-        let mut state = self.rooms.lock();
+        } = self.inner.rooms.settings;
+        let mut state = self.inner.rooms.lock();
         for (code, name) in state.take_leaves(now, leave_grace) {
-            self.backend.announce_leave(&mut state, &code, &name);
+            self.inner.backend.announce_leave(&mut state, &code, &name);
         }
         for code in state.take_expired(now, room_ttl) {
-            self.backend.room_expired(&mut state, &code);
+            self.inner.backend.room_expired(&mut state, &code);
         }
         state.admission.forget_idle();
     }
@@ -238,7 +247,7 @@ impl Registry {
     /// and with Redis the reader that feeds the rooms.
     pub fn spawn_tasks(&self, shutdown: Shutdown) -> Vec<JoinHandle<()>> {
         let mut tasks = vec![tokio::spawn(self.clone().run_sweeper(shutdown.clone()))];
-        if let Some(reading) = self.backend.reader(shutdown) {
+        if let Some(reading) = self.inner.backend.reader(shutdown) {
             tasks.push(tokio::spawn(reading));
         }
         tasks
@@ -252,7 +261,7 @@ impl Registry {
             leave_grace,
             room_ttl,
             ..
-        } = self.rooms.settings;
+        } = self.inner.rooms.settings;
         let tick = (leave_grace.min(room_ttl) / 5)
             .clamp(Duration::from_millis(10), Duration::from_secs(1));
         let mut ticks = tokio::time::interval(tick);
@@ -265,7 +274,7 @@ impl Registry {
             self.sweep(Instant::now());
             tokio::select! {
                 // A failure was logged by the backend; the next tick tries again.
-                _ = self.backend.keep_presence() => {}
+                _ = self.inner.backend.keep_presence() => {}
                 _ = shutdown.wait() => break,
             }
         }
@@ -274,14 +283,14 @@ impl Registry {
     /// Refuses new rooms, posts and streams from now on, and tells every
     /// open stream to end.
     pub fn close(&self) {
-        self.rooms.close();
+        self.inner.rooms.close();
     }
 
     /// Closes, lets the backend keep everything queued, and waits for it.
     pub async fn finish(&self) {
         self.close();
         // Nothing is left to answer; a failure was logged where it happened.
-        let _ = self.backend.finish().await;
+        let _ = self.inner.backend.finish().await;
     }
 }
 
