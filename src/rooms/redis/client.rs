@@ -25,7 +25,7 @@ use redis::aio::ConnectionManager;
 use redis::streams::{StreamId, StreamRangeReply};
 use redis::{Script, Value};
 
-use crate::model::{timestamp, Event, Kind, Name, Recorded, RoomCode, Text};
+use crate::model::{timestamp, Event, Kind, Name, Recorded, RoomCode};
 use crate::rooms::settings::Settings;
 use crate::session::{Session, SessionId};
 
@@ -72,7 +72,7 @@ pub(super) struct Inner {
 
 struct Scripts {
     create: Script,
-    post: Script,
+    append: Script,
     look: Script,
     connect: Script,
     presence: Script,
@@ -115,7 +115,7 @@ impl Redis {
                 settings,
                 scripts: Scripts {
                     create: room_script!("create.lua"),
-                    post: room_script!("post.lua"),
+                    append: room_script!("append.lua"),
                     look: room_script!("look.lua"),
                     connect: room_script!("connect.lua"),
                     presence: room_script!("presence.lua"),
@@ -225,16 +225,12 @@ impl Redis {
         Ok(created == 1)
     }
 
-    /// Appends a message; its id, or `None` if the room is gone.
-    pub async fn post(
-        &self,
-        code: &RoomCode,
-        name: &Name,
-        ts: &str,
-        text: &Text,
-    ) -> Result<Option<u64>, RedisError> {
-        let args = [name.as_str(), ts, text.as_str()];
-        self.run("posting", &self.inner.scripts.post, code, &args)
+    /// Appends `event` (its id is Redis's to give); the id, or `None` if
+    /// the room is gone.
+    pub async fn append(&self, code: &RoomCode, event: &Event) -> Result<Option<u64>, RedisError> {
+        let mut args = vec![event.kind.as_str(), &event.name, &event.ts];
+        args.extend(event.text.as_deref());
+        self.run("appending", &self.inner.scripts.append, code, &args)
             .await
     }
 

@@ -33,7 +33,7 @@ use super::error::RoomError;
 use super::presence::{Members, Tally};
 use super::room::Room;
 use super::state::{Rooms, State};
-use crate::model::{timestamp, Event, Kind, MemberChange, Name, Recorded, RoomCode};
+use crate::model::{Event, Kind, MemberChange, Name, Recorded, RoomCode};
 use crate::session::{Session, SessionId};
 use crate::shutdown::Shutdown;
 use crate::store::now_ms;
@@ -149,14 +149,11 @@ impl Backend for Shared {
         let (code, name, text) = (post.code, post.name, post.text);
         Box::pin(async move {
             self.rooms.lock().admit_post(code, post.visitor)?;
-            let ts = timestamp();
-            let Some(id) = self.redis.post(code, name, &ts, text).await? else {
+            let mut event = Event::new(0, Kind::Message, code, name, Some(text));
+            let Some(id) = self.redis.append(code, &event).await? else {
                 return Err(self.forget(code));
             };
-            let event = Event {
-                ts,
-                ..Event::new(id, Kind::Message, code, name, Some(text))
-            };
+            event.id = id;
             Ok(Arc::new(Recorded::new(event)))
         })
     }
