@@ -5,27 +5,25 @@
 //!
 //! ## The path of a message
 //!
-//! 1. [`routes`] matches the request (a warp filter per endpoint) and parses it.
+//! 1. [`http`] reads the request's head and hands it to [`routes`] (a warp
+//!    filter per endpoint), which parses it.
 //! 2. [`handlers`] turns it into a call on the registry and a response.
-//! 3. [`rooms`] gives it the room's next id and queues it for the writer
-//!    thread, which stores it ([`store`]: SQLite by default) in one
-//!    transaction with whatever else is queued.
-//! 4. Once stored, [`rooms`] adds it to the room's recent history and sends
-//!    it on the room's broadcast channel (the only place with a lock).
-//! 5. [`stream`] writes it, as one SSE frame, to every open stream.
+//! 3. [`rooms`] admits it and gives it the room's next id under its one
+//!    lock; its backend stores it (the local writer thread: SQLite by
+//!    default, in one transaction with whatever else is queued; or Redis).
+//! 4. Once stored, the room adds it to its recent history and sends it on
+//!    its broadcast channel; only then is the post answered.
+//! 5. [`stream`] writes it, as one SSE frame encoded once, to every stream.
 //!
 //! ## Layout
 //!
-//! - [`config`]: the flags. [`app`]: wiring. [`server`]: connections, the
-//!   request log, graceful shutdown; [`direct`]: streams and posts read and
-//!   written on the socket itself (no hyper buffers or dispatch).
-//! - [`model`]: `RoomCode`, `Name`, `Text`, `Event`, parsed at the edge.
-//! - [`body`]: form or JSON request bodies. [`error`]: errors → statuses.
-//! - [`session`]: the cookie. [`pages`]: handlebars templates. [`assets`]: CSS/JS.
-//! - [`shutdown`]: the signal the server's background tasks wait on.
-//! - [`metrics`]: counters for `GET /metrics`. [`limits`]: per-visitor buckets.
-//! - [`cluster`]: with `--redis`, rooms kept in Redis for several nodes;
-//!   the registry becomes this node's cache, fed by [`cluster::reader`].
+//! The map of every file is ARCHITECTURE.md, at the top of the repository.
+//! In short: [`config`] the flags, [`server`] the wiring, [`app`] the state
+//! handle; [`http`] connections, [`routes`] and [`handlers`] the HTTP
+//! contract, [`client`] who is asking, [`limits`] request sizes; [`model`],
+//! [`body`], [`error`], [`session`] the words of the domain; [`rooms`] the
+//! registry and its backends, [`store`] SQLite; [`stream`] the SSE body;
+//! [`pages`], [`assets`] the web page; [`metrics`], [`shutdown`].
 
 pub mod app;
 pub mod assets;

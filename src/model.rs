@@ -276,6 +276,9 @@ pub enum Update {
     Events(Arc<[Arc<Recorded>]>),
     /// The member list changed: a `members` frame, no id.
     Members(Bytes),
+    /// Any other frame that is not history (no id): it goes to the streams
+    /// open now and is never kept or replayed.
+    Frame(Bytes),
     /// The server is stopping: end the stream after what came before (the
     /// client resumes from history once it is back). Sent in band, so a
     /// stream needs no shutdown handle of its own to poll.

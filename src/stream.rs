@@ -146,7 +146,7 @@ impl RoomStream {
                     }
                     self.metrics.delivered(delivered);
                 }
-                Update::Members(frame) => chunk.push(&frame),
+                Update::Members(frame) | Update::Frame(frame) => chunk.push(&frame),
                 Update::Close => {
                     self.ending = true;
                     return;

@@ -98,6 +98,10 @@ pub trait Backend: Send + Sync + 'static {
     fn history<'a>(&'a self, code: &'a RoomCode, window: Window)
         -> Pending<'a, Vec<Arc<Recorded>>>;
 
+    /// Sends `frame`, which is not history, to every stream of the room
+    /// (on every node).
+    fn send_frame<'a>(&'a self, code: &'a RoomCode, frame: Bytes) -> Pending<'a, ()>;
+
     /// The room's members, sorted.
     fn members<'a>(&'a self, code: &'a RoomCode) -> Pending<'a, Vec<Name>>;
 

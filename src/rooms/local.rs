@@ -12,6 +12,7 @@ use std::sync::mpsc::TrySendError;
 use std::sync::{Arc, Weak};
 use std::time::Instant;
 
+use bytes::Bytes;
 use log::{info, warn};
 use tokio::sync::oneshot;
 
@@ -21,7 +22,7 @@ use super::presence::Tally;
 use super::room::Room;
 use super::settings::Settings;
 use super::state::{Rooms, State, Writer};
-use crate::model::{Kind, Name, Recorded, RoomCode};
+use crate::model::{Kind, Name, Recorded, RoomCode, Update};
 use crate::session::{Session, SessionId};
 use crate::store::writer::{self, Job};
 use crate::store::{now_ms, Change, Store, StoreError};
@@ -179,6 +180,12 @@ impl Backend for Local {
             None => room.newest(limit).cloned().collect(),
         });
         Box::pin(std::future::ready(events))
+    }
+
+    fn send_frame<'a>(&'a self, code: &'a RoomCode, frame: Bytes) -> Pending<'a, ()> {
+        let room = self.rooms.lock();
+        let sent = room.room(code).map(|room| room.send(Update::Frame(frame)));
+        Box::pin(std::future::ready(sent))
     }
 
     fn members<'a>(&'a self, code: &'a RoomCode) -> Pending<'a, Vec<Name>> {

@@ -4,11 +4,14 @@
 //!
 //! [`Registry`] is a thin facade: it checks admission, then makes one call
 //! into the [`backend`] that keeps the rooms ([`local`]: this process with
-//! SQLite or memory; [`redis`]: Redis, shared by several nodes). What is in
-//! memory lives under one lock, in [`state`]; the other files hold plain
-//! data kept there: [`room`] (one room's ring, channel and frames),
-//! [`presence`] (members, the leave grace, the stream guard), [`sessions`],
-//! [`admission`] (rate limits and stream counts).
+//! SQLite or memory; [`redis`]: Redis, shared by several nodes). (A post is
+//! admitted by the backend, in the same hold of the lock that gives its
+//! id.) What is in memory lives under one lock, in [`state`]; the other
+//! files hold plain data kept there: [`room`] (one room's ring, channel and
+//! frames), [`presence`] (members and the leave grace), [`sessions`],
+//! [`admission`] (rate limits and stream counts). [`guard`] is what each
+//! open stream holds; [`settings`] and [`error`] what the registry takes
+//! and gives.
 
 pub mod admission;
 mod backend;
@@ -30,7 +33,7 @@ use tokio::task::JoinHandle;
 
 use crate::client::VisitorKey;
 use crate::metrics::{Gauges, Metrics};
-use crate::model::{Name, Recorded, RoomCode, Text};
+use crate::model::{sse_frame, Name, Recorded, RoomCode, Text};
 use crate::session::{Session, SessionId};
 use crate::shutdown::Shutdown;
 use crate::store::{Store, StoreError};
@@ -171,6 +174,21 @@ impl Registry {
             .backend
             .history(code, Window { since, limit })
             .await
+    }
+
+    /// Sends a frame that is not history (no id, never kept or replayed)
+    /// to every stream open on the room, on every node: `event` names it
+    /// (a constant of ours, so no user text reaches the `event:` line) and
+    /// `json` is its data.
+    pub async fn send_frame(
+        &self,
+        code: &RoomCode,
+        event: &'static str,
+        json: &str,
+    ) -> Result<(), RoomError> {
+        self.require_room(code).await?;
+        let frame = sse_frame(None, event, json);
+        self.inner.backend.send_frame(code, frame).await
     }
 
     /// Names of the room's members, sorted.
@@ -411,6 +429,34 @@ pub(crate) mod tests {
         registry.finish().await;
         let history = registry.history(&code, Some(0), 10).await.unwrap();
         assert_eq!(history.len(), 1, "the queued join was stored and published");
+    }
+
+    #[tokio::test]
+    async fn a_frame_that_is_not_history_goes_to_open_streams_only() {
+        let registry = registry(10, 1000);
+        let code = registry.create_room(someone()).await.unwrap();
+        let mut open = registry
+            .subscribe(&code, None, None, someone())
+            .await
+            .unwrap();
+        registry
+            .send_frame(&code, "typing", r#"{"name":"al"}"#)
+            .await
+            .unwrap();
+        match open.opening.updates.try_recv() {
+            Ok(Update::Frame(frame)) => {
+                assert_eq!(&frame[..], b"event: typing\ndata: {\"name\":\"al\"}\n\n")
+            }
+            other => panic!("no frame: {other:?}"),
+        }
+        let later = registry
+            .subscribe(&code, Some(0), None, someone())
+            .await
+            .unwrap();
+        assert!(later.opening.backlog.is_empty(), "never replayed");
+        let unknown = RoomCode::parse("ZZZZ").unwrap();
+        let refused = registry.send_frame(&unknown, "typing", "{}").await;
+        assert_eq!(refused, Err(RoomError::NotFound(unknown)));
     }
 
     #[tokio::test]

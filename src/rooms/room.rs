@@ -188,11 +188,11 @@ mod tests {
                     "{:?}",
                     events.iter().map(|e| e.event.id).collect::<Vec<_>>()
                 ),
-                Update::Members(_) => "members".to_string(),
+                Update::Members(_) | Update::Frame(_) => "frame".to_string(),
                 Update::Close => "close".to_string(),
             });
         }
-        assert_eq!(seen, ["[1, 2]", "members", "[3, 4]"]);
+        assert_eq!(seen, ["[1, 2]", "frame", "[3, 4]"]);
         let kept: Vec<u64> = room.history.iter().map(|e| e.event.id).collect();
         assert_eq!(kept, [2, 3, 4], "history is trimmed to its length");
     }

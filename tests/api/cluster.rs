@@ -268,3 +268,44 @@ async fn a_node_killed_hard_loses_its_clients_to_another_with_no_gap() {
     );
     assert_eq!(watcher.next_members().await, ["di"]);
 }
+
+#[tokio::test]
+async fn a_frame_that_is_not_history_reaches_every_node_and_is_never_replayed() {
+    use roomcast::client::VisitorKey;
+    use roomcast::model::Update;
+    use roomcast::rooms::redis::client::Redis as RedisClient;
+    use roomcast::rooms::Registry;
+    use roomcast::Config;
+
+    let Some(redis) = Redis::start() else { return };
+    let settings = Config::default().settings(|| 100);
+    let registry = || async {
+        let client = RedisClient::connect(&redis.url(), settings.clone())
+            .await
+            .unwrap();
+        Registry::open_redis(settings.clone(), client)
+    };
+    let (a, b) = (registry().await, registry().await);
+    let (_stop, shutdown) = roomcast::shutdown::channel();
+    let _tasks = [a.spawn_tasks(shutdown.clone()), b.spawn_tasks(shutdown)];
+    let someone = VisitorKey::Address(std::net::Ipv4Addr::LOCALHOST.into());
+    let code = a.create_room(someone).await.unwrap();
+    let mut on_b = b.subscribe(&code, None, None, someone).await.unwrap();
+    // Node B's subscription to the frames may not be in place yet: send
+    // until one arrives.
+    let mut got = None;
+    for _ in 0..100 {
+        a.send_frame(&code, "typing", r#"{"name":"al"}"#)
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if let Ok(Update::Frame(frame)) = on_b.opening.updates.try_recv() {
+            got = Some(frame);
+            break;
+        }
+    }
+    let frame = got.expect("the frame reached the other node");
+    assert_eq!(&frame[..], b"event: typing\ndata: {\"name\":\"al\"}\n\n");
+    let resumed = b.subscribe(&code, Some(0), None, someone).await.unwrap();
+    assert!(resumed.opening.backlog.is_empty(), "never replayed");
+}

@@ -234,6 +234,17 @@ impl Redis {
             .await
     }
 
+    /// Publishes a frame that is not history on the room's channel.
+    pub async fn publish_frame(&self, code: &RoomCode, frame: &[u8]) -> Result<(), RedisError> {
+        let mut commands = self.inner.commands.clone();
+        let result: redis::RedisResult<u64> = redis::cmd("PUBLISH")
+            .arg(frames_key(code))
+            .arg(frame)
+            .query_async(&mut commands)
+            .await;
+        self.note("publishing a frame", result).map(|_receivers| ())
+    }
+
     /// The room's last id and members, or `None` if it is gone.
     pub async fn look(&self, code: &RoomCode) -> Result<Option<(u64, Vec<Name>)>, RedisError> {
         let found: Option<(u64, Vec<String>)> = self
@@ -423,6 +434,22 @@ pub(crate) fn room_of_log(key: &str) -> Option<RoomCode> {
     RoomCode::parse(code).ok()
 }
 
+/// The channel of a room's frames that are not history.
+fn frames_key(code: &RoomCode) -> String {
+    format!("roomcast:{{{code}}}:frames")
+}
+
+/// Every room's frames channel, as a pattern.
+pub(crate) const FRAMES_PATTERN: &str = "roomcast:{*}:frames";
+
+/// The room of a frames channel.
+pub(crate) fn room_of_frames(channel: &str) -> Option<RoomCode> {
+    let code = channel
+        .strip_prefix("roomcast:{")?
+        .strip_suffix("}:frames")?;
+    RoomCode::parse(code).ok()
+}
+
 fn node_key(node: &str) -> String {
     format!("roomcast:node:{node}")
 }
@@ -488,6 +515,8 @@ mod tests {
         assert_eq!(room_keys(&code)[2], log_key(&code));
         assert_eq!(room_of_log("roomcast:{AB}:log"), None);
         assert_eq!(room_of_log("other"), None);
+        assert_eq!(room_of_frames(&frames_key(&code)), Some(code.clone()));
+        assert_eq!(room_of_frames("roomcast:{ABCD}:log"), None);
     }
 
     #[test]

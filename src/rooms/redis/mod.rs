@@ -24,6 +24,7 @@ pub mod reader;
 use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::Bytes;
 use log::info;
 
 use super::backend::{
@@ -33,7 +34,7 @@ use super::error::RoomError;
 use super::presence::{Members, Tally};
 use super::room::Room;
 use super::state::{Rooms, State};
-use crate::model::{Event, Kind, MemberChange, Name, Recorded, RoomCode};
+use crate::model::{Event, Kind, MemberChange, Name, Recorded, RoomCode, Update};
 use crate::session::{Session, SessionId};
 use crate::shutdown::Shutdown;
 use crate::store::now_ms;
@@ -171,6 +172,12 @@ impl Backend for Shared {
         })
     }
 
+    /// Published on the room's channel; every node's reader (this one's
+    /// too) hands it to the streams it has in the room.
+    fn send_frame<'a>(&'a self, code: &'a RoomCode, frame: Bytes) -> Pending<'a, ()> {
+        Box::pin(async move { Ok(self.redis.publish_frame(code, &frame).await?) })
+    }
+
     fn members<'a>(&'a self, code: &'a RoomCode) -> Pending<'a, Vec<Name>> {
         Box::pin(async move {
             match self.redis.look(code).await? {
@@ -235,9 +242,12 @@ impl Backend for Shared {
     }
 
     fn reader(&self, shutdown: Shutdown) -> Option<Task> {
-        let cache = Cache(self.rooms.clone());
-        let reading = reader::run(self.redis.clone(), cache, shutdown);
-        Some(Box::pin(reading))
+        let (redis, rooms) = (self.redis.clone(), self.rooms.clone());
+        Some(Box::pin(async move {
+            let logs = reader::run(redis.clone(), Cache(rooms.clone()), shutdown.clone());
+            let frames = reader::follow_frames(redis, Cache(rooms), shutdown);
+            tokio::join!(logs, frames);
+        }))
     }
 
     fn finish(&self) -> Pending<'_, ()> {
@@ -262,6 +272,12 @@ impl reader::Follower for Cache {
         rooms
             .map(|(code, r)| (code.clone(), r.published_id))
             .collect()
+    }
+
+    fn deliver_frame(&self, code: &RoomCode, frame: Bytes) {
+        if let Ok(room) = self.0.lock().room(code) {
+            room.send(Update::Frame(frame));
+        }
     }
 
     /// Events read from a room's log go out to every stream here; joins

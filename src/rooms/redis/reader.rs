@@ -16,7 +16,12 @@ use redis::AsyncConnectionConfig;
 
 use std::sync::Arc;
 
-use super::client::{decode, log_key, room_of_log, wake_key, Redis};
+use bytes::Bytes;
+use tokio_stream::StreamExt;
+
+use super::client::{
+    decode, log_key, room_of_frames, room_of_log, wake_key, Redis, FRAMES_PATTERN,
+};
 use crate::model::{Recorded, RoomCode};
 use crate::shutdown::Shutdown;
 
@@ -27,6 +32,9 @@ pub trait Follower {
 
     /// Events read from a room's log, in id order.
     fn deliver(&self, code: &RoomCode, events: Vec<Arc<Recorded>>);
+
+    /// A frame that is not history, published for a room.
+    fn deliver_frame(&self, code: &RoomCode, frame: Bytes);
 }
 
 /// How long one XREAD waits for news, so rooms that left the cache stop
@@ -102,6 +110,51 @@ pub async fn run(redis: Redis, follower: impl Follower, mut shutdown: Shutdown) 
                 };
                 let events = stream.ids.iter().filter_map(|e| decode(&code, e));
                 follower.deliver(&code, events.collect());
+            }
+        }
+    }
+}
+
+/// Hands every room's frames that are not history (published by any node)
+/// to `follower`, until shutdown. Its own connection, in pub/sub mode: one
+/// pattern subscription for every room, so nothing changes as rooms come
+/// and go (a frame for a room not cached here is dropped). A frame sent
+/// while the connection is down is lost, as such frames may be.
+pub async fn follow_frames(redis: Redis, follower: impl Follower, mut shutdown: Shutdown) {
+    let mut backoff = BACKOFF.0;
+    loop {
+        let subscribed = async {
+            let mut pubsub = redis.inner.client.get_async_pubsub().await?;
+            pubsub.psubscribe(FRAMES_PATTERN).await?;
+            Ok(pubsub)
+        };
+        let subscribed = tokio::select! {
+            subscribed = subscribed => subscribed,
+            _ = shutdown.wait() => return,
+        };
+        let mut pubsub = match redis.note("following frames", subscribed) {
+            Ok(pubsub) => pubsub,
+            Err(_) => {
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = shutdown.wait() => return,
+                }
+                backoff = (backoff * 2).min(BACKOFF.1);
+                continue;
+            }
+        };
+        backoff = BACKOFF.0;
+        let mut messages = pubsub.on_message();
+        loop {
+            let message = tokio::select! {
+                message = messages.next() => message,
+                _ = shutdown.wait() => return,
+            };
+            // The connection dropped: subscribe again.
+            let Some(message) = message else { break };
+            if let Some(code) = room_of_frames(message.get_channel_name()) {
+                let frame = Bytes::copy_from_slice(message.get_payload_bytes());
+                follower.deliver_frame(&code, frame);
             }
         }
     }
