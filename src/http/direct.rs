@@ -146,10 +146,20 @@ pub fn handover(read: &BytesMut) -> Option<Arrival> {
         return refused(StatusCode::BAD_REQUEST, MALFORMED);
     };
     let close = wants_close(parsed.headers, parsed.version == Some(0));
-    Some(Arrival::Hyper {
-        length: body.map(|length| head_len + length),
-        close,
-    })
+    let length = match body {
+        // A length no request could have (it would not fit in memory).
+        Some(length) => match head_len.checked_add(length) {
+            Some(total) => Some(total),
+            None => {
+                return refused(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "The request body is too large.",
+                )
+            }
+        },
+        None => None,
+    };
+    Some(Arrival::Hyper { length, close })
 }
 
 /// A body's length from its headers: `Some(n)` for a Content-Length (or
@@ -500,6 +510,54 @@ mod tests {
             let (next, rest) = taken(other);
             assert!(matches!(next, Some(Next::Other)), "{other:?}");
             assert_eq!(rest, other, "left for hyper");
+        }
+    }
+
+    /// What `handover` makes of `bytes`.
+    fn handed(bytes: &str) -> Option<Arrival> {
+        handover(&BytesMut::from(bytes))
+    }
+
+    #[test]
+    fn requests_for_hyper_are_measured_or_refused() {
+        let head = "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n";
+        assert!(matches!(
+            handed(head),
+            Some(Arrival::Hyper { length: Some(n), close: false }) if n == head.len() + 5
+        ));
+        let chunked = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+        assert!(matches!(
+            handed(chunked),
+            Some(Arrival::Hyper { length: None, .. })
+        ));
+        let old = "GET / HTTP/1.0\r\n\r\n";
+        assert!(matches!(
+            handed(old),
+            Some(Arrival::Hyper { close: true, .. })
+        ));
+        assert!(
+            handed("GET / HTTP/1.1\r\nHost: x\r\n").is_none(),
+            "not all here"
+        );
+        let huge = format!("POST / HTTP/1.1\r\nContent-Length: {}\r\n\r\n", usize::MAX);
+        assert!(matches!(
+            handed(&huge),
+            Some(Arrival::Refused(StatusCode::PAYLOAD_TOO_LARGE, _))
+        ));
+        for bad in [
+            "GET / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "GET / HTTP/1.1\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+            "GET / HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
+            "GET / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n",
+            "GET /a\x7fb HTTP/1.1\r\n\r\n",
+        ] {
+            assert!(
+                matches!(
+                    handed(bad),
+                    Some(Arrival::Refused(StatusCode::BAD_REQUEST, _))
+                ),
+                "{bad:?}"
+            );
         }
     }
 
