@@ -79,15 +79,17 @@ pub enum Arrival {
 
 /// Reads the connection's next request into `read` (which keeps whatever
 /// follows it) for at most `timeout`: a request served here whole, the
-/// head of one for hyper. Waiting for a request that has not begun also
-/// ends when shutdown starts.
+/// head of one for hyper. A request already here whole is taken even
+/// once shutdown has started; waiting for more bytes ends when it starts
+/// (a request that had only begun gets no answer: nothing of it was acted
+/// on), so a client that always leaves the next request unfinished cannot
+/// hold shutdown up.
 pub async fn next_request(
     socket: &mut TcpStream,
     read: &mut BytesMut,
     timeout: Duration,
     shutdown: &mut Shutdown,
 ) -> Arrival {
-    let idle = read.is_empty();
     let reading = async {
         loop {
             match take(read) {
@@ -111,7 +113,7 @@ pub async fn next_request(
     tokio::select! {
         biased;
         next = tokio::time::timeout(timeout, reading) => next.unwrap_or(Arrival::Gone),
-        () = shutdown.wait(), if idle => Arrival::Gone,
+        () = shutdown.wait() => Arrival::Gone,
     }
 }
 
@@ -142,10 +144,11 @@ pub fn handover(read: &BytesMut) -> Option<Arrival> {
             HeaderName::from_bytes(h.name.as_bytes()).is_ok()
                 && HeaderValue::from_bytes(h.value).is_ok()
         });
-    let Some(body) = body_framing(parsed.headers).filter(|_| readable) else {
+    let http10 = parsed.version == Some(0);
+    let Some(body) = body_framing(parsed.headers, http10).filter(|_| readable) else {
         return refused(StatusCode::BAD_REQUEST, MALFORMED);
     };
-    let close = wants_close(parsed.headers, parsed.version == Some(0));
+    let close = wants_close(parsed.headers, http10);
     let length = match body {
         // A length no request could have (it would not fit in memory).
         Some(length) => match head_len.checked_add(length) {
@@ -163,26 +166,33 @@ pub fn handover(read: &BytesMut) -> Option<Arrival> {
 }
 
 /// A body's length from its headers: `Some(n)` for a Content-Length (or
-/// none: 0), `None` for a chunked body; refused (`None` outside) for a
-/// Transfer-Encoding that is not chunked, both at once, or lengths that
+/// none: 0), `None` for a chunked body; refused (`None` outside) wherever
+/// hyper would refuse it, so hyper never answers on its own: a
+/// Transfer-Encoding that is not chunked, is not plain text, or comes with
+/// HTTP/1.0; both at once; a length that is not digits, or lengths that
 /// disagree.
-fn body_framing(headers: &[httparse::Header<'_>]) -> Option<Option<usize>> {
+fn body_framing(headers: &[httparse::Header<'_>], http10: bool) -> Option<Option<usize>> {
     let mut length: Option<usize> = None;
     let mut chunked = false;
     for header in headers {
         if header.name.eq_ignore_ascii_case("content-length") {
-            let value = std::str::from_utf8(header.value).ok()?.trim();
-            if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+            let value = header.value.trim_ascii();
+            if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
                 return None;
             }
-            let value = value.parse::<usize>().ok()?;
+            let value = std::str::from_utf8(value).ok()?.parse::<usize>().ok()?;
             if length.is_some_and(|seen| seen != value) {
                 return None;
             }
             length = Some(value);
         } else if header.name.eq_ignore_ascii_case("transfer-encoding") {
+            let text = header
+                .value
+                .iter()
+                .all(|&b| b == b'\t' || (b' '..=b'~').contains(&b));
             let last = header.value.rsplit(|&b| b == b',').next()?;
-            if chunked || !last.trim_ascii().eq_ignore_ascii_case(b"chunked") {
+            let is_chunked = last.trim_ascii().eq_ignore_ascii_case(b"chunked");
+            if chunked || http10 || !text || !is_chunked {
                 return None;
             }
             chunked = true;
@@ -550,6 +560,9 @@ mod tests {
             "GET / HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
             "GET / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n",
             "GET /a\x7fb HTTP/1.1\r\n\r\n",
+            "GET / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "POST / HTTP/1.1\r\nContent-Length: 5\u{a0}\r\n\r\n",
+            "POST / HTTP/1.1\r\nTransfer-Encoding: \u{80}, chunked\r\n\r\n",
         ] {
             assert!(
                 matches!(
