@@ -15,6 +15,7 @@
 pub mod direct;
 mod response;
 mod socket;
+mod wire;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -136,20 +137,20 @@ where
                     // stream's life.
                     drop(read);
                     let (response, stream) = self.route(peer, request).await;
-                    direct::answer(socket, response, stream, self.write_timeout).await;
+                    wire::answer(socket, response, stream, self.write_timeout).await;
                     drop(watcher); // Held until the stream is done.
                     return;
                 }
                 Arrival::Served(Next::Post { request, close }) => {
                     let (response, _) = self.route(peer, request).await;
-                    let replied = direct::reply(&mut socket, response, close, self.write_timeout);
+                    let replied = wire::reply(&mut socket, response, close, self.write_timeout);
                     if !replied.await {
                         return;
                     }
                 }
                 Arrival::Refused(status, message) => {
                     let refusal = response::refusal(status, message);
-                    direct::reply(&mut socket, refusal, true, self.write_timeout).await;
+                    wire::reply(&mut socket, refusal, true, self.write_timeout).await;
                     return;
                 }
                 Arrival::Hyper { length, close } => {

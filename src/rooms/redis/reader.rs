@@ -9,6 +9,7 @@
 //! and, once back, goes on from the same ids: open streams stay open and
 //! catch up on what was posted meanwhile.
 
+use std::future::Future;
 use std::time::Duration;
 
 use redis::streams::StreamReadReply;
@@ -56,28 +57,13 @@ pub async fn run(redis: Redis, follower: impl Follower, mut shutdown: Shutdown) 
     let wake = wake_key(redis.node());
     // Entries of the wake stream seen so far; "0" takes the newest at once.
     let mut woken = "0".to_string();
-    let mut backoff = BACKOFF.0;
     loop {
-        let connecting = redis
-            .inner
-            .client
-            .get_multiplexed_async_connection_with_config(&config);
-        let connected = tokio::select! {
-            connected = connecting => connected,
-            _ = shutdown.wait() => return,
+        let client = &redis.inner.client;
+        let connect = || client.get_multiplexed_async_connection_with_config(&config);
+        let connecting = connected(&redis, "connecting the reader", connect, &mut shutdown);
+        let Some(mut connection) = connecting.await else {
+            return;
         };
-        let mut connection = match redis.note("connecting the reader", connected) {
-            Ok(connection) => connection,
-            Err(_) => {
-                tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
-                    _ = shutdown.wait() => return,
-                }
-                backoff = (backoff * 2).min(BACKOFF.1);
-                continue;
-            }
-        };
-        backoff = BACKOFF.0;
         loop {
             let rooms = follower.cursors();
             let mut read = redis::cmd("XREAD");
@@ -121,29 +107,17 @@ pub async fn run(redis: Redis, follower: impl Follower, mut shutdown: Shutdown) 
 /// and go (a frame for a room not cached here is dropped). A frame sent
 /// while the connection is down is lost, as such frames may be.
 pub async fn follow_frames(redis: Redis, follower: impl Follower, mut shutdown: Shutdown) {
-    let mut backoff = BACKOFF.0;
     loop {
-        let subscribed = async {
-            let mut pubsub = redis.inner.client.get_async_pubsub().await?;
+        let client = &redis.inner.client;
+        let subscribe = || async {
+            let mut pubsub = client.get_async_pubsub().await?;
             pubsub.psubscribe(FRAMES_PATTERN).await?;
             Ok(pubsub)
         };
-        let subscribed = tokio::select! {
-            subscribed = subscribed => subscribed,
-            _ = shutdown.wait() => return,
+        let subscribing = connected(&redis, "following frames", subscribe, &mut shutdown);
+        let Some(mut pubsub) = subscribing.await else {
+            return;
         };
-        let mut pubsub = match redis.note("following frames", subscribed) {
-            Ok(pubsub) => pubsub,
-            Err(_) => {
-                tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
-                    _ = shutdown.wait() => return,
-                }
-                backoff = (backoff * 2).min(BACKOFF.1);
-                continue;
-            }
-        };
-        backoff = BACKOFF.0;
         let mut messages = pubsub.on_message();
         loop {
             let message = tokio::select! {
@@ -157,5 +131,33 @@ pub async fn follow_frames(redis: Redis, follower: impl Follower, mut shutdown: 
                 follower.deliver_frame(&code, frame);
             }
         }
+    }
+}
+
+/// What `connect` makes, retried with backoff while Redis cannot be
+/// reached (each failure noted); `None` once shutdown starts.
+async fn connected<T, Fut>(
+    redis: &Redis,
+    what: &str,
+    connect: impl Fn() -> Fut,
+    shutdown: &mut Shutdown,
+) -> Option<T>
+where
+    Fut: Future<Output = redis::RedisResult<T>>,
+{
+    let mut backoff = BACKOFF.0;
+    loop {
+        let attempt = tokio::select! {
+            attempt = connect() => attempt,
+            _ = shutdown.wait() => return None,
+        };
+        if let Ok(made) = redis.note(what, attempt) {
+            return Some(made);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = shutdown.wait() => return None,
+        }
+        backoff = (backoff * 2).min(BACKOFF.1);
     }
 }
