@@ -76,8 +76,9 @@ pub struct StreamStart<'a> {
 /// that take `&mut State` are called with the registry's lock held and
 /// must not block.
 pub trait Backend: Send + Sync + 'static {
-    /// Makes a room with a fresh code and returns once it is kept.
-    fn create_room(&self) -> Pending<'_, RoomCode>;
+    /// Admits (`State::admit_room`) and makes a room with a fresh code,
+    /// and returns once it is kept.
+    fn create_room(&self, visitor: VisitorKey) -> Pending<'_, RoomCode>;
 
     /// Ok if the room exists (and is then in the registry's rooms).
     fn find<'a>(&'a self, code: &'a RoomCode) -> Pending<'a, ()>;
@@ -108,7 +109,8 @@ pub trait Backend: Send + Sync + 'static {
     /// Where member streams are counted (see [`Tally`]).
     fn tally(&self) -> Tally;
 
-    /// What an admitted stream starts from.
+    /// What an admitted stream starts from; refused if the registry closed
+    /// since it was admitted (else it would miss the close).
     fn subscribe<'a>(&'a self, start: StreamStart<'a>) -> Pending<'a, Opening>;
 
     /// A member's leave grace is over: say they left.

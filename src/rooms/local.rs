@@ -22,6 +22,7 @@ use super::presence::Tally;
 use super::room::Room;
 use super::settings::Settings;
 use super::state::{Rooms, State, Writer};
+use crate::client::VisitorKey;
 use crate::model::{Kind, Name, Recorded, RoomCode, Update};
 use crate::session::{Session, SessionId};
 use crate::store::writer::{self, Job};
@@ -67,11 +68,14 @@ impl Local {
 }
 
 impl Backend for Local {
-    fn create_room(&self) -> Pending<'_, RoomCode> {
+    /// Admission, the code and the queue in one hold of the lock, so
+    /// `--max-rooms` holds under concurrent creation.
+    fn create_room(&self, visitor: VisitorKey) -> Pending<'_, RoomCode> {
         let rooms = &*self.rooms;
         Box::pin(async move {
             let (code, stored) = {
                 let mut state = rooms.lock();
+                state.admit_room(visitor)?;
                 let code = (0..CODE_ATTEMPTS)
                     .map(|_| RoomCode::random())
                     .find(|code| !state.rooms.contains_key(code))
@@ -209,7 +213,8 @@ impl Backend for Local {
             arrived,
         } = start;
         let mut state = self.rooms.lock();
-        let opening = state.room(code).map(|room| {
+        let opening = state.check_open().and_then(|()| state.room(code));
+        let opening = opening.map(|room| {
             // An id from the future (a client of another room that had
             // this code) resumes from now rather than skipping events until
             // the ids catch up. A stream with no resume point starts live,

@@ -4,9 +4,9 @@
 //!
 //! [`Registry`] is a thin facade: it checks admission, then makes one call
 //! into the [`backend`] that keeps the rooms ([`local`]: this process with
-//! SQLite or memory; [`redis`]: Redis, shared by several nodes). (A post is
-//! admitted by the backend, in the same hold of the lock that gives its
-//! id.) What is in memory lives under one lock, in [`state`]; the other
+//! SQLite or memory; [`redis`]: Redis, shared by several nodes). (A post
+//! or a new room is admitted by the backend, in the same hold of the lock
+//! that gives its id or code.) What is in memory lives under one lock, in [`state`]; the other
 //! files hold plain data kept there: [`room`] (one room's ring, channel and
 //! frames), [`presence`] (members and the leave grace), [`sessions`],
 //! [`admission`] (rate limits and stream counts). [`guard`] is what each
@@ -109,13 +109,9 @@ impl Registry {
     /// Makes a room with a fresh code, unique among live rooms, and returns
     /// once it is stored.
     pub async fn create_room(&self, visitor: VisitorKey) -> Result<RoomCode, RoomError> {
-        {
-            let mut state = self.inner.rooms.lock();
-            state.check_open()?;
-            let live = state.rooms.len();
-            state.admission.admit_room(visitor, live)?;
-        }
-        let code = self.inner.backend.create_room().await?;
+        // Admitted by the backend, in the hold of the lock that takes the
+        // code, so concurrent creations cannot pass --max-rooms together.
+        let code = self.inner.backend.create_room(visitor).await?;
         info!("room {code} created");
         Ok(code)
     }
@@ -211,10 +207,12 @@ impl Registry {
         let arrived = {
             let mut state = self.inner.rooms.lock();
             state.check_open()?;
-            state.room(code)?;
+            let state = &mut *state;
+            let room =
+                (state.rooms.get_mut(code)).ok_or_else(|| RoomError::NotFound(code.clone()))?;
             state.admission.admit_stream(visitor)?;
+            // Counted only once nothing can fail: the guard gives it back.
             state.admission.stream_opened(visitor);
-            let room = state.room_mut(code)?;
             room.stream_opened();
             member
                 .as_ref()
@@ -320,6 +318,10 @@ pub(crate) mod tests {
     use admission::{Limits, Rate};
 
     pub(crate) fn registry(leave_grace_ms: u64, room_ttl_ms: u64) -> Registry {
+        registry_with(leave_grace_ms, room_ttl_ms, 100)
+    }
+
+    fn registry_with(leave_grace_ms: u64, room_ttl_ms: u64, max_rooms: usize) -> Registry {
         let lavish = Rate {
             burst: 1e9,
             per_second: 1e9,
@@ -331,7 +333,7 @@ pub(crate) mod tests {
             limits: Limits {
                 max_streams: 100,
                 max_streams_per_visitor: 100,
-                max_rooms: 100,
+                max_rooms,
                 post_rate: lavish,
                 room_rate: lavish,
             },
@@ -429,6 +431,23 @@ pub(crate) mod tests {
         registry.finish().await;
         let history = registry.history(&code, Some(0), 10).await.unwrap();
         assert_eq!(history.len(), 1, "the queued join was stored and published");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rooms_created_at_once_never_pass_max_rooms() {
+        let registry = registry_with(10, 60_000, 3);
+        let creating = (0..20).map(|_| {
+            let registry = registry.clone();
+            tokio::spawn(async move { registry.create_room(someone()).await })
+        });
+        let mut made = 0;
+        for creation in creating.collect::<Vec<_>>() {
+            match creation.await.unwrap() {
+                Ok(_) => made += 1,
+                Err(err) => assert_eq!(err, RoomError::TooManyRooms),
+            }
+        }
+        assert_eq!(made, 3);
     }
 
     #[tokio::test]

@@ -123,6 +123,14 @@ impl State {
         }
     }
 
+    /// Whether this visitor may create a room now (taking its allowance):
+    /// the server is open, fewer than `--max-rooms` are live.
+    pub fn admit_room(&mut self, visitor: VisitorKey) -> Result<(), RoomError> {
+        self.check_open()?;
+        let live = self.rooms.len();
+        self.admission.admit_room(visitor, live)
+    }
+
     /// Whether this visitor may post in this room now (taking its
     /// allowance): the server is open, the room exists, the visitor has
     /// allowance left.

@@ -34,6 +34,7 @@ use super::error::RoomError;
 use super::presence::{Members, Tally};
 use super::room::Room;
 use super::state::{Rooms, State};
+use crate::client::VisitorKey;
 use crate::model::{Event, Kind, MemberChange, Name, Recorded, RoomCode, Update};
 use crate::session::{Session, SessionId};
 use crate::shutdown::Shutdown;
@@ -97,8 +98,9 @@ impl Shared {
 
 impl Backend for Shared {
     /// Claims a free code in Redis, which every node then sees.
-    fn create_room(&self) -> Pending<'_, RoomCode> {
+    fn create_room(&self, visitor: VisitorKey) -> Pending<'_, RoomCode> {
         Box::pin(async move {
+            self.rooms.lock().admit_room(visitor)?;
             for _ in 0..CODE_ATTEMPTS {
                 let code = RoomCode::random();
                 if self.redis.create(&code, now_ms()).await? {
@@ -197,7 +199,11 @@ impl Backend for Shared {
             // Subscribed before history is read, so whatever the reader
             // sends later is either in the backlog (and skipped by id) or
             // after it: nothing falls between.
-            let updates = self.rooms.lock().room(code)?.subscribe();
+            let updates = {
+                let state = self.rooms.lock();
+                state.check_open()?;
+                state.room(code)?.subscribe()
+            };
             let Some((newest, members)) = self.redis.connect_stream(code, member).await? else {
                 return Err(self.forget(code));
             };
