@@ -2,8 +2,10 @@
 //! backends implement it: [`super::local`] (this process is the truth,
 //! stored through the writer thread in SQLite or memory) and
 //! [`super::redis`] (Redis is the truth, this node a cache of it). The
-//! registry checks admission, then makes one call here; nothing outside
-//! this folder knows which backend runs.
+//! registry makes one call here per operation (a post or a new room is
+//! admitted by the backend itself, with `State::admit_post` and
+//! `admit_room`, in the hold of the lock that gives its id or code);
+//! nothing outside this folder knows which backend runs.
 
 use std::future::Future;
 use std::pin::Pin;
