@@ -342,6 +342,14 @@ pub(crate) mod tests {
         Registry::open_local(settings, Box::new(store)).unwrap()
     }
 
+    /// A registry with one room and a silent follower's subscription on it.
+    async fn room_with_follower() -> (Registry, RoomCode, Subscription) {
+        let registry = registry(10, 1000);
+        let code = registry.create_room(someone()).await.unwrap();
+        let follower = registry.subscribe(&code, None, None, someone()).await;
+        (registry, code, follower.unwrap())
+    }
+
     /// The visitor every request in these tests comes from.
     pub(crate) fn someone() -> VisitorKey {
         VisitorKey::Address(std::net::Ipv4Addr::LOCALHOST.into())
@@ -452,12 +460,7 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn a_frame_that_is_not_history_goes_to_open_streams_only() {
-        let registry = registry(10, 1000);
-        let code = registry.create_room(someone()).await.unwrap();
-        let mut open = registry
-            .subscribe(&code, None, None, someone())
-            .await
-            .unwrap();
+        let (registry, code, mut open) = room_with_follower().await;
         registry
             .send_frame(&code, "typing", r#"{"name":"al"}"#)
             .await
@@ -480,12 +483,7 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn a_post_is_published_before_it_is_acknowledged() {
-        let registry = registry(10, 1000);
-        let code = registry.create_room(someone()).await.unwrap();
-        let mut sub = registry
-            .subscribe(&code, None, None, someone())
-            .await
-            .unwrap();
+        let (registry, code, mut sub) = room_with_follower().await;
         let text = Text::parse("hi").unwrap();
         let posted = registry
             .post(&code, &name("al"), &text, someone())
