@@ -117,6 +117,7 @@ pub async fn next_request(
 pub fn handover(read: &BytesMut) -> Option<Arrival> {
     const MALFORMED: &str = "Malformed request: the request could not be read.";
     const TOO_LARGE: &str = "The request headers are too large.";
+    const ONE_HOST: &str = "Malformed request: send exactly one Host header.";
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut parsed = httparse::Request::new(&mut headers);
     let refused = |status, why| Some(Arrival::Refused(status, why));
@@ -139,6 +140,9 @@ pub fn handover(read: &BytesMut) -> Option<Arrival> {
                 && HeaderValue::from_bytes(h.value).is_ok()
         });
     let http10 = parsed.version == Some(0);
+    if !one_host(parsed.headers, http10) {
+        return refused(StatusCode::BAD_REQUEST, ONE_HOST);
+    }
     let Some(body) = body_framing(parsed.headers, http10).filter(|_| readable) else {
         return refused(StatusCode::BAD_REQUEST, MALFORMED);
     };
@@ -199,6 +203,17 @@ fn body_framing(headers: &[httparse::Header<'_>], http10: bool) -> Option<Option
     }
 }
 
+/// Whether the request names its host once: HTTP/1.1 must send exactly
+/// one Host header; HTTP/1.0 may send none, but never two (which host
+/// would the answer, or an invite link, be for?).
+fn one_host(headers: &[httparse::Header<'_>], http10: bool) -> bool {
+    let hosts = headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("host"))
+        .count();
+    hosts == 1 || (http10 && hosts == 0)
+}
+
 /// Whether the client asks to close the connection after this request:
 /// `Connection: close`, or HTTP/1.0 without `keep-alive`.
 fn wants_close(headers: &[httparse::Header<'_>], http10: bool) -> bool {
@@ -244,7 +259,7 @@ pub fn take(read: &mut BytesMut) -> Option<Next> {
             .and_then(|rest| rest.strip_suffix(tail))
             .is_some_and(|code| !code.contains('/'))
     };
-    if parsed.version != Some(1) {
+    if parsed.version != Some(1) || !one_host(parsed.headers, false) {
         return Some(Next::Other);
     }
     let next = if method == "GET" && in_room("/events") {
@@ -389,12 +404,12 @@ mod tests {
             handed(head),
             Some(Arrival::Hyper { length: Some(n), close: false }) if n == head.len() + 5
         ));
-        let chunked = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let chunked = "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
         assert!(matches!(
             handed(chunked),
             Some(Arrival::Hyper { length: None, .. })
         ));
-        let old = "GET / HTTP/1.0\r\n\r\n";
+        let old = "GET / HTTP/1.0\r\n\r\n"; // 1.0 may name no host
         assert!(matches!(
             handed(old),
             Some(Arrival::Hyper { close: true, .. })
@@ -403,7 +418,10 @@ mod tests {
             handed("GET / HTTP/1.1\r\nHost: x\r\n").is_none(),
             "not all here"
         );
-        let huge = format!("POST / HTTP/1.1\r\nContent-Length: {}\r\n\r\n", usize::MAX);
+        let huge = format!(
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+            usize::MAX
+        );
         assert!(matches!(
             handed(&huge),
             Some(Arrival::Refused(StatusCode::PAYLOAD_TOO_LARGE, _))
@@ -417,6 +435,9 @@ mod tests {
             "GET / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
             "POST / HTTP/1.1\r\nContent-Length: 5\u{a0}\r\n\r\n",
             "POST / HTTP/1.1\r\nTransfer-Encoding: \u{80}, chunked\r\n\r\n",
+            "GET / HTTP/1.1\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+            "GET / HTTP/1.0\r\nHost: a\r\nHost: a\r\n\r\n",
         ] {
             assert!(
                 matches!(

@@ -193,6 +193,17 @@ async fn requests_that_cannot_be_read_are_refused_with_every_default_header() {
             "POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n".to_string(),
             "400",
         ),
+        // No Host in HTTP/1.1, or two: on roomcast's own paths too.
+        ("GET /healthz HTTP/1.1\r\n\r\n".to_string(), "400"),
+        (
+            "POST /rooms/ABCD/messages HTTP/1.1\r\nHost: a\r\nHost: b\r\nContent-Length: 0\r\n\r\n"
+                .to_string(),
+            "400",
+        ),
+        (
+            "GET /rooms/ABCD/events HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n".to_string(),
+            "400",
+        ),
         (huge_head, "431"),
         (many_headers, "431"),
         (long_target, "414"),
