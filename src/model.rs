@@ -9,6 +9,8 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 use serde::Serialize;
+use unicode_normalization::UnicodeNormalization;
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
 /// Longest name, in characters.
 pub const NAME_MAX_CHARS: usize = 32;
@@ -79,14 +81,22 @@ impl FromStr for RoomCode {
     }
 }
 
-/// A person's display name: trimmed, 1 to 32 characters, no control
-/// characters (they would garble every page and log line it appears in).
+/// A person's display name: trimmed, in NFC, 1 to 32 characters, no
+/// control or invisible formatting characters (they would garble every
+/// page and log line it appears in, or make two names look the same).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Name(String);
 
+/// What two names are compared by: lower case, then the Unicode TR39
+/// confusable skeleton, so `Alice`, `alice` and Cyrillic `аlice` are one
+/// name as far as who holds it goes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct NameKey(pub String);
+
 impl Name {
     pub fn parse(input: &str) -> Result<Name, Invalid> {
-        let name = input.trim();
+        let owned: String = input.trim().nfc().collect();
+        let name = owned.as_str();
         if name.is_empty() {
             return Err(Invalid("Please enter a name.".into()));
         }
@@ -103,7 +113,20 @@ impl Name {
                 "Names cannot contain text-direction controls.".into(),
             ));
         }
-        Ok(Name(name.to_owned()))
+        if name
+            .chars()
+            .any(|c| c.general_category() == GeneralCategory::Format)
+        {
+            return Err(Invalid(
+                "Names cannot contain invisible formatting characters.".into(),
+            ));
+        }
+        Ok(Name(owned))
+    }
+
+    /// What this name is compared by when someone else wants it.
+    pub fn key(&self) -> NameKey {
+        NameKey(unicode_security::skeleton(&self.0.to_lowercase()).collect())
     }
 
     pub fn as_str(&self) -> &str {
@@ -307,6 +330,25 @@ pub fn members_json<'a>(names: impl IntoIterator<Item = &'a Name>) -> Arc<str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_that_look_alike_share_a_key_and_invisible_ones_are_refused() {
+        let key = |n: &str| Name::parse(n).unwrap().key();
+        assert_eq!(key("alice"), key("Alice"));
+        assert_eq!(key("alice"), key("\u{430}lice"), "Cyrillic a");
+        assert_eq!(key("al"), key("AL"));
+        assert_ne!(key("alice"), key("alicia"));
+        // NFC: a composed and a decomposed é are one name, kept composed.
+        assert_eq!(Name::parse("e\u{301}").unwrap().as_str(), "\u{e9}");
+        for invisible in [
+            "alice\u{200b}",
+            "al\u{ad}ice",
+            "\u{feff}alice",
+            "a\u{2060}lice",
+        ] {
+            assert!(Name::parse(invisible).is_err(), "{invisible:?} accepted");
+        }
+    }
 
     #[test]
     fn room_codes_accept_any_case_and_refuse_other_shapes() {

@@ -117,7 +117,13 @@ impl Backend for Local {
             .unwrap_or_else(SessionId::random);
         let named = match state.sessions.holder(&session) {
             Some(holder) if holder != id => match state.room(&session.room) {
-                Ok(room) if room.members.contains(&session.name) => {
+                // The holder's own spelling is who is present.
+                Ok(room)
+                    if state
+                        .sessions
+                        .get(&holder)
+                        .is_some_and(|held| room.members.contains(&held.name)) =>
+                {
                     Err(RoomError::NameTaken(session.name.clone()))
                 }
                 Ok(_) => {

@@ -1,17 +1,22 @@
 //! The sessions that name people, indexed both by id and by the name they
-//! hold in a room, so who holds a name is a map lookup. Plain data, kept
+//! hold in a room (compared by [`Name::key`], so a lookalike finds the
+//! holder), so who holds a name is a map lookup. Plain data, kept
 //! under the registry's one lock (see [`super::state`]).
 
 use std::collections::HashMap;
 
 use super::admission::shrink;
-use crate::model::{Name, RoomCode};
+use crate::model::{NameKey, RoomCode};
 use crate::session::{Session, SessionId};
+
+fn key_of(session: &Session) -> (RoomCode, NameKey) {
+    (session.room.clone(), session.name.key())
+}
 
 #[derive(Default)]
 pub struct Sessions {
     by_id: HashMap<SessionId, Session>,
-    by_name: HashMap<(RoomCode, Name), SessionId>,
+    by_name: HashMap<(RoomCode, NameKey), SessionId>,
 }
 
 impl Sessions {
@@ -23,24 +28,24 @@ impl Sessions {
         self.by_id.contains_key(id)
     }
 
-    /// The session holding `session`'s name in its room, if any.
+    /// The session holding `session`'s name (or one that looks the same)
+    /// in its room, if any.
     pub fn holder(&self, session: &Session) -> Option<SessionId> {
-        let key = (session.room.clone(), session.name.clone());
-        self.by_name.get(&key).copied()
+        self.by_name.get(&key_of(session)).copied()
     }
 
     /// Names `session` for `id`, in place of what `id` named before.
     pub fn insert(&mut self, id: SessionId, session: Session) {
-        let key = (session.room.clone(), session.name.clone());
+        let key = key_of(&session);
         if let Some(old) = self.by_id.insert(id, session) {
-            self.by_name.remove(&(old.room, old.name));
+            self.by_name.remove(&key_of(&old));
         }
         self.by_name.insert(key, id);
     }
 
     pub fn remove(&mut self, id: &SessionId) {
         if let Some(old) = self.by_id.remove(id) {
-            self.by_name.remove(&(old.room, old.name));
+            self.by_name.remove(&key_of(&old));
         }
     }
 
@@ -59,6 +64,7 @@ impl Sessions {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Name;
 
     fn session(room: &str, name: &str) -> Session {
         Session {
@@ -73,6 +79,12 @@ mod tests {
         let id = SessionId::random();
         sessions.insert(id, session("ABCD", "al"));
         assert_eq!(sessions.holder(&session("ABCD", "al")), Some(id));
+        assert_eq!(sessions.holder(&session("ABCD", "AL")), Some(id), "case");
+        assert_eq!(
+            sessions.holder(&session("ABCD", "\u{430}l")),
+            Some(id),
+            "Cyrillic a"
+        );
         assert_eq!(sessions.holder(&session("EFGH", "al")), None);
         sessions.insert(id, session("ABCD", "bo"));
         assert_eq!(sessions.holder(&session("ABCD", "al")), None);

@@ -175,6 +175,17 @@ async fn sessions_and_names_hold_on_every_node() {
         .submit("/", &[("name", "ann"), ("code", &code), ("action", "join")])
         .await;
     assert_eq!(taken.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let lookalike = other
+        .submit(
+            "/",
+            &[("name", "\u{430}NN"), ("code", &code), ("action", "join")],
+        )
+        .await;
+    assert_eq!(
+        lookalike.status(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "a lookalike"
+    );
     // Her posts carry her name without giving it.
     let response = on_b
         .submit(&format!("/rooms/{code}/messages"), &[("text", "hello")])

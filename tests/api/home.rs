@@ -246,6 +246,22 @@ async fn a_name_held_by_someone_present_cannot_be_taken_by_another_session() {
     let html = response.text().await.unwrap();
     assert!(html.contains("The name alice is taken in this room"));
     assert!(impostor.cookie.is_none());
+    // Nor by one that looks the same (case, a Cyrillic a) or hides a
+    // zero-width space.
+    for lookalike in ["Alice", "\u{430}lice", "alice\u{200b}"] {
+        let response = impostor
+            .submit(
+                "/",
+                &[("name", lookalike), ("code", &code), ("action", "join")],
+            )
+            .await;
+        assert_eq!(
+            response.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{lookalike:?}"
+        );
+        assert!(impostor.cookie.is_none(), "{lookalike:?}");
+    }
     // Rejoining under her own session is fine.
     assert_eq!(alice.enter("alice", &code, "join").await, code);
 

@@ -346,7 +346,8 @@ impl Redis {
             .arg(session.name.as_str())
             .arg(&id_text)
             .arg(room)
-            .arg(&ttl);
+            .arg(&ttl)
+            .arg(&session.name.key().0);
         let mut commands = self.inner.commands.clone();
         let result: redis::RedisResult<String> = call.invoke_async(&mut commands).await;
         Ok(match self.note("naming a session", result)?.as_str() {
@@ -367,7 +368,10 @@ impl Redis {
             .await;
         let value = self.note("reading a session", result)?;
         Ok(value.and_then(|value| {
-            let (room, name) = value.split_once('\t')?;
+            // ROOM TAB KEY TAB NAME (a session from before names had keys:
+            // ROOM TAB NAME).
+            let (room, rest) = value.split_once('\t')?;
+            let name = rest.split_once('\t').map_or(rest, |(_key, name)| name);
             Some(Session {
                 room: RoomCode::parse(room).ok()?,
                 name: Name::parse(name).ok()?,
