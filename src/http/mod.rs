@@ -32,7 +32,7 @@ use hyper::server::conn::http1;
 use hyper_util::rt::TokioTimer;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use ipnet::IpNet;
-use log::{error, info};
+use log::{error, log, Level};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tower_service::Service;
@@ -279,8 +279,9 @@ async fn route<S: Routes<B>, B>(
     response::finish(&mut response);
     let elapsed = started.elapsed();
     metrics.responded(&method, &path, response.status(), elapsed);
-    info!(
+    log!(
         target: "roomcast::http",
+        log_level(response.status(), &path),
         "{} \"{method} {path}\" {} {elapsed:?}",
         client.ip,
         response.status().as_u16()
@@ -290,6 +291,17 @@ async fn route<S: Routes<B>, B>(
         .remove::<Handoff>()
         .and_then(Handoff::take);
     (response, stream)
+}
+
+/// How loud a request's log line is: a 404 or a static file at debug (a
+/// prober's guesses must not fill the log: 70 MB in 8 s once), anything
+/// else at info.
+fn log_level(status: StatusCode, path: &str) -> Level {
+    if status == StatusCode::NOT_FOUND || path.starts_with("/assets/") {
+        Level::Debug
+    } else {
+        Level::Info
+    }
 }
 
 /// 414 for a request target over [`MAX_URI`], 431 for headers over
@@ -317,4 +329,23 @@ fn refusal<B>(request: &Request<B>) -> Option<warp::reply::Response> {
         return None;
     };
     Some(response::refusal(status, message))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probes_and_static_files_log_quietly() {
+        assert_eq!(
+            log_level(StatusCode::NOT_FOUND, "/rooms/ZZZZ"),
+            Level::Debug
+        );
+        assert_eq!(log_level(StatusCode::OK, "/assets/app.js"), Level::Debug);
+        assert_eq!(
+            log_level(StatusCode::CREATED, "/rooms/ABCD/messages"),
+            Level::Info
+        );
+        assert_eq!(log_level(StatusCode::FORBIDDEN, "/"), Level::Info);
+    }
 }
