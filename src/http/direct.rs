@@ -58,8 +58,13 @@ pub enum Next {
 // cost an allocation per request instead.
 #[allow(clippy::large_enum_variant)]
 pub enum Arrival {
-    /// A request served here (never `Other`).
-    Served(Next),
+    /// A stream request, served here.
+    Stream(Request<Full<Bytes>>),
+    /// A message, served here; `close` as in [`Next::Post`].
+    Post {
+        request: Request<Full<Bytes>>,
+        close: bool,
+    },
     /// A request for hyper, at the front of the buffer: `length` bytes of
     /// head and body (`None`: a chunked body, whose end hyper finds);
     /// `close` if the connection ends after it.
@@ -92,7 +97,8 @@ pub async fn next_request(
                         return arrival;
                     }
                 }
-                Some(next) => return Arrival::Served(next),
+                Some(Next::Stream(request)) => return Arrival::Stream(request),
+                Some(Next::Post { request, close }) => return Arrival::Post { request, close },
                 None => {}
             }
             if read.capacity() == read.len() {

@@ -43,7 +43,7 @@ use crate::limits::{MAX_HEAD, MAX_URI};
 use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
 use crate::stream::{Handoff, RoomStream};
-use direct::{Arrival, Next};
+use direct::Arrival;
 use socket::Socket;
 
 type Body = UnsyncBoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
@@ -51,7 +51,7 @@ type Body = UnsyncBoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
 /// How long a request may take to arrive whole, head and body, on either
 /// path, before the connection is closed; this also closes keep-alive
 /// connections left idle (slowloris).
-const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The most a connection buffers.
 const MAX_BUFFER: usize = 128 * 1024;
@@ -129,10 +129,10 @@ where
         loop {
             let started = Instant::now();
             let next =
-                direct::next_request(&mut socket, &mut read, HEADER_TIMEOUT, &mut self.shutdown);
+                direct::next_request(&mut socket, &mut read, REQUEST_TIMEOUT, &mut self.shutdown);
             match next.await {
                 Arrival::Gone => return,
-                Arrival::Served(Next::Stream(request)) => {
+                Arrival::Stream(request) => {
                     // Nothing more is read: the buffer is not kept for the
                     // stream's life.
                     drop(read);
@@ -141,7 +141,7 @@ where
                     drop(watcher); // Held until the stream is done.
                     return;
                 }
-                Arrival::Served(Next::Post { request, close }) => {
+                Arrival::Post { request, close } => {
                     let (response, _) = self.route(peer, request).await;
                     let replied = wire::reply(&mut socket, response, close, self.write_timeout);
                     if !replied.await {
@@ -154,7 +154,7 @@ where
                     return;
                 }
                 Arrival::Hyper { length, close } => {
-                    let deadline = (started + HEADER_TIMEOUT).into();
+                    let deadline = (started + REQUEST_TIMEOUT).into();
                     let io = Socket::new(
                         socket,
                         read.split().freeze(),
@@ -174,8 +174,6 @@ where
                         return;
                     }
                 }
-                // `next_request` hands these to hyper as `Arrival::Hyper`.
-                Arrival::Served(Next::Other) => return,
             }
         }
     }
