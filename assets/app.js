@@ -168,14 +168,16 @@
     log.append(li);
   }
 
-  function showMembers(names) {
+  function showMembers({ members, watchers = [] }) {
     const list = $('#members');
-    list.replaceChildren(...names.map((name) => {
+    list.replaceChildren(...members.map((name) => {
       const li = document.createElement('li');
       li.textContent = name;
       return li;
     }));
-    $('#member-count').textContent = String(names.length);
+    $('#member-count').textContent = String(members.length);
+    $('#watcher-names').textContent = watchers.join(', ');
+    $('#watchers').hidden = watchers.length === 0;
   }
 
   document.addEventListener('visibilitychange', () => {
@@ -199,26 +201,42 @@
   function connect() {
     clearTimeout(retryTimer);
     if (source) source.close();
-    // The name rides along so the page stays a member even if the server
-    // has forgotten its session (a restart); the session wins when it has one.
-    const query = `since=${lastId}&name=${encodeURIComponent(me)}`;
-    source = new EventSource(`/rooms/${encodeURIComponent(code)}/events?${query}`);
+    // The session cookie says who this is; the server keeps it across
+    // restarts, so a reconnect is always the same participant.
+    source = new EventSource(`/rooms/${encodeURIComponent(code)}/events?since=${lastId}`);
     source.addEventListener('open', () => { retryMs = 500; setState('live'); });
     for (const kind of ['message', ...Object.keys(notices)]) {
       source.addEventListener(kind, (e) => show(JSON.parse(e.data)));
     }
-    source.addEventListener('members', (e) => showMembers(JSON.parse(e.data).members));
+    source.addEventListener('members', (e) => showMembers(JSON.parse(e.data)));
     source.addEventListener('gap', (e) => {
       const gap = JSON.parse(e.data);
       notice(`Messages ${gap.from}–${gap.to} are no longer kept and could not be shown.`);
     });
-    source.addEventListener('error', () => {
+    source.addEventListener('error', async () => {
       source.close();
       source = null;
       setState(navigator.onLine === false ? 'offline' : 'reconnecting');
+      if (!(await stillIn())) return;
       retryTimer = setTimeout(connect, retryMs);
       retryMs = Math.min(retryMs * 2, 15000);
     });
+  }
+
+  // An EventSource does not say why it failed. A stream refused because
+  // this browser is no longer in the room (it left in another tab, or the
+  // room is gone) would fail forever, so ask once and go home instead.
+  async function stillIn() {
+    try {
+      const response = await fetch(`/rooms/${encodeURIComponent(code)}/messages?limit=0`, {
+        headers: { Accept: 'application/json' },
+      });
+      if (response.status === 401 || response.status === 404) {
+        location.assign(`/?code=${encodeURIComponent(code)}`);
+        return false;
+      }
+    } catch { /* offline: keep trying */ }
+    return true;
   }
   window.addEventListener('online', connect);
   window.addEventListener('offline', () => setState('offline'));
@@ -239,10 +257,14 @@
       response = await fetch(`/rooms/${encodeURIComponent(code)}/messages`, {
         method: 'POST',
         headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
-        body: JSON.stringify({ name: me, text }),
+        body: JSON.stringify({ text }),
       });
     } catch {
       showError('Not sent: you seem to be offline. Your message is kept; try again.');
+      return;
+    }
+    if (response.status === 401) {
+      location.assign(`/?code=${encodeURIComponent(code)}`);
       return;
     }
     if (response.status === 201) {

@@ -14,4 +14,6 @@ pub struct App {
     pub keep_alive: Duration,
     /// Always mark the session cookie Secure.
     pub secure_cookies: bool,
+    /// How long the session cookie is kept (as long as the session).
+    pub session_ttl: Duration,
 }

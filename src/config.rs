@@ -81,13 +81,14 @@ pub struct Config {
     #[arg(long, env = "ROOMCAST_KEEP_ALIVE", default_value = "15", value_parser = seconds)]
     pub keep_alive: Duration,
 
-    /// Seconds a member may be gone before "left" is announced (fractions allowed).
-    #[arg(long, env = "ROOMCAST_LEAVE_GRACE", default_value = "5", value_parser = seconds)]
-    pub leave_grace: Duration,
-
     /// Seconds a room with nobody connected lives on (fractions allowed).
     #[arg(long, env = "ROOMCAST_ROOM_TTL", default_value = "300", value_parser = seconds)]
     pub room_ttl: Duration,
+
+    /// Seconds a session (a browser's cookie, a script's token, and every
+    /// name it holds) is kept after its last use (default 30 days).
+    #[arg(long, env = "ROOMCAST_SESSION_TTL", default_value = "2592000", value_parser = seconds)]
+    pub session_ttl: Duration,
 }
 
 impl Default for Config {
@@ -104,8 +105,8 @@ impl Config {
     pub fn settings(&self, max_streams: impl FnOnce() -> usize) -> Settings {
         Settings {
             history: self.history as usize,
-            leave_grace: self.leave_grace,
             room_ttl: self.room_ttl,
+            session_ttl: self.session_ttl,
             limits: Limits {
                 max_streams: self.max_streams.unwrap_or_else(max_streams),
                 max_streams_per_visitor: self.max_streams_per_visitor,

@@ -21,8 +21,15 @@ const RETRY_AFTER_SECS: u64 = 5;
 pub enum ApiError {
     /// 400: the request cannot be read (bad JSON, bad UTF-8, wrong types).
     Malformed(String),
+    /// 401: the request carries no credential that joined this room.
+    NotParticipant,
+    /// 403: a participant asked for what their part does not allow.
+    Forbidden(String),
     /// 404: no such room.
     RoomNotFound(RoomCode),
+    /// 409: the name is someone else's, or this session is in the room
+    /// under another name.
+    Conflict(String),
     /// 415: neither JSON nor a form.
     UnsupportedType,
     /// 422: well-formed, but the content is refused (empty text, long name).
@@ -39,7 +46,10 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::Malformed(_) => StatusCode::BAD_REQUEST,
+            ApiError::NotParticipant => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::RoomNotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::UnsupportedType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooMany(..) => StatusCode::TOO_MANY_REQUESTS,
@@ -52,7 +62,9 @@ impl ApiError {
     pub fn message(&self) -> String {
         match self {
             ApiError::Malformed(why) => format!("Malformed request: {why}"),
+            ApiError::NotParticipant => "join the room first".into(),
             ApiError::RoomNotFound(code) => format!("Room {code} does not exist."),
+            ApiError::Conflict(why) | ApiError::Forbidden(why) => why.clone(),
             ApiError::UnsupportedType => {
                 "Send application/json or application/x-www-form-urlencoded.".into()
             }
@@ -87,9 +99,13 @@ impl From<RoomError> for ApiError {
                 "Too many open streams from you; close some first.".into(),
                 Duration::from_secs(RETRY_AFTER_SECS),
             ),
-            RoomError::NameTaken(name) => ApiError::Invalid(Invalid(format!(
+            RoomError::NameTaken(name) => ApiError::Conflict(format!(
                 "The name {name} is taken in this room; please choose another."
-            ))),
+            )),
+            RoomError::AlreadyIn(name) => ApiError::Conflict(format!(
+                "You are in this room already, as {name}; leave it first to take another name."
+            )),
+            RoomError::NotParticipant => ApiError::NotParticipant,
             RoomError::TooManyRooms => {
                 ApiError::Unavailable("There are too many rooms right now; try again later.".into())
             }
@@ -129,6 +145,13 @@ impl Reply for ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+        }
+        if self == ApiError::NotParticipant {
+            // A script learns here how to present what joining gave it.
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
         }
         response
     }

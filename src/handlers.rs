@@ -13,9 +13,9 @@ use crate::app::App;
 use crate::body;
 use crate::client::{Client, Visitor, VisitorKey};
 use crate::error::ApiError;
-use crate::model::{Name, Recorded, RoomCode, Text};
+use crate::model::{Invalid, Name, Recorded, RoomCode, Text};
 use crate::pages::{HomeView, RoomView};
-use crate::session::Session;
+use crate::session::{Participation, SessionId};
 use crate::stream::{Handoff, RoomStream};
 
 /// Events a history read returns when it names no limit.
@@ -34,7 +34,14 @@ pub struct HomeForm {
 }
 
 #[derive(Debug, Default, Deserialize)]
+pub struct JoinInput {
+    name: Option<String>,
+    watch: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
 pub struct MessageInput {
+    /// Refused unless it is the sender's own name (see [`sender`]).
     name: Option<String>,
     text: Option<String>,
 }
@@ -48,7 +55,6 @@ pub struct HistoryQuery {
 #[derive(Debug, Default, Deserialize)]
 pub struct StreamQuery {
     since: Option<u64>,
-    name: Option<String>,
 }
 
 /// What the client asked for: a page (a browser form without script) or JSON.
@@ -67,15 +73,18 @@ pub async fn home(
 ) -> Response {
     let query = query.unwrap_or_default(); // a mangled invite link is just no code
     let view = HomeView {
-        name: visitor.map_or_else(String::new, |v| v.session.name.to_string()),
+        name: visitor
+            .and_then(|v| Some(v.session.rooms.values().next()?.name.to_string()))
+            .unwrap_or_default(),
         code: query.code.unwrap_or_default(),
         error: None,
     };
     html(StatusCode::OK, app.pages.home(&view))
 }
 
-/// POST / (form: name, code, action=create|join) — 303 to the room with the
-/// session cookie set, or the form again with what was typed and why not.
+/// POST / (form: name, code, action=create|join) — joins the room (a new
+/// one for `create`) and answers 303 to it with the session cookie set, or
+/// the form again with what was typed and why not.
 pub async fn enter(
     visitor: Option<Visitor>,
     key: VisitorKey,
@@ -87,20 +96,11 @@ pub async fn enter(
         Ok(form) => form,
         Err(err) => return err.into_response(),
     };
-    match choose_room(&form, key, &app).await {
-        Ok(session) => {
-            let code = session.room.clone();
-            let existing = visitor.map(|v| v.id);
-            let id = match app.registry.open_session(existing, session).await {
-                Ok(id) => id,
-                Err(err) => return home_again(&app, form, ApiError::from(err)),
-            };
+    let session = visitor.map(|v| v.id);
+    match enter_room(&form, session, key, &app).await {
+        Ok((code, id)) => {
             let mut response = see_other(&format!("/rooms/{code}"));
-            set_header(
-                &mut response,
-                header::SET_COOKIE,
-                &id.set_cookie(app.secure_cookies || client.https),
-            );
+            set_cookie(&mut response, &app, client, id);
             response
         }
         Err(err) => home_again(&app, form, err),
@@ -123,7 +123,12 @@ fn home_again(app: &App, form: HomeForm, err: ApiError) -> Response {
 }
 
 /// The name is checked first, so a refused form never creates a room.
-async fn choose_room(form: &HomeForm, key: VisitorKey, app: &App) -> Result<Session, ApiError> {
+async fn enter_room(
+    form: &HomeForm,
+    session: Option<SessionId>,
+    key: VisitorKey,
+    app: &App,
+) -> Result<(RoomCode, SessionId), ApiError> {
     let name = Name::parse(form.name.as_deref().unwrap_or_default())?;
     let code_typed = form.code.as_deref().is_some_and(|c| !c.trim().is_empty());
     // Enter in a field submits with the first button (create); with a code
@@ -133,14 +138,14 @@ async fn choose_room(form: &HomeForm, key: VisitorKey, app: &App) -> Result<Sess
         Some("join") => true,
         _ => code_typed,
     };
-    let room = if join {
-        let code = RoomCode::parse(form.code.as_deref().unwrap_or_default())?;
-        app.registry.require_room(&code).await?;
-        code
+    let code = if join {
+        RoomCode::parse(form.code.as_deref().unwrap_or_default())?
     } else {
         app.registry.create_room(key).await?
     };
-    Ok(Session { name, room })
+    let part = Participation { name, watch: false };
+    let (id, _) = app.registry.join(&code, session, &part, key).await?;
+    Ok((code, id))
 }
 
 /// POST /rooms — 201 `{"code":"ABCD","url":"/rooms/ABCD"}`.
@@ -149,9 +154,7 @@ pub async fn create_room(key: VisitorKey, app: App) -> Response {
         Ok(code) => {
             let url = format!("/rooms/{code}");
             let body = serde_json::json!({ "code": code.as_str(), "url": url });
-            let mut response =
-                warp::reply::with_status(warp::reply::json(&body), StatusCode::CREATED)
-                    .into_response();
+            let mut response = json(StatusCode::CREATED, body.to_string());
             set_header(&mut response, header::LOCATION, &url);
             response
         }
@@ -159,8 +162,65 @@ pub async fn create_room(key: VisitorKey, app: App) -> Response {
     }
 }
 
-/// GET /rooms/CODE — the room page for a member; others are sent to the home
-/// form with the code filled in.
+/// POST /rooms/CODE/join (form or JSON: name, watch) — 201
+/// `{"room":"ABCD","name":"bot","token":"…"}` with the session cookie set
+/// (the same session if the request named one); a browser form gets 303
+/// to the room instead.
+#[allow(clippy::too_many_arguments)] // one argument per part of the request
+pub async fn join(
+    code: RoomCode,
+    content_type: Option<String>,
+    wants: Wants,
+    visitor: Option<Visitor>,
+    key: VisitorKey,
+    client: Client,
+    body: Bytes,
+    app: App,
+) -> Response {
+    let joined = async {
+        let input: JoinInput = body::parse(content_type.as_deref(), &body)?;
+        let name = Name::parse(input.name.as_deref().unwrap_or_default())?;
+        let part = Participation {
+            name,
+            watch: input.watch.unwrap_or(false),
+        };
+        let session = visitor.map(|v| v.id);
+        Ok::<_, ApiError>(app.registry.join(&code, session, &part, key).await?)
+    };
+    let (id, part) = match joined.await {
+        Ok(joined) => joined,
+        Err(err) => return err.into_response(),
+    };
+    let mut response = match wants {
+        Wants::Html => see_other(&format!("/rooms/{code}")),
+        Wants::Json => {
+            let body = serde_json::json!({
+                "room": code.as_str(),
+                "name": part.name.as_str(),
+                "token": id.to_string(),
+            });
+            json(StatusCode::CREATED, body.to_string())
+        }
+    };
+    set_cookie(&mut response, &app, client, id);
+    response
+}
+
+/// POST /rooms/CODE/leave — 204; the name is free again. A browser form
+/// gets 303 to the home page.
+pub async fn leave(code: RoomCode, wants: Wants, visitor: Option<Visitor>, app: App) -> Response {
+    let Some(visitor) = visitor.filter(|v| v.session.in_room(&code).is_some()) else {
+        return ApiError::NotParticipant.into_response();
+    };
+    match (app.registry.leave(visitor.id, &code).await, wants) {
+        (Ok(()), Wants::Html) => see_other("/"),
+        (Ok(()), Wants::Json) => StatusCode::NO_CONTENT.into_response(),
+        (Err(err), _) => ApiError::from(err).into_response(),
+    }
+}
+
+/// GET /rooms/CODE — the room page for a participant; others are sent to
+/// the home form with the code filled in.
 pub async fn room_page(
     code: RoomCode,
     visitor: Option<Visitor>,
@@ -170,14 +230,24 @@ pub async fn room_page(
     if let Err(err) = app.registry.require_room(&code).await {
         return room_error(&app, &code, err.into());
     }
-    let Some(me) = member_name(visitor.as_ref(), &code) else {
+    let Ok(me) = participant(visitor.as_ref(), &code) else {
         return see_other(&format!("/?code={code}"));
     };
-    render_room(&app, &code, me, host, StatusCode::OK, String::new(), None).await
+    render_room(
+        &app,
+        &code,
+        &me.name,
+        host,
+        StatusCode::OK,
+        String::new(),
+        None,
+    )
+    .await
 }
 
-/// POST /rooms/CODE/messages (form or JSON: name, text) — 201 with the
-/// stored message; a browser form without script gets 303 back to the room.
+/// POST /rooms/CODE/messages (form or JSON: text) — 201 with the stored
+/// message, sent as the participant's name; a browser form without script
+/// gets 303 back to the room.
 #[allow(clippy::too_many_arguments)] // one argument per part of the request
 pub async fn post_message(
     code: RoomCode,
@@ -189,46 +259,65 @@ pub async fn post_message(
     body: Bytes,
     app: App,
 ) -> Response {
-    let me = member_name(visitor.as_ref(), &code);
+    let me = match participant(visitor.as_ref(), &code) {
+        Ok(me) => me,
+        Err(err) => return err.into_response(),
+    };
     let input: MessageInput = match body::parse(content_type.as_deref(), &body) {
         Ok(input) => input,
         Err(err) => return err.into_response(),
     };
-    match (post(&app, &code, me, key, &input).await, wants, me) {
-        (Ok(_), Wants::Html, _) => see_other(&format!("/rooms/{code}")),
-        (Ok(message), Wants::Json, _) => json(StatusCode::CREATED, message.json.clone()),
-        (Err(err @ ApiError::RoomNotFound(_)), Wants::Html, _) => room_error(&app, &code, err),
-        (Err(err @ (ApiError::Invalid(_) | ApiError::TooMany(..))), Wants::Html, Some(me)) => {
+    match (post(&app, &code, me, key, &input).await, wants) {
+        (Ok(_), Wants::Html) => see_other(&format!("/rooms/{code}")),
+        (Ok(message), Wants::Json) => json(StatusCode::CREATED, message.json.clone()),
+        (Err(err @ ApiError::RoomNotFound(_)), Wants::Html) => room_error(&app, &code, err),
+        (Err(err @ (ApiError::Invalid(_) | ApiError::TooMany(..))), Wants::Html) => {
             // The room again with the text kept, so nothing typed is lost.
             let draft = input.text.unwrap_or_default();
             let message = Some(err.message());
             let status = err.status();
-            let mut page = render_room(&app, &code, me, host, status, draft, message).await;
+            let mut page = render_room(&app, &code, &me.name, host, status, draft, message).await;
             if let Some(secs) = err.retry_after() {
                 set_header(&mut page, header::RETRY_AFTER, &secs.to_string());
             }
             page
         }
-        (Err(err), _, _) => err.into_response(),
+        (Err(err), _) => err.into_response(),
     }
 }
 
-/// Stores one message: 404 for an unknown room comes before 422 for bad
-/// content; the name comes from the session when it has one for this room.
+/// Stores one message: 404 for a room gone comes before 422 for bad
+/// content.
 async fn post(
     app: &App,
     code: &RoomCode,
-    me: Option<&Name>,
+    me: &Participation,
     key: VisitorKey,
     input: &MessageInput,
 ) -> Result<Arc<Recorded>, ApiError> {
     app.registry.require_room(code).await?;
-    let name = match me {
-        Some(name) => name.clone(),
-        None => Name::parse(input.name.as_deref().unwrap_or_default())?,
-    };
+    let name = sender(me, input.name.as_deref())?;
     let text = Text::parse(input.text.as_deref().unwrap_or_default())?;
-    Ok(app.registry.post(code, &name, &text, key).await?)
+    Ok(app.registry.post(code, name, &text, key).await?)
+}
+
+/// Who a message is from: always the participant. A `name` in the body is
+/// refused unless it is theirs (a script that sends one learns at once that
+/// it is not believed); a watcher may not speak.
+fn sender<'a>(me: &'a Participation, claimed: Option<&str>) -> Result<&'a Name, ApiError> {
+    if me.watch {
+        return Err(ApiError::Forbidden(
+            "Watchers cannot post: join as a member to speak.".into(),
+        ));
+    }
+    match claimed.map(Name::parse) {
+        Some(Ok(claimed)) if claimed.key() == me.name.key() => Ok(&me.name),
+        None => Ok(&me.name),
+        Some(_) => Err(ApiError::Invalid(Invalid(format!(
+            "Messages are sent as the name you joined with ({}); leave out name.",
+            me.name
+        )))),
+    }
 }
 
 /// GET /rooms/CODE/messages?since=ID&limit=N — history as a JSON array,
@@ -236,8 +325,12 @@ async fn post(
 pub async fn list_messages(
     code: RoomCode,
     query: Result<HistoryQuery, ApiError>,
+    visitor: Option<Visitor>,
     app: App,
 ) -> Response {
+    if let Err(err) = participant(visitor.as_ref(), &code) {
+        return err.into_response();
+    }
     let query = match query {
         Ok(query) => query,
         Err(err) => return err.into_response(),
@@ -252,10 +345,9 @@ pub async fn list_messages(
     }
 }
 
-/// GET /rooms/CODE/events?since=ID&name=NAME — the room's SSE stream,
-/// resuming after `Last-Event-ID` (which wins: browsers send it on their own
-/// reconnects) or `since`. The session or `name` makes a member; neither, a
-/// silent follower.
+/// GET /rooms/CODE/events?since=ID — the room's SSE stream, for a
+/// participant, resuming after `Last-Event-ID` (which wins: browsers send
+/// it on their own reconnects) or `since`.
 pub async fn open_stream(
     code: RoomCode,
     query: Result<StreamQuery, ApiError>,
@@ -264,19 +356,15 @@ pub async fn open_stream(
     key: VisitorKey,
     app: App,
 ) -> Response {
+    if let Err(err) = participant(visitor.as_ref(), &code) {
+        return err.into_response();
+    }
     let query = match query {
         Ok(query) => query,
         Err(err) => return err.into_response(),
     };
-    let member = match member_name(visitor.as_ref(), &code) {
-        Some(name) => Some(name.clone()),
-        None => match query.name.as_deref().map(Name::parse).transpose() {
-            Ok(name) => name,
-            Err(invalid) => return ApiError::from(invalid).into_response(),
-        },
-    };
     let since = last_event_id.or(query.since);
-    let subscription = match app.registry.subscribe(&code, since, member, key).await {
+    let subscription = match app.registry.subscribe(&code, since, key).await {
         Ok(subscription) => subscription,
         Err(err) => return ApiError::from(err).into_response(),
     };
@@ -339,8 +427,22 @@ pub async fn not_found(wants: Wants, app: App) -> Response {
     }
 }
 
-fn member_name<'a>(visitor: Option<&'a Visitor>, code: &RoomCode) -> Option<&'a Name> {
-    visitor.and_then(|v| v.session.name_in(code))
+/// The visitor's part in `code`; 401 for anyone who has not joined it
+/// (whether or not the room exists, so a refusal tells nothing about it).
+fn participant<'a>(
+    visitor: Option<&'a Visitor>,
+    code: &RoomCode,
+) -> Result<&'a Participation, ApiError> {
+    visitor
+        .and_then(|v| v.session.in_room(code))
+        .ok_or(ApiError::NotParticipant)
+}
+
+/// Sets the session cookie: Secure when the site is served over HTTPS.
+fn set_cookie(response: &mut Response, app: &App, client: Client, id: SessionId) {
+    let secure = app.secure_cookies || client.https;
+    let cookie = id.set_cookie(secure, app.session_ttl);
+    set_header(response, header::SET_COOKIE, &cookie);
 }
 
 async fn render_room(

@@ -167,9 +167,10 @@ impl Text {
 /// What happened in a room. These are the room's history: each has an id.
 ///
 /// Every kind is declared here once: its name on the wire and in every
-/// store ([`Kind::ALL`], [`Kind::as_str`], [`FromStr`]), and whether it
-/// changes who is in the room ([`Kind::member_change`]). The page renders kinds by the same names
-/// (templates/room.hbs and assets/app.js).
+/// store ([`Kind::ALL`], [`Kind::as_str`], [`FromStr`]). A join or leave
+/// tells of a change the roster already made (the `members` frame carries
+/// the list). The page renders kinds by the same names (templates/room.hbs
+/// and assets/app.js).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
@@ -188,23 +189,6 @@ impl Kind {
             Kind::Leave => "leave",
         }
     }
-
-    /// How an event of this kind changes the member list, if it does (a
-    /// `members` frame then follows it).
-    pub fn member_change(self) -> Option<MemberChange> {
-        match self {
-            Kind::Join => Some(MemberChange::Joined),
-            Kind::Leave => Some(MemberChange::Left),
-            Kind::Message => None,
-        }
-    }
-}
-
-/// What an event does to the member list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MemberChange {
-    Joined,
-    Left,
 }
 
 impl fmt::Display for Kind {
@@ -308,19 +292,33 @@ pub enum Update {
     Close,
 }
 
+/// Who is in a room, sorted by name: those who take part, and those who
+/// only watch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Names {
+    pub members: Vec<Name>,
+    pub watchers: Vec<Name>,
+}
+
 /// The `members` frame for these names.
-pub fn members_frame<'a>(names: impl IntoIterator<Item = &'a Name>) -> Bytes {
+pub fn members_frame(names: &Names) -> Bytes {
     sse_frame(None, "members", &members_json(names))
 }
 
-/// The JSON of a `members` update.
-pub fn members_json<'a>(names: impl IntoIterator<Item = &'a Name>) -> Arc<str> {
+/// The JSON of a `members` update:
+/// `{"members":["alice","bob"],"watchers":["logbot"]}`.
+pub fn members_json(names: &Names) -> Arc<str> {
     #[derive(Serialize)]
     struct Members<'a> {
         members: Vec<&'a str>,
+        watchers: Vec<&'a str>,
+    }
+    fn list(names: &[Name]) -> Vec<&str> {
+        names.iter().map(Name::as_str).collect()
     }
     let members = Members {
-        members: names.into_iter().map(Name::as_str).collect(),
+        members: list(&names.members),
+        watchers: list(&names.watchers),
     };
     serde_json::to_string(&members)
         .expect("a list of names always serializes")

@@ -5,7 +5,7 @@
 use handlebars::{Handlebars, RenderError};
 use serde::Serialize;
 
-use crate::model::{Kind, Name, Recorded, RoomCode};
+use crate::model::{Kind, Name, Names, Recorded, RoomCode};
 
 const TEMPLATES: [(&str, &str); 4] = [
     ("layout", include_str!("../templates/layout.hbs")),
@@ -35,6 +35,8 @@ pub struct RoomView {
     pub me: String,
     pub members: Vec<String>,
     pub member_count: usize,
+    /// Who only watches, shown after the members ("and logbot watching").
+    pub watchers: Vec<String>,
     pub events: Vec<EventView>,
     pub last_id: u64,
     /// [`notice`] for every kind that has one, as JSON, for the page script.
@@ -135,7 +137,7 @@ impl RoomView {
         code: &RoomCode,
         invite: String,
         me: &Name,
-        members: Vec<Name>,
+        names: Names,
         history: &[std::sync::Arc<Recorded>],
     ) -> RoomView {
         let events: Vec<EventView> = history.iter().map(|e| EventView::new(e, me)).collect();
@@ -143,8 +145,9 @@ impl RoomView {
             code: code.to_string(),
             invite,
             me: me.to_string(),
-            member_count: members.len(),
-            members: members.iter().map(Name::to_string).collect(),
+            member_count: names.members.len(),
+            members: names.members.iter().map(Name::to_string).collect(),
+            watchers: names.watchers.iter().map(Name::to_string).collect(),
             last_id: events.last().map_or(0, |e| e.id),
             events,
             notices: notices_json(),
@@ -212,10 +215,14 @@ mod tests {
             &code,
             "http://x/?code=ABCD".into(),
             &me,
-            vec![me.clone()],
+            Names {
+                members: vec![me.clone()],
+                watchers: vec![Name::parse("logbot").unwrap()],
+            },
             &history,
         );
         let html = Pages::load().room(&view).unwrap();
+        assert!(html.contains("logbot"), "watchers are shown");
         assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
         assert!(!html.contains("<script>alert"));
         assert!(html.contains(r#"data-last-id="2""#));
@@ -231,7 +238,7 @@ mod tests {
         assert_eq!(notices_json(), r#"{"join":"joined","leave":"left"}"#);
         let code = RoomCode::parse("ABCD").unwrap();
         let me = Name::parse("al").unwrap();
-        let view = RoomView::new(&code, String::new(), &me, Vec::new(), &[]);
+        let view = RoomView::new(&code, String::new(), &me, Names::default(), &[]);
         let html = Pages::load().room(&view).unwrap();
         assert!(
             html.contains(r#"data-notices="{&quot;join&quot;:&quot;joined&quot;"#),

@@ -26,6 +26,8 @@ pub fn routes(app: App) -> impl Filter<Extract = (impl Reply,), Error = Infallib
         .or(enter(app.clone()))
         .or(create_room(app.clone()))
         .or(room_page(app.clone()))
+        .or(join(app.clone()))
+        .or(leave(app.clone()))
         .or(post_message(app.clone()))
         .or(list_messages(app.clone()))
         .or(events(app.clone()))
@@ -78,6 +80,31 @@ fn room_page(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejec
         .then(handlers::room_page)
 }
 
+/// POST /rooms/CODE/join with a form or JSON body (name, watch)
+fn join(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    warp::path!("rooms" / RoomCode / "join")
+        .and(warp::post())
+        .and(from_this_site())
+        .and(header("content-type"))
+        .and(wants())
+        .and(caller(&app))
+        .and(client())
+        .and(body())
+        .and(with_app(app))
+        .then(handlers::join)
+}
+
+/// POST /rooms/CODE/leave
+fn leave(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    warp::path!("rooms" / RoomCode / "leave")
+        .and(warp::post())
+        .and(from_this_site())
+        .and(wants())
+        .and(visitor(&app))
+        .and(with_app(app))
+        .then(handlers::leave)
+}
+
 /// POST /rooms/CODE/messages with a form or JSON body
 fn post_message(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     warp::path!("rooms" / RoomCode / "messages")
@@ -97,11 +124,12 @@ fn list_messages(app: App) -> impl Filter<Extract = (Response,), Error = warp::R
     warp::path!("rooms" / RoomCode / "messages")
         .and(warp::get())
         .and(query::<handlers::HistoryQuery>())
+        .and(visitor(&app))
         .and(with_app(app))
         .then(handlers::list_messages)
 }
 
-/// GET /rooms/CODE/events?since=ID&name=NAME (Last-Event-ID honoured)
+/// GET /rooms/CODE/events?since=ID (Last-Event-ID honoured)
 fn events(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     warp::path!("rooms" / RoomCode / "events")
         .and(warp::get())
@@ -165,13 +193,14 @@ fn body() -> impl Filter<Extract = (Bytes,), Error = warp::Rejection> + Clone {
     warp::body::content_length_limit(BODY_LIMIT).and(warp::body::bytes())
 }
 
-/// The session named by the cookie, if it is a live one. (With Redis, a
-/// lookup there; while it is out of reach, 503.)
+/// The session the request names, if it is a live one: by
+/// `Authorization: Bearer TOKEN` (a script), else by the session cookie
+/// (a browser). (With Redis, a lookup there; while it is out of reach, 503.)
 fn visitor(
     app: &App,
 ) -> impl Filter<Extract = (Option<Visitor>,), Error = warp::Rejection> + Clone {
     let registry = app.registry.clone();
-    warp::cookie::optional::<SessionId>(COOKIE_NAME).and_then(move |id: Option<SessionId>| {
+    credential().and_then(move |id: Option<SessionId>| {
         let registry = registry.clone();
         async move {
             let Some(id) = id else {
@@ -183,6 +212,30 @@ fn visitor(
             }
         }
     })
+}
+
+/// The session id a request presents: its bearer token, else its session
+/// cookie. One that is not an id at all counts as none (and so is refused
+/// wherever a session is needed), never as a malformed request.
+fn credential() -> impl Filter<Extract = (Option<SessionId>,), Error = Infallible> + Clone {
+    header("authorization").and(header("cookie")).map(
+        |authorization: Option<String>, cookies: Option<String>| {
+            let bearer = authorization.as_deref().and_then(|value| {
+                let (scheme, token) = value.trim().split_once(' ')?;
+                scheme
+                    .eq_ignore_ascii_case("bearer")
+                    .then_some(token.trim())
+            });
+            if let Some(token) = bearer {
+                return token.parse().ok();
+            }
+            let cookies = cookies?;
+            cookie::Cookie::split_parse(cookies.as_str())
+                .filter_map(Result::ok)
+                .find(|c| c.name() == COOKIE_NAME)
+                .and_then(|c| c.value().parse().ok())
+        },
+    )
 }
 
 /// Refuses (403) a request that carries the session cookie but says it

@@ -35,6 +35,7 @@ pub struct Server {
     registry: Registry,
     keep_alive: Duration,
     secure_cookies: bool,
+    session_ttl: Duration,
     trusted_proxies: Arc<[ipnet::IpNet]>,
     write_timeout: Duration,
 }
@@ -67,6 +68,7 @@ impl Server {
             registry,
             keep_alive: config.keep_alive,
             secure_cookies: config.secure_cookies,
+            session_ttl: config.session_ttl,
             trusted_proxies: config.trusted_proxies.clone().into(),
             write_timeout: config.write_timeout,
         })
@@ -88,6 +90,7 @@ impl Server {
             pages: Arc::new(Pages::load()),
             keep_alive: self.keep_alive,
             secure_cookies: self.secure_cookies,
+            session_ttl: self.session_ttl,
         };
         let closing = registry.clone();
         tokio::spawn(async move {

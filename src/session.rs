@@ -1,63 +1,95 @@
-//! The session cookie and what it stands for: an unguessable random token
-//! (uuid v4, 122 random bits) naming a server-side record {name, room}.
+//! The session: one server-side record of who someone is in each room
+//! they joined (`{code → name}`), named by an unguessable random id (128
+//! bits from the OS). A browser carries the id as its cookie, a script as
+//! its bearer token: the same record either way.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
+use std::time::Duration;
 
 use cookie::{Cookie, SameSite};
-use uuid::Uuid;
 
 use crate::model::{Name, RoomCode};
 
 pub const COOKIE_NAME: &str = "roomcast_session";
 
-/// The token in the cookie. Only ever made by [`SessionId::random`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct SessionId(Uuid);
+/// The session's id: the cookie's value and the bearer token. Only ever
+/// made by [`SessionId::random`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionId([u8; 16]);
 
-/// Who a browser is, and in which room.
+/// Someone's part in one room: the name they hold there, and whether
+/// they only watch (listed, never announced).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Session {
+pub struct Participation {
     pub name: Name,
-    pub room: RoomCode,
+    pub watch: bool,
+}
+
+/// Every room a session has joined, with its part in each.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Session {
+    pub rooms: BTreeMap<RoomCode, Participation>,
 }
 
 impl SessionId {
     pub fn random() -> SessionId {
-        SessionId(Uuid::new_v4())
+        let mut bytes = [0; 16];
+        getrandom::fill(&mut bytes).expect("the OS random source is always there");
+        SessionId(bytes)
     }
 
     /// The `Set-Cookie` value: HttpOnly (page script never needs it),
-    /// SameSite=Lax (sent on top-level navigation, not on cross-site posts),
-    /// and Secure when the site is served over HTTPS.
-    pub fn set_cookie(&self, secure: bool) -> String {
+    /// SameSite=Lax (sent on top-level navigation, not on cross-site
+    /// posts), kept by the browser as long as the server keeps the
+    /// session unused, and Secure when the site is served over HTTPS.
+    pub fn set_cookie(&self, secure: bool, lasts: Duration) -> String {
+        let max_age = cookie::time::Duration::seconds(lasts.as_secs() as i64);
         Cookie::build((COOKIE_NAME, self.to_string()))
             .http_only(true)
             .same_site(SameSite::Lax)
             .path("/")
+            .max_age(max_age)
             .secure(secure)
             .build()
             .to_string()
     }
 }
 
+/// Not a session id: not 32 hexadecimal digits.
+#[derive(Debug)]
+pub struct NotAnId;
+
 impl FromStr for SessionId {
-    type Err = uuid::Error;
+    type Err = NotAnId;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Uuid::try_parse(s).map(SessionId)
+        let s = s.as_bytes();
+        if s.len() != 32 {
+            return Err(NotAnId);
+        }
+        let mut bytes = [0; 16];
+        for (byte, pair) in bytes.iter_mut().zip(s.chunks(2)) {
+            let text = std::str::from_utf8(pair).map_err(|_| NotAnId)?;
+            if !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(NotAnId);
+            }
+            *byte = u8::from_str_radix(text, 16).map_err(|_| NotAnId)?;
+        }
+        Ok(SessionId(bytes))
     }
 }
 
 impl fmt::Display for SessionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.simple().fmt(f)
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
     }
 }
 
 impl Session {
-    /// This session's name, if it belongs to `room`.
-    pub fn name_in(&self, room: &RoomCode) -> Option<&Name> {
-        (&self.room == room).then_some(&self.name)
+    /// This session's part in `room`, if it joined it.
+    pub fn in_room(&self, room: &RoomCode) -> Option<&Participation> {
+        self.rooms.get(room)
     }
 }
 
@@ -66,22 +98,39 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cookie_is_http_only_lax_and_site_wide() {
+    fn cookie_is_http_only_lax_site_wide_and_lasts() {
         let id = SessionId::random();
-        let cookie = Cookie::parse(id.set_cookie(false)).unwrap();
+        let month = Duration::from_secs(30 * 86_400);
+        let cookie = Cookie::parse(id.set_cookie(false, month)).unwrap();
         assert_eq!(cookie.name(), COOKIE_NAME);
         assert_eq!(cookie.value().parse::<SessionId>().unwrap(), id);
         assert_eq!(cookie.http_only(), Some(true));
         assert_eq!(cookie.same_site(), Some(SameSite::Lax));
         assert_eq!(cookie.path(), Some("/"));
+        assert_eq!(cookie.max_age().map(|a| a.whole_days()), Some(30));
         assert_eq!(cookie.secure(), None);
-        let secure = Cookie::parse(id.set_cookie(true)).unwrap();
+        let secure = Cookie::parse(id.set_cookie(true, month)).unwrap();
         assert_eq!(secure.secure(), Some(true));
     }
 
     #[test]
-    fn tokens_are_not_guessable_from_each_other() {
-        assert_ne!(SessionId::random(), SessionId::random());
-        assert!("alice".parse::<SessionId>().is_err());
+    fn ids_are_128_random_bits_in_hex_and_nothing_else_parses() {
+        let id = SessionId::random();
+        assert_ne!(id, SessionId::random());
+        let text = id.to_string();
+        assert_eq!(text.len(), 32);
+        assert_eq!(text.parse::<SessionId>().unwrap(), id);
+        assert_eq!(text.to_uppercase().parse::<SessionId>().unwrap(), id);
+        for bad in [
+            "alice",
+            "",
+            &text[1..],
+            &format!("{text}0"),
+            &"+1".repeat(16),
+        ] {
+            assert!(bad.parse::<SessionId>().is_err(), "{bad:?}");
+        }
+        let multibyte = format!("é{}", &text[2..]);
+        assert!(multibyte.parse::<SessionId>().is_err());
     }
 }

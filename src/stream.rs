@@ -262,10 +262,7 @@ mod tests {
     async fn live_stream() -> (Registry, RoomCode, RoomStream) {
         let registry = registry();
         let code = registry.create_room(someone()).await.unwrap();
-        let subscription = registry
-            .subscribe(&code, None, None, someone())
-            .await
-            .unwrap();
+        let subscription = registry.subscribe(&code, None, someone()).await.unwrap();
         let mut stream = RoomStream::new(subscription, Duration::from_secs(60));
         next_text(&mut stream).await.unwrap(); // the opening
         (registry, code, stream)
@@ -280,10 +277,7 @@ mod tests {
     async fn a_stream_that_falls_behind_is_closed_not_skipped() {
         let registry = registry();
         let code = registry.create_room(someone()).await.unwrap();
-        let subscription = registry
-            .subscribe(&code, Some(0), None, someone())
-            .await
-            .unwrap();
+        let subscription = registry.subscribe(&code, Some(0), someone()).await.unwrap();
         let mut stream = RoomStream::new(subscription, Duration::from_secs(60));
         let name = Name::parse("al").unwrap();
         for i in 0..1000 {
@@ -294,10 +288,7 @@ mod tests {
         assert!(opening.contains("event: members"));
         assert!(next_text(&mut stream).await.is_none(), "closed on lag");
         // The client resumes from history and gets every message.
-        let resumed = registry
-            .subscribe(&code, Some(0), None, someone())
-            .await
-            .unwrap();
+        let resumed = registry.subscribe(&code, Some(0), someone()).await.unwrap();
         assert_eq!(resumed.opening.backlog.len(), 1000);
     }
 
@@ -327,9 +318,6 @@ mod tests {
         let chunk = next_text(&mut stream).await.unwrap();
         assert!(chunk.contains("last words"), "{chunk}");
         assert!(next_text(&mut stream).await.is_none());
-        assert!(registry
-            .subscribe(&code, None, None, someone())
-            .await
-            .is_err());
+        assert!(registry.subscribe(&code, None, someone()).await.is_err());
     }
 }

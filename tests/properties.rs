@@ -102,7 +102,7 @@ proptest! {
             Change::Append { code: code.clone(), event: Arc::new(Recorded::new(event)), at_ms: 2 },
         ];
         store.apply(&changes, 10).unwrap();
-        let mut rooms = store.load(10).unwrap();
+        let mut rooms = store.load(10).unwrap().rooms;
         let recorded = rooms.pop().unwrap().events.pop().unwrap();
         prop_assert_eq!(recorded.event.text.as_deref(), Some(text.as_str()));
         let frame = String::from_utf8(recorded.frame.to_vec()).unwrap();

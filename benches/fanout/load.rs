@@ -15,6 +15,38 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
+/// The tokens this load side joined each room it made with (see
+/// [`Poster::create_room`]): posters speak as the member "bench", and
+/// every subscriber reads as the watcher "bench watcher", so thousands of
+/// streams are one participant and nobody is announced.
+static JOINED: LazyLock<Mutex<std::collections::HashMap<String, Joined>>> =
+    LazyLock::new(Default::default);
+
+#[derive(Clone)]
+struct Joined {
+    speaker: String,
+    watcher: String,
+}
+
+/// The Authorization line to use in `code`: the speaker's or the
+/// watcher's; none for a room without tokens (the floor's, which is not
+/// roomcast and answers every request alike).
+fn credential(code: &str, speaker: bool) -> String {
+    let rooms = JOINED.lock().unwrap();
+    rooms.get(code).map_or_else(String::new, |joined| {
+        bearer(if speaker {
+            &joined.speaker
+        } else {
+            &joined.watcher
+        })
+    })
+}
+
+/// An Authorization header line for `token`.
+pub fn bearer(token: &str) -> String {
+    format!("Authorization: Bearer {token}\r\n")
+}
+
 /// What one subscriber saw.
 #[derive(Debug, Default, Clone)]
 pub struct Seen {
@@ -92,10 +124,11 @@ pub struct Subscriber {
 }
 
 impl Subscriber {
-    /// Connects and waits for the opening `members` frame, so the server
-    /// has counted this stream before anything is posted.
+    /// Connects as the room's watcher (see [`JOINED`]) and waits for the
+    /// opening `members` frame, so the server has counted this stream
+    /// before anything is posted.
     pub async fn connect(addr: SocketAddr, code: &str, epoch: Instant) -> io::Result<Subscriber> {
-        Subscriber::connect_with(addr, code, String::new(), epoch).await
+        Subscriber::connect_with(addr, code, credential(code, false), epoch).await
     }
 
     /// [`Subscriber::connect`] sending `headers` (CRLF-ended lines), on
@@ -466,14 +499,21 @@ impl Poster {
     /// after the digits (so the reader need not scan them all); returns
     /// its id.
     pub async fn say(&mut self, code: &str, sent_us: u64) -> io::Result<u64> {
-        let body = format!(r#"{{"name":"bench","text":"{}"}}"#, sent_text(sent_us));
-        let (status, reply) = self.post(&format!("/rooms/{code}/messages"), &body).await?;
+        let body = format!(r#"{{"text":"{}"}}"#, sent_text(sent_us));
+        let headers = credential(code, true);
+        let path = format!("/rooms/{code}/messages");
+        let reply = self
+            .request("POST", &path, &headers, "application/json", &body)
+            .await?;
+        let (status, reply) = (reply.status, reply.body);
         if status != 201 {
             return Err(io::Error::other(format!("post answered {status}")));
         }
         id_of(&reply).ok_or_else(|| io::Error::other("no id in the reply"))
     }
 
+    /// Makes a room and joins it as "bench" and as "bench watcher" (see
+    /// [`JOINED`]).
     pub async fn create_room(&mut self) -> io::Result<String> {
         let (status, reply) = self.post("/rooms", "{}").await?;
         let text = String::from_utf8_lossy(&reply);
@@ -481,10 +521,55 @@ impl Poster {
             .split("\"code\":\"")
             .nth(1)
             .and_then(|rest| rest.get(..4));
-        match (status, code) {
-            (201, Some(code)) => Ok(code.to_string()),
+        let code = match (status, code) {
+            (201, Some(code)) => code.to_string(),
+            _ => {
+                return Err(io::Error::other(format!(
+                    "create room answered {status}: {text}"
+                )))
+            }
+        };
+        let speaker = self.join(&code, "bench", false, "").await;
+        let watcher = self.join(&code, "bench watcher", true, "").await;
+        match (speaker, watcher) {
+            (Ok(speaker), Ok(watcher)) => {
+                let tokens = Joined { speaker, watcher };
+                JOINED.lock().unwrap().insert(code.clone(), tokens);
+            }
+            // The floor answers a join like any post: no token, none needed.
+            (Err(err), _) | (_, Err(err)) if !err.to_string().contains("no token") => {
+                return Err(err)
+            }
+            _ => {}
+        }
+        Ok(code)
+    }
+
+    /// Joins `code` as `name` (a watcher if `watch`) with `headers`;
+    /// returns the token.
+    pub async fn join(
+        &mut self,
+        code: &str,
+        name: &str,
+        watch: bool,
+        headers: &str,
+    ) -> io::Result<String> {
+        let body = serde_json::json!({ "name": name, "watch": watch }).to_string();
+        let path = format!("/rooms/{code}/join");
+        let reply = self
+            .request("POST", &path, headers, "application/json", &body)
+            .await?;
+        let text = String::from_utf8_lossy(&reply.body);
+        let token = text
+            .split("\"token\":\"")
+            .nth(1)
+            .and_then(|t| t.split('"').next());
+        match (reply.status, token) {
+            (201, Some(token)) => Ok(token.to_string()),
+            (201, None) => Err(io::Error::other(format!("join {code}: no token in {text}"))),
             _ => Err(io::Error::other(format!(
-                "create room answered {status}: {text}"
+                "join {code} answered {}: {text}",
+                reply.status
             ))),
         }
     }

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::load::{id_of, percentiles_ms, Goal, Poster, Reply, Seen, Subscriber};
+use super::load::{bearer, id_of, percentiles_ms, Goal, Poster, Reply, Seen, Subscriber};
 use super::{round, Row, Target};
 
 /// The shape of one soak run.
@@ -34,9 +34,8 @@ pub struct Soak {
     away_s: Range<f64>,
     /// How long a room takes new people before it is left to expire.
     room_life_s: Range<f64>,
-    /// The server's `--room-ttl` and `--leave-grace`.
+    /// The server's `--room-ttl`.
     room_ttl_s: f64,
-    leave_grace_s: f64,
 }
 
 impl Soak {
@@ -49,7 +48,6 @@ impl Soak {
             away_s: 1.0..10.0,
             room_life_s: 60.0..300.0,
             room_ttl_s: 10.0,
-            leave_grace_s: 2.0,
         }
     }
 
@@ -62,7 +60,6 @@ impl Soak {
             away_s: 0.1..0.5,
             room_life_s: 1.0..3.0,
             room_ttl_s: 1.0,
-            leave_grace_s: 0.2,
         }
     }
 
@@ -77,8 +74,6 @@ impl Soak {
             "50000",
             "--room-ttl",
             &self.room_ttl_s.to_string(),
-            "--leave-grace",
-            &self.leave_grace_s.to_string(),
         ]
         .iter()
         .map(|s| s.to_string())
@@ -141,6 +136,8 @@ struct Room {
     /// What each finished visit saw.
     visits: Vec<Seen>,
     witness: Option<Witness>,
+    /// The witness's Authorization line, which the checks read history by.
+    reader: String,
 }
 
 struct Witness {
@@ -180,7 +177,19 @@ impl Town {
     /// Starts the witness of a room just created, then counts its creator in.
     async fn found(&self, code: &str, rng: &mut fastrand::Rng) -> bool {
         let n = self.tally.rooms_created.fetch_add(1, Relaxed);
-        let headers = forwarded_for(0xff_0000 | n as u32);
+        let xff = forwarded_for(0xff_0000 | n as u32);
+        let joined = match Poster::connect(self.addr).await {
+            Ok(mut joiner) => joiner.join(code, "witness", true, &xff).await,
+            Err(err) => Err(err),
+        };
+        let reader = match joined {
+            Ok(token) => bearer(&token),
+            Err(err) => {
+                self.tally.fail(format!("witness of {code}: {err}"));
+                return false;
+            }
+        };
+        let headers = format!("{xff}{reader}");
         let mut witness = match Subscriber::connect_with(self.addr, code, headers, self.epoch).await
         {
             Ok(witness) => witness,
@@ -206,6 +215,7 @@ impl Town {
             accepted: Vec::new(),
             visits: Vec::new(),
             witness: Some(Witness { goal, following }),
+            reader,
         };
         self.rooms.lock().unwrap().insert(code.to_string(), room);
         true
@@ -319,8 +329,7 @@ async fn live(server: &Target, soak: Soak, first_person: u32) -> (Arc<Town>, u64
 /// to hand back what was freed. Returns the seconds it took to drain.
 async fn drain(probe: &mut Poster, soak: &Soak, row: &mut Row) -> f64 {
     let started = Instant::now();
-    let limit =
-        Duration::from_secs_f64(soak.room_ttl_s + soak.leave_grace_s) * 2 + Duration::from_secs(30);
+    let limit = Duration::from_secs_f64(soak.room_ttl_s) * 2 + Duration::from_secs(30);
     let (mut rooms, mut streams) = (None, None);
     while started.elapsed() < limit {
         (rooms, streams) = gauges(probe).await;
@@ -437,7 +446,10 @@ async fn check_room(town: &Town, probe: &mut Poster, code: &str, mut room: Room)
     }
     // History: exactly the accepted messages, with their texts.
     let path = format!("/rooms/{code}/messages?since=0&limit=1000000");
-    let stored: Vec<(u64, String)> = match probe.request("GET", &path, "", "text/plain", "").await {
+    let stored: Vec<(u64, String)> = match probe
+        .request("GET", &path, &room.reader, "text/plain", "")
+        .await
+    {
         Ok(Reply {
             status: 200, body, ..
         }) => serde_json::from_slice::<Vec<Value>>(&body)
@@ -512,6 +524,18 @@ async fn person(n: u32, town: Arc<Town>) {
                 headers: &headers,
             };
             let seen = visit.stay().await;
+            // Done: out of the room, so the name is free for someone else.
+            let path = format!("/rooms/{code}/leave");
+            match poster
+                .request("POST", &path, &headers, "text/plain", "")
+                .await
+            {
+                Ok(Reply { status: 204, .. }) => {}
+                Ok(reply) => town
+                    .tally
+                    .fail(format!("leaving {code} answered {}", reply.status)),
+                Err(err) => town.tally.fail(format!("leaving {code}: {err}")),
+            }
             town.leave(&code, seen);
         }
         let away = between(&mut rng, &town.soak.away_s);

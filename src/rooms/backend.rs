@@ -15,11 +15,10 @@ use bytes::Bytes;
 use tokio::sync::broadcast;
 
 use super::error::RoomError;
-use super::presence::Tally;
 use super::state::State;
 use crate::client::VisitorKey;
-use crate::model::{Name, Recorded, RoomCode, Text, Update};
-use crate::session::{Session, SessionId};
+use crate::model::{Name, Names, Recorded, RoomCode, Text, Update};
+use crate::session::{Participation, Session, SessionId};
 use crate::shutdown::Shutdown;
 
 /// How many random codes to try before saying no free code was found.
@@ -63,14 +62,14 @@ pub struct Window {
     pub limit: usize,
 }
 
-/// A stream that was admitted and counted: its room, its resume point,
-/// and its member (`arrived` if this is their arrival).
+/// Someone joining a room: the session they have (if any: else a new
+/// one), the part they ask for, and who is charged for it.
 #[derive(Clone, Copy)]
-pub struct StreamStart<'a> {
+pub struct Join<'a> {
     pub code: &'a RoomCode,
-    pub since: Option<u64>,
-    pub member: Option<&'a Name>,
-    pub arrived: bool,
+    pub session: Option<SessionId>,
+    pub part: &'a Participation,
+    pub visitor: VisitorKey,
 }
 
 /// What a backend does; each holds the registry's
@@ -85,12 +84,16 @@ pub trait Backend: Send + Sync + 'static {
     /// Ok if the room exists (and is then in the registry's rooms).
     fn find<'a>(&'a self, code: &'a RoomCode) -> Pending<'a, ()>;
 
-    /// Names `session.name` in its room for the session `existing` (or a
-    /// new one); see [`super::Registry::open_session`].
-    fn open_session(&self, existing: Option<SessionId>, session: Session)
-        -> Pending<'_, SessionId>;
+    /// Admits (`State::admit_post`) and makes `join.part` a participant
+    /// of the room, in `join.session` or a new session; returns the
+    /// session and its part once stored (an announced join follows).
+    /// Joining again under the same name changes nothing.
+    fn join<'a>(&'a self, join: Join<'a>) -> Pending<'a, (SessionId, Participation)>;
 
-    /// The session `id` names, if it is live.
+    /// Ends `id`'s part in the room (an announced leave follows).
+    fn leave<'a>(&'a self, id: SessionId, code: &'a RoomCode) -> Pending<'a, ()>;
+
+    /// The session `id` names, if it is live; asking counts as a use.
     fn session(&self, id: SessionId) -> Pending<'_, Option<Session>>;
 
     /// Admits (`State::admit_post`) and appends a message, and returns it
@@ -105,24 +108,20 @@ pub trait Backend: Send + Sync + 'static {
     /// (on every node).
     fn send_frame<'a>(&'a self, code: &'a RoomCode, frame: Bytes) -> Pending<'a, ()>;
 
-    /// The room's members, sorted.
-    fn members<'a>(&'a self, code: &'a RoomCode) -> Pending<'a, Vec<Name>>;
+    /// Who is in the room.
+    fn members<'a>(&'a self, code: &'a RoomCode) -> Pending<'a, Names>;
 
-    /// Where member streams are counted (see [`Tally`]).
-    fn tally(&self) -> Tally;
+    /// What an admitted stream starts from, resuming after `since`;
+    /// refused if the registry closed since it was admitted (else it
+    /// would miss the close).
+    fn subscribe<'a>(&'a self, code: &'a RoomCode, since: Option<u64>) -> Pending<'a, Opening>;
 
-    /// What an admitted stream starts from; refused if the registry closed
-    /// since it was admitted (else it would miss the close).
-    fn subscribe<'a>(&'a self, start: StreamStart<'a>) -> Pending<'a, Opening>;
-
-    /// A member's leave grace is over: say they left.
-    fn announce_leave(&self, state: &mut State, code: &RoomCode, name: &Name);
+    /// Sessions unused past `--session-ttl` were taken out of memory:
+    /// their names are free; say they left.
+    fn sessions_ended(&self, state: &mut State, ended: Vec<(SessionId, Session)>);
 
     /// A room was idle past its TTL and is gone from memory.
     fn room_expired(&self, state: &mut State, code: &RoomCode);
-
-    /// Run after every sweep (with Redis: the node's heartbeat).
-    fn keep_presence(&self) -> Pending<'_, ()>;
 
     /// What the backend runs beside the requests until shutdown, if
     /// anything (with Redis: the reader that feeds the cache).

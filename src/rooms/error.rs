@@ -14,8 +14,13 @@ pub enum RoomError {
     TooManyStreams,
     /// `--max-rooms` are live already.
     TooManyRooms,
-    /// Another session in the room, still present, has this name.
+    /// Another participant of the room holds this name (or one that looks
+    /// the same).
     NameTaken(Name),
+    /// This session is in the room already, under this name.
+    AlreadyIn(Name),
+    /// This session has not joined the room.
+    NotParticipant,
     /// This visitor has `--max-streams-per-visitor` open already.
     TooManyStreamsForVisitor,
     /// This visitor's bucket is empty; a token comes after this long.

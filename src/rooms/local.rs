@@ -16,15 +16,16 @@ use bytes::Bytes;
 use log::{info, warn};
 use tokio::sync::oneshot;
 
-use super::backend::{gap, Backend, Opening, Pending, Post, StreamStart, Window, CODE_ATTEMPTS};
+use super::backend::{gap, Backend, Join, Opening, Pending, Post, Window, CODE_ATTEMPTS};
 use super::error::RoomError;
-use super::presence::Tally;
 use super::room::Room;
+use super::roster::Roster;
+use super::sessions::Sessions;
 use super::settings::Settings;
 use super::state::{Rooms, State, Writer};
 use crate::client::VisitorKey;
-use crate::model::{Kind, Name, Recorded, RoomCode, Update};
-use crate::session::{Session, SessionId};
+use crate::model::{Kind, Names, Recorded, RoomCode, Update};
+use crate::session::{Participation, Session, SessionId};
 use crate::store::writer::{self, Job};
 use crate::store::{now_ms, Change, Store, StoreError};
 
@@ -40,9 +41,19 @@ impl Local {
     /// call it before serving or from `spawn_blocking`.
     pub fn open(settings: Settings, mut store: Box<dyn Store>) -> Result<Local, StoreError> {
         let stored = store.load(settings.history)?;
+        let mut sessions = Sessions::default();
+        for (id, used_ms) in stored.sessions {
+            sessions.restore(id, used_ms);
+        }
         let rooms: HashMap<RoomCode, Room> = stored
+            .rooms
             .into_iter()
-            .map(|room| (room.code.clone(), Room::restore(room)))
+            .map(|room| {
+                for (id, part) in &room.participants {
+                    sessions.join(*id, &room.code, part.clone(), 0);
+                }
+                (room.code.clone(), Room::restore(room))
+            })
             .collect();
         if !rooms.is_empty() {
             info!("loaded {} rooms from the store", rooms.len());
@@ -56,7 +67,10 @@ impl Local {
                 }
             });
             let rooms = Rooms::new(settings, rooms);
-            rooms.lock().writer = Some(Writer { queue, thread });
+            let mut state = rooms.lock();
+            state.writer = Some(Writer { queue, thread });
+            state.sessions = sessions;
+            drop(state);
             rooms
         });
         Ok(Local { rooms })
@@ -103,46 +117,135 @@ impl Backend for Local {
         Box::pin(std::future::ready(found))
     }
 
-    /// Refuses a name another session holds in that room while its member
-    /// is there; a holder who has left loses the name to the newcomer (its
-    /// session ends, so two people never share one).
-    fn open_session(
-        &self,
-        existing: Option<SessionId>,
-        session: Session,
-    ) -> Pending<'_, SessionId> {
-        let mut state = self.rooms.lock();
-        let id = existing
-            .filter(|id| state.sessions.contains(id))
-            .unwrap_or_else(SessionId::random);
-        let named = match state.sessions.holder(&session) {
-            Some(holder) if holder != id => match state.room(&session.room) {
-                // The holder's own spelling is who is present.
-                Ok(room)
-                    if state
-                        .sessions
-                        .get(&holder)
-                        .is_some_and(|held| room.members.contains(&held.name)) =>
-                {
-                    Err(RoomError::NameTaken(session.name.clone()))
+    /// The checks, the admission, the roster and the queue in one hold of
+    /// the lock, so two people can never take one name. The join and its
+    /// notice are one change: stored and published together, or neither
+    /// (and the roster is put back).
+    fn join<'a>(&'a self, join: Join<'a>) -> Pending<'a, (SessionId, Participation)> {
+        let Join {
+            code,
+            session,
+            part,
+            visitor,
+        } = join;
+        let rooms = &*self.rooms;
+        Box::pin(async move {
+            let (id, stored) = {
+                let mut state = rooms.lock();
+                state.check_open()?;
+                state.room(code)?;
+                let id = session
+                    .filter(|id| state.sessions.get(id).is_some())
+                    .unwrap_or_else(SessionId::random);
+                let current = state.sessions.get(&id).and_then(|s| s.in_room(code));
+                if let Some(current) = current {
+                    return if current.name.key() == part.name.key() {
+                        Ok((id, current.clone()))
+                    } else {
+                        Err(RoomError::AlreadyIn(current.name.clone()))
+                    };
                 }
-                Ok(_) => {
-                    state.sessions.remove(&holder);
-                    Ok(())
+                if state.sessions.holder(code, part).is_some() {
+                    return Err(RoomError::NameTaken(part.name.clone()));
                 }
-                Err(err) => Err(err),
-            },
-            _ => Ok(()),
-        };
-        let named = named.map(|()| {
-            state.sessions.insert(id, session);
-            id
-        });
-        Box::pin(std::future::ready(named))
+                state.admission.admit_post(visitor)?;
+                let at_ms = now_ms();
+                let notice = notice(&state, code, Kind::Join, part)?;
+                let notice_id = notice.as_ref().map(|n| n.event.id);
+                let change = Change::Join {
+                    session: id,
+                    code: code.clone(),
+                    part: part.clone(),
+                    notice,
+                    at_ms,
+                };
+                let stored = enqueue_awaited(&state, change)?;
+                took(&mut state, code, notice_id);
+                state.sessions.join(id, code, part.clone(), at_ms);
+                roster_changed(&mut state, code, |roster| roster.add(part));
+                (id, stored)
+            };
+            match outcome(stored).await {
+                Ok(()) => {
+                    info!("{} joined {code}", part.name);
+                    Ok((id, part.clone()))
+                }
+                Err(err) => {
+                    let mut state = rooms.lock();
+                    state.sessions.leave(&id, code);
+                    roster_changed(&mut state, code, |roster| roster.remove(&part.name));
+                    Err(err)
+                }
+            }
+        })
     }
 
+    /// Out of the roster at once (the name is free); the leave and its
+    /// notice are one change, and undone here if they cannot be stored.
+    fn leave<'a>(&'a self, id: SessionId, code: &'a RoomCode) -> Pending<'a, ()> {
+        let rooms = &*self.rooms;
+        Box::pin(async move {
+            let (part, stored) = {
+                let mut state = rooms.lock();
+                state.check_open()?;
+                state.room(code)?;
+                let Some(part) = state
+                    .sessions
+                    .get(&id)
+                    .and_then(|s| s.in_room(code))
+                    .cloned()
+                else {
+                    return Err(RoomError::NotParticipant);
+                };
+                let notice = notice(&state, code, Kind::Leave, &part)?;
+                let notice_id = notice.as_ref().map(|n| n.event.id);
+                let change = Change::Leave {
+                    session: id,
+                    code: code.clone(),
+                    notice,
+                    at_ms: now_ms(),
+                };
+                let stored = enqueue_awaited(&state, change)?;
+                took(&mut state, code, notice_id);
+                state.sessions.leave(&id, code);
+                roster_changed(&mut state, code, |roster| roster.remove(&part.name));
+                (part, stored)
+            };
+            let result = outcome(stored).await;
+            match result {
+                Ok(()) => info!("{} left {code}", part.name),
+                Err(_) => {
+                    // The name is theirs again, unless someone took it
+                    // while the leave was being stored (they keep it).
+                    let mut state = rooms.lock();
+                    if state.sessions.holder(code, &part).is_none() && state.room(code).is_ok() {
+                        state.sessions.join(id, code, part.clone(), now_ms());
+                        roster_changed(&mut state, code, |roster| roster.add(&part));
+                    }
+                }
+            }
+            result
+        })
+    }
+
+    /// A use is stored now and then (see [`Sessions::used`]), never
+    /// awaited: losing one only makes the session end a little sooner.
+    ///
+    /// [`Sessions::used`]: super::sessions::Sessions::used
     fn session(&self, id: SessionId) -> Pending<'_, Option<Session>> {
-        let session = self.rooms.lock().sessions.get(&id).cloned();
+        let mut state = self.rooms.lock();
+        let now = now_ms();
+        let every = (self.rooms.settings.session_ttl.as_millis() as u64 / 100).max(1000);
+        if state.sessions.used(&id, now, every) {
+            let change = Change::Used {
+                session: id,
+                at_ms: now,
+            };
+            if let Err(err) = enqueue(&state, change, None) {
+                warn!("a session's use was not recorded: {err:?}");
+            }
+        }
+        let session = state.sessions.get(&id).cloned();
         Box::pin(std::future::ready(Ok(session)))
     }
 
@@ -198,27 +301,13 @@ impl Backend for Local {
         Box::pin(std::future::ready(sent))
     }
 
-    fn members<'a>(&'a self, code: &'a RoomCode) -> Pending<'a, Vec<Name>> {
-        let members = self
-            .rooms
-            .lock()
-            .room(code)
-            .map(|room| room.members.names());
+    fn members<'a>(&'a self, code: &'a RoomCode) -> Pending<'a, Names> {
+        let members = self.rooms.lock().room(code).map(|room| room.roster.names());
         Box::pin(std::future::ready(members))
     }
 
-    fn tally(&self) -> Tally {
-        Tally::Members
-    }
-
-    fn subscribe<'a>(&'a self, start: StreamStart<'a>) -> Pending<'a, Opening> {
-        let StreamStart {
-            code,
-            since,
-            member,
-            arrived,
-        } = start;
-        let mut state = self.rooms.lock();
+    fn subscribe<'a>(&'a self, code: &'a RoomCode, since: Option<u64>) -> Pending<'a, Opening> {
+        let state = self.rooms.lock();
         let opening = state.check_open().and_then(|()| state.room(code));
         let opening = opening.map(|room| {
             // An id from the future (a client of another room that had
@@ -231,20 +320,42 @@ impl Backend for Local {
                 since,
                 missed: gap(since, room.first_kept()),
                 backlog: room.after(since).cloned().collect(),
-                members: room.members.frame(),
+                members: room.roster.frame(),
                 updates: room.subscribe(),
             }
         });
-        if let (Ok(_), Some(name), true) = (&opening, member, arrived) {
-            info!("{name} joined {code}");
-            record_notice(&mut state, code, Kind::Join, name);
-        }
         Box::pin(std::future::ready(opening))
     }
 
-    fn announce_leave(&self, state: &mut State, code: &RoomCode, name: &Name) {
-        info!("{name} left {code}");
-        record_notice(state, code, Kind::Leave, name);
+    /// Each of their rooms hears they left; nobody waits for it, so a
+    /// failure is logged (the store then still has the session, which the
+    /// next start ends again).
+    fn sessions_ended(&self, state: &mut State, ended: Vec<(SessionId, Session)>) {
+        for (id, session) in ended {
+            for (code, part) in session.rooms {
+                roster_changed(state, &code, |roster| roster.remove(&part.name));
+                let Ok(notice) = notice(state, &code, Kind::Leave, &part) else {
+                    continue;
+                };
+                let notice_id = notice.as_ref().map(|n| n.event.id);
+                let change = Change::Leave {
+                    session: id,
+                    code: code.clone(),
+                    notice,
+                    at_ms: now_ms(),
+                };
+                match enqueue(state, change, None) {
+                    Ok(()) => {
+                        took(state, &code, notice_id);
+                        info!("{} left {code}: their session went unused", part.name)
+                    }
+                    Err(err) => warn!("{}'s leave of {code} was not stored: {err:?}", part.name),
+                }
+            }
+            if let Err(err) = enqueue(state, Change::EndSession { session: id }, None) {
+                warn!("an unused session stays in the store until next start: {err:?}");
+            }
+        }
     }
 
     fn room_expired(&self, state: &mut State, code: &RoomCode) {
@@ -254,10 +365,6 @@ impl Backend for Local {
                 warn!("room {code} expired but stays in the store until next start: {err:?}")
             }
         }
-    }
-
-    fn keep_presence(&self) -> Pending<'_, ()> {
-        Box::pin(std::future::ready(Ok(()))) // Presence is all in memory here.
     }
 
     /// Lets the writer store everything queued, and waits for it.
@@ -284,10 +391,8 @@ impl Backend for Local {
 /// share of the batch as one update.
 fn publish(rooms: &Rooms, changes: &[Change]) {
     let mut by_room: HashMap<&RoomCode, Vec<Arc<Recorded>>> = HashMap::new();
-    for change in changes {
-        if let Change::Append { code, event, .. } = change {
-            by_room.entry(code).or_default().push(event.clone());
-        }
+    for (code, event) in changes.iter().filter_map(Change::event) {
+        by_room.entry(code).or_default().push(event.clone());
     }
     let history = rooms.settings.history;
     let mut state = rooms.lock();
@@ -329,24 +434,31 @@ fn enqueue_awaited(state: &State, change: Change) -> Result<Stored, RoomError> {
     Ok(stored)
 }
 
-/// Queues a join or leave; nobody waits for it, so a failure is logged.
-fn record_notice(state: &mut State, code: &RoomCode, kind: Kind, name: &Name) {
-    let Ok(room) = state.room(code) else {
-        return;
-    };
-    let event = room.next_event(code, kind, name, None);
-    let id = event.event.id;
-    let change = Change::Append {
-        code: code.clone(),
-        event,
-        at_ms: now_ms(),
-    };
-    match enqueue(state, change, None) {
-        Ok(()) => {
-            if let Ok(room) = state.room_mut(code) {
-                room.last_id = id;
-            }
-        }
-        Err(err) => warn!("{name}'s {kind} in {code} was not recorded: {err:?}"),
+/// Changes the room's roster and sends the new list to its streams.
+fn roster_changed(state: &mut State, code: &RoomCode, change: impl FnOnce(&mut Roster)) {
+    if let Ok(room) = state.room_mut(code) {
+        change(&mut room.roster);
+        room.send(Update::Members(room.roster.frame()));
+    }
+}
+
+/// The notice of `part` joining or leaving, with the room's next id (see
+/// [`took`]); none for a watcher, who is never announced.
+fn notice(
+    state: &State,
+    code: &RoomCode,
+    kind: Kind,
+    part: &Participation,
+) -> Result<Option<Arc<Recorded>>, RoomError> {
+    let room = state.room(code)?;
+    Ok((!part.watch).then(|| room.next_event(code, kind, &part.name, None)))
+}
+
+/// A change carrying the event `id` (if any) was queued: the id is taken,
+/// and the room was active.
+fn took(state: &mut State, code: &RoomCode, id: Option<u64>) {
+    if let (Some(id), Ok(room)) = (id, state.room_mut(code)) {
+        room.last_id = id;
+        room.touched(Instant::now());
     }
 }

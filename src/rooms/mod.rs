@@ -8,7 +8,8 @@
 //! or a new room is admitted by the backend, in the same hold of the lock
 //! that gives its id or code.) What is in memory lives under one lock, in [`state`]; the other
 //! files hold plain data kept there: [`room`] (one room's ring, channel and
-//! frames), [`presence`] (members and the leave grace), [`sessions`],
+//! frames), [`roster`] (who takes part), [`sessions`] (who holds which
+//! name in which room),
 //! [`admission`] (rate limits and stream counts). [`guard`] is what each
 //! open stream holds; [`settings`] and [`error`] what the registry takes
 //! and gives.
@@ -18,9 +19,9 @@ mod backend;
 mod error;
 mod guard;
 mod local;
-mod presence;
 pub mod redis;
 mod room;
+mod roster;
 mod sessions;
 mod settings;
 mod state;
@@ -33,12 +34,12 @@ use tokio::task::JoinHandle;
 
 use crate::client::VisitorKey;
 use crate::metrics::{Gauges, Metrics};
-use crate::model::{sse_frame, Name, Recorded, RoomCode, Text};
-use crate::session::{Session, SessionId};
+use crate::model::{sse_frame, Name, Names, Recorded, RoomCode, Text};
+use crate::session::{Participation, Session, SessionId};
 use crate::shutdown::Shutdown;
 use crate::store::{Store, StoreError};
 pub use backend::Opening;
-use backend::{Backend, Post, StreamStart, Window};
+use backend::{Backend, Join, Post, Window};
 pub use error::RoomError;
 pub use guard::StreamGuard;
 pub use settings::Settings;
@@ -121,18 +122,33 @@ impl Registry {
         self.inner.backend.find(code).await
     }
 
-    /// Names `name` in `room` for this browser: updates the session it
-    /// already has, or starts a new one. Refuses a name another session
-    /// holds in that room while its member is there.
-    pub async fn open_session(
+    /// Makes `part` a participant of `code`, in `session` (a browser's or
+    /// a script's, if it has one that is live) or a new one; returns the
+    /// session and the part it has there. Refuses a name someone else
+    /// holds in the room (or one that looks like it), and another name
+    /// for a session that is in the room already.
+    pub async fn join(
         &self,
-        existing: Option<SessionId>,
-        session: Session,
-    ) -> Result<SessionId, RoomError> {
-        self.inner.backend.open_session(existing, session).await
+        code: &RoomCode,
+        session: Option<SessionId>,
+        part: &Participation,
+        visitor: VisitorKey,
+    ) -> Result<(SessionId, Participation), RoomError> {
+        let join = Join {
+            code,
+            session,
+            part,
+            visitor,
+        };
+        self.inner.backend.join(join).await
     }
 
-    /// The session `id` names, if it is live.
+    /// Ends session `id`'s part in `code`: its name there is free again.
+    pub async fn leave(&self, id: SessionId, code: &RoomCode) -> Result<(), RoomError> {
+        self.inner.backend.leave(id, code).await
+    }
+
+    /// The session `id` names, if it is live (this counts as its use).
     pub async fn session(&self, id: SessionId) -> Result<Option<Session>, RoomError> {
         self.inner.backend.session(id).await
     }
@@ -187,24 +203,21 @@ impl Registry {
         self.inner.backend.send_frame(code, frame).await
     }
 
-    /// Names of the room's members, sorted.
-    pub async fn members(&self, code: &RoomCode) -> Result<Vec<Name>, RoomError> {
+    /// Who is in the room: members and watchers, each sorted by name.
+    pub async fn members(&self, code: &RoomCode) -> Result<Names, RoomError> {
         self.inner.backend.members(code).await
     }
 
-    /// Opens a stream on the room, resuming after `since`. A stream with a
-    /// `member` name makes that person present (`join` on arrival); one
-    /// without is a silent follower.
+    /// Opens a stream on the room, resuming after `since`. (Who may is the
+    /// routes' business: a participant.)
     pub async fn subscribe(
         &self,
         code: &RoomCode,
         since: Option<u64>,
-        member: Option<Name>,
         visitor: VisitorKey,
     ) -> Result<Subscription, RoomError> {
         self.require_room(code).await?;
-        let tally = self.inner.backend.tally();
-        let arrived = {
+        {
             let mut state = self.inner.rooms.lock();
             state.check_open()?;
             let state = &mut *state;
@@ -214,25 +227,10 @@ impl Registry {
             // Counted only once nothing can fail: the guard gives it back.
             state.admission.stream_opened(visitor);
             room.stream_opened();
-            member
-                .as_ref()
-                .is_some_and(|name| room.members.connect(name, tally))
-        };
+        }
         // From here on, dropping the guard gives back what was counted.
-        let guard = StreamGuard::new(
-            self.inner.rooms.clone(),
-            code.clone(),
-            member.clone(),
-            tally,
-            visitor,
-        );
-        let start = StreamStart {
-            code,
-            since,
-            member: member.as_ref(),
-            arrived,
-        };
-        let opening = self.inner.backend.subscribe(start).await?;
+        let guard = StreamGuard::new(self.inner.rooms.clone(), code.clone(), visitor);
+        let opening = self.inner.backend.subscribe(code, since).await?;
         Ok(Subscription {
             opening,
             guard,
@@ -240,18 +238,22 @@ impl Registry {
         })
     }
 
-    /// Announces the leaves whose grace is over, removes rooms idle for
-    /// longer than the room TTL with their sessions, and forgets what
-    /// visitors left behind.
-    pub fn sweep(&self, now: Instant) {
+    /// Ends sessions unused for longer than the session TTL (announcing
+    /// their leaves), removes rooms idle for longer than the room TTL with
+    /// everyone's part in them, and forgets what visitors left behind.
+    /// `now_ms` is the wall clock (sessions are kept across restarts),
+    /// `now` the same moment on the monotonic one.
+    pub fn sweep(&self, now: Instant, now_ms: u64) {
         let Settings {
-            leave_grace,
             room_ttl,
+            session_ttl,
             ..
         } = self.inner.rooms.settings;
         let mut state = self.inner.rooms.lock();
-        for (code, name) in state.take_leaves(now, leave_grace) {
-            self.inner.backend.announce_leave(&mut state, &code, &name);
+        let cutoff_ms = now_ms.saturating_sub(session_ttl.as_millis() as u64);
+        let ended = state.sessions.take_unused(cutoff_ms);
+        if !ended.is_empty() {
+            self.inner.backend.sessions_ended(&mut state, ended);
         }
         for code in state.take_expired(now, room_ttl) {
             self.inner.backend.room_expired(&mut state, &code);
@@ -269,16 +271,15 @@ impl Registry {
         tasks
     }
 
-    /// Runs [`Registry::sweep`] often enough that leaves and expiry happen
-    /// within a fifth of their delay, then the backend's presence, until
-    /// shutdown.
+    /// Runs [`Registry::sweep`] often enough that expiry happens within a
+    /// fifth of its delay, until shutdown.
     async fn run_sweeper(self, mut shutdown: Shutdown) {
         let Settings {
-            leave_grace,
             room_ttl,
+            session_ttl,
             ..
         } = self.inner.rooms.settings;
-        let tick = (leave_grace.min(room_ttl) / 5)
+        let tick = (room_ttl.min(session_ttl) / 5)
             .clamp(Duration::from_millis(10), Duration::from_secs(1));
         let mut ticks = tokio::time::interval(tick);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -287,12 +288,7 @@ impl Registry {
                 _ = ticks.tick() => {}
                 _ = shutdown.wait() => break,
             }
-            self.sweep(Instant::now());
-            tokio::select! {
-                // A failure was logged by the backend; the next tick tries again.
-                _ = self.inner.backend.keep_presence() => {}
-                _ = shutdown.wait() => break,
-            }
+            self.sweep(Instant::now(), crate::store::now_ms());
         }
     }
 
@@ -317,19 +313,19 @@ pub(crate) mod tests {
     use crate::store::sqlite::{SqliteStore, IN_MEMORY};
     use admission::{Limits, Rate};
 
-    pub(crate) fn registry(leave_grace_ms: u64, room_ttl_ms: u64) -> Registry {
-        registry_with(leave_grace_ms, room_ttl_ms, 100)
+    pub(crate) fn registry(session_ttl_ms: u64, room_ttl_ms: u64) -> Registry {
+        registry_with(session_ttl_ms, room_ttl_ms, 100)
     }
 
-    fn registry_with(leave_grace_ms: u64, room_ttl_ms: u64, max_rooms: usize) -> Registry {
+    fn registry_with(session_ttl_ms: u64, room_ttl_ms: u64, max_rooms: usize) -> Registry {
         let lavish = Rate {
             burst: 1e9,
             per_second: 1e9,
         };
         let settings = Settings {
             history: 1000,
-            leave_grace: Duration::from_millis(leave_grace_ms),
             room_ttl: Duration::from_millis(room_ttl_ms),
+            session_ttl: Duration::from_millis(session_ttl_ms),
             limits: Limits {
                 max_streams: 100,
                 max_streams_per_visitor: 100,
@@ -344,9 +340,9 @@ pub(crate) mod tests {
 
     /// A registry with one room and a silent follower's subscription on it.
     async fn room_with_follower() -> (Registry, RoomCode, Subscription) {
-        let registry = registry(10, 1000);
+        let registry = registry(60_000, 1000);
         let code = registry.create_room(someone()).await.unwrap();
-        let follower = registry.subscribe(&code, None, None, someone()).await;
+        let follower = registry.subscribe(&code, None, someone()).await;
         (registry, code, follower.unwrap())
     }
 
@@ -373,57 +369,120 @@ pub(crate) mod tests {
         kept.map(|e| e.event.kind).collect()
     }
 
-    #[tokio::test]
-    async fn sweep_announces_leaves_after_the_grace_only() {
-        let registry = registry(1000, 60_000);
-        let code = registry.create_room(someone()).await.unwrap();
-        let start = Instant::now();
-        let tab = registry
-            .subscribe(&code, None, Some(name("al")), someone())
-            .await
-            .unwrap();
-        drop(tab);
-        registry.sweep(start + Duration::from_millis(500));
-        assert_eq!(kinds(&registry, &code).await, vec![Kind::Join]);
-        registry.sweep(Instant::now() + Duration::from_millis(1001));
-        assert_eq!(kinds(&registry, &code).await, vec![Kind::Join, Kind::Leave]);
-        assert!(registry.members(&code).await.unwrap().is_empty());
+    fn part(n: &str, watch: bool) -> Participation {
+        Participation {
+            name: name(n),
+            watch,
+        }
+    }
+
+    /// A wall-clock time `ms` from now.
+    fn in_ms(ms: u64) -> u64 {
+        crate::store::now_ms() + ms
     }
 
     #[tokio::test]
-    async fn sweep_removes_idle_rooms_and_their_sessions() {
-        let registry = registry(10, 1000);
+    async fn a_name_is_held_until_its_holder_leaves_and_watchers_are_not_announced() {
+        let registry = registry(60_000, 60_000);
         let code = registry.create_room(someone()).await.unwrap();
-        let session = Session {
-            name: name("al"),
-            room: code.clone(),
-        };
-        let id = registry.open_session(None, session).await.unwrap();
-        let stream = registry
-            .subscribe(&code, None, None, someone())
+        let (al, _) = registry
+            .join(&code, None, &part("al", false), someone())
             .await
             .unwrap();
-        registry.sweep(Instant::now() + Duration::from_secs(10));
+        let again = registry
+            .join(&code, Some(al), &part("AL", false), someone())
+            .await;
+        assert_eq!(
+            again.unwrap(),
+            (al, part("al", false)),
+            "joining again changes nothing"
+        );
+        let other = registry
+            .join(&code, Some(al), &part("bo", false), someone())
+            .await;
+        assert_eq!(other, Err(RoomError::AlreadyIn(name("al"))));
+        let forged = registry
+            .join(&code, None, &part("\u{430}l", false), someone())
+            .await;
+        assert_eq!(forged, Err(RoomError::NameTaken(name("\u{430}l"))));
+        let (bot, _) = registry
+            .join(&code, None, &part("logbot", true), someone())
+            .await
+            .unwrap();
+        let names = registry.members(&code).await.unwrap();
+        assert_eq!(names.members, vec![name("al")]);
+        assert_eq!(names.watchers, vec![name("logbot")]);
+        registry.leave(al, &code).await.unwrap();
+        registry.leave(bot, &code).await.unwrap();
+        assert_eq!(
+            registry.leave(bot, &code).await,
+            Err(RoomError::NotParticipant)
+        );
+        registry
+            .join(&code, None, &part("al", false), someone())
+            .await
+            .unwrap();
+        assert_eq!(
+            kinds(&registry, &code).await,
+            [Kind::Join, Kind::Leave, Kind::Join]
+        );
+    }
+
+    #[tokio::test]
+    async fn sweep_ends_unused_sessions_and_says_they_left() {
+        let registry = registry(1000, 60_000);
+        let code = registry.create_room(someone()).await.unwrap();
+        let (al, _) = registry
+            .join(&code, None, &part("al", false), someone())
+            .await
+            .unwrap();
+        registry.sweep(Instant::now(), in_ms(500));
+        assert!(registry.session(al).await.unwrap().is_some());
+        registry.sweep(Instant::now(), in_ms(1500));
+        assert!(
+            registry.session(al).await.unwrap().is_none(),
+            "unused for longer than the TTL"
+        );
+        assert_eq!(kinds(&registry, &code).await, [Kind::Join, Kind::Leave]);
+        assert_eq!(registry.members(&code).await.unwrap(), Names::default());
+    }
+
+    #[tokio::test]
+    async fn sweep_removes_idle_rooms_and_everyones_part_in_them() {
+        let registry = registry(60_000, 1000);
+        let code = registry.create_room(someone()).await.unwrap();
+        let (id, _) = registry
+            .join(&code, None, &part("al", false), someone())
+            .await
+            .unwrap();
+        let stream = registry.subscribe(&code, None, someone()).await.unwrap();
+        let now = crate::store::now_ms();
+        registry.sweep(Instant::now() + Duration::from_secs(10), now);
         assert!(
             registry.require_room(&code).await.is_ok(),
             "a room with a stream lives on"
         );
         drop(stream);
-        registry.sweep(Instant::now() + Duration::from_millis(999));
+        registry.sweep(Instant::now() + Duration::from_millis(999), now);
         assert!(registry.require_room(&code).await.is_ok());
-        registry.sweep(Instant::now() + Duration::from_millis(1001));
+        registry.sweep(Instant::now() + Duration::from_millis(1001), now);
         assert!(registry.require_room(&code).await.is_err());
-        assert!(registry.session(id).await.unwrap().is_none());
+        let session = registry.session(id).await.unwrap().unwrap();
+        assert!(
+            session.rooms.is_empty(),
+            "the session lives on, out of the room"
+        );
     }
 
     #[tokio::test]
     async fn a_closing_registry_refuses_new_work_and_finishes_its_queue() {
-        let registry = registry(10, 1000);
+        let registry = registry(60_000, 1000);
         let code = registry.create_room(someone()).await.unwrap();
-        let _stream = registry
-            .subscribe(&code, None, Some(name("al")), someone())
+        registry
+            .join(&code, None, &part("al", false), someone())
             .await
             .unwrap();
+        let _stream = registry.subscribe(&code, None, someone()).await.unwrap();
         registry.close();
         assert_eq!(
             registry.create_room(someone()).await,
@@ -432,10 +491,7 @@ pub(crate) mod tests {
         let text = Text::parse("hi").unwrap();
         let refused = registry.post(&code, &name("al"), &text, someone()).await;
         assert_eq!(refused.unwrap_err(), RoomError::ShuttingDown);
-        assert!(registry
-            .subscribe(&code, None, None, someone())
-            .await
-            .is_err());
+        assert!(registry.subscribe(&code, None, someone()).await.is_err());
         registry.finish().await;
         let history = registry.history(&code, Some(0), 10).await.unwrap();
         assert_eq!(history.len(), 1, "the queued join was stored and published");
@@ -443,7 +499,7 @@ pub(crate) mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn rooms_created_at_once_never_pass_max_rooms() {
-        let registry = registry_with(10, 60_000, 3);
+        let registry = registry_with(60_000, 60_000, 3);
         let creating = (0..20).map(|_| {
             let registry = registry.clone();
             tokio::spawn(async move { registry.create_room(someone()).await })
@@ -471,10 +527,7 @@ pub(crate) mod tests {
             }
             other => panic!("no frame: {other:?}"),
         }
-        let later = registry
-            .subscribe(&code, Some(0), None, someone())
-            .await
-            .unwrap();
+        let later = registry.subscribe(&code, Some(0), someone()).await.unwrap();
         assert!(later.opening.backlog.is_empty(), "never replayed");
         let unknown = RoomCode::parse("ZZZZ").unwrap();
         let refused = registry.send_frame(&unknown, "typing", "{}").await;

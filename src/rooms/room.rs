@@ -1,5 +1,5 @@
 //! One room in memory: its ids, its recent history ring, its broadcast
-//! sender and the frames it sends, its members. Pure: no lock, no I/O
+//! sender and the frames it sends, its roster. Pure: no lock, no I/O
 //! (the registry holds it under its one lock, see [`super::state`]).
 
 use std::collections::VecDeque;
@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::broadcast;
 
-use super::presence::Members;
+use super::roster::Roster;
 use crate::model::{Event, Kind, Name, Recorded, RoomCode, Text, Update};
 use crate::store::{now_ms, StoredRoom};
 
@@ -31,8 +31,9 @@ pub struct Room {
     /// The newest published events, at most `history` of them.
     history: VecDeque<Arc<Recorded>>,
     updates: broadcast::Sender<Update>,
-    pub members: Members,
-    /// Open streams, members and silent followers alike.
+    /// Who takes part (locally; with Redis, Redis keeps it).
+    pub roster: Roster,
+    /// Open streams.
     pub streams: usize,
     /// Since when nobody has been connected and nothing was said, if so.
     pub idle_since: Option<Instant>,
@@ -46,13 +47,14 @@ impl Room {
             published_id: last_id,
             history: VecDeque::new(),
             updates,
-            members: Members::default(),
+            roster: Roster::default(),
             streams: 0,
             idle_since: Some(Instant::now()),
         }
     }
 
-    /// A stored room, idle since its last activity (it has no streams yet).
+    /// A stored room with its participants, idle since its last activity
+    /// (it has no streams yet).
     pub fn restore(stored: StoredRoom) -> Room {
         let mut room = Room::new(stored.last_id);
         let idle_for = Duration::from_millis(now_ms().saturating_sub(stored.last_activity_ms));
@@ -62,6 +64,9 @@ impl Room {
                 .unwrap_or_else(Instant::now),
         );
         room.history = stored.events.into_iter().map(Arc::new).collect();
+        for (_, part) in &stored.participants {
+            room.roster.add(part);
+        }
         room
     }
 
@@ -78,20 +83,15 @@ impl Room {
     }
 
     /// Stored events, in id order: keep the newest `history` of them and
-    /// send them to every stream; an event that changes who is in the
-    /// room also sends the new member list, right after it.
+    /// send them to every stream.
     pub fn publish(&mut self, events: Vec<Arc<Recorded>>, history: usize) {
         let mut run = Vec::with_capacity(events.len().min(EVENTS_PER_UPDATE));
         for event in events {
             self.published_id = event.event.id;
             self.history.push_back(event.clone());
-            let members_changed = event.event.kind.member_change().is_some();
             run.push(event);
-            if members_changed || run.len() == EVENTS_PER_UPDATE {
+            if run.len() == EVENTS_PER_UPDATE {
                 self.send_events(&mut run);
-            }
-            if members_changed {
-                self.send(Update::Members(self.members.frame()));
             }
         }
         self.send_events(&mut run);
@@ -160,7 +160,7 @@ mod tests {
     }
 
     #[test]
-    fn a_commit_goes_out_as_one_update_with_members_after_each_join() {
+    fn a_commit_goes_out_as_one_update_trimmed_to_the_history() {
         let code = RoomCode::parse("ABCD").unwrap();
         let mut room = Room::new(0);
         let mut updates = room.subscribe();
@@ -192,7 +192,7 @@ mod tests {
                 Update::Close => "close".to_string(),
             });
         }
-        assert_eq!(seen, ["[1, 2]", "frame", "[3, 4]"]);
+        assert_eq!(seen, ["[1, 2, 3, 4]"]);
         let kept: Vec<u64> = room.history.iter().map(|e| e.event.id).collect();
         assert_eq!(kept, [2, 3, 4], "history is trimmed to its length");
     }

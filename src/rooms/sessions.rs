@@ -1,63 +1,115 @@
-//! The sessions that name people, indexed both by id and by the name they
-//! hold in a room (compared by [`Name::key`], so a lookalike finds the
-//! holder), so who holds a name is a map lookup. Plain data, kept
-//! under the registry's one lock (see [`super::state`]).
+//! The sessions, indexed both by id and by the names they hold (room and
+//! [`Name::key`], so a lookalike finds the holder): who holds a name is a
+//! map lookup. A name is held for as long as its participation lasts.
+//! Plain data, kept under the registry's one lock (see [`super::state`]).
+//!
+//! [`Name::key`]: crate::model::Name::key
 
 use std::collections::HashMap;
 
 use super::admission::shrink;
 use crate::model::{NameKey, RoomCode};
-use crate::session::{Session, SessionId};
+use crate::session::{Participation, Session, SessionId};
 
-fn key_of(session: &Session) -> (RoomCode, NameKey) {
-    (session.room.clone(), session.name.key())
+/// A session and when it was last used (ms since the epoch), and when the
+/// store last heard of that use.
+struct Held {
+    session: Session,
+    used_ms: u64,
+    stored_used_ms: u64,
 }
 
 #[derive(Default)]
 pub struct Sessions {
-    by_id: HashMap<SessionId, Session>,
+    by_id: HashMap<SessionId, Held>,
     by_name: HashMap<(RoomCode, NameKey), SessionId>,
 }
 
 impl Sessions {
     pub fn get(&self, id: &SessionId) -> Option<&Session> {
-        self.by_id.get(id)
+        self.by_id.get(id).map(|held| &held.session)
     }
 
-    pub fn contains(&self, id: &SessionId) -> bool {
-        self.by_id.contains_key(id)
+    /// The session holding a name that looks like `part.name` in `room`.
+    pub fn holder(&self, room: &RoomCode, part: &Participation) -> Option<SessionId> {
+        self.by_name.get(&(room.clone(), part.name.key())).copied()
     }
 
-    /// The session holding `session`'s name (or one that looks the same)
-    /// in its room, if any.
-    pub fn holder(&self, session: &Session) -> Option<SessionId> {
-        self.by_name.get(&key_of(session)).copied()
+    /// A session as the store kept it.
+    pub fn restore(&mut self, id: SessionId, used_ms: u64) {
+        self.by_id.entry(id).or_insert(Held {
+            session: Session::default(),
+            used_ms,
+            stored_used_ms: used_ms,
+        });
     }
 
-    /// Names `session` for `id`, in place of what `id` named before.
-    pub fn insert(&mut self, id: SessionId, session: Session) {
-        let key = key_of(&session);
-        if let Some(old) = self.by_id.insert(id, session) {
-            self.by_name.remove(&key_of(&old));
+    /// `id` (made if new) takes part in `room` as `part`.
+    pub fn join(&mut self, id: SessionId, room: &RoomCode, part: Participation, now_ms: u64) {
+        self.by_name.insert((room.clone(), part.name.key()), id);
+        let held = self.by_id.entry(id).or_insert(Held {
+            session: Session::default(),
+            used_ms: now_ms,
+            stored_used_ms: now_ms,
+        });
+        held.session.rooms.insert(room.clone(), part);
+    }
+
+    /// `id` leaves `room`; its name there is free again.
+    pub fn leave(&mut self, id: &SessionId, room: &RoomCode) -> Option<Participation> {
+        let part = self.by_id.get_mut(id)?.session.rooms.remove(room)?;
+        self.by_name.remove(&(room.clone(), part.name.key()));
+        Some(part)
+    }
+
+    /// Notes a use of `id` at `now_ms`; true if the store should hear of
+    /// it (once every `every_ms`, so a busy session is not a write per
+    /// request).
+    pub fn used(&mut self, id: &SessionId, now_ms: u64, every_ms: u64) -> bool {
+        let Some(held) = self.by_id.get_mut(id) else {
+            return false;
+        };
+        held.used_ms = held.used_ms.max(now_ms);
+        let due = held.used_ms.saturating_sub(held.stored_used_ms) >= every_ms;
+        if due {
+            held.stored_used_ms = held.used_ms;
         }
-        self.by_name.insert(key, id);
+        due
     }
 
-    pub fn remove(&mut self, id: &SessionId) {
-        if let Some(old) = self.by_id.remove(id) {
-            self.by_name.remove(&key_of(&old));
+    /// Takes out the sessions unused since before `cutoff_ms`.
+    pub fn take_unused(&mut self, cutoff_ms: u64) -> Vec<(SessionId, Session)> {
+        let gone: Vec<(SessionId, Session)> = self
+            .by_id
+            .extract_if(|_, held| held.used_ms < cutoff_ms)
+            .map(|(id, held)| (id, held.session))
+            .collect();
+        for (_, session) in &gone {
+            for (room, part) in &session.rooms {
+                self.by_name.remove(&(room.clone(), part.name.key()));
+            }
         }
+        if !gone.is_empty() {
+            shrink(&mut self.by_id);
+            shrink(&mut self.by_name);
+        }
+        gone
     }
 
-    /// Ends every session in one of `rooms`.
+    /// Ends every participation in one of `rooms` (they are gone).
     pub fn end_in(&mut self, rooms: &[RoomCode]) {
         if rooms.is_empty() {
             return;
         }
-        self.by_id.retain(|_, s| !rooms.contains(&s.room));
+        for held in self.by_id.values_mut() {
+            held.session.rooms.retain(|code, _| !rooms.contains(code));
+        }
         self.by_name.retain(|(room, _), _| !rooms.contains(room));
-        shrink(&mut self.by_id);
         shrink(&mut self.by_name);
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_id.len()
     }
 }
 
@@ -66,31 +118,61 @@ mod tests {
     use super::*;
     use crate::model::Name;
 
-    fn session(room: &str, name: &str) -> Session {
-        Session {
-            room: RoomCode::parse(room).unwrap(),
+    fn code(c: &str) -> RoomCode {
+        RoomCode::parse(c).unwrap()
+    }
+
+    fn part(name: &str) -> Participation {
+        Participation {
             name: Name::parse(name).unwrap(),
+            watch: false,
         }
     }
 
     #[test]
-    fn a_name_is_found_by_room_and_name_and_freed_when_renamed() {
+    fn a_name_is_held_by_room_and_lookalike_until_its_holder_leaves() {
         let mut sessions = Sessions::default();
         let id = SessionId::random();
-        sessions.insert(id, session("ABCD", "al"));
-        assert_eq!(sessions.holder(&session("ABCD", "al")), Some(id));
-        assert_eq!(sessions.holder(&session("ABCD", "AL")), Some(id), "case");
+        sessions.join(id, &code("ABCD"), part("al"), 0);
+        sessions.join(id, &code("EFGH"), part("bo"), 0);
+        let abcd = code("ABCD");
+        assert_eq!(sessions.holder(&abcd, &part("al")), Some(id));
+        assert_eq!(sessions.holder(&abcd, &part("AL")), Some(id), "case");
         assert_eq!(
-            sessions.holder(&session("ABCD", "\u{430}l")),
+            sessions.holder(&abcd, &part("\u{430}l")),
             Some(id),
             "Cyrillic a"
         );
-        assert_eq!(sessions.holder(&session("EFGH", "al")), None);
-        sessions.insert(id, session("ABCD", "bo"));
-        assert_eq!(sessions.holder(&session("ABCD", "al")), None);
-        assert_eq!(sessions.holder(&session("ABCD", "bo")), Some(id));
-        sessions.end_in(&[RoomCode::parse("ABCD").unwrap()]);
-        assert!(!sessions.contains(&id));
-        assert_eq!(sessions.holder(&session("ABCD", "bo")), None);
+        assert_eq!(sessions.holder(&code("EFGH"), &part("al")), None);
+        assert_eq!(
+            sessions.get(&id).unwrap().rooms.len(),
+            2,
+            "one session, two rooms"
+        );
+        assert_eq!(sessions.leave(&id, &abcd), Some(part("al")));
+        assert_eq!(sessions.holder(&abcd, &part("al")), None);
+        sessions.end_in(&[code("EFGH")]);
+        assert!(sessions.get(&id).unwrap().rooms.is_empty());
+        assert_eq!(sessions.holder(&code("EFGH"), &part("bo")), None);
+    }
+
+    #[test]
+    fn use_is_stored_now_and_then_and_unused_sessions_end() {
+        let mut sessions = Sessions::default();
+        let (old, busy) = (SessionId::random(), SessionId::random());
+        sessions.join(old, &code("ABCD"), part("al"), 0);
+        sessions.join(busy, &code("ABCD"), part("bo"), 0);
+        assert!(!sessions.used(&busy, 500, 1000), "not yet worth a write");
+        assert!(sessions.used(&busy, 1000, 1000));
+        assert!(!sessions.used(&busy, 1500, 1000));
+        let gone = sessions.take_unused(800);
+        assert_eq!(gone.len(), 1);
+        assert_eq!(gone[0].0, old);
+        assert_eq!(
+            sessions.holder(&code("ABCD"), &part("al")),
+            None,
+            "name freed"
+        );
+        assert!(sessions.get(&busy).is_some());
     }
 }

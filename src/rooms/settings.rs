@@ -9,7 +9,8 @@ use super::admission::Limits;
 pub struct Settings {
     /// Events kept per room.
     pub history: usize,
-    pub leave_grace: Duration,
     pub room_ttl: Duration,
+    /// How long a session is kept after its last use.
+    pub session_ttl: Duration,
     pub limits: Limits,
 }

@@ -17,13 +17,12 @@ use log::info;
 
 use super::admission::{shrink, Admission};
 use super::error::RoomError;
-use super::presence::Tally;
 use super::room::Room;
 use super::sessions::Sessions;
 use super::settings::Settings;
 use crate::client::VisitorKey;
 use crate::metrics::Metrics;
-use crate::model::{Name, RoomCode, Update};
+use crate::model::{RoomCode, Update};
 use crate::store::writer::Job;
 
 /// The rooms in memory, behind the lock; shared by the registry, its
@@ -75,13 +74,8 @@ impl Rooms {
     }
 
     /// A stream closed: give back what it was counted for, and start the
-    /// member's leave grace and the room's idle clock if it was the last.
-    pub fn stream_closed(
-        &self,
-        code: &RoomCode,
-        member: Option<(&Name, Tally)>,
-        visitor: VisitorKey,
-    ) {
+    /// room's idle clock if it was the last.
+    pub fn stream_closed(&self, code: &RoomCode, visitor: VisitorKey) {
         let mut state = self.lock();
         state.admission.stream_closed(visitor);
         let Ok(room) = state.room_mut(code) else {
@@ -90,9 +84,6 @@ impl Rooms {
         let now = Instant::now();
         room.streams -= 1;
         room.touched(now);
-        if let Some((name, tally)) = member {
-            room.members.disconnect(name, tally, now);
-        }
     }
 
     /// Refuses new rooms, posts and streams from now on, and tells every
@@ -150,17 +141,6 @@ impl State {
         self.rooms
             .get_mut(code)
             .ok_or_else(|| RoomError::NotFound(code.clone()))
-    }
-
-    /// Takes out the members whose leave grace is over, room by room.
-    pub fn take_leaves(&mut self, now: Instant, grace: Duration) -> Vec<(RoomCode, Name)> {
-        let mut gone = Vec::new();
-        for (code, room) in &mut self.rooms {
-            for name in room.members.take_gone(grace, now) {
-                gone.push((code.clone(), name));
-            }
-        }
-        gone
     }
 
     /// Takes out the rooms idle for at least `ttl`, and their sessions.

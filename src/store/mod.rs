@@ -16,6 +16,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::model::{Recorded, RoomCode};
+use crate::session::{Participation, SessionId};
 
 /// One change to what is stored.
 #[derive(Debug, Clone)]
@@ -33,6 +34,64 @@ pub enum Change {
     DeleteRoom {
         code: RoomCode,
     },
+    /// `session` (made if new) takes part in the room as `part`, and the
+    /// room's history says so (`notice`; none for a watcher), in one.
+    Join {
+        session: SessionId,
+        code: RoomCode,
+        part: Participation,
+        notice: Option<Arc<Recorded>>,
+        at_ms: u64,
+    },
+    /// `session` left the room, with its `notice` as for a join.
+    Leave {
+        session: SessionId,
+        code: RoomCode,
+        notice: Option<Arc<Recorded>>,
+        at_ms: u64,
+    },
+    /// `session` was used at `at_ms` (kept `--session-ttl` after that).
+    Used {
+        session: SessionId,
+        at_ms: u64,
+    },
+    /// `session` went unused past `--session-ttl`: it and its
+    /// participations are gone.
+    EndSession {
+        session: SessionId,
+    },
+}
+
+impl Change {
+    /// The history event this change adds, if any: what is published once
+    /// it is stored.
+    pub fn event(&self) -> Option<(&RoomCode, &Arc<Recorded>)> {
+        match self {
+            Change::Append { code, event, .. } => Some((code, event)),
+            Change::Join { code, notice, .. } | Change::Leave { code, notice, .. } => {
+                Some((code, notice.as_ref()?))
+            }
+            _ => None,
+        }
+    }
+
+    /// When this change happened, if it is activity in its room.
+    fn at_ms(&self) -> Option<u64> {
+        match self {
+            Change::Append { at_ms, .. }
+            | Change::Join { at_ms, .. }
+            | Change::Leave { at_ms, .. } => Some(*at_ms),
+            _ => None,
+        }
+    }
+}
+
+/// Everything stored, as loaded at start.
+#[derive(Debug, Default)]
+pub struct Stored {
+    pub rooms: Vec<StoredRoom>,
+    /// Every session, with when it was last used (ms since the epoch).
+    pub sessions: Vec<(SessionId, u64)>,
 }
 
 /// A room as the store last saw it, with its newest events.
@@ -45,6 +104,8 @@ pub struct StoredRoom {
     pub last_activity_ms: u64,
     /// The newest events, oldest first, at most `history` of them.
     pub events: Vec<Recorded>,
+    /// Who takes part in it.
+    pub participants: Vec<(SessionId, Participation)>,
 }
 
 #[derive(Debug, Clone)]
@@ -61,9 +122,9 @@ impl std::error::Error for StoreError {}
 /// What a backend does. It lives on the writer thread (loading happens
 /// before that thread starts), so it may block and need not be `Sync`.
 pub trait Store: Send + 'static {
-    /// Every room with its newest `history` events, to rebuild the registry
-    /// at start.
-    fn load(&mut self, history: usize) -> Result<Vec<StoredRoom>, StoreError>;
+    /// Every room with its newest `history` events and its participants,
+    /// and every session, to rebuild the registry at start.
+    fn load(&mut self, history: usize) -> Result<Stored, StoreError>;
 
     /// Applies `changes` in order, all or nothing; keeps at most `history`
     /// events per room.

@@ -8,8 +8,9 @@ use std::time::Duration;
 use rusqlite::{params, Connection};
 
 use super::checkpoint::Checkpoints;
-use super::{Change, Store, StoreError, StoredRoom};
-use crate::model::{Event, Kind, Recorded, RoomCode};
+use super::{Change, Store, StoreError, Stored, StoredRoom};
+use crate::model::{Event, Kind, Name, Recorded, RoomCode};
+use crate::session::{Participation, SessionId};
 
 /// The path that keeps everything in memory, as SQLite spells it.
 pub const IN_MEMORY: &str = ":memory:";
@@ -33,6 +34,19 @@ const MIGRATIONS: &[&str] = &[
          ts   TEXT    NOT NULL,
          PRIMARY KEY (room, id)
      ) WITHOUT ROWID;",
+    // v2: sessions and who takes part in which room under which name.
+    "CREATE TABLE sessions (
+         id      TEXT    PRIMARY KEY,
+         used_ms INTEGER NOT NULL
+     ) WITHOUT ROWID;
+     CREATE TABLE participants (
+         session TEXT    NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+         room    TEXT    NOT NULL REFERENCES rooms(code) ON DELETE CASCADE,
+         name    TEXT    NOT NULL,
+         watch   INTEGER NOT NULL,
+         PRIMARY KEY (session, room)
+     ) WITHOUT ROWID;
+     CREATE INDEX participants_by_room ON participants(room);",
 ];
 
 pub struct SqliteStore {
@@ -130,7 +144,7 @@ fn migrate(conn: &mut Connection) -> Result<(), String> {
 }
 
 impl Store for SqliteStore {
-    fn load(&mut self, history: usize) -> Result<Vec<StoredRoom>, StoreError> {
+    fn load(&mut self, history: usize) -> Result<Stored, StoreError> {
         self.load_rooms(history)
             .map_err(|e| StoreError(format!("cannot load rooms: {e}")))
     }
@@ -148,7 +162,7 @@ impl Store for SqliteStore {
 }
 
 impl SqliteStore {
-    fn load_rooms(&mut self, history: usize) -> Result<Vec<StoredRoom>, String> {
+    fn load_rooms(&mut self, history: usize) -> Result<Stored, String> {
         let tx = self.conn.transaction().map_err(|e| e.to_string())?;
         // A smaller --history than last time trims at once.
         tx.execute(
@@ -169,15 +183,21 @@ impl SqliteStore {
         for (code, last_id, last_activity_ms) in rooms {
             let room = RoomCode::parse(&code).map_err(|_| format!("bad room code {code:?}"))?;
             let events = newest_events(&tx, &room, history)?;
+            let participants = participants(&tx, &room)?;
             loaded.push(StoredRoom {
                 code: room,
                 last_id,
                 last_activity_ms,
                 events,
+                participants,
             });
         }
+        let sessions = sessions(&tx)?;
         tx.commit().map_err(|e| e.to_string())?;
-        Ok(loaded)
+        Ok(Stored {
+            rooms: loaded,
+            sessions,
+        })
     }
 
     /// One transaction for the batch. Appends only insert their event; each
@@ -188,14 +208,18 @@ impl SqliteStore {
         let tx = self.conn.transaction().map_err(|e| e.to_string())?;
         let mut appended = Appended::default();
         for change in changes {
-            if let Change::Append { event, at_ms, .. } = change {
-                insert_event(&tx, &event.event).map_err(|e| e.to_string())?;
-                appended.note(&event.event, *at_ms);
-            } else {
+            if matches!(
+                change,
+                Change::CreateRoom { .. } | Change::DeleteRoom { .. }
+            ) {
                 // Rooms made or removed in this batch see the appends
                 // before them settled, and none after.
                 appended.settle(&tx, history).map_err(|e| e.to_string())?;
-                apply_room_change(&tx, change).map_err(|e| e.to_string())?;
+            }
+            apply_room_change(&tx, change).map_err(|e| e.to_string())?;
+            if let (Some((_, event)), Some(at_ms)) = (change.event(), change.at_ms()) {
+                insert_event(&tx, &event.event).map_err(|e| e.to_string())?;
+                appended.note(&event.event, at_ms);
             }
         }
         appended.settle(&tx, history).map_err(|e| e.to_string())?;
@@ -264,6 +288,36 @@ fn apply_room_change(tx: &rusqlite::Transaction<'_>, change: &Change) -> rusqlit
             tx.prepare_cached("DELETE FROM rooms WHERE code = ?1")?
                 .execute([code.as_str()])?;
         }
+        Change::Join {
+            session,
+            code,
+            part,
+            at_ms,
+            ..
+        } => {
+            let session = session.to_string();
+            tx.prepare_cached(
+                "INSERT INTO sessions (id, used_ms) VALUES (?1, ?2)
+                 ON CONFLICT (id) DO UPDATE SET used_ms = max(used_ms, ?2)",
+            )?
+            .execute(params![session, *at_ms as i64])?;
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO participants (session, room, name, watch) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![session, code.as_str(), part.name.as_str(), part.watch])?;
+        }
+        Change::Leave { session, code, .. } => {
+            tx.prepare_cached("DELETE FROM participants WHERE session = ?1 AND room = ?2")?
+                .execute(params![session.to_string(), code.as_str()])?;
+        }
+        Change::Used { session, at_ms } => {
+            tx.prepare_cached("UPDATE sessions SET used_ms = max(used_ms, ?2) WHERE id = ?1")?
+                .execute(params![session.to_string(), *at_ms as i64])?;
+        }
+        Change::EndSession { session } => {
+            tx.prepare_cached("DELETE FROM sessions WHERE id = ?1")?
+                .execute([session.to_string()])?;
+        }
         Change::Append { .. } => {}
     }
     Ok(())
@@ -273,6 +327,53 @@ fn apply_room_change(tx: &rusqlite::Transaction<'_>, change: &Change) -> rusqlit
 fn uint(row: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<u64> {
     let value: i64 = row.get(index)?;
     u64::try_from(value).map_err(|_| rusqlite::Error::IntegralValueOutOfRange(index, value))
+}
+
+/// A room's participants. A row this roomcast cannot read (a name that
+/// no longer passes) is an error, not silently dropped: nobody loses a
+/// name without being told.
+fn participants(
+    tx: &rusqlite::Transaction<'_>,
+    room: &RoomCode,
+) -> Result<Vec<(SessionId, Participation)>, String> {
+    let mut select = tx
+        .prepare_cached("SELECT session, name, watch FROM participants WHERE room = ?1")
+        .map_err(|e| e.to_string())?;
+    let rows = select
+        .query_map([room.as_str()], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, bool>(2)?,
+            ))
+        })
+        .map_err(|e| e.to_string())?;
+    let mut found = Vec::new();
+    for row in rows {
+        let (session, name, watch) = row.map_err(|e| e.to_string())?;
+        let id = session
+            .parse::<SessionId>()
+            .map_err(|_| format!("bad session id in {room}"))?;
+        let name = Name::parse(&name).map_err(|err| format!("participant of {room}: {err}"))?;
+        found.push((id, Participation { name, watch }));
+    }
+    Ok(found)
+}
+
+fn sessions(tx: &rusqlite::Transaction<'_>) -> Result<Vec<(SessionId, u64)>, String> {
+    let mut select = tx
+        .prepare("SELECT id, used_ms FROM sessions")
+        .map_err(|e| e.to_string())?;
+    let rows = select
+        .query_map([], |row| Ok((row.get::<_, String>(0)?, uint(row, 1)?)))
+        .map_err(|e| e.to_string())?;
+    let mut found = Vec::new();
+    for row in rows {
+        let (id, used_ms) = row.map_err(|e| e.to_string())?;
+        let id = id.parse().map_err(|_| "bad session id".to_string())?;
+        found.push((id, used_ms));
+    }
+    Ok(found)
 }
 
 fn newest_events(
@@ -349,7 +450,7 @@ mod tests {
             store.apply(&changes, 3).unwrap();
         }
         let mut store = SqliteStore::open(path).unwrap();
-        let rooms = store.load(3).unwrap();
+        let rooms = store.load(3).unwrap().rooms;
         assert_eq!(rooms.len(), 1);
         assert_eq!(rooms[0].last_id, 5);
         assert_eq!(rooms[0].last_activity_ms, 1005);
@@ -358,12 +459,89 @@ mod tests {
         assert_eq!(rooms[0].events[2].event.text.as_deref(), Some("m5"));
 
         store.apply(&[Change::DeleteRoom { code }], 3).unwrap();
-        assert!(store.load(3).unwrap().is_empty());
+        assert!(store.load(3).unwrap().rooms.is_empty());
         let left: i64 = store
             .conn
             .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
             .unwrap();
         assert_eq!(left, 0, "the room's events went with it");
+    }
+
+    #[test]
+    fn participants_and_sessions_load_back_and_go_with_their_room_or_session() {
+        let mut store = SqliteStore::open(IN_MEMORY).unwrap();
+        let (abcd, efgh) = (
+            RoomCode::parse("ABCD").unwrap(),
+            RoomCode::parse("EFGH").unwrap(),
+        );
+        let (al, bo) = (SessionId::random(), SessionId::random());
+        let part = |name: &str, watch| Participation {
+            name: Name::parse(name).unwrap(),
+            watch,
+        };
+        let join = |session, code: &RoomCode, part| Change::Join {
+            session,
+            code: code.clone(),
+            part,
+            notice: None,
+            at_ms: 7,
+        };
+        let create = |code: &RoomCode| Change::CreateRoom {
+            code: code.clone(),
+            at_ms: 1,
+        };
+        let changes = [
+            create(&abcd),
+            create(&efgh),
+            join(al, &abcd, part("al", false)),
+            join(al, &efgh, part("al", false)),
+            join(bo, &abcd, part("logbot", true)),
+            Change::Used {
+                session: al,
+                at_ms: 9,
+            },
+        ];
+        store.apply(&changes, 10).unwrap();
+        let stored = store.load(10).unwrap();
+        let mut sessions = stored.sessions.clone();
+        sessions.sort();
+        let mut expected = vec![(al, 9), (bo, 7)];
+        expected.sort();
+        assert_eq!(sessions, expected);
+        fn room(store: &mut SqliteStore, code: &RoomCode) -> Vec<(SessionId, Participation)> {
+            let mut found = store.load(10).unwrap().rooms;
+            found.retain(|r| &r.code == code);
+            let mut people = found.remove(0).participants;
+            people.sort_by(|a, b| a.1.name.cmp(&b.1.name));
+            people
+        }
+        assert_eq!(
+            room(&mut store, &abcd),
+            vec![(al, part("al", false)), (bo, part("logbot", true))]
+        );
+        store
+            .apply(
+                &[Change::Leave {
+                    session: bo,
+                    code: abcd.clone(),
+                    notice: None,
+                    at_ms: 8,
+                }],
+                10,
+            )
+            .unwrap();
+        assert_eq!(room(&mut store, &abcd), vec![(al, part("al", false))]);
+        store
+            .apply(&[Change::DeleteRoom { code: efgh.clone() }], 10)
+            .unwrap();
+        store
+            .apply(&[Change::EndSession { session: al }], 10)
+            .unwrap();
+        assert!(
+            room(&mut store, &abcd).is_empty(),
+            "the session's rooms went with it"
+        );
+        assert_eq!(store.load(10).unwrap().sessions, vec![(bo, 7)]);
     }
 
     #[test]
@@ -382,10 +560,10 @@ mod tests {
             create(),
         ];
         store.apply(&changes, 10).unwrap();
-        let rooms = store.load(10).unwrap();
+        let rooms = store.load(10).unwrap().rooms;
         assert_eq!((rooms[0].last_id, rooms[0].events.len()), (0, 0));
         store.apply(&[message(&code, 1, "new")], 10).unwrap();
-        let rooms = store.load(10).unwrap();
+        let rooms = store.load(10).unwrap().rooms;
         assert_eq!(rooms[0].last_id, 1);
         assert_eq!(rooms[0].events[0].event.text.as_deref(), Some("new"));
     }
@@ -401,7 +579,7 @@ mod tests {
         store.apply(&[create], 10).unwrap();
         let duplicate = [message(&code, 1, "a"), message(&code, 1, "b")];
         assert!(store.apply(&duplicate, 10).is_err());
-        assert!(store.load(10).unwrap()[0].events.is_empty());
+        assert!(store.load(10).unwrap().rooms[0].events.is_empty());
     }
 
     #[test]
@@ -448,6 +626,6 @@ mod tests {
         assert!(largest < 20_000_000, "the log grew to {largest} bytes");
         drop(store);
         let mut store = SqliteStore::open(path.to_str().unwrap()).unwrap();
-        assert_eq!(store.load(100_000).unwrap()[0].events.len(), 10_000);
+        assert_eq!(store.load(100_000).unwrap().rooms[0].events.len(), 10_000);
     }
 }

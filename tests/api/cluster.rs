@@ -13,14 +13,10 @@ use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-/// A node on `redis`, with short timers so presence tests are quick.
+/// A node on `redis`.
 async fn node(redis: &Redis) -> TestApp {
     let url = redis.url();
-    spawn_with(move |config| {
-        config.redis = Some(url);
-        config.leave_grace = Duration::from_millis(300);
-    })
-    .await
+    spawn_with(move |config| config.redis = Some(url)).await
 }
 
 /// A stream on `path` that resumes after `last` the way a browser does.
@@ -51,6 +47,7 @@ async fn a_message_posted_on_any_node_reaches_every_node_in_order() {
     let Some(redis) = Redis::start() else { return };
     let nodes = [node(&redis).await, node(&redis).await, node(&redis).await];
     let code = nodes[0].create_room().await;
+    nodes[0].token(&code, "al").await; // al's join is id 1
     let mut streams = Vec::new();
     for node in &nodes {
         let mut stream = node.stream(&format!("/rooms/{code}/events")).await;
@@ -63,17 +60,21 @@ async fn a_message_posted_on_any_node_reaches_every_node_in_order() {
         let posted = nodes[i % 3].say(&code, "al", text).await;
         assert_eq!(
             posted["id"],
-            i as u64 + 1,
+            i as u64 + 2,
             "ids are plain integers in order"
         );
     }
     for stream in &mut streams {
-        assert_eq!(texts(stream, 0, sent.len()).await, sent);
+        assert_eq!(texts(stream, 1, sent.len()).await, sent);
     }
     for node in &nodes {
         let history = node.history(&code, "?since=0&limit=1000").await;
-        assert_eq!(history.len(), sent.len(), "every node has the same history");
-        assert_eq!(history[29]["text"], "m29");
+        assert_eq!(
+            history.len(),
+            sent.len() + 1,
+            "every node has the same history"
+        );
+        assert_eq!(history[30]["text"], "m29");
     }
 }
 
@@ -82,19 +83,23 @@ async fn a_room_made_on_one_node_is_known_to_all_and_unknown_codes_are_not() {
     let Some(redis) = Redis::start() else { return };
     let (a, b) = (node(&redis).await, node(&redis).await);
     let code = a.create_room().await;
-    let url = b.url(&format!("/rooms/{code}/messages"));
-    let found = b.client.get(url).send().await.unwrap();
-    assert_eq!(found.status(), StatusCode::OK);
-    let missing = b
-        .post_json("ZZZZ", json!({"name": "al", "text": "hi"}))
-        .await;
+    let found = b
+        .client
+        .get(b.url(&format!("/rooms/{code}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(found.status(), StatusCode::SEE_OTHER, "there, to join");
+    let missing = b.join_as("ZZZZ", json!({"name": "al"})).await;
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
     let empty = b.post_json(&code, json!({"name": "al", "text": " "})).await;
     assert_eq!(empty.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(
-        b.history(&code, "").await.is_empty(),
-        "the refused posts changed nothing"
-    );
+    let history = b.history(&code, "").await;
+    let kinds: Vec<&str> = history
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["join"], "the refused post changed nothing");
 }
 
 #[tokio::test]
@@ -102,57 +107,89 @@ async fn a_client_resumes_on_another_node_with_no_gap_and_no_repeat() {
     let Some(redis) = Redis::start() else { return };
     let (a, b) = (node(&redis).await, node(&redis).await);
     let code = a.create_room().await;
+    a.token(&code, "al").await; // al's join is id 1
     let mut first = a.stream(&format!("/rooms/{code}/events")).await;
     for i in 0..5 {
         a.say(&code, "al", &format!("before {i}")).await;
     }
-    texts(&mut first, 0, 5).await;
-    drop(first); // The client goes away after id 5...
+    texts(&mut first, 1, 5).await;
+    drop(first); // The client goes away after id 6...
     for i in 0..5 {
         b.say(&code, "al", &format!("away {i}")).await;
     }
     // ...and comes back through the other node.
-    let mut again = resume(&b, &format!("/rooms/{code}/events"), "5").await;
+    let mut again = resume(&b, &format!("/rooms/{code}/events"), "6").await;
     let expected: Vec<String> = (0..5).map(|i| format!("away {i}")).collect();
-    assert_eq!(texts(&mut again, 5, 5).await, expected);
+    assert_eq!(texts(&mut again, 6, 5).await, expected);
     a.say(&code, "al", "live").await;
-    assert_eq!(texts(&mut again, 10, 1).await, ["live"]);
+    assert_eq!(texts(&mut again, 11, 1).await, ["live"]);
 }
 
 #[tokio::test]
-async fn presence_counts_a_member_on_two_nodes_once() {
+async fn who_is_in_a_room_is_the_same_on_every_node() {
     let Some(redis) = Redis::start() else { return };
     let nodes = [node(&redis).await, node(&redis).await, node(&redis).await];
     let code = nodes[0].create_room().await;
-    let path = format!("/rooms/{code}/events?name=bo");
     let mut watcher = nodes[2].stream(&format!("/rooms/{code}/events")).await;
-    watcher.next_members().await;
-    let mut tab_a = nodes[0].stream(&path).await;
+    assert!(watcher.next_members().await.is_empty());
+    // bo joins on node A and reads, posts and leaves on node B.
+    let bo = nodes[0].token(&code, "bo").await;
     let join = watcher.next_history().await;
     assert_eq!(
         (join.event.as_str(), join.json()["name"].as_str()),
         ("join", Some("bo"))
     );
     assert_eq!(watcher.next_members().await, ["bo"]);
-    let tab_b = nodes[1].stream(&path).await;
-    tab_a.next_members().await;
-    drop(tab_a);
-    // Well past the grace, bo is still there through node B: no leave.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let said = nodes[2].say(&code, "cy", "still there?").await;
-    assert_eq!(said["id"], 2, "nothing but bo's one join came before");
-    assert_eq!(nodes[2].history(&code, "").await.len(), 2);
-    drop(tab_b);
+    let mut headers = HeaderMap::new();
+    headers.insert("authorization", format!("Bearer {bo}").parse().unwrap());
+    let mut tab_b = nodes[1]
+        .stream_with(&format!("/rooms/{code}/events"), headers)
+        .await;
+    assert_eq!(tab_b.next_members().await, ["bo"]);
+    let taken = nodes[1].join_as(&code, json!({"name": "BO"})).await;
+    assert_eq!(
+        taken.status(),
+        StatusCode::CONFLICT,
+        "a name is held on every node"
+    );
+    let said = nodes[1]
+        .client
+        .post(nodes[1].url(&format!("/rooms/{code}/messages")))
+        .bearer_auth(&bo)
+        .json(&json!({"text": "from B"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(said.status(), StatusCode::CREATED);
+    let said: Value = said.json().await.unwrap();
+    assert_eq!(said["name"], "bo");
+    assert_eq!(watcher.next_history().await.json()["text"], "from B");
+    let left = nodes[1]
+        .client
+        .post(nodes[1].url(&format!("/rooms/{code}/leave")))
+        .bearer_auth(&bo)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(left.status(), StatusCode::NO_CONTENT);
     let leave = watcher.next_history().await;
-    let leave = match leave.event.as_str() {
-        "message" => watcher.next_history().await,
-        _ => leave,
-    };
     assert_eq!(
         (leave.event.as_str(), leave.json()["name"].as_str()),
         ("leave", Some("bo"))
     );
     assert!(watcher.next_members().await.is_empty());
+    let gone = nodes[0]
+        .client
+        .get(nodes[0].url(&format!("/rooms/{code}/messages")))
+        .bearer_auth(&bo)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        gone.status(),
+        StatusCode::UNAUTHORIZED,
+        "out of the room on every node"
+    );
 }
 
 #[tokio::test]
@@ -169,23 +206,19 @@ async fn sessions_and_names_hold_on_every_node() {
     assert!(page.contains("ann"), "{page}");
     let mut stream = on_b.stream(&code, 0).await;
     assert_eq!(stream.next_history().await.json()["name"], "ann");
-    // While ann is here, nobody else can take her name on any node.
+    // Nobody else can take her name on any node.
     let mut other = b.browser();
     let taken = other
         .submit("/", &[("name", "ann"), ("code", &code), ("action", "join")])
         .await;
-    assert_eq!(taken.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(taken.status(), StatusCode::CONFLICT);
     let lookalike = other
         .submit(
             "/",
             &[("name", "\u{430}NN"), ("code", &code), ("action", "join")],
         )
         .await;
-    assert_eq!(
-        lookalike.status(),
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "a lookalike"
-    );
+    assert_eq!(lookalike.status(), StatusCode::CONFLICT, "a lookalike");
     // Her posts carry her name without giving it.
     let response = on_b
         .submit(&format!("/rooms/{code}/messages"), &[("text", "hello")])
@@ -201,13 +234,15 @@ async fn redis_restarting_mid_conversation_loses_nothing_accepted() {
     };
     let (a, b) = (node(&redis).await, node(&redis).await);
     let code = a.create_room().await;
+    let al = a.token(&code, "al").await; // ids 1 and 2: the joins
+    let bo = b.token(&code, "bo").await;
     let mut on_a = a.stream(&format!("/rooms/{code}/events")).await;
     let mut on_b = b.stream(&format!("/rooms/{code}/events")).await;
     a.say(&code, "al", "before").await;
 
     redis.stop();
     let refused = b
-        .post_json(&code, json!({"name": "al", "text": "lost?"}))
+        .post_json(&code, json!({"name": "bo", "text": "lost?"}))
         .await;
     assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(refused.headers().contains_key("retry-after"));
@@ -222,17 +257,19 @@ async fn redis_restarting_mid_conversation_loses_nothing_accepted() {
     assert!(metrics.contains("\nroomcast_redis_up 0\n"), "{metrics}");
 
     redis.run();
-    let url = b.url(&format!("/rooms/{code}/messages"));
-    let body = json!({"name": "al", "text": "after"});
-    eventually("node B takes posts again", || async {
-        let response = b.client.post(&url).json(&body).send().await.unwrap();
-        response.status() == StatusCode::CREATED
-    })
-    .await;
-    a.say(&code, "al", "and more").await;
+    for (node, token, text) in [(&b, &bo, "after"), (&a, &al, "and more")] {
+        let url = node.url(&format!("/rooms/{code}/messages"));
+        let body = json!({ "text": text });
+        eventually("the node takes posts again", || async {
+            let request = node.client.post(&url).bearer_auth(token).json(&body);
+            let response = request.send().await.unwrap();
+            response.status() == StatusCode::CREATED
+        })
+        .await;
+    }
     // The streams stayed open through it all and missed nothing.
     for stream in [&mut on_a, &mut on_b] {
-        assert_eq!(texts(stream, 0, 3).await, ["before", "after", "and more"]);
+        assert_eq!(texts(stream, 2, 3).await, ["before", "after", "and more"]);
     }
     let health = a.client.get(a.url("/healthz")).send().await.unwrap();
     assert_eq!(health.status(), StatusCode::OK);
@@ -241,43 +278,44 @@ async fn redis_restarting_mid_conversation_loses_nothing_accepted() {
 #[tokio::test]
 async fn a_node_killed_hard_loses_its_clients_to_another_with_no_gap() {
     let Some(redis) = Redis::start() else { return };
-    let flags = ["--leave-grace", "0.3", "--max-streams-per-visitor", "1000"];
+    let flags = ["--max-streams-per-visitor", "1000"];
     let mut doomed = Process::start(&[&["--redis", &redis.url()][..], &flags].concat());
     let survivor = node(&redis).await;
     let code = survivor.create_room().await;
     let client = &survivor.client;
-    let events = |base: &str, name: &str| format!("{base}/rooms/{code}/events?name={name}");
-    // di follows on the doomed node and will come back; ed will not.
-    let di = client.get(events(&doomed.base, "di")).send().await.unwrap();
-    let ed = client.get(events(&doomed.base, "ed")).send().await.unwrap();
-    assert_eq!((di.status(), ed.status()), (StatusCode::OK, StatusCode::OK));
+    // di follows on the doomed node and will come back.
+    let di = survivor.token(&code, "di").await;
+    let events = format!("{}/rooms/{code}/events", doomed.base);
+    let on_doomed = client.get(&events).bearer_auth(&di).send().await.unwrap();
+    assert_eq!(on_doomed.status(), StatusCode::OK);
     let mut watcher = survivor
         .stream(&format!("/rooms/{code}/events?since=0"))
         .await;
-    for _ in 0..2 {
-        assert_eq!(watcher.next_history().await.event, "join");
-    }
+    assert_eq!(watcher.next_history().await.event, "join");
     for i in 0..3 {
         survivor.say(&code, "al", &format!("m{i}")).await;
     }
     doomed.child.kill().unwrap(); // SIGKILL: no goodbye to Redis
     doomed.child.wait().unwrap();
-    drop((di, ed));
+    drop(on_doomed);
     // di's browser reconnects to the other node from the last id it had
-    // (the two joins), as a member again.
-    let path = format!("/rooms/{code}/events?name=di");
-    let mut back = resume(&survivor, &path, "2").await;
+    // (its join), still di.
+    let mut headers = HeaderMap::new();
+    headers.insert("authorization", format!("Bearer {di}").parse().unwrap());
+    headers.insert("last-event-id", HeaderValue::from_static("1"));
+    let mut back = survivor
+        .stream_with(&format!("/rooms/{code}/events"), headers)
+        .await;
     survivor.say(&code, "al", "m3").await;
+    // al's join is id 2, so the messages are 3 to 6.
+    let _al_join = back.next_history().await;
     assert_eq!(texts(&mut back, 2, 4).await, ["m0", "m1", "m2", "m3"]);
-    // ed's node is gone, so ed leaves once the node's heartbeat runs out
-    // and the grace after it; di, back through the survivor, stays.
-    let _ = texts(&mut watcher, 2, 4).await;
-    let leave = watcher.next_history().await;
+    let members = survivor.history(&code, "?since=0").await;
     assert_eq!(
-        (leave.event.as_str(), leave.json()["name"].as_str()),
-        ("leave", Some("ed"))
+        members.len(),
+        6,
+        "two joins and four messages, nothing lost"
     );
-    assert_eq!(watcher.next_members().await, ["di"]);
 }
 
 #[tokio::test]
@@ -301,7 +339,7 @@ async fn a_frame_that_is_not_history_reaches_every_node_and_is_never_replayed() 
     let _tasks = [a.spawn_tasks(shutdown.clone()), b.spawn_tasks(shutdown)];
     let someone = VisitorKey::Address(std::net::Ipv4Addr::LOCALHOST.into());
     let code = a.create_room(someone).await.unwrap();
-    let mut on_b = b.subscribe(&code, None, None, someone).await.unwrap();
+    let mut on_b = b.subscribe(&code, None, someone).await.unwrap();
     // Node B's subscription to the frames may not be in place yet: send
     // until one arrives.
     let mut got = None;
@@ -317,6 +355,6 @@ async fn a_frame_that_is_not_history_reaches_every_node_and_is_never_replayed() 
     }
     let frame = got.expect("the frame reached the other node");
     assert_eq!(&frame[..], b"event: typing\ndata: {\"name\":\"al\"}\n\n");
-    let resumed = b.subscribe(&code, Some(0), None, someone).await.unwrap();
+    let resumed = b.subscribe(&code, Some(0), someone).await.unwrap();
     assert!(resumed.opening.backlog.is_empty(), "never replayed");
 }

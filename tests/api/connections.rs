@@ -62,12 +62,13 @@ async fn connect(app: &TestApp) -> TcpStream {
 
 #[tokio::test]
 async fn a_stream_opening_a_connection_is_chunked_sse_and_notices_the_client_go() {
-    let app = spawn_with(|c| c.leave_grace = Duration::from_millis(100)).await;
+    let app = spawn_with(|_| {}).await;
     let code = app.create_room().await;
+    let token = app.token(&code, "al").await;
     let mut socket = connect(&app).await;
     // The head arrives in two pieces, split inside a header.
     let request = format!(
-        "GET /rooms/{code}/events?name=al HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n"
+        "GET /rooms/{code}/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nAccept: text/event-stream\r\n\r\n"
     );
     let (first, rest) = request.split_at(30);
     socket.write_all(first.as_bytes()).await.unwrap();
@@ -94,9 +95,13 @@ async fn a_stream_opening_a_connection_is_chunked_sse_and_notices_the_client_go(
         .lines()
         .any(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_hexdigit())));
     drop(socket);
-    eventually("al's leave once the connection closed", || async {
-        let history = app.history(&code, "").await;
-        history.last().is_some_and(|e| e["kind"] == "leave")
+    eventually("the stream is closed once the connection is", || async {
+        let metrics = app.client.get(app.url("/metrics")).send().await.unwrap();
+        metrics
+            .text()
+            .await
+            .unwrap()
+            .contains("\nroomcast_streams_open 0\n")
     })
     .await;
 }
@@ -110,22 +115,25 @@ async fn a_stream_refused_on_a_new_connection_gets_a_whole_answer_then_the_end()
         .await
         .unwrap();
     let answer = read_to_close(&mut socket).await;
-    assert!(answer.starts_with("HTTP/1.1 404 Not Found\r\n"), "{answer}");
+    assert!(
+        answer.starts_with("HTTP/1.1 401 Unauthorized\r\n"),
+        "{answer}"
+    );
     let (head, body) = answer.split_once("\r\n\r\n").unwrap();
     let length = format!("content-length: {}", body.len());
     assert!(head.to_ascii_lowercase().contains(&length), "{answer}");
-    assert!(body.contains("ZZZZ"), "{body}");
+    assert!(body.contains("join the room first"), "{body}");
 }
 
 #[tokio::test]
 async fn other_first_requests_go_to_hyper_with_nothing_lost() {
-    let app = spawn_with(|_| {}).await;
-    let code = app.create_room().await;
+    let (app, code, _) = room_and_connection().await;
+    let token = &code.token;
     // Two requests back to back on one connection, the first one looking
     // like a stream request for the first few bytes.
     let mut socket = connect(&app).await;
     let requests = format!(
-        "GET /rooms/{code}/messages HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+        "GET /rooms/{code}/messages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
     );
     socket.write_all(requests.as_bytes()).await.unwrap();
     let answers = read_until(&mut socket, r#"{"status":"ok"}"#).await;
@@ -134,7 +142,7 @@ async fn other_first_requests_go_to_hyper_with_nothing_lost() {
     // too, and still a stream.
     let mut socket = connect(&app).await;
     let requests = format!(
-        "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /rooms/{code}/events HTTP/1.1\r\nHost: x\r\n\r\n"
+        "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /rooms/{code}/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n"
     );
     socket.write_all(requests.as_bytes()).await.unwrap();
     let answers = read_until(&mut socket, "event: members").await;
@@ -226,18 +234,40 @@ async fn requests_that_cannot_be_read_are_refused_with_every_default_header() {
 }
 
 /// A server with a room, and a raw connection to it.
-async fn room_and_connection() -> (TestApp, String, TcpStream) {
+async fn room_and_connection() -> (TestApp, Joined, TcpStream) {
     let app = spawn_app().await;
     let code = app.create_room().await;
+    let token = app.token(&code, "al").await;
     let socket = connect(&app).await;
-    (app, code, socket)
+    (app, Joined { code, token }, socket)
 }
 
-/// A message POST as a script would send it, with `extra` header lines.
-fn post(code: &str, text: &str, extra: &str) -> String {
-    let body = format!(r#"{{"name":"al","text":"{text}"}}"#);
+/// A room, and the token of "al", who joined it. Reads as the code.
+struct Joined {
+    code: String,
+    token: String,
+}
+
+impl std::ops::Deref for Joined {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.code
+    }
+}
+
+impl std::fmt::Display for Joined {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.code)
+    }
+}
+
+/// A message POST as al's script would send it, with `extra` header lines.
+fn post(room: &Joined, text: &str, extra: &str) -> String {
+    let body = format!(r#"{{"text":"{text}"}}"#);
     format!(
-        "POST /rooms/{code}/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\n\r\n{body}",
+        "POST /rooms/{}/messages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\n\r\n{body}",
+        room.code,
+        room.token,
         body.len()
     )
 }
@@ -314,8 +344,7 @@ async fn a_message_asking_to_close_gets_its_answer_then_the_end() {
 
 #[tokio::test]
 async fn messages_framed_otherwise_are_answered_by_hyper_just_the_same() {
-    let app = spawn_app().await;
-    let code = app.create_room().await;
+    let (app, code, _) = room_and_connection().await;
     // curl sends Expect: 100-continue before a large body.
     let mut socket = connect(&app).await;
     let request = post(&code, "expect", "Expect: 100-continue\r\n");
@@ -353,9 +382,17 @@ async fn bad_messages_on_a_kept_connection_get_clear_errors_and_change_nothing()
     let (app, code, mut socket) = room_and_connection().await;
     let requests = [
         post(&code, "", ""),
-        post("ZZZZ", "lost", ""),
+        post(
+            &Joined {
+                code: "ZZZZ".into(),
+                token: code.token.clone(),
+            },
+            "lost",
+            "",
+        ),
         format!(
-            "POST /rooms/{code}/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 5\r\n\r\n[1,2]"
+            "POST /rooms/{code}/messages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: 5\r\n\r\n[1,2]",
+            code.token
         ),
         post(&code, "fine", ""),
     ];
@@ -373,7 +410,7 @@ async fn bad_messages_on_a_kept_connection_get_clear_errors_and_change_nothing()
         statuses,
         [
             "422 Unprocessable Entity",
-            "404 Not Found",
+            "401 Unauthorized",
             "400 Bad Request",
             "201 Created"
         ],

@@ -2,9 +2,11 @@
 //! HTTP client, a browser-like cookie holder, and a spec-conforming SSE
 //! reader (lines end in CR, LF or CRLF; one space after the colon is cut).
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -19,6 +21,9 @@ use tokio::task::JoinHandle;
 /// Guards against a hang, never a measure of speed: a test that waits this
 /// long has already failed.
 pub const HANG: Duration = Duration::from_secs(10);
+
+/// The watcher the helpers read a room as.
+pub const READER: &str = "reader";
 
 /// Polls `check` until it holds; panics with `what` after [`HANG`]. For
 /// things that happen on the server's own clock (a leave, an expiry).
@@ -40,9 +45,28 @@ where
 pub struct TestApp {
     pub addr: SocketAddr,
     pub client: Client,
+    /// The token of each (room, name) this app's scripts joined as; one
+    /// map for every node on the same Redis, whose rooms they share.
+    tokens: Tokens,
     config: Config,
     stop: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<()>>,
+}
+
+type Tokens = Arc<Mutex<HashMap<(String, String), String>>>;
+
+/// A new map of tokens, or with `redis` the one its nodes share.
+fn tokens_for(redis: Option<&str>) -> Tokens {
+    static SHARED: LazyLock<Mutex<HashMap<String, Tokens>>> = LazyLock::new(Default::default);
+    match redis {
+        Some(url) => SHARED
+            .lock()
+            .unwrap()
+            .entry(url.to_string())
+            .or_default()
+            .clone(),
+        None => Tokens::default(),
+    }
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -71,6 +95,7 @@ pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     let mut app = TestApp {
         addr: listener.local_addr().unwrap(),
         client,
+        tokens: tokens_for(config.redis.as_deref()),
         config,
         stop: None,
         server: None,
@@ -115,20 +140,73 @@ impl TestApp {
         body["code"].as_str().unwrap().to_string()
     }
 
+    /// POST /rooms/CODE/join as a script; the whole reply.
+    pub async fn join_as(&self, code: &str, body: Value) -> Response {
+        self.client
+            .post(self.url(&format!("/rooms/{code}/join")))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Joins `code` as `name` (a watcher if `watch`) and returns the token.
+    pub async fn join(&self, code: &str, name: &str, watch: bool) -> String {
+        let response = self
+            .join_as(code, serde_json::json!({ "name": name, "watch": watch }))
+            .await;
+        assert_eq!(
+            response.status(),
+            StatusCode::CREATED,
+            "joining {code} as {name}"
+        );
+        let body: Value = response.json().await.unwrap();
+        let token = body["token"].as_str().unwrap().to_string();
+        let key = (code.to_string(), name.to_string());
+        self.tokens.lock().unwrap().insert(key, token.clone());
+        token
+    }
+
+    /// The token of `name` in `code`, joining as a member the first time.
+    pub async fn token(&self, code: &str, name: &str) -> String {
+        let key = (code.to_string(), name.to_string());
+        let known = self.tokens.lock().unwrap().get(&key).cloned();
+        match known {
+            Some(token) => token,
+            None => self.join(code, name, false).await,
+        }
+    }
+
+    /// The token of the watcher the helpers read history and streams as
+    /// (a watcher: it is never announced, so it changes no history).
+    pub async fn reader(&self, code: &str) -> String {
+        let key = (code.to_string(), READER.to_string());
+        let known = self.tokens.lock().unwrap().get(&key).cloned();
+        match known {
+            Some(token) => token,
+            None => self.join(code, READER, true).await,
+        }
+    }
+
+    /// POSTs JSON to the room's messages as the `name` in it (joining as
+    /// them first), or as "tester" if it names none.
     pub async fn post_json(&self, code: &str, body: Value) -> Response {
         self.post_json_with(code, body, &[]).await
     }
 
-    /// POSTs JSON to the room's messages with extra request headers.
+    /// [`TestApp::post_json`] with extra request headers.
     pub async fn post_json_with(
         &self,
         code: &str,
         body: Value,
         headers: &[(&str, &str)],
     ) -> Response {
+        let name = body["name"].as_str().unwrap_or("tester").to_string();
+        let token = self.token(code, &name).await;
         let mut request = self
             .client
             .post(self.url(&format!("/rooms/{code}/messages")))
+            .bearer_auth(token)
             .json(&body);
         for (name, value) in headers {
             request = request.header(*name, *value);
@@ -147,24 +225,82 @@ impl TestApp {
 
     pub async fn history(&self, code: &str, query: &str) -> Vec<Value> {
         let url = self.url(&format!("/rooms/{code}/messages{query}"));
-        let response = self.client.get(url).send().await.unwrap();
+        let token = self.reader(code).await;
+        let response = self
+            .client
+            .get(url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), StatusCode::OK);
         response.json().await.unwrap()
     }
 
+    /// Opens `path` (`/rooms/CODE/events?...`) as the helpers' watcher, or
+    /// with `name=NAME` in the query as that member (joining as them).
     pub async fn stream(&self, path: &str) -> Sse {
         self.stream_with(path, HeaderMap::new()).await
     }
 
-    pub async fn stream_with(&self, path: &str, headers: HeaderMap) -> Sse {
+    /// [`TestApp::stream`] with `headers`; one with its own Authorization
+    /// is sent as it is.
+    pub async fn stream_with(&self, path: &str, mut headers: HeaderMap) -> Sse {
+        let mut path = path.to_string();
+        if !headers.contains_key("authorization") {
+            let (plain, token) = self.as_participant(&path).await;
+            path = plain;
+            if let Some(token) = token {
+                let value = format!("Bearer {token}").parse().unwrap();
+                headers.insert("authorization", value);
+            }
+        }
         let response = self
             .client
-            .get(self.url(path))
+            .get(self.url(&path))
             .headers(headers)
             .send()
             .await
             .unwrap();
         Sse::read(response)
+    }
+
+    /// `path` without any `name=` in its query, and the token to send
+    /// with it: that name's, else the watcher's (for a room's path).
+    async fn as_participant(&self, path: &str) -> (String, Option<String>) {
+        let Some(rest) = path.strip_prefix("/rooms/") else {
+            return (path.to_string(), None);
+        };
+        let code = rest
+            .split(['/', '?'])
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        let (base, query) = path.split_once('?').unwrap_or((path, ""));
+        let mut name = None;
+        let kept: Vec<&str> = query
+            .split('&')
+            .filter(|pair| match pair.strip_prefix("name=") {
+                Some(n) => {
+                    name = Some(n.to_string());
+                    false
+                }
+                None => !pair.is_empty(),
+            })
+            .collect();
+        let path = if kept.is_empty() {
+            base.to_string()
+        } else {
+            format!("{base}?{}", kept.join("&"))
+        };
+        if code.len() != 4 {
+            return (path, None);
+        }
+        let token = match name {
+            Some(name) => self.token(&code, &name).await,
+            None => self.reader(&code).await,
+        };
+        (path, Some(token))
     }
 
     /// A browser-like visitor: keeps the session cookie, follows nothing.
@@ -226,6 +362,16 @@ impl Process {
         let url = format!("{}/rooms", self.base);
         let room: Value = client.post(url).send().await.unwrap().json().await.unwrap();
         room["code"].as_str().unwrap().to_string()
+    }
+
+    /// Joins `code` on this server as `name`; returns the token.
+    pub async fn join(&self, client: &reqwest::Client, code: &str, name: &str) -> String {
+        let url = format!("{}/rooms/{code}/join", self.base);
+        let body = serde_json::json!({ "name": name });
+        let response = client.post(url).json(&body).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let joined: Value = response.json().await.unwrap();
+        joined["token"].as_str().unwrap().to_string()
     }
 }
 
@@ -386,6 +532,16 @@ impl Sse {
         loop {
             let event = self.next().await;
             if event.event != "members" {
+                return event;
+            }
+        }
+    }
+
+    /// The next message, past any join or leave.
+    pub async fn next_message(&mut self) -> SseEvent {
+        loop {
+            let event = self.next_history().await;
+            if event.event == "message" {
                 return event;
             }
         }

@@ -14,33 +14,32 @@ async fn an_empty_room_expires_after_the_ttl() {
     let mut status = StatusCode::OK;
     for _ in 0..100 {
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let url = app.url(&format!("/rooms/{code}/messages"));
+        let url = app.url(&format!("/rooms/{code}"));
         status = app.client.get(url).send().await.unwrap().status();
         if status == StatusCode::NOT_FOUND {
             break;
         }
     }
     assert_eq!(status, StatusCode::NOT_FOUND, "the room is gone");
+    let response = app.join_as(&code, serde_json::json!({"name":"bo"})).await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    // al's part went with it: their token reads nothing there.
     let response = app
         .post_json(&code, serde_json::json!({"name":"al","text":"hi"}))
         .await;
-    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
 async fn a_room_with_someone_connected_lives_on_and_expires_after_they_go() {
-    let app = spawn_with(|c| {
-        c.room_ttl = Duration::from_millis(200);
-        c.leave_grace = Duration::from_millis(100);
-    })
-    .await;
+    let app = spawn_with(|c| c.room_ttl = Duration::from_millis(200)).await;
     let mut alice = app.browser();
     let code = alice.enter("alice", "", "create").await;
     let mut stream = alice.stream(&code, 0).await;
     stream.next_history().await;
     tokio::time::sleep(Duration::from_millis(600)).await; // three TTLs
     app.say(&code, "al", "still here").await;
-    assert_eq!(stream.next_history().await.json()["text"], "still here");
+    assert_eq!(stream.next_message().await.json()["text"], "still here");
 
     drop(stream);
     let mut gone = false;
@@ -84,16 +83,19 @@ async fn a_subscriber_that_stops_reading_is_closed_after_the_write_timeout() {
     // About 4.3 MB of history: more than the kernel buffers of one socket
     // take (4 MB at most here), so the write that sends it has to wait.
     let text = "x".repeat(2000);
+    let token = app.token(&code, "al").await;
     let posters: Vec<_> = (0..8)
         .map(|_| {
-            let (client, url) = (
+            let (client, url, token) = (
                 app.client.clone(),
                 app.url(&format!("/rooms/{code}/messages")),
+                token.clone(),
             );
-            let body = serde_json::json!({"name": "al", "text": text});
+            let body = serde_json::json!({"text": text});
             tokio::spawn(async move {
                 for _ in 0..250 {
-                    let response = client.post(&url).json(&body).send().await.unwrap();
+                    let request = client.post(&url).bearer_auth(&token).json(&body);
+                    let response = request.send().await.unwrap();
                     assert_eq!(response.status(), StatusCode::CREATED);
                 }
             })
@@ -106,7 +108,9 @@ async fn a_subscriber_that_stops_reading_is_closed_after_the_write_timeout() {
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
     let mut stalled = socket.connect(app.addr).await.unwrap();
-    let request = format!("GET /rooms/{code}/events?since=0 HTTP/1.1\r\nHost: x\r\n\r\n");
+    let request = format!(
+        "GET /rooms/{code}/events?since=0 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n"
+    );
     stalled.write_all(request.as_bytes()).await.unwrap();
 
     let open_streams = || async {

@@ -29,7 +29,7 @@ async fn json_post_returns_the_stored_message() {
         .unwrap()
         .starts_with("application/json"));
     let message: Value = response.json().await.unwrap();
-    assert_eq!(message["id"], 1);
+    assert_eq!(message["id"], 2, "after alice's join");
     assert_eq!(message["kind"], "message");
     assert_eq!(message["room"], code.as_str());
     assert_eq!(message["name"], "alice");
@@ -39,17 +39,19 @@ async fn json_post_returns_the_stored_message() {
         ts.len() == 24 && ts.ends_with('Z') && ts.as_bytes()[10] == b'T',
         "{ts}"
     );
-    assert_eq!(app.history(&code, "").await, vec![message]);
+    assert_eq!(app.history(&code, "").await.last(), Some(&message));
 }
 
 #[tokio::test]
 async fn form_post_is_the_same_as_json() {
     let app = spawn_app().await;
     let code = app.create_room().await;
+    let bob = app.token(&code, "bob").await;
     let response = app
         .client
         .post(app.url(&format!("/rooms/{code}/messages")))
-        .form(&[("name", "bob"), ("text", "two\nlines & more")])
+        .bearer_auth(bob)
+        .form(&[("text", "two\nlines & more")])
         .send()
         .await
         .unwrap();
@@ -60,21 +62,31 @@ async fn form_post_is_the_same_as_json() {
 }
 
 #[tokio::test]
-async fn the_session_names_the_poster_in_its_own_room() {
+async fn the_session_names_the_poster_and_another_name_is_refused() {
     let app = spawn_app().await;
     let mut alice = app.browser();
     let code = alice.enter("alice", "", "create").await;
     let cookie = alice.cookie.clone().unwrap();
-    let response = app
-        .post_json_with(
-            &code,
-            json!({"name": "mallory", "text": "who am I"}),
-            &[("cookie", &cookie)],
-        )
-        .await;
+    let post = |body: Value| {
+        app.client
+            .post(app.url(&format!("/rooms/{code}/messages")))
+            .header("cookie", &cookie)
+            .json(&body)
+            .send()
+    };
+    let response = post(json!({"text": "who am I"})).await.unwrap();
     assert_eq!(response.status(), StatusCode::CREATED);
     let message: Value = response.json().await.unwrap();
     assert_eq!(message["name"], "alice");
+    let forged = post(json!({"name": "mallory", "text": "who am I"}))
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body: Value = forged.json().await.unwrap();
+    assert!(
+        body["error"].as_str().unwrap().contains("(alice)"),
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -121,8 +133,8 @@ async fn a_refused_browser_form_shows_the_room_again_with_the_text_kept() {
 async fn history_pages_forward_with_since_and_limit() {
     let app = spawn_app().await;
     let code = app.create_room().await;
-    for i in 1..=10 {
-        app.say(&code, "al", &format!("m{i}")).await;
+    for i in 1..=9 {
+        app.say(&code, "al", &format!("m{i}")).await; // after al's join: ids 1 to 10
     }
     let ids = |events: Vec<Value>| -> Vec<u64> {
         events.iter().map(|e| e["id"].as_u64().unwrap()).collect()
@@ -155,8 +167,8 @@ async fn history_pages_forward_with_since_and_limit() {
 async fn history_keeps_only_the_newest_events() {
     let app = crate::helpers::spawn_with(|c| c.history = 5).await;
     let code = app.create_room().await;
-    for i in 1..=8 {
-        app.say(&code, "al", &format!("m{i}")).await;
+    for i in 1..=7 {
+        app.say(&code, "al", &format!("m{i}")).await; // after al's join: ids 1 to 8
     }
     let events = app.history(&code, "?since=0").await;
     let ids: Vec<u64> = events.iter().map(|e| e["id"].as_u64().unwrap()).collect();
@@ -168,10 +180,11 @@ async fn ids_only_go_up_and_rooms_are_numbered_separately() {
     let app = spawn_app().await;
     let first = app.create_room().await;
     let second = app.create_room().await;
-    assert_eq!(app.say(&first, "a", "1").await["id"], 1);
-    assert_eq!(app.say(&first, "a", "2").await["id"], 2);
-    assert_eq!(app.say(&second, "a", "1").await["id"], 1);
-    assert_eq!(app.say(&first, "a", "3").await["id"], 3);
+    // Each room's first event is a's join.
+    assert_eq!(app.say(&first, "a", "1").await["id"], 2);
+    assert_eq!(app.say(&first, "a", "2").await["id"], 3);
+    assert_eq!(app.say(&second, "a", "1").await["id"], 2);
+    assert_eq!(app.say(&first, "a", "3").await["id"], 4);
 }
 
 #[tokio::test]

@@ -15,6 +15,7 @@ fn value(text: &str, series: &str) -> u64 {
 async fn metrics_count_streams_events_deliveries_and_rejections() {
     let app = spawn_app().await;
     let code = app.create_room().await;
+    app.token(&code, "al").await; // a join: one event before the streams open
     let mut first = app.stream(&format!("/rooms/{code}/events")).await;
     let mut second = app.stream(&format!("/rooms/{code}/events")).await;
     first.next_members().await;
@@ -39,8 +40,8 @@ async fn metrics_count_streams_events_deliveries_and_rejections() {
     let text = response.text().await.unwrap();
     assert_eq!(value(&text, "roomcast_streams_open"), 2);
     assert_eq!(value(&text, "roomcast_rooms"), 1);
-    assert_eq!(value(&text, "roomcast_events_appended_total"), 2);
-    // Two events to two streams.
+    assert_eq!(value(&text, "roomcast_events_appended_total"), 3);
+    // Two messages to two streams.
     assert_eq!(value(&text, "roomcast_deliveries_total"), 4);
     assert_eq!(
         value(&text, "roomcast_rejected_requests_total{status=\"422\"}"),

@@ -44,15 +44,20 @@ async fn every_event_has_an_id_a_kind_and_one_line_of_json() {
     let app = spawn_app().await;
     let code = app.create_room().await;
     let mut stream = app
-        .stream(&format!("/rooms/{code}/events?name=alice"))
+        .stream(&format!("/rooms/{code}/events?name=alice&since=0"))
         .await;
     assert_eq!(stream.next_history().await.event, "join");
     let members = stream.next_members().await;
     assert_eq!(members, vec!["alice"]);
     let posted = app.say(&code, "bob", "hello").await;
+    assert_eq!(
+        stream.next_history().await.json()["name"],
+        "bob",
+        "bob's join"
+    );
     let event = stream.next_history().await;
     assert_eq!(event.event, "message");
-    assert_eq!(event.id.as_deref(), Some("2"));
+    assert_eq!(event.id.as_deref(), Some("3"));
     assert_eq!(event.json(), posted);
     assert!(!event.data.contains('\n'));
 }
@@ -67,7 +72,7 @@ async fn two_clients_in_a_room_see_each_other_and_rooms_are_isolated() {
         .await;
     let mut bob = app.stream(&format!("/rooms/{room}/events?name=bob")).await;
     let mut elsewhere = app
-        .stream(&format!("/rooms/{other}/events?name=carol"))
+        .stream(&format!("/rooms/{other}/events?name=carol&since=0"))
         .await;
     assert_eq!(elsewhere.next_history().await.event, "join");
 
@@ -175,8 +180,9 @@ async fn resume_older_than_history_says_what_is_gone() {
     let mut stream = app.stream(&format!("/rooms/{code}/events?since=1")).await;
     let gap = stream.next().await;
     assert_eq!(gap.event, "gap");
-    assert_eq!(gap.json(), serde_json::json!({"from": 2, "to": 7}));
-    assert_eq!(ids(&history_events(&mut stream, 3).await), vec![8, 9, 10]);
+    // al's join is 1, the messages 2 to 11, and the newest 3 are kept.
+    assert_eq!(gap.json(), serde_json::json!({"from": 2, "to": 8}));
+    assert_eq!(ids(&history_events(&mut stream, 3).await), vec![9, 10, 11]);
 }
 
 #[tokio::test]
@@ -194,15 +200,16 @@ async fn user_text_cannot_forge_sse_fields() {
     for text in nasty {
         app.say(&code, "mallory", text).await;
     }
+    assert_eq!(stream.next_history().await.event, "join", "mallory's");
     for (i, text) in nasty.iter().enumerate() {
         let event = stream.next_history().await;
         assert_eq!(event.event, "message");
-        assert_eq!(event.id, Some((i + 1).to_string()));
+        assert_eq!(event.id, Some((i + 2).to_string()));
         assert_eq!(event.json()["text"], *text, "arrives exactly as sent");
     }
     app.say(&code, "al", "after").await;
     let event = stream.next_history().await;
-    assert_eq!(event.id.as_deref(), Some("6"), "no forged event slipped in");
+    assert_eq!(event.id.as_deref(), Some("7"), "no forged event slipped in");
 }
 
 #[tokio::test]
@@ -211,6 +218,10 @@ async fn a_hundred_subscribers_get_fifty_messages_each_complete_and_in_order() {
     const MESSAGES: u64 = 50;
     let app = spawn_app().await;
     let code = app.create_room().await;
+    let mut tokens = Vec::new();
+    for p in 0..5 {
+        tokens.push(app.token(&code, &format!("p{p}")).await);
+    }
     let mut streams = Vec::with_capacity(SUBSCRIBERS);
     for _ in 0..SUBSCRIBERS {
         let mut stream = app.stream(&format!("/rooms/{code}/events")).await;
@@ -221,11 +232,12 @@ async fn a_hundred_subscribers_get_fifty_messages_each_complete_and_in_order() {
         .map(|p| {
             let client = app.client.clone();
             let url = app.url(&format!("/rooms/{code}/messages"));
+            let token = tokens[p].clone();
             tokio::spawn(async move {
                 for i in 0..MESSAGES / 5 {
-                    let body =
-                        serde_json::json!({"name": format!("p{p}"), "text": format!("{p}:{i}")});
-                    let response = client.post(&url).json(&body).send().await.unwrap();
+                    let body = serde_json::json!({"text": format!("{p}:{i}")});
+                    let request = client.post(&url).bearer_auth(&token).json(&body);
+                    let response = request.send().await.unwrap();
                     assert_eq!(response.status(), StatusCode::CREATED);
                 }
             })
@@ -244,7 +256,11 @@ async fn a_hundred_subscribers_get_fifty_messages_each_complete_and_in_order() {
         })
         .collect();
     for reader in readers {
-        assert_eq!(reader.await.unwrap(), (1..=MESSAGES).collect::<Vec<_>>());
+        // The five joins came first.
+        assert_eq!(
+            reader.await.unwrap(),
+            (6..=MESSAGES + 5).collect::<Vec<_>>()
+        );
     }
 }
 

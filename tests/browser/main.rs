@@ -16,7 +16,7 @@ use harness::{driver, Person, DESKTOP, ENTER, PHONE, RELEASE_KEYS, SHIFT};
 use helpers::{spawn_with, TestApp};
 
 async fn server() -> TestApp {
-    spawn_with(|c| c.leave_grace = Duration::from_millis(500)).await
+    spawn_with(|_| {}).await
 }
 
 fn base(app: &TestApp) -> String {
@@ -71,12 +71,16 @@ async fn two_people_chat_live_and_see_each_other_come_and_go() {
         .await;
     assert_eq!(mine, 2, "alice's own messages are marked as hers");
 
-    bob.close().await;
+    // Closing the tab is not leaving: bob keeps his name and his place.
+    bob.eval("(document.querySelector('#leave').click(), true)")
+        .await;
     alice.wait_for_text("bob left").await;
     alice
         .wait_for("document.querySelector('#member-count').textContent === '1'")
         .await;
     assert_eq!(member_names(&alice).await, vec!["alice"]);
+    bob.wait_for("location.pathname === '/'").await;
+    bob.close().await;
 }
 
 #[tokio::test]
@@ -87,10 +91,7 @@ async fn people_on_two_nodes_chat_through_redis() {
     };
     let node = || {
         let url = redis.url();
-        spawn_with(move |c| {
-            c.redis = Some(url);
-            c.leave_grace = Duration::from_millis(500);
-        })
+        spawn_with(move |c| c.redis = Some(url))
     };
     let (one, two) = (node().await, node().await);
     let alice = driver.person(DESKTOP, true).await;
@@ -107,7 +108,8 @@ async fn people_on_two_nodes_chat_through_redis() {
     bob.wait_for_text("hello from node one").await;
     bob.say("and from node two").await;
     alice.wait_for_text("and from node two").await;
-    bob.close().await;
+    bob.eval("(document.querySelector('#leave').click(), true)")
+        .await;
     alice.wait_for_text("bob left").await;
     assert_eq!(member_names(&alice).await, vec!["alice"]);
 }
@@ -165,10 +167,12 @@ async fn a_reload_keeps_history_and_loses_nothing_posted_during_it() {
             app.client.clone(),
             app.url(&format!("/rooms/{code}/messages")),
         );
+        let bob = app.token(&code, "bob").await;
         tokio::spawn(async move {
             for i in 1..=20 {
-                let body = serde_json::json!({"name": "bob", "text": format!("during {i}")});
-                client.post(&url).json(&body).send().await.unwrap();
+                let body = serde_json::json!({"text": format!("during {i}")});
+                let request = client.post(&url).bearer_auth(&bob).json(&body);
+                request.send().await.unwrap();
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
         })
@@ -190,11 +194,7 @@ async fn the_page_reconnects_after_a_server_restart_and_keeps_unsent_text() {
     let Some(driver) = driver() else { return };
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("chat.db").to_str().unwrap().to_string();
-    let mut app = spawn_with(|c| {
-        c.db = db;
-        c.leave_grace = Duration::from_millis(500);
-    })
-    .await;
+    let mut app = spawn_with(|c| c.db = db).await;
     let alice = driver.person(DESKTOP, true).await;
     let code = alice.enter(&base(&app), "alice", None).await;
     alice.wait_until_live().await;
@@ -359,6 +359,8 @@ async fn screenshots_of_home_and_a_busy_room() {
     for (name, text) in lines {
         if name == "alice" {
             desk.say(text).await;
+        } else if name == "bob" {
+            phone.say(text).await;
         } else {
             app.say(&code, name, text).await;
         }

@@ -1,5 +1,5 @@
 //! The Redis client of the `--redis` backend: one Lua script per change
-//! (in this folder), the node's heartbeat, and sessions.
+//! (in this folder), and sessions.
 //!
 //! Each room is a few keys sharing the hash tag `{CODE}`, all expiring
 //! together a room TTL after the last activity:
@@ -7,8 +7,11 @@
 //! - `…:seq`, `…:log`: its last id, and its events as a Redis Stream whose
 //!   entry ids are `0-1`, `0-2`, … so an SSE id is the same plain integer
 //!   on every node, and Last-Event-ID and `since=` work anywhere;
-//! - `…:members`, `…:here`: who is in the room, and on which node;
-//! - `…:names`: which session holds which name.
+//! - `…:names`: who takes part, by name key: which session holds which
+//!   name, and whether it watches.
+//!
+//! A session is `roomcast:session:ID`, a hash of the rooms it joined, kept
+//! `--session-ttl` after its last use (see common.lua).
 //!
 //! Every change is one Lua script (in this folder), so it is atomic: an
 //! event's id, its entry and the room's expiry move together, and a 201 is
@@ -25,16 +28,9 @@ use redis::aio::ConnectionManager;
 use redis::streams::{StreamId, StreamRangeReply};
 use redis::{Script, Value};
 
-use crate::model::{timestamp, Event, Kind, Name, Recorded, RoomCode};
+use crate::model::{timestamp, Event, Kind, Name, Names, Recorded, RoomCode};
 use crate::rooms::settings::Settings;
-use crate::session::{Session, SessionId};
-
-/// How long a node counts as alive without a heartbeat; its members leave
-/// (after the grace) once it has passed.
-const NODE_TTL: Duration = Duration::from_secs(5);
-
-/// How long a session lives after it was last used.
-const SESSION_TTL: Duration = Duration::from_secs(24 * 3600);
+use crate::session::{Participation, Session, SessionId};
 
 /// How long a node's wake-up stream outlives its last use, so a node that
 /// died leaves nothing behind for good.
@@ -74,9 +70,9 @@ struct Scripts {
     create: Script,
     append: Script,
     look: Script,
-    connect: Script,
-    presence: Script,
     history: Script,
+    join: Script,
+    leave: Script,
     session: Script,
 }
 
@@ -86,11 +82,23 @@ macro_rules! room_script {
     };
 }
 
-/// The outcome of naming someone in a room.
+/// The outcome of joining a room.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Naming {
-    Done,
+pub enum Joining {
+    Joined,
+    /// The session is in the room under this name already.
+    Same(Participation),
+    /// The session is in the room under another name.
+    Already(Name),
     Taken,
+    RoomGone,
+}
+
+/// The outcome of leaving a room.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Leaving {
+    Left,
+    NotIn,
     RoomGone,
 }
 
@@ -117,14 +125,14 @@ impl Redis {
                     create: room_script!("create.lua"),
                     append: room_script!("append.lua"),
                     look: room_script!("look.lua"),
-                    connect: room_script!("connect.lua"),
-                    presence: room_script!("presence.lua"),
                     history: room_script!("history.lua"),
-                    session: room_script!("session.lua"),
+                    join: room_script!("join.lua"),
+                    leave: room_script!("leave.lua"),
+                    session: Script::new(include_str!("session.lua")),
                 },
             }),
         };
-        redis.heartbeat().await?;
+        redis.ping().await?;
         info!("node {} sharing rooms through Redis at {url}", redis.node());
         Ok(redis)
     }
@@ -171,10 +179,25 @@ impl Redis {
         code: &RoomCode,
         args: &[&str],
     ) -> Result<T, RedisError> {
+        self.run_with(what, script, code, None, args).await
+    }
+
+    /// [`Redis::run`], with a session's key after the room's.
+    async fn run_with<T: redis::FromRedisValue>(
+        &self,
+        what: &str,
+        script: &Script,
+        code: &RoomCode,
+        session: Option<SessionId>,
+        args: &[&str],
+    ) -> Result<T, RedisError> {
         let settings = &self.inner.settings;
         let mut call = script.prepare_invoke();
         for key in room_keys(code) {
             call.key(key);
+        }
+        if let Some(id) = session {
+            call.key(session_key(id));
         }
         call.arg(settings.room_ttl.as_millis() as u64)
             .arg(settings.history);
@@ -186,26 +209,18 @@ impl Redis {
         self.note(what, result)
     }
 
-    /// Refreshes this node's liveness; called every sweep.
-    pub async fn heartbeat(&self) -> Result<(), String> {
+    /// Whether Redis answers: checked once at start.
+    async fn ping(&self) -> Result<(), String> {
         let mut commands = self.inner.commands.clone();
-        let result: redis::RedisResult<()> = redis::cmd("SET")
-            .arg(node_key(self.node()))
-            .arg(1)
-            .arg("PX")
-            .arg(NODE_TTL.as_millis() as u64)
-            .query_async(&mut commands)
-            .await;
-        self.note("heartbeat", result)
+        let result: redis::RedisResult<()> = redis::cmd("PING").query_async(&mut commands).await;
+        self.note("ping", result)
             .map_err(|_| "Redis is unreachable".into())
     }
 
-    /// Says this node is gone, so its members leave after the grace rather
-    /// than after the node's TTL too.
+    /// Clears up this node's wake-up stream as it stops.
     pub async fn depart(&self) {
         let mut commands = self.inner.commands.clone();
         let result: redis::RedisResult<()> = redis::cmd("DEL")
-            .arg(node_key(self.node()))
             .arg(wake_key(self.node()))
             .query_async(&mut commands)
             .await;
@@ -245,57 +260,19 @@ impl Redis {
         self.note("publishing a frame", result).map(|_receivers| ())
     }
 
-    /// The room's last id and members, or `None` if it is gone.
-    pub async fn look(&self, code: &RoomCode) -> Result<Option<(u64, Vec<Name>)>, RedisError> {
-        let found: Option<(u64, Vec<String>)> = self
-            .run("reading a room", &self.inner.scripts.look, code, &[])
+    /// The room's last id and who is in it, or `None` if it is gone.
+    pub async fn look(&self, code: &RoomCode) -> Result<Option<(u64, Names)>, RedisError> {
+        let args = [code.as_str(), &timestamp(), &frames_key(code)];
+        let found: Option<(u64, Vec<String>, Vec<String>)> = self
+            .run("reading a room", &self.inner.scripts.look, code, &args)
             .await?;
-        Ok(found.map(|(id, names)| (id, names_of(names))))
-    }
-
-    /// A stream opens here: `member` (if any) is present on this node and
-    /// joins if new. Returns the last id before any join and the members.
-    pub async fn connect_stream(
-        &self,
-        code: &RoomCode,
-        member: Option<&Name>,
-    ) -> Result<Option<(u64, Vec<Name>)>, RedisError> {
-        let name = member.map_or("", Name::as_str);
-        let args = [self.node(), &timestamp(), name];
-        let found: Option<(u64, Vec<String>)> = self
-            .run("opening a stream", &self.inner.scripts.connect, code, &args)
-            .await?;
-        Ok(found.map(|(id, names)| (id, names_of(names))))
-    }
-
-    /// This node's heartbeat for one room: who is here with a stream now;
-    /// announces the leaves whose grace is over.
-    pub async fn settle_presence(
-        &self,
-        code: &RoomCode,
-        streams_here: bool,
-        here: &[Name],
-        now_ms: u64,
-    ) -> Result<(), RedisError> {
-        let grace = self.inner.settings.leave_grace.as_millis().to_string();
-        let (now, ts) = (now_ms.to_string(), timestamp());
-        let mut args = vec![
-            self.node(),
-            &now,
-            &grace,
-            &ts,
-            if streams_here { "1" } else { "0" },
-        ];
-        args.extend(here.iter().map(Name::as_str));
-        let _left: u64 = self
-            .run(
-                "keeping presence",
-                &self.inner.scripts.presence,
-                code,
-                &args,
-            )
-            .await?;
-        Ok(())
+        Ok(found.map(|(id, members, watchers)| {
+            let names = Names {
+                members: names_of(members),
+                watchers: names_of(watchers),
+            };
+            (id, names)
+        }))
     }
 
     /// History after `since`, oldest first, at most `limit`; or the newest
@@ -327,56 +304,88 @@ impl Redis {
         Ok(Some(events))
     }
 
-    /// Names `name` in `code` for the session `id`.
-    pub async fn name_session(
+    /// Session `id` joins `code` as `part`.
+    pub async fn join(
         &self,
+        code: &RoomCode,
         id: SessionId,
-        session: &Session,
-    ) -> Result<Naming, RedisError> {
+        part: &Participation,
+    ) -> Result<Joining, RedisError> {
         let id_text = id.to_string();
-        let room = session.room.as_str();
-        let ttl = SESSION_TTL.as_millis().to_string();
-        let mut call = self.inner.scripts.session.prepare_invoke();
-        for key in room_keys(&session.room) {
-            call.key(key);
-        }
-        call.key(session_key(&id_text));
-        call.arg(self.inner.settings.room_ttl.as_millis() as u64)
-            .arg(self.inner.settings.history)
-            .arg(session.name.as_str())
-            .arg(&id_text)
-            .arg(room)
-            .arg(&ttl)
-            .arg(&session.name.key().0);
-        let mut commands = self.inner.commands.clone();
-        let result: redis::RedisResult<String> = call.invoke_async(&mut commands).await;
-        Ok(match self.note("naming a session", result)?.as_str() {
-            "ok" => Naming::Done,
-            "taken" => Naming::Taken,
-            _ => Naming::RoomGone,
+        let ttl = self.session_ttl_ms();
+        let args = [
+            id_text.as_str(),
+            part.name.as_str(),
+            &part.name.key().0,
+            if part.watch { "1" } else { "0" },
+            &ttl,
+            &timestamp(),
+            code.as_str(),
+            &frames_key(code),
+        ];
+        let script = &self.inner.scripts.join;
+        let reply: Vec<String> = self
+            .run_with("joining", script, code, Some(id), &args)
+            .await?;
+        let said = |i: usize| reply.get(i).map(String::as_str).unwrap_or_default();
+        let name = |i: usize| Name::parse(said(i)).map_err(|_| odd("joining"));
+        Ok(match said(0) {
+            "joined" => Joining::Joined,
+            "same" => Joining::Same(Participation {
+                name: name(2)?,
+                watch: said(1) == "1",
+            }),
+            "already" => Joining::Already(name(1)?),
+            "taken" => Joining::Taken,
+            _ => Joining::RoomGone,
+        })
+    }
+
+    /// Session `id` leaves `code`.
+    pub async fn leave(&self, code: &RoomCode, id: SessionId) -> Result<Leaving, RedisError> {
+        let id_text = id.to_string();
+        let args = [
+            id_text.as_str(),
+            &timestamp(),
+            code.as_str(),
+            &frames_key(code),
+        ];
+        let script = &self.inner.scripts.leave;
+        let reply: String = self
+            .run_with("leaving", script, code, Some(id), &args)
+            .await?;
+        Ok(match reply.as_str() {
+            "left" => Leaving::Left,
+            "not" => Leaving::NotIn,
+            _ => Leaving::RoomGone,
         })
     }
 
     /// The session `id` names, if it is live; using it keeps it alive.
     pub async fn session(&self, id: SessionId) -> Result<Option<Session>, RedisError> {
+        let mut call = self.inner.scripts.session.prepare_invoke();
+        call.key(session_key(id))
+            .arg(self.session_ttl_ms())
+            .arg(id.to_string());
         let mut commands = self.inner.commands.clone();
-        let result: redis::RedisResult<Option<String>> = redis::cmd("GETEX")
-            .arg(session_key(&id.to_string()))
-            .arg("PX")
-            .arg(SESSION_TTL.as_millis() as u64)
-            .query_async(&mut commands)
-            .await;
-        let value = self.note("reading a session", result)?;
-        Ok(value.and_then(|value| {
-            // ROOM TAB KEY TAB NAME (a session from before names had keys:
-            // ROOM TAB NAME).
-            let (room, rest) = value.split_once('\t')?;
-            let name = rest.split_once('\t').map_or(rest, |(_key, name)| name);
-            Some(Session {
-                room: RoomCode::parse(room).ok()?,
-                name: Name::parse(name).ok()?,
-            })
-        }))
+        let result: redis::RedisResult<Vec<String>> = call.invoke_async(&mut commands).await;
+        let found = self.note("reading a session", result)?;
+        let mut session = Session::default();
+        for room in found.chunks(3) {
+            let [code, watch, name] = room else {
+                return Err(odd("reading a session"));
+            };
+            let (Ok(code), Ok(name)) = (RoomCode::parse(code), Name::parse(name)) else {
+                continue; // Not one this version can read: not a way in.
+            };
+            let watch = watch == "1";
+            session.rooms.insert(code, Participation { name, watch });
+        }
+        Ok((!session.rooms.is_empty()).then_some(session))
+    }
+
+    fn session_ttl_ms(&self) -> String {
+        self.inner.settings.session_ttl.as_millis().to_string()
     }
 
     /// Wakes this node's reader so it starts following a room now rather
@@ -415,15 +424,18 @@ fn unreachable(err: &redis::RedisError) -> bool {
         || err.is_connection_refusal()
 }
 
+/// A reply no script of this version gives.
+fn odd(what: &str) -> RedisError {
+    RedisError::Refused(format!("Redis gave an unexpected reply {what}"))
+}
+
 /// A room's keys, in the order the scripts expect (see common.lua).
-fn room_keys(code: &RoomCode) -> [String; 6] {
+fn room_keys(code: &RoomCode) -> [String; 4] {
     let base = format!("roomcast:{{{code}}}");
     [
         base.clone(),
         format!("{base}:seq"),
         format!("{base}:log"),
-        format!("{base}:members"),
-        format!("{base}:here"),
         format!("{base}:names"),
     ]
 }
@@ -454,15 +466,11 @@ pub(crate) fn room_of_frames(channel: &str) -> Option<RoomCode> {
     RoomCode::parse(code).ok()
 }
 
-fn node_key(node: &str) -> String {
-    format!("roomcast:node:{node}")
-}
-
 pub(crate) fn wake_key(node: &str) -> String {
     format!("roomcast:node:{node}:wake")
 }
 
-fn session_key(id: &str) -> String {
+fn session_key(id: SessionId) -> String {
     format!("roomcast:session:{id}")
 }
 

@@ -1,9 +1,12 @@
 -- Shared by every room script. KEYS, always in this order:
 --   1 the room record  2 its last id  3 its log (a stream)
---   4 its members (name -> 0 if present, else ms since the epoch it was
---     last seen)  5 who is here (name TAB node -> 1)  6 name holders
---     (name -> session id)
+--   4 its names: name key (lower case, confusable skeleton) ->
+--     SESSION TAB WATCH ('1' or '0') TAB NAME
 -- ARGV[1] is the room TTL in ms, ARGV[2] the history length.
+-- A session is the key roomcast:session:ID, a hash of
+-- CODE -> WATCH TAB KEY TAB NAME; a participation is real only when the
+-- room's names point back at the session (a room made again under an
+-- old code starts with no names, so nobody from before is in it).
 
 local function alive()
   return redis.call('EXISTS', KEYS[1]) == 1
@@ -12,7 +15,9 @@ end
 -- Activity: every key of the room lives another TTL.
 local function touch()
   for i = 1, #KEYS do
-    redis.call('PEXPIRE', KEYS[i], ARGV[1])
+    if string.sub(KEYS[i], 1, 10) == 'roomcast:{' then
+      redis.call('PEXPIRE', KEYS[i], ARGV[1])
+    end
   end
 end
 
@@ -32,4 +37,51 @@ end
 
 local function last_id()
   return tonumber(redis.call('GET', KEYS[2]) or '0')
+end
+
+local function split(value)
+  local parts = {}
+  for part in string.gmatch(value .. '\t', '([^\t]*)\t') do
+    table.insert(parts, part)
+  end
+  return parts
+end
+
+-- The room's members and watchers, each sorted. A name whose session
+-- expired is free again: it goes, with a leave for a member (at ts).
+-- The third value is whether anything went.
+local function roster(code, ts)
+  local members, watchers, pruned = {}, {}, false
+  local names = redis.call('HGETALL', KEYS[4])
+  for i = 1, #names, 2 do
+    local held = split(names[i + 1])
+    local session, watch, name = held[1], held[2], held[3]
+    if redis.call('HEXISTS', 'roomcast:session:' .. session, code) == 1 then
+      table.insert(watch == '1' and watchers or members, name)
+    else
+      redis.call('HDEL', KEYS[4], names[i])
+      if watch ~= '1' then
+        append('leave', name, ts)
+      end
+      pruned = true
+    end
+  end
+  table.sort(members)
+  table.sort(watchers)
+  return members, watchers, pruned
+end
+
+local function json_list(names)
+  local quoted = {}
+  for _, name in ipairs(names) do
+    table.insert(quoted, cjson.encode(name))
+  end
+  return '[' .. table.concat(quoted, ',') .. ']'
+end
+
+-- Sends the room's `members` frame to every node's streams (the same
+-- bytes as the Rust side's members_frame).
+local function publish_roster(channel, members, watchers)
+  local json = '{"members":' .. json_list(members) .. ',"watchers":' .. json_list(watchers) .. '}'
+  redis.call('PUBLISH', channel, 'event: members\ndata: ' .. json .. '\n\n')
 end

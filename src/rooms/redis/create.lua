@@ -4,5 +4,5 @@ if not redis.call('SET', KEYS[1], ARGV[3], 'NX', 'PX', ARGV[1]) then
   return 0
 end
 -- Whatever an expired room of the same code left behind goes.
-redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6])
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
 return 1

@@ -1,5 +1,10 @@
--- The room's last id and members, read together, or false if it is gone.
+-- The room's last id, members and watchers, read together, or false if it
+-- is gone. ARGV[3] the code, ARGV[4] ts, ARGV[5] the frames channel.
 if not alive() then
   return false
 end
-return { last_id(), redis.call('HKEYS', KEYS[4]) }
+local members, watchers, pruned = roster(ARGV[3], ARGV[4])
+if pruned then
+  publish_roster(ARGV[5], members, watchers)
+end
+return { last_id(), members, watchers }

@@ -1,8 +1,10 @@
 //! The `--redis` backend: several nodes, one chat. Rooms, their history,
-//! presence and sessions live in Redis ([`client`]), and this node's
+//! participants and sessions live in Redis ([`client`]), and this node's
 //! registry is a cache in front of it: a room is taken in when someone
 //! asks for it, and its events come from the node's [`reader`] through
-//! [`Cache::deliver`], out on the same broadcast channels as locally.
+//! [`Cache::deliver`], out on the same broadcast channels as locally. Who
+//! is in a room is Redis's alone: every change of it publishes the room's
+//! `members` frame to every node's streams.
 //! Limits and stream counts stay per node, in the registry.
 //!
 //! Each room is a few keys sharing the hash tag `{CODE}`, all expiring
@@ -11,8 +13,7 @@
 //! - `…:seq`, `…:log`: its last id, and its events as a Redis Stream whose
 //!   entry ids are `0-1`, `0-2`, … so an SSE id is the same plain integer
 //!   on every node, and Last-Event-ID and `since=` work anywhere;
-//! - `…:members`, `…:here`: who is in the room, and on which node;
-//! - `…:names`: which session holds which name.
+//! - `…:names`: who takes part: which session holds which name.
 //!
 //! Every change is one Lua script, so it is atomic: an event's id, its
 //! entry and the room's expiry move together, and a 201 is only ever sent
@@ -27,19 +28,16 @@ use std::time::Instant;
 use bytes::Bytes;
 use log::info;
 
-use super::backend::{
-    gap, Backend, Opening, Pending, Post, StreamStart, Task, Window, CODE_ATTEMPTS,
-};
+use super::backend::{gap, Backend, Join, Opening, Pending, Post, Task, Window, CODE_ATTEMPTS};
 use super::error::RoomError;
-use super::presence::{Members, Tally};
 use super::room::Room;
 use super::state::{Rooms, State};
 use crate::client::VisitorKey;
-use crate::model::{Event, Kind, MemberChange, Name, Recorded, RoomCode, Update};
-use crate::session::{Session, SessionId};
+use crate::model::{members_frame, Event, Kind, Names, Recorded, RoomCode, Update};
+use crate::session::{Participation, Session, SessionId};
 use crate::shutdown::Shutdown;
 use crate::store::now_ms;
-use client::{Naming, Redis, RedisError};
+use client::{Joining, Leaving, Redis, RedisError};
 
 impl From<RedisError> for RoomError {
     fn from(err: RedisError) -> RoomError {
@@ -64,14 +62,12 @@ impl Shared {
 
     /// Takes a room kept in Redis into the cache, its events after
     /// `last_id` to come from the reader, which is woken to follow it.
-    fn adopt(&self, code: &RoomCode, last_id: u64, members: Vec<Name>) {
+    fn adopt(&self, code: &RoomCode, last_id: u64) {
         let mut state = self.rooms.lock();
         if state.rooms.contains_key(code) {
             return;
         }
-        let mut room = Room::new(last_id);
-        room.members = Members::of(members);
-        state.rooms.insert(code.clone(), room);
+        state.rooms.insert(code.clone(), Room::new(last_id));
         drop(state);
         self.redis.wake_reader();
     }
@@ -81,18 +77,6 @@ impl Shared {
     fn forget(&self, code: &RoomCode) -> RoomError {
         self.rooms.lock().rooms.remove(code);
         RoomError::NotFound(code.clone())
-    }
-
-    /// The rooms this node has a say in: those with streams here, and
-    /// those with members (someone's leave may be due).
-    fn presence_report(&self) -> Vec<(RoomCode, bool, Vec<Name>)> {
-        let state = self.rooms.lock();
-        state
-            .rooms
-            .iter()
-            .filter(|(_, room)| room.streams > 0 || !room.members.is_empty())
-            .map(|(code, room)| (code.clone(), room.streams > 0, room.members.here()))
-            .collect()
     }
 }
 
@@ -104,7 +88,7 @@ impl Backend for Shared {
             for _ in 0..CODE_ATTEMPTS {
                 let code = RoomCode::random();
                 if self.redis.create(&code, now_ms()).await? {
-                    self.adopt(&code, 0, Vec::new());
+                    self.adopt(&code, 0);
                     return Ok(code);
                 }
             }
@@ -120,8 +104,8 @@ impl Backend for Shared {
                 return Ok(());
             }
             match self.redis.look(code).await? {
-                Some((last_id, members)) => {
-                    self.adopt(code, last_id, members);
+                Some((last_id, _)) => {
+                    self.adopt(code, last_id);
                     Ok(())
                 }
                 None => Err(RoomError::NotFound(code.clone())),
@@ -129,17 +113,38 @@ impl Backend for Shared {
         })
     }
 
-    fn open_session(
-        &self,
-        existing: Option<SessionId>,
-        session: Session,
-    ) -> Pending<'_, SessionId> {
+    /// One script checks the name and takes it, so two nodes can never
+    /// give it to two people.
+    fn join<'a>(&'a self, join: Join<'a>) -> Pending<'a, (SessionId, Participation)> {
+        let Join {
+            code,
+            session,
+            part,
+            visitor,
+        } = join;
         Box::pin(async move {
-            let id = existing.unwrap_or_else(SessionId::random);
-            match self.redis.name_session(id, &session).await? {
-                Naming::Done => Ok(id),
-                Naming::Taken => Err(RoomError::NameTaken(session.name)),
-                Naming::RoomGone => Err(self.forget(&session.room)),
+            let id = session.unwrap_or_else(SessionId::random);
+            self.rooms.lock().check_open()?;
+            // Charged before Redis is asked, which is not undone: a refused
+            // join costs what a post does.
+            self.rooms.lock().admission.admit_post(visitor)?;
+            match self.redis.join(code, id, part).await? {
+                Joining::Joined => Ok((id, part.clone())),
+                Joining::Same(current) => Ok((id, current)),
+                Joining::Already(name) => Err(RoomError::AlreadyIn(name)),
+                Joining::Taken => Err(RoomError::NameTaken(part.name.clone())),
+                Joining::RoomGone => Err(self.forget(code)),
+            }
+        })
+    }
+
+    fn leave<'a>(&'a self, id: SessionId, code: &'a RoomCode) -> Pending<'a, ()> {
+        Box::pin(async move {
+            self.rooms.lock().check_open()?;
+            match self.redis.leave(code, id).await? {
+                Leaving::Left => Ok(()),
+                Leaving::NotIn => Err(RoomError::NotParticipant),
+                Leaving::RoomGone => Err(self.forget(code)),
             }
         })
     }
@@ -180,21 +185,16 @@ impl Backend for Shared {
         Box::pin(async move { Ok(self.redis.publish_frame(code, &frame).await?) })
     }
 
-    fn members<'a>(&'a self, code: &'a RoomCode) -> Pending<'a, Vec<Name>> {
+    fn members<'a>(&'a self, code: &'a RoomCode) -> Pending<'a, Names> {
         Box::pin(async move {
             match self.redis.look(code).await? {
-                Some((_, members)) => Ok(members),
+                Some((_, names)) => Ok(names),
                 None => Err(self.forget(code)),
             }
         })
     }
 
-    fn tally(&self) -> Tally {
-        Tally::Here
-    }
-
-    fn subscribe<'a>(&'a self, start: StreamStart<'a>) -> Pending<'a, Opening> {
-        let (code, since, member) = (start.code, start.since, start.member);
+    fn subscribe<'a>(&'a self, code: &'a RoomCode, since: Option<u64>) -> Pending<'a, Opening> {
         Box::pin(async move {
             // Subscribed before history is read, so whatever the reader
             // sends later is either in the backlog (and skipped by id) or
@@ -204,7 +204,7 @@ impl Backend for Shared {
                 state.check_open()?;
                 state.room(code)?.subscribe()
             };
-            let Some((newest, members)) = self.redis.connect_stream(code, member).await? else {
+            let Some((newest, names)) = self.redis.look(code).await? else {
                 return Err(self.forget(code));
             };
             let since = since.map_or(newest, |since| since.min(newest));
@@ -216,35 +216,19 @@ impl Backend for Shared {
                 since,
                 missed: gap(since, first_kept),
                 backlog,
-                members: crate::model::members_frame(&members),
+                members: members_frame(&names),
                 updates,
             })
         })
     }
 
-    fn announce_leave(&self, _state: &mut State, _code: &RoomCode, _name: &Name) {
-        // Never called: with Redis the grace runs there (see keep_presence).
+    fn sessions_ended(&self, _state: &mut State, _ended: Vec<(SessionId, Session)>) {
+        // Never any: with Redis, sessions are not kept in memory, and
+        // Redis expires them on its own (the room scripts free their names).
     }
 
     fn room_expired(&self, _state: &mut State, code: &RoomCode) {
         info!("room {code} left this node's cache"); // Redis expires it on its own.
-    }
-
-    /// Tells Redis this node is alive and who has streams here, room by
-    /// room; the scripts announce the leaves whose grace is over.
-    fn keep_presence(&self) -> Pending<'_, ()> {
-        Box::pin(async move {
-            if self.redis.heartbeat().await.is_err() {
-                return Ok(()); // Logged once by the client; the next tick tries again.
-            }
-            let now = now_ms();
-            for (code, streams_here, here) in self.presence_report() {
-                self.redis
-                    .settle_presence(&code, streams_here, &here, now)
-                    .await?;
-            }
-            Ok(())
-        })
     }
 
     fn reader(&self, shutdown: Shutdown) -> Option<Task> {
@@ -286,8 +270,7 @@ impl reader::Follower for Cache {
         }
     }
 
-    /// Events read from a room's log go out to every stream here; joins
-    /// and leaves update the members.
+    /// Events read from a room's log go out to every stream here.
     fn deliver(&self, code: &RoomCode, events: Vec<Arc<Recorded>>) {
         let mut state = self.0.lock();
         let Ok(room) = state.room_mut(code) else {
@@ -297,14 +280,6 @@ impl reader::Follower for Cache {
             .into_iter()
             .filter(|e| e.event.id > room.published_id)
             .collect();
-        for event in &fresh {
-            let change = event.event.kind.member_change();
-            match (change, Name::parse(&event.event.name)) {
-                (Some(MemberChange::Joined), Ok(name)) => room.members.joined(name),
-                (Some(MemberChange::Left), Ok(name)) => room.members.left(&name),
-                _ => {}
-            }
-        }
         if fresh.is_empty() {
             return;
         }

@@ -1,30 +1,27 @@
--- Names ARGV[3] in this room for session ARGV[4] (its key: KEYS[7]).
--- ARGV[5] the room code, ARGV[6] the session's TTL (ms), ARGV[7] the
--- name's key (lower case, confusable skeleton): names are held by key, so
--- a lookalike finds the holder.
--- Refuses ('taken') a name another live session holds here while its
--- member (under the holder's own spelling) is present; a holder who has
--- left loses the name (its session ends). Returns 'ok', 'taken', or
--- 'gone' if the room is gone.
-if not alive() then
-  return 'gone'
-end
--- A session's value is ROOM TAB KEY TAB NAME.
-local name, id, key = ARGV[3], ARGV[4], ARGV[7]
-local holds = ARGV[5] .. '\t' .. key .. '\t'
-local holder = redis.call('HGET', KEYS[6], key)
-if holder and holder ~= id then
-  local held = 'roomcast:session:' .. holder
-  local value = redis.call('GET', held)
-  -- Still this name's holder (not renamed, not moved to another room)?
-  if value and string.sub(value, 1, #holds) == holds then
-    if redis.call('HEXISTS', KEYS[4], string.sub(value, #holds + 1)) == 1 then
-      return 'taken'
-    end
-    redis.call('DEL', held)
+-- A session's rooms, each as CODE, WATCH, NAME, and a use of it: it lives
+-- another ARGV[1] ms. KEYS[1] the session. Only rooms whose names still
+-- point back at this session count; the rest (rooms gone or made again
+-- under the same code) are dropped. An empty reply: no such session (one
+-- that is in no room is no session: joining again makes a new one).
+local id = ARGV[2]
+local rooms = redis.call('HGETALL', KEYS[1])
+local found = {}
+for i = 1, #rooms, 2 do
+  local code, held = rooms[i], rooms[i + 1]
+  local parts = {}
+  for part in string.gmatch(held .. '\t', '([^\t]*)\t') do
+    table.insert(parts, part)
+  end
+  local theirs = redis.call('HGET', 'roomcast:{' .. code .. '}:names', parts[2])
+  if theirs and string.sub(theirs, 1, #id + 1) == id .. '\t' then
+    table.insert(found, code)
+    table.insert(found, parts[1])
+    table.insert(found, parts[3])
+  else
+    redis.call('HDEL', KEYS[1], code)
   end
 end
-redis.call('HSET', KEYS[6], key, id)
-redis.call('PEXPIRE', KEYS[6], ARGV[1])
-redis.call('SET', KEYS[7], holds .. name, 'PX', ARGV[6])
-return 'ok'
+if #found > 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+end
+return found

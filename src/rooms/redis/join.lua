@@ -1,0 +1,36 @@
+-- Someone joins. KEYS[5] their session. ARGV[3] session id, ARGV[4] name,
+-- ARGV[5] its key, ARGV[6] '1' to watch, ARGV[7] session TTL (ms),
+-- ARGV[8] ts, ARGV[9] code, ARGV[10] the frames channel.
+-- Returns { 'joined' }, { 'same', watch, name } if this session is in the
+-- room under that name already, { 'already', name } if under another,
+-- { 'taken' }, or { 'gone' }.
+if not alive() then
+  return { 'gone' }
+end
+local id, name, key, watch, code = ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[9]
+local members, watchers = roster(code, ARGV[8])
+local mine = redis.call('HGET', KEYS[5], code)
+if mine then
+  local held = split(mine)
+  local theirs = redis.call('HGET', KEYS[4], held[2])
+  if theirs and split(theirs)[1] == id then
+    redis.call('PEXPIRE', KEYS[5], ARGV[7])
+    if held[2] == key then
+      return { 'same', held[1], held[3] }
+    end
+    return { 'already', held[3] }
+  end
+end
+if redis.call('HEXISTS', KEYS[4], key) == 1 then
+  return { 'taken' }
+end
+redis.call('HSET', KEYS[4], key, id .. '\t' .. watch .. '\t' .. name)
+redis.call('HSET', KEYS[5], code, watch .. '\t' .. key .. '\t' .. name)
+redis.call('PEXPIRE', KEYS[5], ARGV[7])
+if watch ~= '1' then
+  append('join', name, ARGV[8])
+end
+touch()
+members, watchers = roster(code, ARGV[8])
+publish_roster(ARGV[10], members, watchers)
+return { 'joined' }
