@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use log::error;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use warp::http::{header, HeaderValue, StatusCode};
 use warp::hyper::body::Bytes;
 use warp::reply::{Reply, Response};
@@ -14,7 +14,7 @@ use crate::body;
 use crate::client::{Client, Visitor, VisitorKey};
 use crate::error::ApiError;
 use crate::model::{Invalid, Name, Recorded, RoomCode, Text};
-use crate::pages::{HomeView, RoomView};
+use crate::pages::{HomeView, RoomView, YourRoom};
 use crate::session::{Participation, SessionId};
 use crate::stream::{Handoff, RoomStream};
 
@@ -72,12 +72,13 @@ pub async fn home(
     app: App,
 ) -> Response {
     let query = query.unwrap_or_default(); // a mangled invite link is just no code
+    let your_rooms = your_rooms(&app, visitor.as_ref(), None).await;
     let view = HomeView {
-        name: visitor
-            .and_then(|v| Some(v.session.rooms.values().next()?.name.to_string()))
-            .unwrap_or_default(),
+        // The name used most recently, as a guess at the next one.
+        name: your_rooms.first().map_or_else(String::new, |r| r.name.clone()),
         code: query.code.unwrap_or_default(),
         error: None,
+        your_rooms,
     };
     html(StatusCode::OK, app.pages.home(&view))
 }
@@ -118,6 +119,7 @@ fn home_again(app: &App, form: HomeForm, err: ApiError) -> Response {
         name: form.name.unwrap_or_default(),
         code: form.code.unwrap_or_default(),
         error: Some(err.message()),
+        your_rooms: Vec::new(),
     };
     html(status, app.pages.home(&view))
 }
@@ -194,12 +196,19 @@ pub async fn join(
     let mut response = match wants {
         Wants::Html => see_other(&format!("/rooms/{code}")),
         Wants::Json => {
-            let body = serde_json::json!({
-                "room": code.as_str(),
-                "name": part.name.as_str(),
-                "token": id.to_string(),
-            });
-            json(StatusCode::CREATED, body.to_string())
+            #[derive(Serialize)]
+            struct Joined<'a> {
+                room: &'a str,
+                name: &'a str,
+                token: String,
+            }
+            let joined = Joined {
+                room: code.as_str(),
+                name: part.name.as_str(),
+                token: id.to_string(),
+            };
+            let body = serde_json::to_string(&joined).expect("strings always serialize");
+            json(StatusCode::CREATED, body)
         }
     };
     set_cookie(&mut response, &app, client, id);
@@ -233,16 +242,39 @@ pub async fn room_page(
     let Ok(me) = participant(visitor.as_ref(), &code) else {
         return see_other(&format!("/?code={code}"));
     };
-    render_room(
-        &app,
-        &code,
-        &me.name,
+    let others = your_rooms(&app, visitor.as_ref(), Some(&code)).await;
+    let page = Page {
+        me: &me.name,
         host,
-        StatusCode::OK,
-        String::new(),
-        None,
-    )
-    .await
+        status: StatusCode::OK,
+        draft: String::new(),
+        error: None,
+        your_rooms: others,
+    };
+    render_room(&app, &code, page).await
+}
+
+/// The visitor's rooms for a page's "your rooms" list, but `except` (the
+/// room shown). A failure to read them (Redis away) only leaves the list
+/// out: the page itself is what was asked for.
+async fn your_rooms(
+    app: &App,
+    visitor: Option<&Visitor>,
+    except: Option<&RoomCode>,
+) -> Vec<YourRoom> {
+    let Some(visitor) = visitor else {
+        return Vec::new();
+    };
+    let rooms = app.registry.rooms_of(&visitor.session).await;
+    let rooms = rooms.unwrap_or_default().into_iter();
+    rooms
+        .filter(|(code, _, _)| Some(code) != except)
+        .map(|(code, part, last)| YourRoom {
+            code: code.to_string(),
+            name: part.name.to_string(),
+            last,
+        })
+        .collect()
 }
 
 /// POST /rooms/CODE/messages (form or JSON: text) — 201 with the stored
@@ -273,10 +305,15 @@ pub async fn post_message(
         (Err(err @ ApiError::RoomNotFound(_)), Wants::Html) => room_error(&app, &code, err),
         (Err(err @ (ApiError::Invalid(_) | ApiError::TooMany(..))), Wants::Html) => {
             // The room again with the text kept, so nothing typed is lost.
-            let draft = input.text.unwrap_or_default();
-            let message = Some(err.message());
-            let status = err.status();
-            let mut page = render_room(&app, &code, &me.name, host, status, draft, message).await;
+            let page = Page {
+                me: &me.name,
+                host,
+                status: err.status(),
+                draft: input.text.unwrap_or_default(),
+                error: Some(err.message()),
+                your_rooms: Vec::new(),
+            };
+            let mut page = render_room(&app, &code, page).await;
             if let Some(secs) = err.retry_after() {
                 set_header(&mut page, header::RETRY_AFTER, &secs.to_string());
             }
@@ -445,15 +482,26 @@ fn set_cookie(response: &mut Response, app: &App, client: Client, id: SessionId)
     set_header(response, header::SET_COOKIE, &cookie);
 }
 
-async fn render_room(
-    app: &App,
-    code: &RoomCode,
-    me: &Name,
+/// What a room page is rendered with, besides the room.
+struct Page<'a> {
+    me: &'a Name,
     host: Option<String>,
     status: StatusCode,
+    /// Text to put back in the message box, and why it was refused.
     draft: String,
     error: Option<String>,
-) -> Response {
+    your_rooms: Vec<YourRoom>,
+}
+
+async fn render_room(app: &App, code: &RoomCode, page: Page<'_>) -> Response {
+    let Page {
+        me,
+        host,
+        status,
+        draft,
+        error,
+        your_rooms,
+    } = page;
     // Either may fail if the room expired since it was found, or if Redis
     // went away.
     let history = match app.registry.history(code, None, usize::MAX).await {
@@ -469,6 +517,7 @@ async fn render_room(
     let view = RoomView {
         draft,
         error,
+        your_rooms,
         ..RoomView::new(code, invite, me, members, &history)
     };
     html(status, app.pages.room(&view))

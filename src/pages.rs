@@ -25,6 +25,17 @@ pub struct HomeView {
     pub name: String,
     pub code: String,
     pub error: Option<String>,
+    pub your_rooms: Vec<YourRoom>,
+}
+
+/// One of the rooms the visitor's session is in, for the "your rooms"
+/// list (newest activity first).
+#[derive(Debug, Clone, Serialize)]
+pub struct YourRoom {
+    pub code: String,
+    pub name: String,
+    /// The room's newest event's time (RFC 3339), if it has any.
+    pub last: Option<String>,
 }
 
 /// A room as one member sees it.
@@ -44,6 +55,8 @@ pub struct RoomView {
     /// Text to put back in the message box after a refused no-JS post.
     pub draft: String,
     pub error: Option<String>,
+    /// The session's other rooms.
+    pub your_rooms: Vec<YourRoom>,
 }
 
 #[derive(Debug, Serialize)]
@@ -153,6 +166,7 @@ impl RoomView {
             notices: notices_json(),
             draft: String::new(),
             error: None,
+            your_rooms: Vec::new(),
         }
     }
 }
@@ -188,12 +202,19 @@ mod tests {
             name: "<b>al</b>".into(),
             code: "ab\"cd".into(),
             error: Some("Please enter a room code.".into()),
+            your_rooms: vec![YourRoom {
+                code: "WXYZ".into(),
+                name: "<i>al</i>".into(),
+                last: None,
+            }],
         };
         let html = Pages::load().home(&view).unwrap();
         assert!(html.contains("&lt;b&gt;al&lt;/b&gt;"));
         assert!(html.contains("ab&quot;cd"));
         assert!(html.contains("Please enter a room code."));
         assert!(!html.contains("<b>al"));
+        assert!(html.contains(r#"href="/rooms/WXYZ""#), "your rooms are listed");
+        assert!(html.contains("&lt;i&gt;al&lt;/i&gt;"));
     }
 
     #[test]

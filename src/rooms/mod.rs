@@ -153,6 +153,28 @@ impl Registry {
         self.inner.backend.session(id).await
     }
 
+    /// The rooms `session` is in that still exist, each with the name it
+    /// has there and the time of its newest event, newest activity first.
+    pub async fn rooms_of(
+        &self,
+        session: &Session,
+    ) -> Result<Vec<(RoomCode, Participation, Option<String>)>, RoomError> {
+        let mut found = Vec::with_capacity(session.rooms.len());
+        for (code, part) in &session.rooms {
+            match self.history(code, None, 1).await {
+                Ok(newest) => {
+                    let last = newest.first().map(|e| e.event.ts.clone());
+                    found.push((code.clone(), part.clone(), last));
+                }
+                Err(RoomError::NotFound(_)) => {} // gone since the session was read
+                Err(err) => return Err(err),
+            }
+        }
+        // RFC 3339 times in UTC sort as text; a room with no event last.
+        found.sort_by(|a, b| b.2.cmp(&a.2));
+        Ok(found)
+    }
+
     /// Stores a message and sends it to every stream; returns once both
     /// are done.
     pub async fn post(
