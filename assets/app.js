@@ -290,7 +290,10 @@
 
   // ---- invite ----------------------------------------------------------------
   const invite = $('#invite');
-  const inviteUrl = `${location.origin}/?code=${encodeURIComponent(code)}`;
+  // The server wrote the invite (a private room's carries its key) with
+  // the Host it was asked by; the page knows its real origin.
+  const written = new URL(invite.href);
+  const inviteUrl = `${location.origin}${written.pathname}${written.search}`;
   invite.href = inviteUrl;
   invite.textContent = inviteUrl;
   const copy = $('#copy-invite');

@@ -31,12 +31,22 @@ pub struct HomeForm {
     name: Option<String>,
     code: Option<String>,
     action: Option<String>,
+    /// A private room's key, from its invite link.
+    key: Option<String>,
+    /// "on" (the checkbox) to create a private room.
+    private: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 pub struct JoinInput {
     name: Option<String>,
     watch: Option<bool>,
+    key: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct CreateInput {
+    private: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -75,10 +85,30 @@ pub async fn home(
     let your_rooms = your_rooms(&app, visitor.as_ref(), None).await;
     let view = HomeView {
         // The name used most recently, as a guess at the next one.
-        name: your_rooms.first().map_or_else(String::new, |r| r.name.clone()),
+        name: your_rooms
+            .first()
+            .map_or_else(String::new, |r| r.name.clone()),
         code: query.code.unwrap_or_default(),
-        error: None,
         your_rooms,
+        ..HomeView::default()
+    };
+    html(StatusCode::OK, app.pages.home(&view))
+}
+
+/// GET /join/ABCD-KEY — a private room's invite: the home form with the
+/// code and key filled in. (Whether they open the room is only told by
+/// joining, which answers a wrong key as it does an unknown code.)
+pub async fn invite(invite: String, visitor: Option<Visitor>, app: App) -> Response {
+    let (code, key) = invite.split_once('-').unwrap_or((&invite, ""));
+    let your_rooms = your_rooms(&app, visitor.as_ref(), None).await;
+    let view = HomeView {
+        name: your_rooms
+            .first()
+            .map_or_else(String::new, |r| r.name.clone()),
+        code: code.to_string(),
+        key: key.to_string(),
+        your_rooms,
+        ..HomeView::default()
     };
     html(StatusCode::OK, app.pages.home(&view))
 }
@@ -118,8 +148,9 @@ fn home_again(app: &App, form: HomeForm, err: ApiError) -> Response {
     let view = HomeView {
         name: form.name.unwrap_or_default(),
         code: form.code.unwrap_or_default(),
+        key: form.key.unwrap_or_default(),
         error: Some(err.message()),
-        your_rooms: Vec::new(),
+        ..HomeView::default()
     };
     html(status, app.pages.home(&view))
 }
@@ -140,22 +171,57 @@ async fn enter_room(
         Some("join") => true,
         _ => code_typed,
     };
-    let code = if join {
-        RoomCode::parse(form.code.as_deref().unwrap_or_default())?
+    let (code, room_key) = if join {
+        let code = RoomCode::parse(form.code.as_deref().unwrap_or_default())?;
+        (code, form.key.clone())
+    } else if form.private.is_some() {
+        let (code, room_key) = app.registry.create_private_room(key).await?;
+        (code, Some(room_key.as_str().to_string()))
     } else {
-        app.registry.create_room(key).await?
+        (app.registry.create_room(key).await?, None)
     };
     let part = Participation { name, watch: false };
-    let (id, _) = app.registry.join(&code, session, &part, key).await?;
+    let room_key = room_key.as_deref();
+    let (id, _) = app
+        .registry
+        .join(&code, session, &part, room_key, key)
+        .await?;
     Ok((code, id))
 }
 
-/// POST /rooms — 201 `{"code":"ABCD","url":"/rooms/ABCD"}`.
-pub async fn create_room(key: VisitorKey, app: App) -> Response {
-    match app.registry.create_room(key).await {
-        Ok(code) => {
+/// POST /rooms (optionally `{"private":true}`) — 201
+/// `{"code":"ABCD","url":"/rooms/ABCD"}`, and for a private room
+/// `"invite":"/join/ABCD-KEY"`, which joining it needs.
+pub async fn create_room(
+    content_type: Option<String>,
+    key: VisitorKey,
+    body: Bytes,
+    app: App,
+) -> Response {
+    let input: CreateInput = if body.is_empty() {
+        CreateInput::default()
+    } else {
+        match body::parse(content_type.as_deref(), &body) {
+            Ok(input) => input,
+            Err(err) => return err.into_response(),
+        }
+    };
+    let created = if input.private == Some(true) {
+        let created = app.registry.create_private_room(key).await;
+        created.map(|(code, room_key)| {
+            let invite = format!("/join/{code}-{}", room_key.as_str());
+            (code, Some(invite))
+        })
+    } else {
+        app.registry.create_room(key).await.map(|code| (code, None))
+    };
+    match created {
+        Ok((code, invite)) => {
             let url = format!("/rooms/{code}");
-            let body = serde_json::json!({ "code": code.as_str(), "url": url });
+            let mut body = serde_json::json!({ "code": code.as_str(), "url": url });
+            if let Some(invite) = invite {
+                body["invite"] = invite.into();
+            }
             let mut response = json(StatusCode::CREATED, body.to_string());
             set_header(&mut response, header::LOCATION, &url);
             response
@@ -187,7 +253,12 @@ pub async fn join(
             watch: input.watch.unwrap_or(false),
         };
         let session = visitor.map(|v| v.id);
-        Ok::<_, ApiError>(app.registry.join(&code, session, &part, key).await?)
+        let room_key = input.key.as_deref();
+        let joined = app
+            .registry
+            .join(&code, session, &part, room_key, key)
+            .await?;
+        Ok::<_, ApiError>(joined)
     };
     let (id, part) = match joined.await {
         Ok(joined) => joined,
@@ -229,18 +300,22 @@ pub async fn leave(code: RoomCode, wants: Wants, visitor: Option<Visitor>, app: 
 }
 
 /// GET /rooms/CODE — the room page for a participant; others are sent to
-/// the home form with the code filled in.
+/// the home form with the code filled in (for a private room, they get the
+/// unknown room's 404: its code alone is no way in).
 pub async fn room_page(
     code: RoomCode,
     visitor: Option<Visitor>,
     host: Option<String>,
     app: App,
 ) -> Response {
-    if let Err(err) = app.registry.require_room(&code).await {
-        return room_error(&app, &code, err.into());
-    }
-    let Ok(me) = participant(visitor.as_ref(), &code) else {
-        return see_other(&format!("/?code={code}"));
+    let private = match app.registry.room_key(&code).await {
+        Ok(key) => key.is_some(),
+        Err(err) => return room_error(&app, &code, err.into()),
+    };
+    let me = match participant(visitor.as_ref(), &code) {
+        Ok(me) => me,
+        Err(_) if private => return room_error(&app, &code, ApiError::RoomNotFound(code.clone())),
+        Err(_) => return see_other(&format!("/?code={code}")),
     };
     let others = your_rooms(&app, visitor.as_ref(), Some(&code)).await;
     let page = Page {
@@ -512,8 +587,15 @@ async fn render_room(app: &App, code: &RoomCode, page: Page<'_>) -> Response {
         Ok(members) => members,
         Err(err) => return room_error(app, code, err.into()),
     };
+    let key = match app.registry.room_key(code).await {
+        Ok(key) => key,
+        Err(err) => return room_error(app, code, err.into()),
+    };
     let host = host.unwrap_or_else(|| "localhost".into());
-    let invite = format!("http://{host}/?code={code}");
+    let invite = match key {
+        Some(key) => format!("http://{host}/join/{code}-{}", key.as_str()),
+        None => format!("http://{host}/?code={code}"),
+    };
     let view = RoomView {
         draft,
         error,

@@ -81,6 +81,41 @@ impl FromStr for RoomCode {
     }
 }
 
+/// The secret that lets someone into a private room, in its invite link
+/// (`/join/ABCD-KEY`): 128 random bits from the OS as 32 hex digits.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RoomKey(String);
+
+impl RoomKey {
+    pub fn random() -> RoomKey {
+        let mut bytes = [0u8; 16];
+        getrandom::fill(&mut bytes).expect("the OS random source is always there");
+        RoomKey(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    }
+
+    /// A key as stored (by this roomcast: not checked again).
+    pub fn stored(key: String) -> RoomKey {
+        RoomKey(key)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether `given` is this key, in time that does not depend on where
+    /// they differ (so the answer's timing gives nothing away).
+    pub fn opens(&self, given: &str) -> bool {
+        let (a, b) = (self.0.as_bytes(), given.as_bytes());
+        a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
+    }
+}
+
+impl fmt::Debug for RoomKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RoomKey(…)") // never in a log
+    }
+}
+
 /// A person's display name: trimmed, in NFC, 1 to 32 characters, no
 /// control or invisible formatting characters (they would garble every
 /// page and log line it appears in, or make two names look the same).
@@ -346,6 +381,17 @@ mod tests {
         ] {
             assert!(Name::parse(invisible).is_err(), "{invisible:?} accepted");
         }
+    }
+
+    #[test]
+    fn a_room_key_opens_only_for_itself_and_never_shows() {
+        let key = RoomKey::random();
+        assert_eq!(key.as_str().len(), 32);
+        assert!(key.opens(key.as_str()));
+        assert!(!key.opens(&key.as_str()[1..]));
+        assert!(!key.opens(""));
+        assert!(!key.opens(RoomKey::random().as_str()));
+        assert_eq!(format!("{key:?}"), "RoomKey(…)");
     }
 
     #[test]

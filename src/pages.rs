@@ -24,6 +24,8 @@ pub struct Pages {
 pub struct HomeView {
     pub name: String,
     pub code: String,
+    /// A private room's key, from its invite link (sent back with the form).
+    pub key: String,
     pub error: Option<String>,
     pub your_rooms: Vec<YourRoom>,
 }
@@ -201,6 +203,7 @@ mod tests {
         let view = HomeView {
             name: "<b>al</b>".into(),
             code: "ab\"cd".into(),
+            key: String::new(),
             error: Some("Please enter a room code.".into()),
             your_rooms: vec![YourRoom {
                 code: "WXYZ".into(),
@@ -213,7 +216,10 @@ mod tests {
         assert!(html.contains("ab&quot;cd"));
         assert!(html.contains("Please enter a room code."));
         assert!(!html.contains("<b>al"));
-        assert!(html.contains(r#"href="/rooms/WXYZ""#), "your rooms are listed");
+        assert!(
+            html.contains(r#"href="/rooms/WXYZ""#),
+            "your rooms are listed"
+        );
         assert!(html.contains("&lt;i&gt;al&lt;/i&gt;"));
     }
 

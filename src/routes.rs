@@ -25,6 +25,7 @@ pub fn routes(app: App) -> impl Filter<Extract = (impl Reply,), Error = Infallib
     home(app.clone())
         .or(enter(app.clone()))
         .or(create_room(app.clone()))
+        .or(invite(app.clone()))
         .or(room_page(app.clone()))
         .or(join(app.clone()))
         .or(leave(app.clone()))
@@ -60,14 +61,26 @@ fn enter(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejection
         .then(handlers::enter)
 }
 
-/// POST /rooms
+/// POST /rooms, with no body or `{"private":true}` (form or JSON)
 fn create_room(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     warp::path!("rooms")
         .and(warp::post())
+        .and(header("content-type"))
         .and(caller(&app))
-        .map(|_visitor: Option<Visitor>, key: VisitorKey| key)
+        .map(|content_type, _visitor: Option<Visitor>, key: VisitorKey| (content_type, key))
+        .untuple_one()
+        .and(optional_body())
         .and(with_app(app))
         .then(handlers::create_room)
+}
+
+/// GET /join/ABCD-KEY
+fn invite(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    warp::path!("join" / String)
+        .and(warp::get())
+        .and(visitor(&app))
+        .and(with_app(app))
+        .then(handlers::invite)
 }
 
 /// GET /rooms/CODE
@@ -191,6 +204,23 @@ fn with_app(app: App) -> impl Filter<Extract = (App,), Error = Infallible> + Clo
 /// The body, at most 16 KiB (413 past that; 411 without a length).
 fn body() -> impl Filter<Extract = (Bytes,), Error = warp::Rejection> + Clone {
     warp::body::content_length_limit(BODY_LIMIT).and(warp::body::bytes())
+}
+
+/// The body if the request has one (as [`body`]), else empty: `curl -X
+/// POST` sends no Content-Length at all.
+fn optional_body() -> impl Filter<Extract = (Bytes,), Error = warp::Rejection> + Clone {
+    let none = header("content-length")
+        .and(header("transfer-encoding"))
+        .and_then(
+            |length: Option<String>, chunked: Option<String>| async move {
+                match (length, chunked) {
+                    (None, None) => Ok(Bytes::new()),
+                    // The weakest rejection: `body`'s own (413, 411) wins.
+                    _ => Err(warp::reject::not_found()),
+                }
+            },
+        );
+    body().or(none).unify()
 }
 
 /// The session the request names, if it is a live one: by

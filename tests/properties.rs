@@ -98,7 +98,7 @@ proptest! {
         // Through the store and back, as after a restart.
         let mut store = SqliteStore::open(IN_MEMORY).unwrap();
         let changes = [
-            Change::CreateRoom { code: code.clone(), at_ms: 1 },
+            Change::CreateRoom { code: code.clone(), key: None, at_ms: 1 },
             Change::Append { code: code.clone(), event: Arc::new(Recorded::new(event)), at_ms: 2 },
         ];
         store.apply(&changes, 10).unwrap();

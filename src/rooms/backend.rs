@@ -17,7 +17,7 @@ use tokio::sync::broadcast;
 use super::error::RoomError;
 use super::state::State;
 use crate::client::VisitorKey;
-use crate::model::{Name, Names, Recorded, RoomCode, Text, Update};
+use crate::model::{Name, Names, Recorded, RoomCode, RoomKey, Text, Update};
 use crate::session::{Participation, Session, SessionId};
 use crate::shutdown::Shutdown;
 
@@ -69,6 +69,9 @@ pub struct Join<'a> {
     pub code: &'a RoomCode,
     pub session: Option<SessionId>,
     pub part: &'a Participation,
+    /// The key given, which a private room needs (unless this session is
+    /// in it already): without it, the room answers as an unknown one.
+    pub key: Option<&'a str>,
     pub visitor: VisitorKey,
 }
 
@@ -77,12 +80,13 @@ pub struct Join<'a> {
 /// that take `&mut State` are called with the registry's lock held and
 /// must not block.
 pub trait Backend: Send + Sync + 'static {
-    /// Admits (`State::admit_room`) and makes a room with a fresh code,
-    /// and returns once it is kept.
-    fn create_room(&self, visitor: VisitorKey) -> Pending<'_, RoomCode>;
+    /// Admits (`State::admit_room`) and makes a room with a fresh code
+    /// (private with `key`), and returns once it is kept.
+    fn create_room(&self, visitor: VisitorKey, key: Option<RoomKey>) -> Pending<'_, RoomCode>;
 
-    /// Ok if the room exists (and is then in the registry's rooms).
-    fn find<'a>(&'a self, code: &'a RoomCode) -> Pending<'a, ()>;
+    /// The room's key if it is private, if it exists (it is then in the
+    /// registry's rooms).
+    fn find<'a>(&'a self, code: &'a RoomCode) -> Pending<'a, Option<RoomKey>>;
 
     /// Admits (`State::admit_post`) and makes `join.part` a participant
     /// of the room, in `join.session` or a new session; returns the

@@ -24,7 +24,7 @@ use super::sessions::Sessions;
 use super::settings::Settings;
 use super::state::{Rooms, State, Writer};
 use crate::client::VisitorKey;
-use crate::model::{Kind, Names, Recorded, RoomCode, Update};
+use crate::model::{Kind, Names, Recorded, RoomCode, RoomKey, Update};
 use crate::session::{Participation, Session, SessionId};
 use crate::store::writer::{self, Job};
 use crate::store::{now_ms, Change, Store, StoreError};
@@ -84,7 +84,7 @@ impl Local {
 impl Backend for Local {
     /// Admission, the code and the queue in one hold of the lock, so
     /// `--max-rooms` holds under concurrent creation.
-    fn create_room(&self, visitor: VisitorKey) -> Pending<'_, RoomCode> {
+    fn create_room(&self, visitor: VisitorKey, key: Option<RoomKey>) -> Pending<'_, RoomCode> {
         let rooms = &*self.rooms;
         Box::pin(async move {
             let (code, stored) = {
@@ -96,10 +96,13 @@ impl Backend for Local {
                     .ok_or(RoomError::NoFreeCode)?;
                 let change = Change::CreateRoom {
                     code: code.clone(),
+                    key: key.clone(),
                     at_ms: now_ms(),
                 };
                 let stored = enqueue_awaited(&state, change)?;
-                state.rooms.insert(code.clone(), Room::new(0));
+                let mut room = Room::new(0);
+                room.key = key;
+                state.rooms.insert(code.clone(), room);
                 (code, stored)
             };
             match outcome(stored).await {
@@ -112,8 +115,8 @@ impl Backend for Local {
         })
     }
 
-    fn find<'a>(&'a self, code: &'a RoomCode) -> Pending<'a, ()> {
-        let found = self.rooms.lock().room(code).map(|_| ());
+    fn find<'a>(&'a self, code: &'a RoomCode) -> Pending<'a, Option<RoomKey>> {
+        let found = self.rooms.lock().room(code).map(|room| room.key.clone());
         Box::pin(std::future::ready(found))
     }
 
@@ -126,6 +129,7 @@ impl Backend for Local {
             code,
             session,
             part,
+            key,
             visitor,
         } = join;
         let rooms = &*self.rooms;
@@ -144,6 +148,13 @@ impl Backend for Local {
                     } else {
                         Err(RoomError::AlreadyIn(current.name.clone()))
                     };
+                }
+                let room_key = &state.room(code)?.key;
+                if room_key
+                    .as_ref()
+                    .is_some_and(|k| !key.is_some_and(|key| k.opens(key)))
+                {
+                    return Err(RoomError::NotFound(code.clone()));
                 }
                 if state.sessions.holder(code, part).is_some() {
                     return Err(RoomError::NameTaken(part.name.clone()));

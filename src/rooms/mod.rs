@@ -34,7 +34,7 @@ use tokio::task::JoinHandle;
 
 use crate::client::VisitorKey;
 use crate::metrics::{Gauges, Metrics};
-use crate::model::{sse_frame, Name, Names, Recorded, RoomCode, Text};
+use crate::model::{sse_frame, Name, Names, Recorded, RoomCode, RoomKey, Text};
 use crate::session::{Participation, Session, SessionId};
 use crate::shutdown::Shutdown;
 use crate::store::{Store, StoreError};
@@ -112,13 +112,34 @@ impl Registry {
     pub async fn create_room(&self, visitor: VisitorKey) -> Result<RoomCode, RoomError> {
         // Admitted by the backend, in the hold of the lock that takes the
         // code, so concurrent creations cannot pass --max-rooms together.
-        let code = self.inner.backend.create_room(visitor).await?;
+        let code = self.inner.backend.create_room(visitor, None).await?;
         info!("room {code} created");
         Ok(code)
     }
 
+    /// [`Registry::create_room`], for a private room: joining it needs the
+    /// key returned with its code.
+    pub async fn create_private_room(
+        &self,
+        visitor: VisitorKey,
+    ) -> Result<(RoomCode, RoomKey), RoomError> {
+        let key = RoomKey::random();
+        let code = self
+            .inner
+            .backend
+            .create_room(visitor, Some(key.clone()))
+            .await?;
+        info!("private room {code} created");
+        Ok((code, key))
+    }
+
     /// Ok if the room exists, else `NotFound`.
     pub async fn require_room(&self, code: &RoomCode) -> Result<(), RoomError> {
+        self.inner.backend.find(code).await.map(|_| ())
+    }
+
+    /// The room's key if it is private (for its participants' invite link).
+    pub async fn room_key(&self, code: &RoomCode) -> Result<Option<RoomKey>, RoomError> {
         self.inner.backend.find(code).await
     }
 
@@ -132,12 +153,14 @@ impl Registry {
         code: &RoomCode,
         session: Option<SessionId>,
         part: &Participation,
+        key: Option<&str>,
         visitor: VisitorKey,
     ) -> Result<(SessionId, Participation), RoomError> {
         let join = Join {
             code,
             session,
             part,
+            key,
             visitor,
         };
         self.inner.backend.join(join).await
@@ -408,11 +431,11 @@ pub(crate) mod tests {
         let registry = registry(60_000, 60_000);
         let code = registry.create_room(someone()).await.unwrap();
         let (al, _) = registry
-            .join(&code, None, &part("al", false), someone())
+            .join(&code, None, &part("al", false), None, someone())
             .await
             .unwrap();
         let again = registry
-            .join(&code, Some(al), &part("AL", false), someone())
+            .join(&code, Some(al), &part("AL", false), None, someone())
             .await;
         assert_eq!(
             again.unwrap(),
@@ -420,15 +443,15 @@ pub(crate) mod tests {
             "joining again changes nothing"
         );
         let other = registry
-            .join(&code, Some(al), &part("bo", false), someone())
+            .join(&code, Some(al), &part("bo", false), None, someone())
             .await;
         assert_eq!(other, Err(RoomError::AlreadyIn(name("al"))));
         let forged = registry
-            .join(&code, None, &part("\u{430}l", false), someone())
+            .join(&code, None, &part("\u{430}l", false), None, someone())
             .await;
         assert_eq!(forged, Err(RoomError::NameTaken(name("\u{430}l"))));
         let (bot, _) = registry
-            .join(&code, None, &part("logbot", true), someone())
+            .join(&code, None, &part("logbot", true), None, someone())
             .await
             .unwrap();
         let names = registry.members(&code).await.unwrap();
@@ -441,7 +464,7 @@ pub(crate) mod tests {
             Err(RoomError::NotParticipant)
         );
         registry
-            .join(&code, None, &part("al", false), someone())
+            .join(&code, None, &part("al", false), None, someone())
             .await
             .unwrap();
         assert_eq!(
@@ -455,7 +478,7 @@ pub(crate) mod tests {
         let registry = registry(1000, 60_000);
         let code = registry.create_room(someone()).await.unwrap();
         let (al, _) = registry
-            .join(&code, None, &part("al", false), someone())
+            .join(&code, None, &part("al", false), None, someone())
             .await
             .unwrap();
         registry.sweep(Instant::now(), in_ms(500));
@@ -474,7 +497,7 @@ pub(crate) mod tests {
         let registry = registry(60_000, 1000);
         let code = registry.create_room(someone()).await.unwrap();
         let (id, _) = registry
-            .join(&code, None, &part("al", false), someone())
+            .join(&code, None, &part("al", false), None, someone())
             .await
             .unwrap();
         let stream = registry.subscribe(&code, None, someone()).await.unwrap();
@@ -501,7 +524,7 @@ pub(crate) mod tests {
         let registry = registry(60_000, 1000);
         let code = registry.create_room(someone()).await.unwrap();
         registry
-            .join(&code, None, &part("al", false), someone())
+            .join(&code, None, &part("al", false), None, someone())
             .await
             .unwrap();
         let _stream = registry.subscribe(&code, None, someone()).await.unwrap();

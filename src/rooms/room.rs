@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
 
 use super::roster::Roster;
-use crate::model::{Event, Kind, Name, Recorded, RoomCode, Text, Update};
+use crate::model::{Event, Kind, Name, Recorded, RoomCode, RoomKey, Text, Update};
 use crate::store::{now_ms, StoredRoom};
 
 /// How many updates a stream may fall behind before it is closed and must
@@ -33,6 +33,8 @@ pub struct Room {
     updates: broadcast::Sender<Update>,
     /// Who takes part (locally; with Redis, Redis keeps it).
     pub roster: Roster,
+    /// A private room's key: joining needs it.
+    pub key: Option<RoomKey>,
     /// Open streams.
     pub streams: usize,
     /// Since when nobody has been connected and nothing was said, if so.
@@ -48,6 +50,7 @@ impl Room {
             history: VecDeque::new(),
             updates,
             roster: Roster::default(),
+            key: None,
             streams: 0,
             idle_since: Some(Instant::now()),
         }
@@ -57,6 +60,7 @@ impl Room {
     /// (it has no streams yet).
     pub fn restore(stored: StoredRoom) -> Room {
         let mut room = Room::new(stored.last_id);
+        room.key = stored.key;
         let idle_for = Duration::from_millis(now_ms().saturating_sub(stored.last_activity_ms));
         room.idle_since = Some(
             Instant::now()

@@ -15,7 +15,7 @@ pub mod writer;
 use std::fmt;
 use std::sync::Arc;
 
-use crate::model::{Recorded, RoomCode};
+use crate::model::{Recorded, RoomCode, RoomKey};
 use crate::session::{Participation, SessionId};
 
 /// One change to what is stored.
@@ -23,6 +23,8 @@ use crate::session::{Participation, SessionId};
 pub enum Change {
     CreateRoom {
         code: RoomCode,
+        /// A private room's key.
+        key: Option<RoomKey>,
         at_ms: u64,
     },
     /// A history event; it also marks the room active at `at_ms`.
@@ -100,6 +102,8 @@ pub struct StoredRoom {
     pub code: RoomCode,
     /// The last id given out in this room (0 if none).
     pub last_id: u64,
+    /// A private room's key.
+    pub key: Option<RoomKey>,
     /// When the room was created or last had an event, in ms since the epoch.
     pub last_activity_ms: u64,
     /// The newest events, oldest first, at most `history` of them.

@@ -9,7 +9,7 @@ use rusqlite::{params, Connection};
 
 use super::checkpoint::Checkpoints;
 use super::{Change, Store, StoreError, Stored, StoredRoom};
-use crate::model::{Event, Kind, Name, Recorded, RoomCode};
+use crate::model::{Event, Kind, Name, Recorded, RoomCode, RoomKey};
 use crate::session::{Participation, SessionId};
 
 /// The path that keeps everything in memory, as SQLite spells it.
@@ -34,7 +34,8 @@ const MIGRATIONS: &[&str] = &[
          ts   TEXT    NOT NULL,
          PRIMARY KEY (room, id)
      ) WITHOUT ROWID;",
-    // v2: sessions and who takes part in which room under which name.
+    // v2: sessions, who takes part in which room under which name, and
+    // private rooms' keys.
     "CREATE TABLE sessions (
          id      TEXT    PRIMARY KEY,
          used_ms INTEGER NOT NULL
@@ -46,7 +47,8 @@ const MIGRATIONS: &[&str] = &[
          watch   INTEGER NOT NULL,
          PRIMARY KEY (session, room)
      ) WITHOUT ROWID;
-     CREATE INDEX participants_by_room ON participants(room);",
+     CREATE INDEX participants_by_room ON participants(room);
+     ALTER TABLE rooms ADD COLUMN invite_key TEXT;",
 ];
 
 pub struct SqliteStore {
@@ -170,23 +172,27 @@ impl SqliteStore {
             [history as i64],
         )
         .map_err(|e| e.to_string())?;
-        let rooms: Vec<(String, u64, u64)> = {
+        type Row = (String, u64, u64, Option<String>);
+        let rooms: Vec<Row> = {
             let mut select = tx
-                .prepare("SELECT code, last_id, last_activity_ms FROM rooms")
+                .prepare("SELECT code, last_id, last_activity_ms, invite_key FROM rooms")
                 .map_err(|e| e.to_string())?;
             let rows = select
-                .query_map([], |row| Ok((row.get(0)?, uint(row, 1)?, uint(row, 2)?)))
+                .query_map([], |row| {
+                    Ok((row.get(0)?, uint(row, 1)?, uint(row, 2)?, row.get(3)?))
+                })
                 .map_err(|e| e.to_string())?;
             rows.collect::<Result<_, _>>().map_err(|e| e.to_string())?
         };
         let mut loaded = Vec::with_capacity(rooms.len());
-        for (code, last_id, last_activity_ms) in rooms {
+        for (code, last_id, last_activity_ms, key) in rooms {
             let room = RoomCode::parse(&code).map_err(|_| format!("bad room code {code:?}"))?;
             let events = newest_events(&tx, &room, history)?;
             let participants = participants(&tx, &room)?;
             loaded.push(StoredRoom {
                 code: room,
                 last_id,
+                key: key.map(RoomKey::stored),
                 last_activity_ms,
                 events,
                 participants,
@@ -275,14 +281,14 @@ fn insert_event(tx: &rusqlite::Transaction<'_>, e: &Event) -> rusqlite::Result<(
 
 fn apply_room_change(tx: &rusqlite::Transaction<'_>, change: &Change) -> rusqlite::Result<()> {
     match change {
-        Change::CreateRoom { code, at_ms } => {
+        Change::CreateRoom { code, key, at_ms } => {
             // A code can come back after its room expired: start it clean.
             tx.prepare_cached("DELETE FROM rooms WHERE code = ?1")?
                 .execute([code.as_str()])?;
             tx.prepare_cached(
-                "INSERT INTO rooms (code, created_ms, last_activity_ms, last_id) VALUES (?1, ?2, ?2, 0)",
+                "INSERT INTO rooms (code, created_ms, last_activity_ms, last_id, invite_key) VALUES (?1, ?2, ?2, 0, ?3)",
             )?
-            .execute(params![code.as_str(), *at_ms as i64])?;
+            .execute(params![code.as_str(), *at_ms as i64, key.as_ref().map(RoomKey::as_str)])?;
         }
         Change::DeleteRoom { code } => {
             tx.prepare_cached("DELETE FROM rooms WHERE code = ?1")?
@@ -444,6 +450,7 @@ mod tests {
             let mut store = SqliteStore::open(path).unwrap();
             let mut changes = vec![Change::CreateRoom {
                 code: code.clone(),
+                key: None,
                 at_ms: 5,
             }];
             changes.extend((1..=5).map(|id| message(&code, id, &format!("m{id}"))));
@@ -488,6 +495,7 @@ mod tests {
         };
         let create = |code: &RoomCode| Change::CreateRoom {
             code: code.clone(),
+            key: None,
             at_ms: 1,
         };
         let changes = [
@@ -550,6 +558,7 @@ mod tests {
         let code = RoomCode::parse("ABCD").unwrap();
         let create = || Change::CreateRoom {
             code: code.clone(),
+            key: None,
             at_ms: 1,
         };
         let changes = [
@@ -574,6 +583,7 @@ mod tests {
         let code = RoomCode::parse("ABCD").unwrap();
         let create = Change::CreateRoom {
             code: code.clone(),
+            key: None,
             at_ms: 1,
         };
         store.apply(&[create], 10).unwrap();
@@ -606,6 +616,7 @@ mod tests {
         let mut store = SqliteStore::open(path.to_str().unwrap()).unwrap();
         let create = Change::CreateRoom {
             code: code.clone(),
+            key: None,
             at_ms: 5,
         };
         store.apply(&[create], 100_000).unwrap();

@@ -358,3 +358,39 @@ async fn a_frame_that_is_not_history_reaches_every_node_and_is_never_replayed() 
     let resumed = b.subscribe(&code, Some(0), someone).await.unwrap();
     assert!(resumed.opening.backlog.is_empty(), "never replayed");
 }
+
+#[tokio::test]
+async fn a_private_room_needs_its_key_on_every_node() {
+    let Some(redis) = Redis::start() else { return };
+    let (a, b) = (node(&redis).await, node(&redis).await);
+    let created = a
+        .client
+        .post(a.url("/rooms"))
+        .json(&json!({"private": true}))
+        .send()
+        .await
+        .unwrap();
+    let created: Value = created.json().await.unwrap();
+    let code = created["code"].as_str().unwrap();
+    let invite = created["invite"].as_str().unwrap();
+    let key = invite.rsplit('-').next().unwrap();
+    let unknown = b.join_as("ZZZZ", json!({"name": "eve"})).await;
+    let unknown = unknown.text().await.unwrap().replace("ZZZZ", code);
+    for body in [
+        json!({"name": "eve"}),
+        json!({"name": "eve", "key": "f00d"}),
+    ] {
+        let guess = b.join_as(code, body.clone()).await;
+        assert_eq!(guess.status(), StatusCode::NOT_FOUND, "{body}");
+        assert_eq!(guess.text().await.unwrap(), unknown, "{body}");
+    }
+    let page = b
+        .client
+        .get(b.url(&format!("/rooms/{code}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::NOT_FOUND);
+    let joined = b.join_as(code, json!({"name": "fay", "key": key})).await;
+    assert_eq!(joined.status(), StatusCode::CREATED);
+}

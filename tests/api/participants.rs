@@ -413,3 +413,83 @@ async fn an_unused_session_ends_after_the_session_ttl_and_frees_its_names() {
     let newcomer = app.join_as(&code, json!({"name": "alice"})).await;
     assert_eq!(newcomer.status(), StatusCode::CREATED);
 }
+
+#[tokio::test]
+async fn a_private_room_is_an_unknown_code_to_anyone_without_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("chat.db").to_str().unwrap().to_string();
+    let mut app = spawn_with(move |c| c.db = db).await;
+    let created = post(&app, "/rooms", None, json!({"private": true})).await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let created: Value = created.json().await.unwrap();
+    let code = created["code"].as_str().unwrap().to_string();
+    let invite = created["invite"].as_str().unwrap().to_string();
+    let key = invite
+        .strip_prefix(&format!("/join/{code}-"))
+        .unwrap_or_else(|| panic!("{invite}"))
+        .to_string();
+    assert!(key.len() * 4 >= 96, "at least 96 bits: {key}");
+    let open: Value = post(&app, "/rooms", None, json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        open.get("invite").is_none(),
+        "an open room's invite is its code"
+    );
+
+    // What an unknown code answers, said for this code.
+    let unknown = "ZZZZ";
+    let as_here = |text: String| text.replace(unknown, &code);
+    let unknown_join = app.join_as(unknown, json!({"name": "eve"})).await;
+    let unknown_status = unknown_join.status();
+    let unknown_body = as_here(unknown_join.text().await.unwrap());
+    let unknown_page = app.browser().get(&format!("/rooms/{unknown}")).await;
+    let unknown_page = (
+        unknown_page.status(),
+        as_here(unknown_page.text().await.unwrap()),
+    );
+    for body in [
+        json!({"name": "eve"}),
+        json!({"name": "eve", "key": "0".repeat(key.len())}),
+        json!({"name": "eve", "key": ""}),
+    ] {
+        app.restart().await; // and the key is kept across restarts
+        let guess = app.join_as(&code, body.clone()).await;
+        assert_eq!(guess.status(), unknown_status, "{body}");
+        assert_eq!(guess.text().await.unwrap(), unknown_body, "{body}");
+    }
+    let page = app.browser().get(&format!("/rooms/{code}")).await;
+    assert_eq!((page.status(), page.text().await.unwrap()), unknown_page);
+    let mut guesser = app.browser();
+    let form = guesser
+        .submit("/", &[("name", "eve"), ("code", &code), ("action", "join")])
+        .await;
+    assert_eq!(form.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(guesser.cookie.is_none());
+
+    // With the key: the invite page carries it, and joining works.
+    let mut friend = app.browser();
+    let invite_page = friend.get(&invite).await.text().await.unwrap();
+    assert!(invite_page.contains(&format!(r#"name="key" value="{key}""#)));
+    let joined = friend
+        .submit(
+            "/",
+            &[
+                ("name", "fay"),
+                ("code", &code),
+                ("key", &key),
+                ("action", "join"),
+            ],
+        )
+        .await;
+    assert_eq!(joined.status(), StatusCode::SEE_OTHER);
+    let page = friend.room_page(&code).await;
+    assert!(
+        page.contains(&invite),
+        "a participant sees the invite with its key"
+    );
+    let bot = app.join_as(&code, json!({"name": "bot", "key": key})).await;
+    assert_eq!(bot.status(), StatusCode::CREATED);
+}

@@ -28,7 +28,7 @@ use redis::aio::ConnectionManager;
 use redis::streams::{StreamId, StreamRangeReply};
 use redis::{Script, Value};
 
-use crate::model::{timestamp, Event, Kind, Name, Names, Recorded, RoomCode};
+use crate::model::{timestamp, Event, Kind, Name, Names, Recorded, RoomCode, RoomKey};
 use crate::rooms::settings::Settings;
 use crate::session::{Participation, Session, SessionId};
 
@@ -80,6 +80,14 @@ macro_rules! room_script {
     ($file:literal) => {
         Script::new(concat!(include_str!("common.lua"), include_str!($file)))
     };
+}
+
+/// A room as Redis has it.
+pub struct Looked {
+    pub last_id: u64,
+    pub names: Names,
+    /// A private room's key.
+    pub key: Option<RoomKey>,
 }
 
 /// The outcome of joining a room.
@@ -227,14 +235,21 @@ impl Redis {
         let _ = self.note("leaving", result);
     }
 
-    /// Claims `code` for a new room; false if some room has it.
-    pub async fn create(&self, code: &RoomCode, at_ms: u64) -> Result<bool, RedisError> {
+    /// Claims `code` for a new room (private with `key`); false if some
+    /// room has it.
+    pub async fn create(
+        &self,
+        code: &RoomCode,
+        key: Option<&RoomKey>,
+        at_ms: u64,
+    ) -> Result<bool, RedisError> {
+        let key = key.map_or("", RoomKey::as_str);
         let created: u8 = self
             .run(
                 "creating a room",
                 &self.inner.scripts.create,
                 code,
-                &[&at_ms.to_string()],
+                &[&at_ms.to_string(), key],
             )
             .await?;
         Ok(created == 1)
@@ -260,18 +275,20 @@ impl Redis {
         self.note("publishing a frame", result).map(|_receivers| ())
     }
 
-    /// The room's last id and who is in it, or `None` if it is gone.
-    pub async fn look(&self, code: &RoomCode) -> Result<Option<(u64, Names)>, RedisError> {
+    /// The room's last id, who is in it and its key if it is private, or
+    /// `None` if it is gone.
+    pub async fn look(&self, code: &RoomCode) -> Result<Option<Looked>, RedisError> {
         let args = [code.as_str(), &timestamp(), &frames_key(code)];
-        let found: Option<(u64, Vec<String>, Vec<String>)> = self
+        let found: Option<(u64, Vec<String>, Vec<String>, String)> = self
             .run("reading a room", &self.inner.scripts.look, code, &args)
             .await?;
-        Ok(found.map(|(id, members, watchers)| {
-            let names = Names {
+        Ok(found.map(|(last_id, members, watchers, key)| Looked {
+            last_id,
+            names: Names {
                 members: names_of(members),
                 watchers: names_of(watchers),
-            };
-            (id, names)
+            },
+            key: (!key.is_empty()).then(|| RoomKey::stored(key)),
         }))
     }
 
@@ -304,12 +321,14 @@ impl Redis {
         Ok(Some(events))
     }
 
-    /// Session `id` joins `code` as `part`.
+    /// Session `id` joins `code` as `part`, giving `key` (which a private
+    /// room needs).
     pub async fn join(
         &self,
         code: &RoomCode,
         id: SessionId,
         part: &Participation,
+        key: Option<&str>,
     ) -> Result<Joining, RedisError> {
         let id_text = id.to_string();
         let ttl = self.session_ttl_ms();
@@ -322,6 +341,7 @@ impl Redis {
             &timestamp(),
             code.as_str(),
             &frames_key(code),
+            key.unwrap_or_default(),
         ];
         let script = &self.inner.scripts.join;
         let reply: Vec<String> = self

@@ -1,5 +1,5 @@
 -- Shared by every room script. KEYS, always in this order:
---   1 the room record  2 its last id  3 its log (a stream)
+--   1 the room record (CREATED TAB KEY)  2 its last id  3 its log (a stream)
 --   4 its names: name key (lower case, confusable skeleton) ->
 --     SESSION TAB WATCH ('1' or '0') TAB NAME
 -- ARGV[1] is the room TTL in ms, ARGV[2] the history length.
@@ -33,6 +33,12 @@ local function append(kind, name, ts, text)
   end
   redis.call(unpack(entry))
   return id
+end
+
+-- A private room's key ('' for an open room, or one made before keys).
+local function room_key()
+  local record = redis.call('GET', KEYS[1]) or ''
+  return string.match(record, '\t(.*)$') or ''
 end
 
 local function last_id()

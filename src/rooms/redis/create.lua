@@ -1,6 +1,7 @@
--- A new room under a free code. ARGV[3]: created at (ms).
+-- A new room under a free code. ARGV[3]: created at (ms), ARGV[4] a
+-- private room's key ('' for an open room); the record is CREATED TAB KEY.
 -- Returns 1, or 0 if the code is taken.
-if not redis.call('SET', KEYS[1], ARGV[3], 'NX', 'PX', ARGV[1]) then
+if not redis.call('SET', KEYS[1], ARGV[3] .. '\t' .. ARGV[4], 'NX', 'PX', ARGV[1]) then
   return 0
 end
 -- Whatever an expired room of the same code left behind goes.

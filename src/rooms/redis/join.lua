@@ -1,9 +1,11 @@
 -- Someone joins. KEYS[5] their session. ARGV[3] session id, ARGV[4] name,
 -- ARGV[5] its key, ARGV[6] '1' to watch, ARGV[7] session TTL (ms),
--- ARGV[8] ts, ARGV[9] code, ARGV[10] the frames channel.
+-- ARGV[8] ts, ARGV[9] code, ARGV[10] the frames channel, ARGV[11] the key
+-- given ('' for none), which a private room needs from a newcomer.
 -- Returns { 'joined' }, { 'same', watch, name } if this session is in the
 -- room under that name already, { 'already', name } if under another,
--- { 'taken' }, or { 'gone' }.
+-- { 'taken' }, or { 'gone' } (also for a private room without its key,
+-- which answers as an unknown one).
 if not alive() then
   return { 'gone' }
 end
@@ -20,6 +22,10 @@ if mine then
     end
     return { 'already', held[3] }
   end
+end
+local private = room_key()
+if private ~= '' and private ~= ARGV[11] then
+  return { 'gone' }
 end
 if redis.call('HEXISTS', KEYS[4], key) == 1 then
   return { 'taken' }

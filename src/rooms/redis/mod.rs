@@ -33,7 +33,7 @@ use super::error::RoomError;
 use super::room::Room;
 use super::state::{Rooms, State};
 use crate::client::VisitorKey;
-use crate::model::{members_frame, Event, Kind, Names, Recorded, RoomCode, Update};
+use crate::model::{members_frame, Event, Kind, Names, Recorded, RoomCode, RoomKey, Update};
 use crate::session::{Participation, Session, SessionId};
 use crate::shutdown::Shutdown;
 use crate::store::now_ms;
@@ -62,12 +62,14 @@ impl Shared {
 
     /// Takes a room kept in Redis into the cache, its events after
     /// `last_id` to come from the reader, which is woken to follow it.
-    fn adopt(&self, code: &RoomCode, last_id: u64) {
+    fn adopt(&self, code: &RoomCode, last_id: u64, key: Option<RoomKey>) {
         let mut state = self.rooms.lock();
         if state.rooms.contains_key(code) {
             return;
         }
-        state.rooms.insert(code.clone(), Room::new(last_id));
+        let mut room = Room::new(last_id);
+        room.key = key;
+        state.rooms.insert(code.clone(), room);
         drop(state);
         self.redis.wake_reader();
     }
@@ -82,13 +84,13 @@ impl Shared {
 
 impl Backend for Shared {
     /// Claims a free code in Redis, which every node then sees.
-    fn create_room(&self, visitor: VisitorKey) -> Pending<'_, RoomCode> {
+    fn create_room(&self, visitor: VisitorKey, key: Option<RoomKey>) -> Pending<'_, RoomCode> {
         Box::pin(async move {
             self.rooms.lock().admit_room(visitor)?;
             for _ in 0..CODE_ATTEMPTS {
                 let code = RoomCode::random();
-                if self.redis.create(&code, now_ms()).await? {
-                    self.adopt(&code, 0);
+                if self.redis.create(&code, key.as_ref(), now_ms()).await? {
+                    self.adopt(&code, 0, key);
                     return Ok(code);
                 }
             }
@@ -98,15 +100,15 @@ impl Backend for Shared {
 
     /// A room this node has not seen yet is looked up in Redis and taken
     /// into the cache.
-    fn find<'a>(&'a self, code: &'a RoomCode) -> Pending<'a, ()> {
+    fn find<'a>(&'a self, code: &'a RoomCode) -> Pending<'a, Option<RoomKey>> {
         Box::pin(async move {
-            if self.rooms.lock().rooms.contains_key(code) {
-                return Ok(());
+            if let Ok(room) = self.rooms.lock().room(code) {
+                return Ok(room.key.clone());
             }
             match self.redis.look(code).await? {
-                Some((last_id, _)) => {
-                    self.adopt(code, last_id);
-                    Ok(())
+                Some(looked) => {
+                    self.adopt(code, looked.last_id, looked.key.clone());
+                    Ok(looked.key)
                 }
                 None => Err(RoomError::NotFound(code.clone())),
             }
@@ -120,6 +122,7 @@ impl Backend for Shared {
             code,
             session,
             part,
+            key,
             visitor,
         } = join;
         Box::pin(async move {
@@ -128,7 +131,7 @@ impl Backend for Shared {
             // Charged before Redis is asked, which is not undone: a refused
             // join costs what a post does.
             self.rooms.lock().admission.admit_post(visitor)?;
-            match self.redis.join(code, id, part).await? {
+            match self.redis.join(code, id, part, key).await? {
                 Joining::Joined => Ok((id, part.clone())),
                 Joining::Same(current) => Ok((id, current)),
                 Joining::Already(name) => Err(RoomError::AlreadyIn(name)),
@@ -188,7 +191,7 @@ impl Backend for Shared {
     fn members<'a>(&'a self, code: &'a RoomCode) -> Pending<'a, Names> {
         Box::pin(async move {
             match self.redis.look(code).await? {
-                Some((_, names)) => Ok(names),
+                Some(looked) => Ok(looked.names),
                 None => Err(self.forget(code)),
             }
         })
@@ -204,9 +207,10 @@ impl Backend for Shared {
                 state.check_open()?;
                 state.room(code)?.subscribe()
             };
-            let Some((newest, names)) = self.redis.look(code).await? else {
+            let Some(looked) = self.redis.look(code).await? else {
                 return Err(self.forget(code));
             };
+            let (newest, names) = (looked.last_id, looked.names);
             let since = since.map_or(newest, |since| since.min(newest));
             let Some(backlog) = self.redis.history(code, Some(since), usize::MAX).await? else {
                 return Err(self.forget(code));
