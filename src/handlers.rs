@@ -299,6 +299,60 @@ pub async fn leave(code: RoomCode, wants: Wants, visitor: Option<Visitor>, app: 
     }
 }
 
+/// POST /device — a one-time link for this session's other device: 201
+/// `{"link":"/device/SECRET","expires_in":600}`, or for a browser form the
+/// page showing it.
+pub async fn link_device(wants: Wants, visitor: Option<Visitor>, app: App) -> Response {
+    let Some(visitor) = visitor else {
+        return ApiError::NotParticipant.into_response();
+    };
+    let secret = match app.registry.link_device(visitor.id).await {
+        Ok(secret) => secret,
+        Err(err) => return ApiError::from(err).into_response(),
+    };
+    let link = format!("/device/{secret}");
+    match wants {
+        Wants::Html => html(StatusCode::OK, app.pages.device(Some(&link), "")),
+        Wants::Json => {
+            let body = serde_json::json!({ "link": link, "expires_in": 600 });
+            json(StatusCode::CREATED, body.to_string())
+        }
+    }
+}
+
+/// GET /device/SECRET — the button that uses the link. (Opening the link
+/// uses nothing, so a link preview cannot spend it.)
+pub async fn device_page(secret: String, app: App) -> Response {
+    let action = format!("/device/{}", secret_path(&secret));
+    html(StatusCode::OK, app.pages.device(None, &action))
+}
+
+/// POST /device/SECRET — signs this browser in to the link's session: 303
+/// to the home page (its rooms) with the cookie set; a link used, too old
+/// or made up is a 404 page.
+pub async fn use_device_link(secret: String, client: Client, app: App) -> Response {
+    match app.registry.use_device_link(&secret).await {
+        Ok(Some(id)) => {
+            let mut response = see_other("/");
+            set_cookie(&mut response, &app, client, id);
+            response
+        }
+        Ok(None) => html(
+            StatusCode::NOT_FOUND,
+            app.pages.not_found(
+                "This link was used already, is more than ten minutes old, or never was.",
+            ),
+        ),
+        Err(err) => ApiError::from(err).into_response(),
+    }
+}
+
+/// A secret as it may go back into a path: what we make is hex, so
+/// anything else is dropped.
+fn secret_path(secret: &str) -> String {
+    secret.chars().filter(char::is_ascii_hexdigit).collect()
+}
+
 /// GET /rooms/CODE — the room page for a participant; others are sent to
 /// the home form with the code filled in (for a private room, they get the
 /// unknown room's 404: its code alone is no way in).

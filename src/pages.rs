@@ -7,7 +7,8 @@ use serde::Serialize;
 
 use crate::model::{Kind, Name, Names, Recorded, RoomCode};
 
-const TEMPLATES: [(&str, &str); 4] = [
+const TEMPLATES: [(&str, &str); 5] = [
+    ("device", include_str!("../templates/device.hbs")),
     ("layout", include_str!("../templates/layout.hbs")),
     ("home", include_str!("../templates/home.hbs")),
     ("room", include_str!("../templates/room.hbs")),
@@ -123,6 +124,18 @@ impl Pages {
 
     pub fn room(&self, view: &RoomView) -> Result<String, RenderError> {
         self.render("room", &format!("{} · roomcast", view.code), view)
+    }
+
+    /// The device-link page: with `link`, the link to open on the other
+    /// device; else the button (posting to `action`) that uses one.
+    pub fn device(&self, link: Option<&str>, action: &str) -> Result<String, RenderError> {
+        #[derive(Serialize)]
+        struct Device<'a> {
+            link: Option<&'a str>,
+            action: &'a str,
+        }
+        let view = Device { link, action };
+        self.render("device", "Another device · roomcast", &view)
     }
 
     pub fn not_found(&self, message: &str) -> Result<String, RenderError> {

@@ -26,6 +26,9 @@ pub fn routes(app: App) -> impl Filter<Extract = (impl Reply,), Error = Infallib
         .or(enter(app.clone()))
         .or(create_room(app.clone()))
         .or(invite(app.clone()))
+        .or(link_device(app.clone()))
+        .or(device_page(app.clone()))
+        .or(use_device_link(app.clone()))
         .or(room_page(app.clone()))
         .or(join(app.clone()))
         .or(leave(app.clone()))
@@ -72,6 +75,38 @@ fn create_room(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rej
         .and(optional_body())
         .and(with_app(app))
         .then(handlers::create_room)
+}
+
+/// POST /device
+fn link_device(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    warp::path!("device")
+        .and(warp::post())
+        .and(from_this_site())
+        .and(wants())
+        .and(visitor(&app))
+        .and(with_app(app))
+        .then(handlers::link_device)
+}
+
+/// GET /device/SECRET
+fn device_page(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    warp::path!("device" / String)
+        .and(warp::get())
+        .and(with_app(app))
+        .then(handlers::device_page)
+}
+
+/// POST /device/SECRET, from this site only (else another site could sign
+/// a visitor in as someone it chose)
+fn use_device_link(
+    app: App,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    warp::path!("device" / String)
+        .and(warp::post())
+        .and(only_this_site())
+        .and(client())
+        .and(with_app(app))
+        .then(handlers::use_device_link)
 }
 
 /// GET /join/ABCD-KEY
@@ -285,12 +320,8 @@ fn from_this_site() -> impl Filter<Extract = (), Error = warp::Rejection> + Clon
              origin: Option<String>,
              host: Option<String>| async move {
                 let has_session = cookie.is_some_and(|c| c.contains(COOKIE_NAME));
-                let cross_site = fetch_site.as_deref() == Some("cross-site")
-                    || origin.is_some_and(|origin| {
-                        let authority = origin.split_once("://").map_or("", |(_, rest)| rest);
-                        Some(authority) != host.as_deref()
-                    });
-                if has_session && cross_site {
+                let foreign = cross_site(fetch_site.as_deref(), origin.as_deref(), host.as_deref());
+                if has_session && foreign {
                     Err(warp::reject::custom(error::CrossSite))
                 } else {
                     Ok(())
@@ -298,6 +329,34 @@ fn from_this_site() -> impl Filter<Extract = (), Error = warp::Rejection> + Clon
             },
         )
         .untuple_one()
+}
+
+/// Refuses (403) a request that says it comes from another site, with or
+/// without a cookie: for what signs a browser in.
+fn only_this_site() -> impl Filter<Extract = (), Error = warp::Rejection> + Clone {
+    header("sec-fetch-site")
+        .and(header("origin"))
+        .and(header("host"))
+        .and_then(
+            |fetch_site: Option<String>, origin: Option<String>, host: Option<String>| async move {
+                if cross_site(fetch_site.as_deref(), origin.as_deref(), host.as_deref()) {
+                    Err(warp::reject::custom(error::CrossSite))
+                } else {
+                    Ok(())
+                }
+            },
+        )
+        .untuple_one()
+}
+
+/// Whether a request says it comes from another site: by Sec-Fetch-Site,
+/// or an Origin whose host is not the one asked.
+fn cross_site(fetch_site: Option<&str>, origin: Option<&str>, host: Option<&str>) -> bool {
+    fetch_site == Some("cross-site")
+        || origin.is_some_and(|origin| {
+            let authority = origin.split_once("://").map_or("", |(_, rest)| rest);
+            Some(authority) != host
+        })
 }
 
 /// A header's value as text, if it is there and readable; an unreadable

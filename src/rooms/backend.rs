@@ -21,6 +21,9 @@ use crate::model::{Name, Names, Recorded, RoomCode, RoomKey, Text, Update};
 use crate::session::{Participation, Session, SessionId};
 use crate::shutdown::Shutdown;
 
+/// How long a device link works.
+pub const DEVICE_LINK_TTL: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// How many random codes to try before saying no free code was found.
 pub const CODE_ATTEMPTS: usize = 64;
 
@@ -96,6 +99,14 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Ends `id`'s part in the room (an announced leave follows).
     fn leave<'a>(&'a self, id: SessionId, code: &'a RoomCode) -> Pending<'a, ()>;
+
+    /// Makes a device link for session `id`: a secret that, once, within
+    /// [`DEVICE_LINK_TTL`], names the session to another browser.
+    fn link_device(&self, id: SessionId) -> Pending<'_, String>;
+
+    /// The session a device link names, if it is live, unused and in
+    /// time; it is used up by asking.
+    fn use_device_link<'a>(&'a self, secret: &'a str) -> Pending<'a, Option<SessionId>>;
 
     /// The session `id` names, if it is live; asking counts as a use.
     fn session(&self, id: SessionId) -> Pending<'_, Option<Session>>;

@@ -16,7 +16,9 @@ use bytes::Bytes;
 use log::{info, warn};
 use tokio::sync::oneshot;
 
-use super::backend::{gap, Backend, Join, Opening, Pending, Post, Window, CODE_ATTEMPTS};
+use super::backend::{
+    gap, Backend, Join, Opening, Pending, Post, Window, CODE_ATTEMPTS, DEVICE_LINK_TTL,
+};
 use super::error::RoomError;
 use super::room::Room;
 use super::roster::Roster;
@@ -237,6 +239,32 @@ impl Backend for Local {
             }
             result
         })
+    }
+
+    /// Kept in memory only: a restart within the ten minutes loses the
+    /// link (a new one is a click away), never a session.
+    fn link_device(&self, id: SessionId) -> Pending<'_, String> {
+        let secret = RoomKey::random().as_str().to_string();
+        let until = Instant::now() + DEVICE_LINK_TTL;
+        let mut state = self.rooms.lock();
+        let made = match state.sessions.get(&id) {
+            Some(_) => {
+                state.links.insert(secret.clone(), (id, until));
+                Ok(secret)
+            }
+            None => Err(RoomError::NotParticipant),
+        };
+        Box::pin(std::future::ready(made))
+    }
+
+    fn use_device_link<'a>(&'a self, secret: &'a str) -> Pending<'a, Option<SessionId>> {
+        let mut state = self.rooms.lock();
+        let id = state.links.remove(secret);
+        let id = id
+            .filter(|(_, until)| Instant::now() < *until)
+            .map(|(id, _)| id)
+            .filter(|id| state.sessions.get(id).is_some());
+        Box::pin(std::future::ready(Ok(id)))
     }
 
     /// A use is stored now and then (see [`Sessions::used`]), never

@@ -171,6 +171,18 @@ impl Registry {
         self.inner.backend.leave(id, code).await
     }
 
+    /// A one-time link (its secret) that signs another browser in to
+    /// session `id`, for ten minutes.
+    pub async fn link_device(&self, id: SessionId) -> Result<String, RoomError> {
+        self.inner.backend.link_device(id).await
+    }
+
+    /// The session a device link names, using the link up; `None` if it
+    /// was used, is too old, or never was.
+    pub async fn use_device_link(&self, secret: &str) -> Result<Option<SessionId>, RoomError> {
+        self.inner.backend.use_device_link(secret).await
+    }
+
     /// The session `id` names, if it is live (this counts as its use).
     pub async fn session(&self, id: SessionId) -> Result<Option<Session>, RoomError> {
         self.inner.backend.session(id).await
@@ -303,6 +315,7 @@ impl Registry {
         for code in state.take_expired(now, room_ttl) {
             self.inner.backend.room_expired(&mut state, &code);
         }
+        state.links.retain(|_, (_, until)| now < *until);
         state.admission.forget_idle();
     }
 
@@ -490,6 +503,24 @@ pub(crate) mod tests {
         );
         assert_eq!(kinds(&registry, &code).await, [Kind::Join, Kind::Leave]);
         assert_eq!(registry.members(&code).await.unwrap(), Names::default());
+    }
+
+    #[tokio::test]
+    async fn a_device_link_works_once_and_not_after_ten_minutes() {
+        let registry = registry(60_000, 60_000);
+        let code = registry.create_room(someone()).await.unwrap();
+        let (al, _) = registry
+            .join(&code, None, &part("al", false), None, someone())
+            .await
+            .unwrap();
+        let link = registry.link_device(al).await.unwrap();
+        assert_eq!(registry.use_device_link(&link).await, Ok(Some(al)));
+        assert_eq!(registry.use_device_link(&link).await, Ok(None), "once");
+        let late = registry.link_device(al).await.unwrap();
+        let now = crate::store::now_ms();
+        registry.sweep(Instant::now() + Duration::from_secs(599), now);
+        registry.sweep(Instant::now() + Duration::from_secs(601), now);
+        assert_eq!(registry.use_device_link(&late).await, Ok(None), "too old");
     }
 
     #[tokio::test]

@@ -23,6 +23,7 @@ use super::settings::Settings;
 use crate::client::VisitorKey;
 use crate::metrics::Metrics;
 use crate::model::{RoomCode, Update};
+use crate::session::SessionId;
 use crate::store::writer::Job;
 
 /// The rooms in memory, behind the lock; shared by the registry, its
@@ -36,6 +37,8 @@ pub struct Rooms {
 pub struct State {
     pub rooms: HashMap<RoomCode, Room>,
     pub sessions: Sessions,
+    /// Device links not used yet (local backend): secret → session, until.
+    pub links: HashMap<String, (SessionId, Instant)>,
     pub admission: Admission,
     pub closing: bool,
     /// With the local backend: its writer, whose queue is fed under this
@@ -54,6 +57,7 @@ impl Rooms {
         let state = State {
             rooms,
             sessions: Sessions::default(),
+            links: HashMap::new(),
             admission: Admission::new(settings.limits),
             closing: false,
             writer: None,

@@ -394,3 +394,31 @@ async fn a_private_room_needs_its_key_on_every_node() {
     let joined = b.join_as(code, json!({"name": "fay", "key": key})).await;
     assert_eq!(joined.status(), StatusCode::CREATED);
 }
+
+#[tokio::test]
+async fn a_device_link_made_on_one_node_works_once_on_another() {
+    let Some(redis) = Redis::start() else { return };
+    let (a, b) = (node(&redis).await, node(&redis).await);
+    let mut laptop = a.browser();
+    let code = laptop.enter("ann", "", "create").await;
+    let made = a
+        .client
+        .post(a.url("/device"))
+        .header("cookie", laptop.cookie.clone().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let made: Value = made.json().await.unwrap();
+    let link = made["link"].as_str().unwrap();
+    let mut phone = b.browser();
+    assert_eq!(
+        phone.submit(link, &[]).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    assert!(phone.room_page(&code).await.contains(r#"data-me="ann""#));
+    let mut thief = b.browser();
+    assert_eq!(
+        thief.submit(link, &[]).await.status(),
+        StatusCode::NOT_FOUND
+    );
+}

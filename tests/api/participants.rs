@@ -493,3 +493,61 @@ async fn a_private_room_is_an_unknown_code_to_anyone_without_its_key() {
     let bot = app.join_as(&code, json!({"name": "bot", "key": key})).await;
     assert_eq!(bot.status(), StatusCode::CREATED);
 }
+
+#[tokio::test]
+async fn a_device_link_signs_another_browser_in_once() {
+    let app = spawn_app().await;
+    let mut laptop = app.browser();
+    let code = laptop.enter("alice", "", "create").await;
+    let cookie = laptop.cookie.clone().unwrap();
+    let made = app
+        .client
+        .post(app.url("/device"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(made.status(), StatusCode::CREATED);
+    let made: Value = made.json().await.unwrap();
+    assert_eq!(made["expires_in"], 600);
+    let link = made["link"].as_str().unwrap().to_string();
+    assert!(link.len() >= "/device/".len() + 32, "{link}");
+    let stranger = app.client.post(app.url("/device")).send().await.unwrap();
+    assert_eq!(
+        stranger.status(),
+        StatusCode::UNAUTHORIZED,
+        "no session, no link"
+    );
+
+    // Opening the link spends nothing; another site cannot use it for us.
+    let mut phone = app.browser();
+    let page = phone.get(&link).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page
+        .text()
+        .await
+        .unwrap()
+        .contains(&format!(r#"action="{link}""#)));
+    let forged = app
+        .client
+        .post(app.url(&link))
+        .header("origin", "http://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    let used = phone.submit(&link, &[]).await;
+    assert_eq!(used.status(), StatusCode::SEE_OTHER);
+    assert_eq!(phone.cookie, laptop.cookie, "the same session");
+    let page = phone.room_page(&code).await;
+    assert!(page.contains(r#"data-me="alice""#), "in the room, as alice");
+
+    let mut thief = app.browser();
+    let again = thief.submit(&link, &[]).await;
+    assert_eq!(again.status(), StatusCode::NOT_FOUND, "once only");
+    assert!(thief.cookie.is_none());
+    let made_up = thief
+        .submit("/device/0123456789abcdef0123456789abcdef", &[])
+        .await;
+    assert_eq!(made_up.status(), StatusCode::NOT_FOUND);
+}

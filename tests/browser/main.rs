@@ -375,3 +375,58 @@ async fn screenshots_of_home_and_a_busy_room() {
         .await;
     home_phone.screenshot("home-phone").await;
 }
+
+#[tokio::test]
+async fn alice_takes_her_place_to_a_second_device_through_a_one_time_link() {
+    let Some(driver) = driver() else { return };
+    let app = server().await;
+    let alice = driver.person(DESKTOP, true).await;
+    let bob = driver.person(DESKTOP, true).await;
+    let code = alice.enter(&base(&app), "alice", None).await;
+    alice.wait_until_live().await;
+    bob.enter(&base(&app), "bob", Some(&code)).await;
+    bob.wait_until_live().await;
+
+    // On the laptop: "Use on another device" shows the link.
+    alice
+        .eval("(document.querySelector('#other-device').click(), true)")
+        .await;
+    let link = alice
+        .wait_for(
+            "document.querySelector('#device-link') && document.querySelector('#device-link').href",
+        )
+        .await;
+    let link = link.as_str().unwrap().to_string();
+
+    // On the phone (a browser of its own): open it, sign in, go to the room.
+    let phone = driver.person(PHONE, true).await;
+    phone.goto(&link).await;
+    phone
+        .eval("(document.querySelector('#use-device-link').click(), true)")
+        .await;
+    phone.wait_for("location.pathname === '/'").await;
+    phone
+        .wait_for(&format!(
+            "document.querySelector('a[href=\"/rooms/{code}\"]') !== null"
+        ))
+        .await;
+    phone.goto(&format!("{}/rooms/{code}", base(&app))).await;
+    phone.wait_until_live().await;
+    phone.say("from my phone").await;
+    bob.wait_for_text("from my phone").await;
+    let sender = bob
+        .eval("[...document.querySelectorAll('#log li.message')].pop().querySelector('.who').textContent")
+        .await;
+    assert_eq!(sender, "alice", "the phone speaks as alice");
+    assert_eq!(member_names(&bob).await, vec!["alice", "bob"], "one alice");
+
+    // The link worked once: a third browser gets nothing from it.
+    let thief = driver.person(PHONE, true).await;
+    thief.goto(&link).await;
+    thief
+        .eval("(document.querySelector('#use-device-link').click(), true)")
+        .await;
+    thief
+        .wait_for("document.body.innerText.includes('used already')")
+        .await;
+}

@@ -404,6 +404,36 @@ impl Redis {
         Ok((!session.rooms.is_empty()).then_some(session))
     }
 
+    /// Keeps a device link for `ttl`.
+    pub async fn put_link(
+        &self,
+        secret: &str,
+        id: SessionId,
+        ttl: Duration,
+    ) -> Result<(), RedisError> {
+        let mut commands = self.inner.commands.clone();
+        let result: redis::RedisResult<()> = redis::cmd("SET")
+            .arg(link_key(secret))
+            .arg(id.to_string())
+            .arg("PX")
+            .arg(ttl.as_millis() as u64)
+            .query_async(&mut commands)
+            .await;
+        self.note("keeping a device link", result)
+    }
+
+    /// The session a device link names, taking the link away (GETDEL: one
+    /// use, even with two nodes asked at once).
+    pub async fn take_link(&self, secret: &str) -> Result<Option<SessionId>, RedisError> {
+        let mut commands = self.inner.commands.clone();
+        let result: redis::RedisResult<Option<String>> = redis::cmd("GETDEL")
+            .arg(link_key(secret))
+            .query_async(&mut commands)
+            .await;
+        let id = self.note("using a device link", result)?;
+        Ok(id.and_then(|id| id.parse().ok()))
+    }
+
     fn session_ttl_ms(&self) -> String {
         self.inner.settings.session_ttl.as_millis().to_string()
     }
@@ -488,6 +518,10 @@ pub(crate) fn room_of_frames(channel: &str) -> Option<RoomCode> {
 
 pub(crate) fn wake_key(node: &str) -> String {
     format!("roomcast:node:{node}:wake")
+}
+
+fn link_key(secret: &str) -> String {
+    format!("roomcast:device:{secret}")
 }
 
 fn session_key(id: SessionId) -> String {

@@ -28,7 +28,9 @@ use std::time::Instant;
 use bytes::Bytes;
 use log::info;
 
-use super::backend::{gap, Backend, Join, Opening, Pending, Post, Task, Window, CODE_ATTEMPTS};
+use super::backend::{
+    gap, Backend, Join, Opening, Pending, Post, Task, Window, CODE_ATTEMPTS, DEVICE_LINK_TTL,
+};
 use super::error::RoomError;
 use super::room::Room;
 use super::state::{Rooms, State};
@@ -149,6 +151,23 @@ impl Backend for Shared {
                 Leaving::NotIn => Err(RoomError::NotParticipant),
                 Leaving::RoomGone => Err(self.forget(code)),
             }
+        })
+    }
+
+    fn link_device(&self, id: SessionId) -> Pending<'_, String> {
+        Box::pin(async move {
+            let secret = RoomKey::random().as_str().to_string();
+            self.redis.put_link(&secret, id, DEVICE_LINK_TTL).await?;
+            Ok(secret)
+        })
+    }
+
+    fn use_device_link<'a>(&'a self, secret: &'a str) -> Pending<'a, Option<SessionId>> {
+        Box::pin(async move {
+            let Some(id) = self.redis.take_link(secret).await? else {
+                return Ok(None);
+            };
+            Ok(self.redis.session(id).await?.map(|_| id))
         })
     }
 
