@@ -257,8 +257,12 @@ impl Backend for Shared {
     fn reader(&self, shutdown: Shutdown) -> Option<Task> {
         let (redis, rooms) = (self.redis.clone(), self.rooms.clone());
         Some(Box::pin(async move {
-            let logs = reader::run(redis.clone(), Cache(rooms.clone()), shutdown.clone());
-            let frames = reader::follow_frames(redis, Cache(rooms), shutdown);
+            let cache = || Cache {
+                rooms: rooms.clone(),
+                redis: redis.clone(),
+            };
+            let logs = reader::run(redis.clone(), cache(), shutdown.clone());
+            let frames = reader::follow_frames(redis.clone(), cache(), shutdown);
             tokio::join!(logs, frames);
         }))
     }
@@ -276,11 +280,32 @@ impl Backend for Shared {
 }
 
 /// This node's cache of rooms, as the reader feeds it.
-pub struct Cache(pub Arc<Rooms>);
+pub struct Cache {
+    pub rooms: Arc<Rooms>,
+    pub redis: Redis,
+}
+
+impl Cache {
+    /// Reads the room's roster and sends it to the streams here: after a
+    /// join or leave read from the log, so a `members` frame published
+    /// while this node's frame subscription was not up (at start, after
+    /// losing Redis) is made good by the next one that is.
+    fn refresh_roster(&self, code: &RoomCode) {
+        let (rooms, redis, code) = (self.rooms.clone(), self.redis.clone(), code.clone());
+        tokio::spawn(async move {
+            // A failure was noted by the client; the next change tries again.
+            if let Ok(Some(looked)) = redis.look(&code).await {
+                if let Ok(room) = rooms.lock().room(&code) {
+                    room.send(Update::Members(members_frame(&looked.names)));
+                }
+            }
+        });
+    }
+}
 
 impl reader::Follower for Cache {
     fn cursors(&self) -> Vec<(RoomCode, u64)> {
-        let state = self.0.lock();
+        let state = self.rooms.lock();
         let rooms = state.rooms.iter();
         rooms
             .map(|(code, r)| (code.clone(), r.published_id))
@@ -288,14 +313,15 @@ impl reader::Follower for Cache {
     }
 
     fn deliver_frame(&self, code: &RoomCode, frame: Bytes) {
-        if let Ok(room) = self.0.lock().room(code) {
+        if let Ok(room) = self.rooms.lock().room(code) {
             room.send(Update::Frame(frame));
         }
     }
 
-    /// Events read from a room's log go out to every stream here.
+    /// Events read from a room's log go out to every stream here; after a
+    /// join or leave, so does the roster (see [`Cache::refresh_roster`]).
     fn deliver(&self, code: &RoomCode, events: Vec<Arc<Recorded>>) {
-        let mut state = self.0.lock();
+        let mut state = self.rooms.lock();
         let Ok(room) = state.room_mut(code) else {
             return; // Forgotten meanwhile.
         };
@@ -306,8 +332,14 @@ impl reader::Follower for Cache {
         if fresh.is_empty() {
             return;
         }
-        self.0.metrics.appended(fresh.len() as u64);
+        let roster_changed =
+            (fresh.iter()).any(|e| matches!(e.event.kind, Kind::Join | Kind::Leave));
+        self.rooms.metrics.appended(fresh.len() as u64);
         room.publish(fresh, 0);
         room.touched(Instant::now());
+        drop(state);
+        if roster_changed {
+            self.refresh_roster(code);
+        }
     }
 }
