@@ -82,13 +82,20 @@ pub async fn home(
     app: App,
 ) -> Response {
     let query = query.unwrap_or_default(); // a mangled invite link is just no code
-    let your_rooms = your_rooms(&app, visitor.as_ref(), None).await;
+    let code = query.code.unwrap_or_default();
+    home_page(&app, visitor.as_ref(), code, String::new()).await
+}
+
+/// The home form with `code` and `key` filled in, the visitor's rooms
+/// listed, and the name they used most recently as a guess at the next.
+async fn home_page(app: &App, visitor: Option<&Visitor>, code: String, key: String) -> Response {
+    let your_rooms = your_rooms(app, visitor, None).await;
     let view = HomeView {
-        // The name used most recently, as a guess at the next one.
         name: your_rooms
             .first()
             .map_or_else(String::new, |r| r.name.clone()),
-        code: query.code.unwrap_or_default(),
+        code,
+        key,
         your_rooms,
         ..HomeView::default()
     };
@@ -100,17 +107,7 @@ pub async fn home(
 /// joining, which answers a wrong key as it does an unknown code.)
 pub async fn invite(invite: String, visitor: Option<Visitor>, app: App) -> Response {
     let (code, key) = invite.split_once('-').unwrap_or((&invite, ""));
-    let your_rooms = your_rooms(&app, visitor.as_ref(), None).await;
-    let view = HomeView {
-        name: your_rooms
-            .first()
-            .map_or_else(String::new, |r| r.name.clone()),
-        code: code.to_string(),
-        key: key.to_string(),
-        your_rooms,
-        ..HomeView::default()
-    };
-    html(StatusCode::OK, app.pages.home(&view))
+    home_page(&app, visitor.as_ref(), code.to_string(), key.to_string()).await
 }
 
 /// POST / (form: name, code, action=create|join) — joins the room (a new

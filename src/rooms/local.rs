@@ -310,9 +310,7 @@ impl Backend for Local {
                     at_ms: now_ms(),
                 };
                 let stored = enqueue_awaited(&state, change)?;
-                let room = state.room_mut(code)?;
-                room.last_id = message.event.id;
-                room.touched(Instant::now());
+                took(&mut state, code, Some(message.event.id));
                 (message, stored)
             };
             outcome(stored).await?;
