@@ -139,13 +139,10 @@ impl Person {
     /// Fills in the home form and waits for the room page; returns the code.
     pub async fn enter(&self, base: &str, name: &str, code: Option<&str>) -> String {
         self.goto(&format!("{base}/")).await;
-        self.client
-            .find(Locator::Css("#name"))
-            .await
-            .unwrap()
-            .send_keys(name)
-            .await
-            .unwrap();
+        // The form offers the name used last; type over it.
+        let field = self.client.find(Locator::Css("#name")).await.unwrap();
+        field.clear().await.unwrap();
+        field.send_keys(name).await.unwrap();
         let button = match code {
             Some(code) => {
                 let field = self.client.find(Locator::Css("#code")).await.unwrap();

@@ -430,3 +430,32 @@ async fn alice_takes_her_place_to_a_second_device_through_a_one_time_link() {
         .wait_for("document.body.innerText.includes('used already')")
         .await;
 }
+
+#[tokio::test]
+async fn one_browser_in_three_rooms_reloads_each_without_being_sent_home() {
+    let Some(driver) = driver() else { return };
+    let app = server().await;
+    let alice = driver.person(DESKTOP, true).await;
+    let first = alice.enter(&base(&app), "alice", None).await;
+    let second = alice.enter(&base(&app), "alice", None).await;
+    let third = app.create_room().await;
+    assert_eq!(alice.enter(&base(&app), "al", Some(&third)).await, third);
+    for (code, me) in [(&first, "alice"), (&second, "alice"), (&third, "al")] {
+        alice.goto(&format!("{}/rooms/{code}", base(&app))).await;
+        alice.client.refresh().await.unwrap();
+        let path = alice.eval("location.pathname").await;
+        assert_eq!(path, format!("/rooms/{code}"), "not sent home");
+        let shown = alice
+            .eval("document.querySelector('#room').dataset.me")
+            .await;
+        assert_eq!(shown, me);
+    }
+    alice.goto(&format!("{}/", base(&app))).await;
+    for code in [&first, &second, &third] {
+        alice
+            .wait_for(&format!(
+                "document.querySelector('.your-rooms a[href=\"/rooms/{code}\"]') !== null"
+            ))
+            .await;
+    }
+}
