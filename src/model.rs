@@ -321,6 +321,9 @@ pub enum Update {
     /// Any other frame that is not history (no id): it goes to the streams
     /// open now and is never kept or replayed.
     Frame(Bytes),
+    /// The session with this id (see `SessionId::number`) left the room,
+    /// or ended: its streams end, so nobody reads a room they are not in.
+    Left(u128),
     /// The server is stopping: end the stream after what came before (the
     /// client resumes from history once it is back). Sent in band, so a
     /// stream needs no shutdown handle of its own to poll.

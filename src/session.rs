@@ -40,6 +40,12 @@ impl SessionId {
         SessionId(bytes)
     }
 
+    /// The id as a number, for what cannot name this type (the room's
+    /// updates: `model` comes before sessions).
+    pub fn number(&self) -> u128 {
+        u128::from_be_bytes(self.0)
+    }
+
     /// The `Set-Cookie` value: HttpOnly (page script never needs it),
     /// SameSite=Lax (sent on top-level navigation, not on cross-site
     /// posts), kept by the browser as long as the server keeps the

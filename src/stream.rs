@@ -147,6 +147,11 @@ impl RoomStream {
                     self.metrics.delivered(delivered);
                 }
                 Update::Members(frame) | Update::Frame(frame) => chunk.push(&frame),
+                Update::Left(session) if self.guard.is_of(session) => {
+                    self.ending = true;
+                    return;
+                }
+                Update::Left(_) => {}
                 Update::Close => {
                     self.ending = true;
                     return;

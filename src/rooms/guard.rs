@@ -27,6 +27,11 @@ impl StreamGuard {
     pub fn room(&self) -> &RoomCode {
         &self.room
     }
+
+    /// Whether this stream is read by the session numbered `session`.
+    pub fn is_of(&self, session: u128) -> bool {
+        matches!(self.visitor, VisitorKey::Session(id) if id.number() == session)
+    }
 }
 
 impl Drop for StreamGuard {

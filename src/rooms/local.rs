@@ -222,6 +222,8 @@ impl Backend for Local {
                 took(&mut state, code, notice_id);
                 state.sessions.leave(&id, code);
                 roster_changed(&mut state, code, |roster| roster.remove(&part.name));
+                // Out at once: no stream of theirs reads on.
+                state.room(code)?.send(Update::Left(id.number()));
                 (part, stored)
             };
             let result = outcome(stored).await;
@@ -371,6 +373,9 @@ impl Backend for Local {
         for (id, session) in ended {
             for (code, part) in session.rooms {
                 roster_changed(state, &code, |roster| roster.remove(&part.name));
+                if let Ok(room) = state.room(&code) {
+                    room.send(Update::Left(id.number()));
+                }
                 let Ok(notice) = notice(state, &code, Kind::Leave, &part) else {
                     continue;
                 };

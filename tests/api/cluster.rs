@@ -178,6 +178,7 @@ async fn who_is_in_a_room_is_the_same_on_every_node() {
         ("leave", Some("bo"))
     );
     assert!(watcher.next_members().await.is_empty());
+    tab_b.until_end().await; // bo's stream on node B ended with the leave
     let gone = nodes[0]
         .client
         .get(nodes[0].url(&format!("/rooms/{code}/messages")))

@@ -147,7 +147,14 @@ impl Backend for Shared {
         Box::pin(async move {
             self.rooms.lock().check_open()?;
             match self.redis.leave(code, id).await? {
-                Leaving::Left => Ok(()),
+                Leaving::Left => {
+                    // The script told every node's streams (see
+                    // `Cache::deliver_frame`); this node's at once, too.
+                    if let Ok(room) = self.rooms.lock().room(code) {
+                        room.send(Update::Left(id.number()));
+                    }
+                    Ok(())
+                }
                 Leaving::NotIn => Err(RoomError::NotParticipant),
                 Leaving::RoomGone => Err(self.forget(code)),
             }
@@ -279,6 +286,9 @@ impl Backend for Shared {
     }
 }
 
+/// How leave.lua marks the message that ends a session's streams.
+const LEFT_PREFIX: &[u8] = b"\0left ";
+
 /// This node's cache of rooms, as the reader feeds it.
 pub struct Cache {
     pub rooms: Arc<Rooms>,
@@ -312,9 +322,19 @@ impl reader::Follower for Cache {
             .collect()
     }
 
+    /// A frame for the streams here; or, from leave.lua, word that a
+    /// session left (`LEFT_PREFIX` and its id: never an SSE frame, which
+    /// starts with a field name), which ends that session's streams.
     fn deliver_frame(&self, code: &RoomCode, frame: Bytes) {
+        let update = match frame.strip_prefix(LEFT_PREFIX) {
+            Some(id) => match std::str::from_utf8(id).ok().and_then(|id| id.parse().ok()) {
+                Some(id) => Update::Left(SessionId::number(&id)),
+                None => return,
+            },
+            None => Update::Frame(frame),
+        };
         if let Ok(room) = self.rooms.lock().room(code) {
-            room.send(Update::Frame(frame));
+            room.send(update);
         }
     }
 
