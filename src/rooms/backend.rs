@@ -138,6 +138,12 @@ pub trait Backend: Send + Sync + 'static {
     /// A room was idle past its TTL and is gone from memory.
     fn room_expired(&self, state: &mut State, code: &RoomCode);
 
+    /// Run after every sweep: with Redis, rooms with streams on this node
+    /// live on there (Redis expires a room's keys on its own).
+    fn keep_rooms(&self) -> Pending<'_, ()> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+
     /// What the backend runs beside the requests until shutdown, if
     /// anything (with Redis: the reader that feeds the cache).
     fn reader(&self, shutdown: Shutdown) -> Option<Task> {

@@ -347,6 +347,11 @@ impl Registry {
                 _ = shutdown.wait() => break,
             }
             self.sweep(Instant::now(), crate::store::now_ms());
+            tokio::select! {
+                // A failure was logged by the backend; the next tick tries again.
+                _ = self.inner.backend.keep_rooms() => {}
+                _ = shutdown.wait() => break,
+            }
         }
     }
 

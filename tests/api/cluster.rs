@@ -423,3 +423,23 @@ async fn a_device_link_made_on_one_node_works_once_on_another() {
         StatusCode::NOT_FOUND
     );
 }
+
+#[tokio::test]
+async fn a_quiet_room_with_a_stream_open_outlives_the_room_ttl_in_redis() {
+    let Some(redis) = Redis::start() else { return };
+    let url = redis.url();
+    let app = spawn_with(move |c| {
+        c.redis = Some(url);
+        c.room_ttl = Duration::from_millis(300);
+    })
+    .await;
+    let code = app.create_room().await;
+    app.say(&code, "al", "before the quiet").await;
+    let mut stream = app.stream(&format!("/rooms/{code}/events")).await;
+    stream.next_members().await;
+    tokio::time::sleep(Duration::from_millis(1200)).await; // four TTLs of quiet
+    app.say(&code, "al", "still here").await;
+    assert_eq!(stream.next_message().await.json()["text"], "still here");
+    let history = app.history(&code, "?since=0").await;
+    assert_eq!(history.len(), 3, "al's join and both messages are kept");
+}

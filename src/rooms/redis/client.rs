@@ -70,6 +70,7 @@ struct Scripts {
     create: Script,
     append: Script,
     look: Script,
+    keep: Script,
     history: Script,
     join: Script,
     leave: Script,
@@ -133,6 +134,7 @@ impl Redis {
                     create: room_script!("create.lua"),
                     append: room_script!("append.lua"),
                     look: room_script!("look.lua"),
+                    keep: room_script!("keep.lua"),
                     history: room_script!("history.lua"),
                     join: room_script!("join.lua"),
                     leave: room_script!("leave.lua"),
@@ -359,6 +361,15 @@ impl Redis {
             "taken" => Joining::Taken,
             _ => Joining::RoomGone,
         })
+    }
+
+    /// A room with streams on this node lives another TTL; false if it is
+    /// gone.
+    pub async fn keep(&self, code: &RoomCode) -> Result<bool, RedisError> {
+        let kept: u8 = self
+            .run("keeping a room", &self.inner.scripts.keep, code, &[])
+            .await?;
+        Ok(kept == 1)
     }
 
     /// Session `id` leaves `code`.

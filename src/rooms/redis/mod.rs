@@ -261,6 +261,25 @@ impl Backend for Shared {
         info!("room {code} left this node's cache"); // Redis expires it on its own.
     }
 
+    /// Every room with a stream here lives another TTL in Redis (else a
+    /// quiet room everyone is connected to would expire under them); one
+    /// Redis says is gone leaves the cache, which ends its streams.
+    fn keep_rooms(&self) -> Pending<'_, ()> {
+        Box::pin(async move {
+            let open: Vec<RoomCode> = {
+                let state = self.rooms.lock();
+                let rooms = state.rooms.iter().filter(|(_, room)| room.streams > 0);
+                rooms.map(|(code, _)| code.clone()).collect()
+            };
+            for code in open {
+                if !self.redis.keep(&code).await? {
+                    self.forget(&code);
+                }
+            }
+            Ok(())
+        })
+    }
+
     fn reader(&self, shutdown: Shutdown) -> Option<Task> {
         let (redis, rooms) = (self.redis.clone(), self.rooms.clone());
         Some(Box::pin(async move {
