@@ -550,11 +550,10 @@ impl Poster {
         name: &str,
         watch: bool,
     ) -> io::Result<Option<String>> {
-        match self.join(code, name, watch, "").await {
-            Ok(token) => Ok(Some(token)),
-            Err(err) if err.to_string().contains("no token") => Ok(None),
-            Err(err) if err.to_string().contains("answered 404") => Ok(None),
-            Err(err) => Err(err),
+        match self.ask_join(code, name, watch, "").await? {
+            (201, token, _) => Ok(token),
+            (404, _, _) => Ok(None),
+            (status, _, text) => Err(join_refused(code, status, &text)),
         }
     }
 
@@ -567,25 +566,38 @@ impl Poster {
         watch: bool,
         headers: &str,
     ) -> io::Result<String> {
+        match self.ask_join(code, name, watch, headers).await? {
+            (201, Some(token), _) => Ok(token),
+            (status, _, text) => Err(join_refused(code, status, &text)),
+        }
+    }
+
+    /// POSTs a join: the status, the token if the answer has one, and the
+    /// answer's text.
+    async fn ask_join(
+        &mut self,
+        code: &str,
+        name: &str,
+        watch: bool,
+        headers: &str,
+    ) -> io::Result<(u16, Option<String>, String)> {
         let body = serde_json::json!({ "name": name, "watch": watch }).to_string();
         let path = format!("/rooms/{code}/join");
         let reply = self
             .request("POST", &path, headers, "application/json", &body)
             .await?;
-        let text = String::from_utf8_lossy(&reply.body);
+        let text = String::from_utf8_lossy(&reply.body).into_owned();
         let token = text
             .split("\"token\":\"")
             .nth(1)
-            .and_then(|t| t.split('"').next());
-        match (reply.status, token) {
-            (201, Some(token)) => Ok(token.to_string()),
-            (201, None) => Err(io::Error::other(format!("join {code}: no token in {text}"))),
-            _ => Err(io::Error::other(format!(
-                "join {code} answered {}: {text}",
-                reply.status
-            ))),
-        }
+            .and_then(|t| t.split('"').next())
+            .map(str::to_string);
+        Ok((reply.status, token, text))
     }
+}
+
+fn join_refused(code: &str, status: u16, text: &str) -> io::Error {
+    io::Error::other(format!("join {code} answered {status}: {text}"))
 }
 
 pub fn id_of(json: &[u8]) -> Option<u64> {

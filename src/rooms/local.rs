@@ -139,7 +139,7 @@ impl Backend for Local {
             let (id, stored) = {
                 let mut state = rooms.lock();
                 state.check_open()?;
-                state.room(code)?;
+                let room_key = state.room(code)?.key.clone();
                 let id = session
                     .filter(|id| state.sessions.get(id).is_some())
                     .unwrap_or_else(SessionId::random);
@@ -151,7 +151,6 @@ impl Backend for Local {
                         Err(RoomError::AlreadyIn(current.name.clone()))
                     };
                 }
-                let room_key = &state.room(code)?.key;
                 if room_key
                     .as_ref()
                     .is_some_and(|k| !key.is_some_and(|key| k.opens(key)))

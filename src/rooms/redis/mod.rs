@@ -129,10 +129,13 @@ impl Backend for Shared {
         } = join;
         Box::pin(async move {
             let id = session.unwrap_or_else(SessionId::random);
-            self.rooms.lock().check_open()?;
-            // Charged before Redis is asked, which is not undone: a refused
-            // join costs what a post does.
-            self.rooms.lock().admission.admit_post(visitor)?;
+            {
+                // Charged before Redis is asked, which is not undone: a
+                // refused join costs what a post does.
+                let mut state = self.rooms.lock();
+                state.check_open()?;
+                state.admission.admit_post(visitor)?;
+            }
             match self.redis.join(code, id, part, key).await? {
                 Joining::Joined => Ok((id, part.clone())),
                 Joining::Same(current) => Ok((id, current)),
