@@ -122,9 +122,14 @@ impl fmt::Debug for RoomKey {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Name(String);
 
-/// What two names are compared by: lower case, then the Unicode TR39
-/// confusable skeleton, so `Alice`, `alice` and Cyrillic `аlice` are one
-/// name as far as who holds it goes.
+/// What two names are compared by: the Unicode TR39 confusable skeleton
+/// of the lower-cased skeleton, with `i` counted as `l`. So `Alice`,
+/// `alice`, Cyrillic `аlice`, `AIice` (a capital i) and `a1ice` are one
+/// name as far as who holds it goes. The skeleton comes first as well as
+/// last because it maps some characters to capitals (`0` to `O`); and `i`
+/// is `l` because a capital `I` is both `i` in upper case and a twin of
+/// `l`, so no key that ignores case could part `ALICE` from `AIice`
+/// otherwise.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct NameKey(pub String);
 
@@ -161,7 +166,11 @@ impl Name {
 
     /// What this name is compared by when someone else wants it.
     pub fn key(&self) -> NameKey {
-        NameKey(unicode_security::skeleton(&self.0.to_lowercase()).collect())
+        let lower = unicode_security::skeleton(&self.0)
+            .collect::<String>()
+            .to_lowercase();
+        let key = unicode_security::skeleton(&lower).map(|c| if c == 'i' { 'l' } else { c });
+        NameKey(key.collect())
     }
 
     pub fn as_str(&self) -> &str {
@@ -373,6 +382,14 @@ mod tests {
         assert_eq!(key("alice"), key("Alice"));
         assert_eq!(key("alice"), key("\u{430}lice"), "Cyrillic a");
         assert_eq!(key("al"), key("AL"));
+        // Letters and digits that are another letter's capital's twin.
+        assert_eq!(key("Alice"), key("AIice"), "capital i for l");
+        assert_eq!(key("alice"), key("a1ice"), "one for l");
+        assert_eq!(key("ALICE"), key("AIice"), "capital i either way");
+        assert_eq!(key("Ian"), key("lan"));
+        assert_eq!(key("bob"), key("B0B"), "zero for o");
+        assert_eq!(key("bob"), key("b0b"));
+        assert_eq!(key("mia"), key("rnia"), "rn for m");
         assert_ne!(key("alice"), key("alicia"));
         // NFC: a composed and a decomposed é are one name, kept composed.
         assert_eq!(Name::parse("e\u{301}").unwrap().as_str(), "\u{e9}");

@@ -230,9 +230,17 @@ impl Backend for Local {
                 Ok(()) => info!("{} left {code}", part.name),
                 Err(_) => {
                     // The name is theirs again, unless someone took it
-                    // while the leave was being stored (they keep it).
+                    // while the leave was being stored (they keep it), or
+                    // they joined again meanwhile (that join stands).
                     let mut state = rooms.lock();
-                    if state.sessions.holder(code, &part).is_none() && state.room(code).is_ok() {
+                    let back = state
+                        .sessions
+                        .get(&id)
+                        .is_some_and(|s| s.in_room(code).is_none());
+                    if back
+                        && state.sessions.holder(code, &part).is_none()
+                        && state.room(code).is_ok()
+                    {
                         state.sessions.join(id, code, part.clone(), now_ms());
                         roster_changed(&mut state, code, |roster| roster.add(&part));
                     }

@@ -58,8 +58,19 @@ impl Sessions {
     /// `id` leaves `room`; its name there is free again.
     pub fn leave(&mut self, id: &SessionId, room: &RoomCode) -> Option<Participation> {
         let part = self.by_id.get_mut(id)?.session.rooms.remove(room)?;
-        self.by_name.remove(&(room.clone(), part.name.key()));
+        self.release(*id, room, &part);
         Some(part)
+    }
+
+    /// Frees the name `id` held in `room`, unless it is someone else's
+    /// (two lookalikes restored from before a change to [`Name::key`]).
+    ///
+    /// [`Name::key`]: crate::model::Name::key
+    fn release(&mut self, id: SessionId, room: &RoomCode, part: &Participation) {
+        let held = (room.clone(), part.name.key());
+        if self.by_name.get(&held) == Some(&id) {
+            self.by_name.remove(&held);
+        }
     }
 
     /// Notes a use of `id` at `now_ms`; true if the store should hear of
@@ -84,9 +95,9 @@ impl Sessions {
             .extract_if(|_, held| held.used_ms < cutoff_ms)
             .map(|(id, held)| (id, held.session))
             .collect();
-        for (_, session) in &gone {
+        for (id, session) in &gone {
             for (room, part) in &session.rooms {
-                self.by_name.remove(&(room.clone(), part.name.key()));
+                self.release(*id, room, part);
             }
         }
         if !gone.is_empty() {
@@ -174,5 +185,20 @@ mod tests {
             "name freed"
         );
         assert!(sessions.get(&busy).is_some());
+    }
+
+    #[test]
+    fn leaving_never_frees_a_name_someone_else_holds() {
+        // Two lookalikes in one room, as a store from before a change to
+        // the name key can hold them: the one who leaves frees nothing.
+        let mut sessions = Sessions::default();
+        let (first, second) = (SessionId::random(), SessionId::random());
+        let abcd = code("ABCD");
+        sessions.join(first, &abcd, part("al"), 0);
+        sessions.join(second, &abcd, part("AL"), 0);
+        assert_eq!(sessions.leave(&first, &abcd), Some(part("al")));
+        assert_eq!(sessions.holder(&abcd, &part("al")), Some(second));
+        assert_eq!(sessions.take_unused(1).len(), 2);
+        assert_eq!(sessions.holder(&abcd, &part("al")), None);
     }
 }

@@ -443,3 +443,45 @@ async fn a_quiet_room_with_a_stream_open_outlives_the_room_ttl_in_redis() {
     let history = app.history(&code, "?since=0").await;
     assert_eq!(history.len(), 3, "al's join and both messages are kept");
 }
+
+#[tokio::test]
+async fn names_filed_under_an_older_key_are_filed_again_at_start() {
+    use redis::AsyncCommands;
+
+    let Some(redis) = Redis::start() else { return };
+    let a = node(&redis).await;
+    let code = a.create_room().await;
+    let token = a.join(&code, "B0b", false).await;
+    // As an older version filed it: under another key, named so in the
+    // session too, and no mark that names are up to date.
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+    let names = format!("roomcast:{{{code}}}:names");
+    let held: Vec<(String, String)> = raw.hgetall(&names).await.unwrap();
+    let [(key, value)] = &held[..] else {
+        panic!("{held:?}")
+    };
+    let session = format!("roomcast:session:{}", value.split('\t').next().unwrap());
+    let _: () = raw.hdel(&names, key).await.unwrap();
+    let _: () = raw.hset(&names, "b0b-old", value).await.unwrap();
+    let mine: String = raw.hget(&session, &code).await.unwrap();
+    let mine = mine.replace(&format!("\t{key}\t"), "\tb0b-old\t");
+    let _: () = raw.hset(&session, &code, mine).await.unwrap();
+    let _: () = raw.del("roomcast:names-key").await.unwrap();
+
+    // A node that starts now files it again: the lookalike is refused.
+    let b = node(&redis).await;
+    let lookalike = b.join_as(&code, json!({"name": "bob"})).await;
+    assert_eq!(lookalike.status(), StatusCode::CONFLICT, "a lookalike");
+    // And leaving frees it (the session names the new key).
+    let left = b
+        .client
+        .post(b.url(&format!("/rooms/{code}/leave")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(left.status(), StatusCode::NO_CONTENT);
+    let free = b.join_as(&code, json!({"name": "bob"})).await;
+    assert_eq!(free.status(), StatusCode::CREATED, "free again");
+}

@@ -58,7 +58,7 @@ pub(super) struct Inner {
     /// This process's id among the nodes (random, new at every start).
     node: String,
     pub(super) client: redis::Client,
-    commands: ConnectionManager,
+    pub(super) commands: ConnectionManager,
     /// Whether the last call reached Redis; it changes only on the first
     /// failure and the first success after, which is when it is logged.
     up: AtomicBool,
@@ -143,6 +143,7 @@ impl Redis {
             }),
         };
         redis.ping().await?;
+        redis.rekey_names().await?;
         info!("node {} sharing rooms through Redis at {url}", redis.node());
         Ok(redis)
     }

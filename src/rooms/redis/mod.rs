@@ -21,6 +21,7 @@
 
 pub mod client;
 pub mod reader;
+mod rekey;
 
 use std::sync::Arc;
 use std::time::Instant;
