@@ -163,7 +163,7 @@ pub fn json_error(status: StatusCode, message: &str) -> Response {
     warp::reply::with_status(warp::reply::json(&body), status).into_response()
 }
 
-/// A request with the session cookie that came from another site.
+/// A state-changing request a browser says came from another site.
 #[derive(Debug)]
 pub struct CrossSite;
 
@@ -187,7 +187,7 @@ pub async fn recover(rejection: warp::Rejection) -> Result<Response, Infallible>
     } else if rejection.find::<CrossSite>().is_some() {
         (
             StatusCode::FORBIDDEN,
-            "Requests with this site's session must come from this site.".to_string(),
+            "This request must come from this site's own pages.".to_string(),
         )
     } else if rejection.find::<reject::PayloadTooLarge>().is_some() {
         (

@@ -56,7 +56,7 @@ fn home(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejection>
 fn enter(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     warp::path::end()
         .and(warp::post())
-        .and(from_this_site())
+        .and(only_this_site())
         .and(caller(&app))
         .and(client())
         .and(body())
@@ -68,6 +68,7 @@ fn enter(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejection
 fn create_room(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     warp::path!("rooms")
         .and(warp::post())
+        .and(only_this_site())
         .and(header("content-type"))
         .and(caller(&app))
         .map(|content_type, _visitor: Option<Visitor>, key: VisitorKey| (content_type, key))
@@ -81,7 +82,7 @@ fn create_room(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rej
 fn link_device(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     warp::path!("device")
         .and(warp::post())
-        .and(from_this_site())
+        .and(only_this_site())
         .and(wants())
         .and(visitor(&app))
         .and(with_app(app))
@@ -96,8 +97,7 @@ fn device_page(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rej
         .then(handlers::device_page)
 }
 
-/// POST /device/SECRET, from this site only (else another site could sign
-/// a visitor in as someone it chose)
+/// POST /device/SECRET
 fn use_device_link(
     app: App,
 ) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
@@ -132,7 +132,7 @@ fn room_page(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejec
 fn join(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     warp::path!("rooms" / RoomCode / "join")
         .and(warp::post())
-        .and(from_this_site())
+        .and(only_this_site())
         .and(header("content-type"))
         .and(wants())
         .and(caller(&app))
@@ -146,7 +146,7 @@ fn join(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejection>
 fn leave(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     warp::path!("rooms" / RoomCode / "leave")
         .and(warp::post())
-        .and(from_this_site())
+        .and(only_this_site())
         .and(wants())
         .and(visitor(&app))
         .and(with_app(app))
@@ -157,7 +157,7 @@ fn leave(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejection
 fn post_message(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     warp::path!("rooms" / RoomCode / "messages")
         .and(warp::post())
-        .and(from_this_site())
+        .and(only_this_site())
         .and(warp::header::optional::<String>("content-type"))
         .and(wants())
         .and(caller(&app))
@@ -303,60 +303,43 @@ fn credential() -> impl Filter<Extract = (Option<SessionId>,), Error = Infallibl
     )
 }
 
-/// Refuses (403) a request that carries the session cookie but says it
-/// comes from another site, so no other site can post as someone here.
-/// Requests without the cookie (scripts) are not affected.
+/// Refuses (403) a state-changing request a browser says comes from
+/// anywhere but this site's own pages, cookie or not: without a cookie,
+/// another site could sign a visitor in to a room of its choosing (login
+/// CSRF). `Sec-Fetch-Site` decides when a browser sends it (`same-origin`,
+/// or `none` for one the user typed); else an `Origin` must name this
+/// host. Scripts send neither and are not affected; a bearer token cannot
+/// be sent by another site's page anyway.
 ///
-/// Reads just the four headers it needs: cloning the whole header map on
+/// Reads just the three headers it needs: cloning the whole header map on
 /// every post was measurable.
-fn from_this_site() -> impl Filter<Extract = (), Error = warp::Rejection> + Clone {
-    header("cookie")
-        .and(header("sec-fetch-site"))
-        .and(header("origin"))
-        .and(header("host"))
-        .and_then(
-            |cookie: Option<String>,
-             fetch_site: Option<String>,
-             origin: Option<String>,
-             host: Option<String>| async move {
-                let has_session = cookie.is_some_and(|c| c.contains(COOKIE_NAME));
-                let foreign = cross_site(fetch_site.as_deref(), origin.as_deref(), host.as_deref());
-                if has_session && foreign {
-                    Err(warp::reject::custom(error::CrossSite))
-                } else {
-                    Ok(())
-                }
-            },
-        )
-        .untuple_one()
-}
-
-/// Refuses (403) a request that says it comes from another site, with or
-/// without a cookie: for what signs a browser in.
 fn only_this_site() -> impl Filter<Extract = (), Error = warp::Rejection> + Clone {
     header("sec-fetch-site")
         .and(header("origin"))
         .and(header("host"))
         .and_then(
             |fetch_site: Option<String>, origin: Option<String>, host: Option<String>| async move {
-                if cross_site(fetch_site.as_deref(), origin.as_deref(), host.as_deref()) {
-                    Err(warp::reject::custom(error::CrossSite))
-                } else {
+                if this_site(fetch_site.as_deref(), origin.as_deref(), host.as_deref()) {
                     Ok(())
+                } else {
+                    Err(warp::reject::custom(error::CrossSite))
                 }
             },
         )
         .untuple_one()
 }
 
-/// Whether a request says it comes from another site: by Sec-Fetch-Site,
-/// or an Origin whose host is not the one asked.
-fn cross_site(fetch_site: Option<&str>, origin: Option<&str>, host: Option<&str>) -> bool {
-    fetch_site == Some("cross-site")
-        || origin.is_some_and(|origin| {
-            let authority = origin.split_once("://").map_or("", |(_, rest)| rest);
-            Some(authority) != host
-        })
+/// Whether a request may be from this site's own pages: by Sec-Fetch-Site
+/// when it is sent, else by an Origin whose host is the one asked.
+fn this_site(fetch_site: Option<&str>, origin: Option<&str>, host: Option<&str>) -> bool {
+    match (fetch_site, origin) {
+        (Some(site), _) => site == "same-origin" || site == "none",
+        (None, Some(origin)) => {
+            let authority = origin.split_once("://").map(|(_, rest)| rest);
+            authority.is_some() && authority == host
+        }
+        (None, None) => true,
+    }
 }
 
 /// A header's value as text, if it is there and readable; an unreadable

@@ -1,5 +1,5 @@
-//! Browser security: cross-site posts with the session cookie are refused,
-//! and pages carry the protective headers.
+//! Browser security: state-changing requests from another site are refused,
+//! cookie or not, and pages carry the protective headers.
 
 use reqwest::StatusCode;
 use serde_json::json;
@@ -74,9 +74,72 @@ async fn a_cross_site_post_with_the_session_is_403_and_changes_nothing() {
 }
 
 #[tokio::test]
-async fn scripts_without_the_cookie_may_post_from_anywhere() {
+async fn another_site_cannot_sign_a_visitor_in_or_act_without_a_cookie_either() {
+    // Login CSRF: a form on another site that would put a visitor, with
+    // no cookie yet, in a room the attacker reads, under a name it chose.
     let app = spawn_app().await;
     let code = app.create_room().await;
+    let foreign = [
+        ("origin", "http://evil.example"),
+        ("sec-fetch-site", "cross-site"),
+        ("sec-fetch-site", "same-site"),
+        ("origin", "null"),
+    ];
+    for (header, value) in foreign {
+        let form = [
+            ("name", "victim"),
+            ("code", code.as_str()),
+            ("action", "join"),
+        ];
+        let requests = [
+            app.client.post(app.url("/")).form(&form),
+            app.client
+                .post(app.url(&format!("/rooms/{code}/join")))
+                .form(&[("name", "victim")]),
+            app.client.post(app.url("/rooms")),
+        ];
+        for request in requests {
+            let response = request.header(header, value).send().await.unwrap();
+            assert_eq!(
+                response.status(),
+                StatusCode::FORBIDDEN,
+                "{header}: {value}"
+            );
+            assert!(response.headers().get("set-cookie").is_none());
+        }
+    }
+    let history = app.history(&code, "?since=0").await;
+    assert!(
+        history.iter().all(|e| e["name"] != "victim"),
+        "nobody joined: {history:?}"
+    );
+    // The visitor's own typing (Sec-Fetch-Site: none) and this site's
+    // pages are let in.
+    for (header, value) in [
+        ("sec-fetch-site", "none".to_string()),
+        ("origin", format!("http://{}", app.addr)),
+    ] {
+        let response = app
+            .client
+            .post(app.url("/rooms"))
+            .header(header, value.as_str())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED, "{header}: {value}");
+    }
+}
+
+#[tokio::test]
+async fn scripts_send_no_origin_and_may_post_with_their_token() {
+    let app = spawn_app().await;
+    let code = app.create_room().await;
+    let response = app
+        .post_json(&code, json!({"name": "bot", "text": "hello"}))
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    // One that says it is another site's page is a browser's, and refused
+    // like any other.
     let response = app
         .post_json_with(
             &code,
@@ -84,7 +147,7 @@ async fn scripts_without_the_cookie_may_post_from_anywhere() {
             &[("origin", "http://elsewhere.example")],
         )
         .await;
-    assert_eq!(response.status(), StatusCode::CREATED);
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
 }
 
 #[tokio::test]
