@@ -23,6 +23,8 @@ pub struct Client {
 pub struct Visitor {
     pub id: SessionId,
     pub session: Session,
+    /// It came by the session cookie (a browser), not a bearer token.
+    pub by_cookie: bool,
 }
 
 /// Who is charged for a request: the session if there is one, else the

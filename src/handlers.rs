@@ -79,11 +79,14 @@ pub enum Wants {
 pub async fn home(
     query: Result<HomeQuery, ApiError>,
     visitor: Option<Visitor>,
+    client: Client,
     app: App,
 ) -> Response {
     let query = query.unwrap_or_default(); // a mangled invite link is just no code
     let code = query.code.unwrap_or_default();
-    home_page(&app, visitor.as_ref(), code, String::new()).await
+    let mut page = home_page(&app, visitor.as_ref(), code, String::new()).await;
+    keep_cookie(&mut page, &app, client, visitor.as_ref());
+    page
 }
 
 /// The home form with `code` and `key` filled in, the visitor's rooms
@@ -356,6 +359,7 @@ fn secret_path(secret: &str) -> String {
 pub async fn room_page(
     code: RoomCode,
     visitor: Option<Visitor>,
+    client: Client,
     host: Option<String>,
     app: App,
 ) -> Response {
@@ -377,7 +381,9 @@ pub async fn room_page(
         error: None,
         your_rooms: others,
     };
-    render_room(&app, &code, page).await
+    let mut page = render_room(&app, &code, page).await;
+    keep_cookie(&mut page, &app, client, visitor.as_ref());
+    page
 }
 
 /// The visitor's rooms for a page's "your rooms" list, but `except` (the
@@ -606,6 +612,15 @@ fn set_cookie(response: &mut Response, app: &App, client: Client, id: SessionId)
     let secure = app.secure_cookies || client.https;
     let cookie = id.set_cookie(secure, app.session_ttl);
     set_header(response, header::SET_COOKIE, &cookie);
+}
+
+/// Sends the cookie again with a fresh Max-Age when a page is used by it:
+/// the server keeps a session `--session-ttl` after its last use, and the
+/// browser must not drop the cookie sooner.
+fn keep_cookie(response: &mut Response, app: &App, client: Client, visitor: Option<&Visitor>) {
+    if let Some(visitor) = visitor.filter(|v| v.by_cookie) {
+        set_cookie(response, app, client, visitor.id);
+    }
 }
 
 /// What a room page is rendered with, besides the room.

@@ -16,7 +16,7 @@ use crate::error::{self, ApiError};
 use crate::handlers::{self, Wants};
 use crate::limits::BODY_LIMIT;
 use crate::model::RoomCode;
-use crate::session::{SessionId, COOKIE_NAME};
+use crate::session::{self, SessionId};
 
 /// All routes, with JSON errors for rejections. (The request log, the
 /// metrics and the headers every response carries are `http`'s, which
@@ -48,6 +48,7 @@ fn home(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejection>
         .and(warp::get())
         .and(query::<handlers::HomeQuery>())
         .and(visitor(&app))
+        .and(client())
         .and(with_app(app))
         .then(handlers::home)
 }
@@ -123,6 +124,7 @@ fn room_page(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejec
     warp::path!("rooms" / RoomCode)
         .and(warp::get())
         .and(visitor(&app))
+        .and(client())
         .and(warp::header::optional::<String>("host"))
         .and(with_app(app))
         .then(handlers::room_page)
@@ -265,42 +267,50 @@ fn visitor(
     app: &App,
 ) -> impl Filter<Extract = (Option<Visitor>,), Error = warp::Rejection> + Clone {
     let registry = app.registry.clone();
-    credential().and_then(move |id: Option<SessionId>| {
+    credential(app.secure_cookies).and_then(move |credential: Option<(SessionId, bool)>| {
         let registry = registry.clone();
         async move {
-            let Some(id) = id else {
+            let Some((id, by_cookie)) = credential else {
                 return Ok(None);
             };
             match registry.session(id).await {
-                Ok(session) => Ok(session.map(|session| Visitor { id, session })),
+                Ok(session) => Ok(session.map(|session| Visitor {
+                    id,
+                    session,
+                    by_cookie,
+                })),
                 Err(err) => Err(warp::reject::custom(error::Unavailable(err.into()))),
             }
         }
     })
 }
 
-/// The session id a request presents: its bearer token, else its session
-/// cookie. One that is not an id at all counts as none (and so is refused
-/// wherever a session is needed), never as a malformed request.
-fn credential() -> impl Filter<Extract = (Option<SessionId>,), Error = Infallible> + Clone {
-    header("authorization").and(header("cookie")).map(
-        |authorization: Option<String>, cookies: Option<String>| {
-            let bearer = authorization.as_deref().and_then(|value| {
-                let (scheme, token) = value.trim().split_once(' ')?;
-                scheme
-                    .eq_ignore_ascii_case("bearer")
-                    .then_some(token.trim())
-            });
-            if let Some(token) = bearer {
-                return token.parse().ok();
-            }
-            let cookies = cookies?;
-            cookie::Cookie::split_parse(cookies.as_str())
-                .filter_map(Result::ok)
-                .find(|c| c.name() == COOKIE_NAME)
-                .and_then(|c| c.value().parse().ok())
-        },
-    )
+/// The session id a request presents, and whether by cookie: its bearer
+/// token, else its session cookie (see [`session::from_cookies`]: over
+/// HTTPS only the `__Host-` one). One that is not an id at all counts as
+/// none (and so is refused wherever a session is needed), never as a
+/// malformed request.
+fn credential(
+    secure_cookies: bool,
+) -> impl Filter<Extract = (Option<(SessionId, bool)>,), Error = Infallible> + Clone {
+    header("authorization")
+        .and(header("cookie"))
+        .and(client())
+        .map(
+            move |authorization: Option<String>, cookies: Option<String>, client: Client| {
+                let bearer = authorization.as_deref().and_then(|value| {
+                    let (scheme, token) = value.trim().split_once(' ')?;
+                    scheme
+                        .eq_ignore_ascii_case("bearer")
+                        .then_some(token.trim())
+                });
+                if let Some(token) = bearer {
+                    return token.parse().ok().map(|id| (id, false));
+                }
+                let secure = secure_cookies || client.https;
+                session::from_cookies(&cookies?, secure).map(|id| (id, true))
+            },
+        )
 }
 
 /// Refuses (403) a state-changing request a browser says comes from

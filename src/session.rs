@@ -12,7 +12,36 @@ use cookie::{Cookie, SameSite};
 
 use crate::model::{Name, RoomCode};
 
+/// The cookie's name over plain HTTP.
 pub const COOKIE_NAME: &str = "roomcast_session";
+
+/// The cookie's name over HTTPS. A browser keeps a `__Host-` cookie only
+/// when this very host sets it, Secure, for Path=/: no sibling subdomain
+/// and no plain-HTTP page can plant one to fix a visitor's session.
+pub const SECURE_COOKIE_NAME: &str = "__Host-roomcast_session";
+
+fn cookie_name(secure: bool) -> &'static str {
+    if secure {
+        SECURE_COOKIE_NAME
+    } else {
+        COOKIE_NAME
+    }
+}
+
+/// The session a `Cookie` header names: the one cookie of this site's
+/// name (see [`SECURE_COOKIE_NAME`]). Two of them mean one was planted
+/// (by a sibling subdomain, say): then neither counts, rather than guess.
+pub fn from_cookies(header: &str, secure: bool) -> Option<SessionId> {
+    let name = cookie_name(secure);
+    let mut ours = Cookie::split_parse(header)
+        .filter_map(Result::ok)
+        .filter(|c| c.name() == name);
+    let first = ours.next()?;
+    if ours.next().is_some() {
+        return None;
+    }
+    first.value().parse().ok()
+}
 
 /// The session's id: the cookie's value and the bearer token. Only ever
 /// made by [`SessionId::random`].
@@ -49,10 +78,11 @@ impl SessionId {
     /// The `Set-Cookie` value: HttpOnly (page script never needs it),
     /// SameSite=Lax (sent on top-level navigation, not on cross-site
     /// posts), kept by the browser as long as the server keeps the
-    /// session unused, and Secure when the site is served over HTTPS.
+    /// session unused, and Secure, under its `__Host-` name, when the site
+    /// is served over HTTPS.
     pub fn set_cookie(&self, secure: bool, lasts: Duration) -> String {
         let max_age = cookie::time::Duration::seconds(lasts.as_secs() as i64);
-        Cookie::build((COOKIE_NAME, self.to_string()))
+        Cookie::build((cookie_name(secure), self.to_string()))
             .http_only(true)
             .same_site(SameSite::Lax)
             .path("/")
@@ -117,6 +147,26 @@ mod tests {
         assert_eq!(cookie.secure(), None);
         let secure = Cookie::parse(id.set_cookie(true, month)).unwrap();
         assert_eq!(secure.secure(), Some(true));
+        assert_eq!(secure.name(), SECURE_COOKIE_NAME);
+        assert_eq!(secure.path(), Some("/"));
+        assert_eq!(secure.domain(), None, "__Host- cookies have none");
+    }
+
+    #[test]
+    fn a_cookie_counts_only_alone_and_under_the_name_for_its_scheme() {
+        let (id, planted) = (SessionId::random(), SessionId::random());
+        let plain = format!("{COOKIE_NAME}={id}");
+        let host = format!("{SECURE_COOKIE_NAME}={id}");
+        assert_eq!(from_cookies(&format!("a=1; {plain}; b=2"), false), Some(id));
+        assert_eq!(from_cookies(&host, true), Some(id));
+        assert_eq!(from_cookies(&plain, true), None, "plain over HTTPS");
+        assert_eq!(from_cookies(&host, false), None);
+        let two = format!("{plain}; {COOKIE_NAME}={planted}");
+        assert_eq!(from_cookies(&two, false), None, "two: neither");
+        let two = format!("{host}; {SECURE_COOKIE_NAME}={planted}");
+        assert_eq!(from_cookies(&two, true), None);
+        assert_eq!(from_cookies(&format!("{host}; {plain}"), true), Some(id));
+        assert_eq!(from_cookies("roomcast_session=alice", false), None);
     }
 
     #[test]

@@ -254,3 +254,44 @@ async fn limits_count_the_forwarded_client_only_behind_a_trusted_proxy() {
         "an untrusted X-Forwarded-For is ignored"
     );
 }
+
+#[tokio::test]
+async fn a_planted_second_cookie_counts_for_nothing_and_https_takes_only_host_cookies() {
+    let app = crate::helpers::spawn_app().await;
+    let mut alice = app.browser();
+    let code = alice.enter("alice", "", "create").await;
+    let mine = alice.cookie.clone().unwrap();
+    assert!(mine.starts_with("roomcast_session="), "{mine}");
+    // Using the page renews the cookie's life, as using the session
+    // renews the session's.
+    let page = alice.get(&format!("/rooms/{code}")).await;
+    let renewed = page.headers()["set-cookie"].to_str().unwrap();
+    assert!(renewed.starts_with(&format!("{mine};")), "{renewed}");
+    assert!(renewed.contains("Max-Age=2592000"), "{renewed}");
+
+    // Mallory's own session, planted beside alice's (as a sibling
+    // subdomain can): neither counts, so alice never speaks as mallory.
+    let planted = app.token(&code, "mallory").await;
+    alice.cookie = Some(format!("roomcast_session={planted}; {mine}"));
+    let page = alice.get(&format!("/rooms/{code}")).await;
+    assert_eq!(page.status(), StatusCode::SEE_OTHER);
+    let post = alice
+        .submit(&format!("/rooms/{code}/messages"), &[("text", "hi")])
+        .await;
+    assert_eq!(post.status(), StatusCode::UNAUTHORIZED);
+
+    // Over HTTPS the cookie is __Host- (no subdomain can set one), and a
+    // plain one is not a way in.
+    let secure = crate::helpers::spawn_with(|c| c.secure_cookies = true).await;
+    let mut bob = secure.browser();
+    let code = bob.enter("bob", "", "create").await;
+    let host_cookie = bob.cookie.clone().unwrap();
+    assert!(
+        host_cookie.starts_with("__Host-roomcast_session="),
+        "{host_cookie}"
+    );
+    assert!(bob.room_page(&code).await.contains(r#"data-me="bob""#));
+    bob.cookie = Some(host_cookie.replace("__Host-", ""));
+    let page = bob.get(&format!("/rooms/{code}")).await;
+    assert_eq!(page.status(), StatusCode::SEE_OTHER, "a plain cookie");
+}
