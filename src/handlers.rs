@@ -423,15 +423,19 @@ pub async fn post_message(
     body: Bytes,
     app: App,
 ) -> Response {
-    let me = match participant(visitor.as_ref(), &code) {
-        Ok(me) => me,
-        Err(err) => return err.into_response(),
+    let (id, me) = match visitor
+        .as_ref()
+        .map(|v| (v.id, participant(Some(v), &code)))
+    {
+        Some((id, Ok(me))) => (id, me),
+        Some((_, Err(err))) => return err.into_response(),
+        None => return ApiError::NotParticipant.into_response(),
     };
     let input: MessageInput = match body::parse(content_type.as_deref(), &body) {
         Ok(input) => input,
         Err(err) => return err.into_response(),
     };
-    match (post(&app, &code, me, key, &input).await, wants) {
+    match (post(&app, &code, (id, me), key, &input).await, wants) {
         (Ok(_), Wants::Html) => see_other(&format!("/rooms/{code}")),
         (Ok(message), Wants::Json) => json(StatusCode::CREATED, message.json.clone()),
         (Err(err @ ApiError::RoomNotFound(_)), Wants::Html) => room_error(&app, &code, err),
@@ -460,28 +464,29 @@ pub async fn post_message(
 async fn post(
     app: &App,
     code: &RoomCode,
-    me: &Participation,
+    (id, me): (SessionId, &Participation),
     key: VisitorKey,
     input: &MessageInput,
 ) -> Result<Arc<Recorded>, ApiError> {
     app.registry.require_room(code).await?;
-    let name = sender(me, input.name.as_deref())?;
+    may_send(me, input.name.as_deref())?;
     let text = Text::parse(input.text.as_deref().unwrap_or_default())?;
-    Ok(app.registry.post(code, name, &text, key).await?)
+    Ok(app.registry.post(code, id, &text, key).await?)
 }
 
-/// Who a message is from: always the participant. A `name` in the body is
-/// refused unless it is theirs (a script that sends one learns at once that
-/// it is not believed); a watcher may not speak.
-fn sender<'a>(me: &'a Participation, claimed: Option<&str>) -> Result<&'a Name, ApiError> {
+/// Whether the participant may send: a message is always from them (the
+/// backend names them as it stores it). A `name` in the body is refused
+/// unless it is theirs (a script that sends one learns at once that it is
+/// not believed); a watcher may not speak.
+fn may_send(me: &Participation, claimed: Option<&str>) -> Result<(), ApiError> {
     if me.watch {
         return Err(ApiError::Forbidden(
             "Watchers cannot post: join as a member to speak.".into(),
         ));
     }
     match claimed.map(Name::parse) {
-        Some(Ok(claimed)) if claimed.key() == me.name.key() => Ok(&me.name),
-        None => Ok(&me.name),
+        Some(Ok(claimed)) if claimed.key() == me.name.key() => Ok(()),
+        None => Ok(()),
         Some(_) => Err(ApiError::Invalid(Invalid(format!(
             "Messages are sent as the name you joined with ({}); leave out name.",
             me.name

@@ -258,19 +258,32 @@ mod tests {
     use crate::model::{Name, RoomCode, Text};
     use crate::rooms::tests::someone;
     use crate::rooms::Registry;
+    use crate::session::{Participation, SessionId};
 
     fn registry() -> Registry {
         crate::rooms::tests::registry(5000, 300_000)
     }
 
-    /// A room and a silent follower's stream on it, past its opening.
-    async fn live_stream() -> (Registry, RoomCode, RoomStream) {
+    /// A room with al in it, and a silent follower's stream on it past its
+    /// opening.
+    async fn live_stream() -> (Registry, RoomCode, SessionId, RoomStream) {
         let registry = registry();
         let code = registry.create_room(someone()).await.unwrap();
+        let al = join(&registry, &code).await;
         let subscription = registry.subscribe(&code, None, someone()).await.unwrap();
         let mut stream = RoomStream::new(subscription, Duration::from_secs(60));
         next_text(&mut stream).await.unwrap(); // the opening
-        (registry, code, stream)
+        (registry, code, al, stream)
+    }
+
+    /// A member, "al", in `code`.
+    async fn join(registry: &Registry, code: &RoomCode) -> SessionId {
+        let al = Participation {
+            name: Name::parse("al").unwrap(),
+            watch: false,
+        };
+        let joined = registry.join(code, None, &al, None, someone()).await;
+        joined.unwrap().0
     }
 
     async fn next_text(stream: &mut RoomStream) -> Option<String> {
@@ -284,10 +297,10 @@ mod tests {
         let code = registry.create_room(someone()).await.unwrap();
         let subscription = registry.subscribe(&code, Some(0), someone()).await.unwrap();
         let mut stream = RoomStream::new(subscription, Duration::from_secs(60));
-        let name = Name::parse("al").unwrap();
+        let al = join(&registry, &code).await;
         for i in 0..1000 {
             let text = Text::parse(&format!("m{i}")).unwrap();
-            registry.post(&code, &name, &text, someone()).await.unwrap();
+            registry.post(&code, al, &text, someone()).await.unwrap();
         }
         let opening = next_text(&mut stream).await.unwrap();
         assert!(opening.contains("event: members"));
@@ -299,26 +312,24 @@ mod tests {
 
     #[tokio::test]
     async fn ready_frames_go_out_together_in_order() {
-        let (registry, code, mut stream) = live_stream().await;
-        let name = Name::parse("al").unwrap();
+        let (registry, code, al, mut stream) = live_stream().await;
         for i in 1..=3 {
             let text = Text::parse(&format!("m{i}")).unwrap();
-            registry.post(&code, &name, &text, someone()).await.unwrap();
+            registry.post(&code, al, &text, someone()).await.unwrap();
         }
         let chunk = next_text(&mut stream).await.unwrap();
         let ids: Vec<&str> = chunk
             .lines()
             .filter_map(|l| l.strip_prefix("id: "))
             .collect();
-        assert_eq!(ids, ["1", "2", "3"]);
+        assert_eq!(ids, ["2", "3", "4"], "after al's join");
     }
 
     #[tokio::test]
     async fn a_stream_sends_what_came_before_the_close_then_ends() {
-        let (registry, code, mut stream) = live_stream().await;
-        let name = Name::parse("al").unwrap();
+        let (registry, code, al, mut stream) = live_stream().await;
         let text = Text::parse("last words").unwrap();
-        registry.post(&code, &name, &text, someone()).await.unwrap();
+        registry.post(&code, al, &text, someone()).await.unwrap();
         registry.close();
         let chunk = next_text(&mut stream).await.unwrap();
         assert!(chunk.contains("last words"), "{chunk}");

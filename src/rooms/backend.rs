@@ -17,7 +17,7 @@ use tokio::sync::broadcast;
 use super::error::RoomError;
 use super::state::State;
 use crate::client::VisitorKey;
-use crate::model::{Name, Names, Recorded, RoomCode, RoomKey, Text, Update};
+use crate::model::{Names, Recorded, RoomCode, RoomKey, Text, Update};
 use crate::session::{Participation, Session, SessionId};
 use crate::shutdown::Shutdown;
 
@@ -52,7 +52,9 @@ pub struct Opening {
 #[derive(Clone, Copy)]
 pub struct Post<'a> {
     pub code: &'a RoomCode,
-    pub name: &'a Name,
+    /// Who speaks: the message carries the name this session holds in the
+    /// room when it is stored, and is refused if it holds none there then.
+    pub session: SessionId,
     pub text: &'a Text,
     pub visitor: VisitorKey,
 }

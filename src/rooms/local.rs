@@ -301,7 +301,7 @@ impl Backend for Local {
     fn post<'a>(&'a self, post: Post<'a>) -> Pending<'a, Arc<Recorded>> {
         let Post {
             code,
-            name,
+            session,
             text,
             visitor,
         } = post;
@@ -309,10 +309,17 @@ impl Backend for Local {
         Box::pin(async move {
             let (message, stored) = {
                 let mut state = rooms.lock();
+                // Checked where it is stored: a leave just before cannot
+                // let the message in after.
+                let name = state
+                    .sessions
+                    .speaker(&session, code)
+                    .ok_or(RoomError::NotParticipant)?
+                    .clone();
                 state.admit_post(code, visitor)?;
                 let message = state
                     .room(code)?
-                    .next_event(code, Kind::Message, name, Some(text));
+                    .next_event(code, Kind::Message, &name, Some(text));
                 let change = Change::Append {
                     code: code.clone(),
                     event: message.clone(),

@@ -34,7 +34,7 @@ use tokio::task::JoinHandle;
 
 use crate::client::VisitorKey;
 use crate::metrics::{Gauges, Metrics};
-use crate::model::{sse_frame, Name, Names, Recorded, RoomCode, RoomKey, Text};
+use crate::model::{sse_frame, Names, Recorded, RoomCode, RoomKey, Text};
 use crate::session::{Participation, Session, SessionId};
 use crate::shutdown::Shutdown;
 use crate::store::{Store, StoreError};
@@ -215,7 +215,7 @@ impl Registry {
     pub async fn post(
         &self,
         code: &RoomCode,
-        name: &Name,
+        session: SessionId,
         text: &Text,
         visitor: VisitorKey,
     ) -> Result<Arc<Recorded>, RoomError> {
@@ -224,7 +224,7 @@ impl Registry {
         // benchmark's posts/memory p99.
         let post = Post {
             code,
-            name,
+            session,
             text,
             visitor,
         };
@@ -372,7 +372,7 @@ impl Registry {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::model::{Kind, Update};
+    use crate::model::{Kind, Name, Update};
     use crate::store::sqlite::{SqliteStore, IN_MEMORY};
     use admission::{Limits, Rate};
 
@@ -422,14 +422,25 @@ pub(crate) mod tests {
     /// a marker message posted (and awaited) after them is stored after
     /// them. Markers are left out.
     async fn kinds(registry: &Registry, code: &RoomCode) -> Vec<Kind> {
-        let (marker, text) = (name("marker"), Text::parse("marker").unwrap());
-        registry
-            .post(code, &marker, &text, someone())
-            .await
-            .unwrap();
+        let marker = format!("marker{}", fastrand::u32(..));
+        let id = member(registry, code, &marker).await;
+        let text = Text::parse("marker").unwrap();
+        registry.post(code, id, &text, someone()).await.unwrap();
         let history = registry.history(code, Some(0), usize::MAX).await.unwrap();
-        let kept = history.iter().filter(|e| e.event.name != marker.as_str());
+        let kept = history
+            .iter()
+            .filter(|e| !e.event.name.starts_with("marker"));
         kept.map(|e| e.event.kind).collect()
+    }
+
+    /// A new session that joined `code` as member `n`.
+    async fn member(registry: &Registry, code: &RoomCode, n: &str) -> SessionId {
+        let n = part(n, false);
+        registry
+            .join(code, None, &n, None, someone())
+            .await
+            .unwrap()
+            .0
     }
 
     fn part(n: &str, watch: bool) -> Participation {
@@ -506,8 +517,8 @@ pub(crate) mod tests {
             registry.session(al).await.unwrap().is_none(),
             "unused for longer than the TTL"
         );
-        assert_eq!(kinds(&registry, &code).await, [Kind::Join, Kind::Leave]);
         assert_eq!(registry.members(&code).await.unwrap(), Names::default());
+        assert_eq!(kinds(&registry, &code).await, [Kind::Join, Kind::Leave]);
     }
 
     #[tokio::test]
@@ -559,10 +570,7 @@ pub(crate) mod tests {
     async fn a_closing_registry_refuses_new_work_and_finishes_its_queue() {
         let registry = registry(60_000, 1000);
         let code = registry.create_room(someone()).await.unwrap();
-        registry
-            .join(&code, None, &part("al", false), None, someone())
-            .await
-            .unwrap();
+        let al = member(&registry, &code, "al").await;
         let _stream = registry.subscribe(&code, None, someone()).await.unwrap();
         registry.close();
         assert_eq!(
@@ -570,7 +578,7 @@ pub(crate) mod tests {
             Err(RoomError::ShuttingDown)
         );
         let text = Text::parse("hi").unwrap();
-        let refused = registry.post(&code, &name("al"), &text, someone()).await;
+        let refused = registry.post(&code, al, &text, someone()).await;
         assert_eq!(refused.unwrap_err(), RoomError::ShuttingDown);
         assert!(registry.subscribe(&code, None, someone()).await.is_err());
         registry.finish().await;
@@ -618,15 +626,34 @@ pub(crate) mod tests {
     #[tokio::test]
     async fn a_post_is_published_before_it_is_acknowledged() {
         let (registry, code, mut sub) = room_with_follower().await;
+        let al = member(&registry, &code, "al").await;
+        while sub.opening.updates.try_recv().is_ok() {} // the join
         let text = Text::parse("hi").unwrap();
-        let posted = registry
-            .post(&code, &name("al"), &text, someone())
-            .await
-            .unwrap();
+        let posted = registry.post(&code, al, &text, someone()).await.unwrap();
         match sub.opening.updates.try_recv() {
             Ok(Update::Events(events)) => assert_eq!(events[0].event.id, posted.event.id),
             other => panic!("not yet sent: {other:?}"),
         }
-        assert_eq!(registry.history(&code, None, 10).await.unwrap().len(), 1);
+        assert_eq!(registry.history(&code, None, 10).await.unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_post_is_refused_where_it_is_stored_once_its_sender_left() {
+        let registry = registry(60_000, 60_000);
+        let code = registry.create_room(someone()).await.unwrap();
+        let al = member(&registry, &code, "al").await;
+        let eye = part("eye", true);
+        let (eye, _) = registry
+            .join(&code, None, &eye, None, someone())
+            .await
+            .unwrap();
+        registry.leave(al, &code).await.unwrap();
+        let text = Text::parse("after").unwrap();
+        for who in [al, eye, SessionId::random()] {
+            let refused = registry.post(&code, who, &text, someone()).await;
+            assert_eq!(refused.unwrap_err(), RoomError::NotParticipant);
+        }
+        let history = registry.history(&code, Some(0), 10).await.unwrap();
+        assert!(history.iter().all(|e| e.event.kind != Kind::Message));
     }
 }

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 
 use super::admission::shrink;
-use crate::model::{NameKey, RoomCode};
+use crate::model::{Name, NameKey, RoomCode};
 use crate::session::{Participation, Session, SessionId};
 
 /// A session and when it was last used (ms since the epoch), and when the
@@ -28,6 +28,13 @@ pub struct Sessions {
 impl Sessions {
     pub fn get(&self, id: &SessionId) -> Option<&Session> {
         self.by_id.get(id).map(|held| &held.session)
+    }
+
+    /// The name `id` speaks under in `room`: a member's, never a
+    /// watcher's.
+    pub fn speaker(&self, id: &SessionId, room: &RoomCode) -> Option<&Name> {
+        let part = self.get(id)?.in_room(room)?;
+        (!part.watch).then_some(&part.name)
     }
 
     /// The session holding a name that looks like `part.name` in `room`.

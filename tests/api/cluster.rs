@@ -485,3 +485,49 @@ async fn names_filed_under_an_older_key_are_filed_again_at_start() {
     let free = b.join_as(&code, json!({"name": "bob"})).await;
     assert_eq!(free.status(), StatusCode::CREATED, "free again");
 }
+
+#[tokio::test]
+async fn redis_stores_a_post_only_from_a_member_of_the_room_at_that_moment() {
+    use roomcast::client::VisitorKey;
+    use roomcast::model::{Name, Text};
+    use roomcast::rooms::redis::client::Redis as RedisClient;
+    use roomcast::rooms::{Registry, RoomError};
+    use roomcast::session::{Participation, SessionId};
+    use roomcast::Config;
+
+    let Some(redis) = Redis::start() else { return };
+    let settings = Config::default().settings(|| 100);
+    let client = RedisClient::connect(&redis.url(), settings.clone())
+        .await
+        .unwrap();
+    let registry = Registry::open_redis(settings, client);
+    let someone = VisitorKey::Address(std::net::Ipv4Addr::LOCALHOST.into());
+    let code = registry.create_room(someone).await.unwrap();
+    let part = |name: &str, watch| Participation {
+        name: Name::parse(name).unwrap(),
+        watch,
+    };
+    let (al, _) = registry
+        .join(&code, None, &part("al", false), None, someone)
+        .await
+        .unwrap();
+    let (eye, _) = registry
+        .join(&code, None, &part("eye", true), None, someone)
+        .await
+        .unwrap();
+    let text = Text::parse("hi").unwrap();
+    let posted = registry.post(&code, al, &text, someone).await.unwrap();
+    assert_eq!(posted.event.name, "al", "named by the session");
+    registry.leave(al, &code).await.unwrap();
+    for who in [al, eye, SessionId::random()] {
+        let refused = registry.post(&code, who, &text, someone).await;
+        assert_eq!(refused.unwrap_err(), RoomError::NotParticipant);
+    }
+    let history = registry.history(&code, Some(0), 10).await.unwrap();
+    let messages: Vec<_> = history.iter().filter(|e| e.event.text.is_some()).collect();
+    assert_eq!(messages.len(), 1);
+    assert_eq!(
+        messages[0].json, posted.json,
+        "the answer is what was stored"
+    );
+}

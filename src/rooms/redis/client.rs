@@ -28,7 +28,7 @@ use redis::aio::ConnectionManager;
 use redis::streams::{StreamId, StreamRangeReply};
 use redis::{Script, Value};
 
-use crate::model::{timestamp, Event, Kind, Name, Names, Recorded, RoomCode, RoomKey};
+use crate::model::{timestamp, Event, Kind, Name, Names, Recorded, RoomCode, RoomKey, Text};
 use crate::rooms::settings::Settings;
 use crate::session::{Participation, Session, SessionId};
 
@@ -68,7 +68,7 @@ pub(super) struct Inner {
 
 struct Scripts {
     create: Script,
-    append: Script,
+    post: Script,
     look: Script,
     keep: Script,
     history: Script,
@@ -103,6 +103,16 @@ pub enum Joining {
     RoomGone,
 }
 
+/// The outcome of posting a message.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Posting {
+    /// Stored with this id, under this name.
+    Posted(u64, Name),
+    /// The session holds no member's name in the room.
+    NotIn,
+    RoomGone,
+}
+
 /// The outcome of leaving a room.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Leaving {
@@ -132,7 +142,7 @@ impl Redis {
                 settings,
                 scripts: Scripts {
                     create: room_script!("create.lua"),
-                    append: room_script!("append.lua"),
+                    post: room_script!("post.lua"),
                     look: room_script!("look.lua"),
                     keep: room_script!("keep.lua"),
                     history: room_script!("history.lua"),
@@ -258,13 +268,30 @@ impl Redis {
         Ok(created == 1)
     }
 
-    /// Appends `event` (its id is Redis's to give); the id, or `None` if
-    /// the room is gone.
-    pub async fn append(&self, code: &RoomCode, event: &Event) -> Result<Option<u64>, RedisError> {
-        let mut args = vec![event.kind.as_str(), &event.name, &event.ts];
-        args.extend(event.text.as_deref());
-        self.run("appending", &self.inner.scripts.append, code, &args)
-            .await
+    /// Session `id` says `text` in `code` at `ts`, under the name it holds
+    /// there (checked in the same script that stores it).
+    pub async fn post(
+        &self,
+        code: &RoomCode,
+        id: SessionId,
+        text: &Text,
+        ts: &str,
+    ) -> Result<Posting, RedisError> {
+        let id_text = id.to_string();
+        let args = [id_text.as_str(), code.as_str(), ts, text.as_str()];
+        let script = &self.inner.scripts.post;
+        let reply: Vec<String> = self
+            .run_with("posting", script, code, Some(id), &args)
+            .await?;
+        Ok(match &reply[..] {
+            [event_id, name] => {
+                let event_id = event_id.parse().map_err(|_| odd("posting"))?;
+                let name = Name::parse(name).map_err(|_| odd("posting"))?;
+                Posting::Posted(event_id, name)
+            }
+            [not] if not == "not" => Posting::NotIn,
+            _ => Posting::RoomGone,
+        })
     }
 
     /// Publishes a frame that is not history on the room's channel.

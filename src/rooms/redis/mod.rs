@@ -36,11 +36,13 @@ use super::error::RoomError;
 use super::room::Room;
 use super::state::{Rooms, State};
 use crate::client::VisitorKey;
-use crate::model::{members_frame, Event, Kind, Names, Recorded, RoomCode, RoomKey, Update};
+use crate::model::{
+    members_frame, timestamp, Event, Kind, Names, Recorded, RoomCode, RoomKey, Update,
+};
 use crate::session::{Participation, Session, SessionId};
 use crate::shutdown::Shutdown;
 use crate::store::now_ms;
-use client::{Joining, Leaving, Redis, RedisError};
+use client::{Joining, Leaving, Posting, Redis, RedisError};
 
 impl From<RedisError> for RoomError {
     fn from(err: RedisError) -> RoomError {
@@ -187,15 +189,19 @@ impl Backend for Shared {
     }
 
     fn post<'a>(&'a self, post: Post<'a>) -> Pending<'a, Arc<Recorded>> {
-        let (code, name, text) = (post.code, post.name, post.text);
+        let (code, text) = (post.code, post.text);
         Box::pin(async move {
             self.rooms.lock().admit_post(code, post.visitor)?;
-            let mut event = Event::new(0, Kind::Message, code, name, Some(text));
-            let Some(id) = self.redis.append(code, &event).await? else {
-                return Err(self.forget(code));
-            };
-            event.id = id;
-            Ok(Arc::new(Recorded::new(event)))
+            let ts = timestamp();
+            match self.redis.post(code, post.session, text, &ts).await? {
+                Posting::Posted(id, name) => {
+                    let mut event = Event::new(id, Kind::Message, code, &name, Some(text));
+                    event.ts = ts; // the stored one, to the millisecond
+                    Ok(Arc::new(Recorded::new(event)))
+                }
+                Posting::NotIn => Err(RoomError::NotParticipant),
+                Posting::RoomGone => Err(self.forget(code)),
+            }
         })
     }
 
