@@ -531,3 +531,35 @@ async fn redis_stores_a_post_only_from_a_member_of_the_room_at_that_moment() {
         "the answer is what was stored"
     );
 }
+
+#[tokio::test]
+async fn a_join_whose_reply_redis_held_back_is_answered_as_made() {
+    let Some(redis) = Redis::start() else { return };
+    let a = node(&redis).await;
+    let code = a.create_room().await;
+    // Redis takes the join but answers only after the node stopped
+    // waiting (its response timeout is 2 s).
+    redis.freeze(true);
+    let joining = tokio::spawn({
+        let (client, url) = (a.client.clone(), a.url(&format!("/rooms/{code}/join")));
+        async move {
+            let body = json!({"name": "ann"});
+            client.post(url).json(&body).send().await.unwrap()
+        }
+    });
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    redis.freeze(false);
+    let joined = joining.await.unwrap();
+    assert_eq!(joined.status(), StatusCode::CREATED, "settled, not 503");
+    let joined: Value = joined.json().await.unwrap();
+    let token = joined["token"].as_str().unwrap();
+    let said = a
+        .client
+        .post(a.url(&format!("/rooms/{code}/messages")))
+        .bearer_auth(token)
+        .json(&json!({"text": "I am in"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(said.status(), StatusCode::CREATED, "the name is ann's");
+}

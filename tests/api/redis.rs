@@ -96,6 +96,16 @@ impl Redis {
             let _ = process.wait();
         }
     }
+
+    /// Freezes it (SIGSTOP), or thaws it (SIGCONT): commands sent while it
+    /// is frozen wait in the socket and run when it thaws.
+    pub fn freeze(&self, frozen: bool) {
+        if let Some(process) = &self.process {
+            let signal = if frozen { "-STOP" } else { "-CONT" };
+            let pid = process.id().to_string();
+            let _ = Command::new("kill").args([signal, &pid]).status();
+        }
+    }
 }
 
 impl Drop for Redis {

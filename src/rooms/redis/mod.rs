@@ -22,6 +22,7 @@
 pub mod client;
 pub mod reader;
 mod rekey;
+mod settle;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -43,6 +44,7 @@ use crate::session::{Participation, Session, SessionId};
 use crate::shutdown::Shutdown;
 use crate::store::now_ms;
 use client::{Joining, Leaving, Posting, Redis, RedisError};
+use settle::settled;
 
 impl From<RedisError> for RoomError {
     fn from(err: RedisError) -> RoomError {
@@ -139,7 +141,8 @@ impl Backend for Shared {
                 state.check_open()?;
                 state.admission.admit_post(visitor)?;
             }
-            match self.redis.join(code, id, part, key).await? {
+            let (joining, _) = settled(|| self.redis.join(code, id, part, key)).await?;
+            match joining {
                 Joining::Joined => Ok((id, part.clone())),
                 Joining::Same(current) => Ok((id, current)),
                 Joining::Already(name) => Err(RoomError::AlreadyIn(name)),
@@ -152,18 +155,23 @@ impl Backend for Shared {
     fn leave<'a>(&'a self, id: SessionId, code: &'a RoomCode) -> Pending<'a, ()> {
         Box::pin(async move {
             self.rooms.lock().check_open()?;
-            match self.redis.leave(code, id).await? {
-                Leaving::Left => {
-                    // The script told every node's streams (see
-                    // `Cache::deliver_frame`); this node's at once, too.
-                    if let Ok(room) = self.rooms.lock().room(code) {
-                        room.send(Update::Left(id.number()));
-                    }
-                    Ok(())
-                }
-                Leaving::NotIn => Err(RoomError::NotParticipant),
-                Leaving::RoomGone => Err(self.forget(code)),
+            let (leaving, retried) = settled(|| self.redis.leave(code, id)).await?;
+            let left = match leaving {
+                Leaving::Left => true,
+                // A retry that finds them out found the first try's work
+                // (the handler saw them in the room).
+                Leaving::NotIn => retried,
+                Leaving::RoomGone => return Err(self.forget(code)),
+            };
+            if !left {
+                return Err(RoomError::NotParticipant);
             }
+            // The script told every node's streams (see
+            // `Cache::deliver_frame`); this node's at once, too.
+            if let Ok(room) = self.rooms.lock().room(code) {
+                room.send(Update::Left(id.number()));
+            }
+            Ok(())
         })
     }
 
