@@ -563,3 +563,75 @@ async fn a_join_whose_reply_redis_held_back_is_answered_as_made() {
         .unwrap();
     assert_eq!(said.status(), StatusCode::CREATED, "the name is ann's");
 }
+
+#[tokio::test]
+async fn leaving_the_last_room_keeps_the_session_with_redis_too() {
+    let Some(redis) = Redis::start() else { return };
+    let app = node(&redis).await;
+    crate::participants::a_session_outlives_its_last_room(&app).await;
+}
+
+#[tokio::test]
+async fn the_members_frame_from_redis_is_byte_for_byte_the_one_rust_makes() {
+    use roomcast::model::{members_json, Name, Names};
+
+    let Some(redis) = Redis::start() else { return };
+    let app = node(&redis).await;
+    let code = app.create_room().await;
+    let (members, watchers) = (["Zoe", "adam", "a/b", "\u{c9}mile"], ["Yann/", "bea"]);
+    for name in members {
+        app.join(&code, name, false).await;
+    }
+    for name in watchers {
+        app.join(&code, name, true).await;
+    }
+    let mut stream = app.stream(&format!("/rooms/{code}/events?name=Zoe")).await;
+    let sorted = |names: &[&str]| {
+        let mut names: Vec<Name> = names.iter().map(|n| Name::parse(n).unwrap()).collect();
+        names.sort();
+        names
+    };
+    let expected = members_json(&Names {
+        members: sorted(&members),
+        watchers: sorted(&watchers),
+    });
+    // The opening frame is the node's; the one after a join is the
+    // script's.
+    app.join(&code, "late/comer", true).await;
+    let expected_after = members_json(&Names {
+        members: sorted(&members),
+        watchers: sorted(&["Yann/", "bea", "late/comer"]),
+    });
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let event = stream.next().await;
+        if event.event == "members" {
+            seen.push(event.data);
+        }
+    }
+    assert_eq!(seen[0], *expected);
+    assert_eq!(seen[1], *expected_after);
+}
+
+#[tokio::test]
+async fn a_session_redis_let_expire_is_announced_gone_and_its_streams_end() {
+    let Some(redis) = Redis::start() else { return };
+    let url = redis.url();
+    let app = spawn_with(move |config| {
+        config.redis = Some(url);
+        config.session_ttl = Duration::from_secs(1);
+    })
+    .await;
+    let code = app.create_room().await;
+    app.join(&code, "ann", false).await;
+    let mut anns = app.stream(&format!("/rooms/{code}/events?name=ann")).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // The next look at the room finds her session gone: her name is free,
+    // her leave is told, and her stream ends.
+    app.join(&code, "ann", false).await;
+    let mut kinds = Vec::new();
+    while let Some(event) = anns.next_seen().await {
+        kinds.push(event.event);
+    }
+    assert!(kinds.contains(&"leave".to_string()), "{kinds:?}");
+}

@@ -559,3 +559,34 @@ async fn a_device_link_signs_another_browser_in_once() {
         .await;
     assert_eq!(made_up.status(), StatusCode::NOT_FOUND);
 }
+
+/// Leaving one's last room keeps the session: joining again, by the same
+/// token, is the same session (on every backend alike).
+pub(crate) async fn a_session_outlives_its_last_room(app: &crate::helpers::TestApp) {
+    let (first, second) = (app.create_room().await, app.create_room().await);
+    let token = app.join(&first, "ann", false).await;
+    let left = app
+        .client
+        .post(app.url(&format!("/rooms/{first}/leave")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(left.status(), StatusCode::NO_CONTENT);
+    let again = app
+        .client
+        .post(app.url(&format!("/rooms/{second}/join")))
+        .bearer_auth(&token)
+        .json(&json!({"name": "ann"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::CREATED);
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again["token"], token.as_str(), "the same session");
+}
+
+#[tokio::test]
+async fn leaving_the_last_room_keeps_the_session() {
+    a_session_outlives_its_last_room(&spawn_app().await).await;
+}

@@ -429,8 +429,11 @@ impl Redis {
         let mut commands = self.inner.commands.clone();
         let result: redis::RedisResult<Vec<String>> = call.invoke_async(&mut commands).await;
         let found = self.note("reading a session", result)?;
+        let Some((_, rooms)) = found.split_first() else {
+            return Ok(None);
+        };
         let mut session = Session::default();
-        for room in found.chunks(3) {
+        for room in rooms.chunks(3) {
             let [code, watch, name] = room else {
                 return Err(odd("reading a session"));
             };
@@ -440,7 +443,7 @@ impl Redis {
             let watch = watch == "1";
             session.rooms.insert(code, Participation { name, watch });
         }
-        Ok((!session.rooms.is_empty()).then_some(session))
+        Ok(Some(session))
     }
 
     /// Keeps a device link for `ttl`.

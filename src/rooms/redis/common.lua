@@ -4,7 +4,8 @@
 --     SESSION TAB WATCH ('1' or '0') TAB NAME
 -- ARGV[1] is the room TTL in ms, ARGV[2] the history length.
 -- A session is the key roomcast:session:ID, a hash of
--- CODE -> WATCH TAB KEY TAB NAME; a participation is real only when the
+-- CODE -> WATCH TAB KEY TAB NAME, and '' -> '1' (it exists, in no room or
+-- many); a participation is real only when the
 -- room's names point back at the session (a room made again under an
 -- old code starts with no names, so nobody from before is in it).
 
@@ -53,9 +54,25 @@ local function split(value)
   return parts
 end
 
+-- Byte order, as Rust sorts strings (Lua's '<' follows the server's
+-- locale).
+local function bytewise(a, b)
+  for i = 1, math.min(#a, #b) do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then
+      return x < y
+    end
+  end
+  return #a < #b
+end
+
+-- The sessions whose names roster() found expired, for publish_roster
+-- to end their streams.
+local ended = {}
+
 -- The room's members and watchers, each sorted. A name whose session
 -- expired is free again: it goes, with a leave for a member (at ts).
--- The third value is whether anything went.
+-- The third value is whether anything went (publish the roster then).
 local function roster(code, ts)
   local members, watchers, pruned = {}, {}, false
   local names = redis.call('HGETALL', KEYS[4])
@@ -66,28 +83,44 @@ local function roster(code, ts)
       table.insert(watch == '1' and watchers or members, name)
     else
       redis.call('HDEL', KEYS[4], names[i])
+      table.insert(ended, session)
       if watch ~= '1' then
         append('leave', name, ts)
       end
       pruned = true
     end
   end
-  table.sort(members)
-  table.sort(watchers)
+  table.sort(members, bytewise)
+  table.sort(watchers, bytewise)
   return members, watchers, pruned
 end
 
+-- Names as JSON strings, as serde_json writes them: cjson also escapes
+-- '/', which serde_json leaves be (every '/' it writes follows its
+-- escaping backslash, so that pair is the one to undo).
 local function json_list(names)
   local quoted = {}
   for _, name in ipairs(names) do
-    table.insert(quoted, cjson.encode(name))
+    local json = string.gsub(cjson.encode(name), '\\/', '/')
+    table.insert(quoted, json)
   end
   return '[' .. table.concat(quoted, ',') .. ']'
 end
 
+-- Ends a session's streams in the room on every node (NUL first: no SSE
+-- frame starts so).
+local function publish_left(channel, session)
+  redis.call('PUBLISH', channel, '\0left ' .. session)
+end
+
 -- Sends the room's `members` frame to every node's streams (the same
--- bytes as the Rust side's members_frame).
+-- bytes as the Rust side's members_frame), and ends the streams of the
+-- sessions found expired.
 local function publish_roster(channel, members, watchers)
   local json = '{"members":' .. json_list(members) .. ',"watchers":' .. json_list(watchers) .. '}'
   redis.call('PUBLISH', channel, 'event: members\ndata: ' .. json .. '\n\n')
+  for _, session in ipairs(ended) do
+    publish_left(channel, session)
+  end
+  ended = {}
 end

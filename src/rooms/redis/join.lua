@@ -10,7 +10,14 @@ if not alive() then
   return { 'gone' }
 end
 local id, name, key, watch, code = ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[9]
-local members, watchers = roster(code, ARGV[8])
+local members, watchers, pruned = roster(code, ARGV[8])
+-- A refusal still tells every node of names found expired.
+local function refuse(reply)
+  if pruned then
+    publish_roster(ARGV[10], members, watchers)
+  end
+  return reply
+end
 local mine = redis.call('HGET', KEYS[5], code)
 if mine then
   local held = split(mine)
@@ -18,20 +25,20 @@ if mine then
   if theirs and split(theirs)[1] == id then
     redis.call('PEXPIRE', KEYS[5], ARGV[7])
     if held[2] == key then
-      return { 'same', held[1], held[3] }
+      return refuse({ 'same', held[1], held[3] })
     end
-    return { 'already', held[3] }
+    return refuse({ 'already', held[3] })
   end
 end
 local private = room_key()
 if private ~= '' and private ~= ARGV[11] then
-  return { 'gone' }
+  return refuse({ 'gone' })
 end
 if redis.call('HEXISTS', KEYS[4], key) == 1 then
-  return { 'taken' }
+  return refuse({ 'taken' })
 end
 redis.call('HSET', KEYS[4], key, id .. '\t' .. watch .. '\t' .. name)
-redis.call('HSET', KEYS[5], code, watch .. '\t' .. key .. '\t' .. name)
+redis.call('HSET', KEYS[5], code, watch .. '\t' .. key .. '\t' .. name, '', '1')
 redis.call('PEXPIRE', KEYS[5], ARGV[7])
 if watch ~= '1' then
   append('join', name, ARGV[8])

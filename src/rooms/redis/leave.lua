@@ -25,7 +25,5 @@ end
 touch()
 local members, watchers = roster(code, ARGV[4])
 publish_roster(ARGV[6], members, watchers)
--- Every node ends this session's streams in the room (NUL first: no SSE
--- frame starts so).
-redis.call('PUBLISH', ARGV[6], '\0left ' .. id)
+publish_left(ARGV[6], id)
 return 'left'
