@@ -1,0 +1,190 @@
+//! A room's messages: POST /rooms/CODE/messages speaks, GET
+//! /rooms/CODE/messages reads history, GET /rooms/CODE/events follows.
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+use warp::http::{header, StatusCode};
+use warp::hyper::body::Bytes;
+use warp::reply::{Reply, Response};
+
+use crate::app::App;
+use crate::body;
+use crate::client::{Visitor, VisitorKey};
+use crate::error::ApiError;
+use crate::model::{Invalid, Name, Recorded, RoomCode, Text};
+use crate::session::{Participation, SessionId};
+use crate::stream::{Handoff, RoomStream};
+
+use super::respond::*;
+use super::rooms::{render_room, room_error, Page};
+
+/// Events a history read returns when it names no limit.
+const DEFAULT_HISTORY_LIMIT: usize = 100;
+
+#[derive(Debug, Default, Deserialize)]
+pub struct MessageInput {
+    /// Refused unless it is the sender's own name (see [`may_send`]).
+    name: Option<String>,
+    text: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct HistoryQuery {
+    since: Option<u64>,
+    limit: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct StreamQuery {
+    since: Option<u64>,
+}
+
+/// POST /rooms/CODE/messages (form or JSON: text) — 201 with the stored
+/// message, sent as the participant's name; a browser form without script
+/// gets 303 back to the room.
+#[allow(clippy::too_many_arguments)] // one argument per part of the request
+pub async fn post_message(
+    code: RoomCode,
+    content_type: Option<String>,
+    wants: Wants,
+    visitor: Option<Visitor>,
+    key: VisitorKey,
+    host: Option<String>,
+    body: Bytes,
+    app: App,
+) -> Response {
+    let (id, me) = match visitor
+        .as_ref()
+        .map(|v| (v.id, participant(Some(v), &code)))
+    {
+        Some((id, Ok(me))) => (id, me),
+        Some((_, Err(err))) => return err.into_response(),
+        None => return ApiError::NotParticipant.into_response(),
+    };
+    let input: MessageInput = match body::parse(content_type.as_deref(), &body) {
+        Ok(input) => input,
+        Err(err) => return err.into_response(),
+    };
+    match (post(&app, &code, (id, me), key, &input).await, wants) {
+        (Ok(_), Wants::Html) => see_other(&format!("/rooms/{code}")),
+        (Ok(message), Wants::Json) => json(StatusCode::CREATED, message.json.clone()),
+        (Err(err @ ApiError::RoomNotFound(_)), Wants::Html) => room_error(&app, &code, err),
+        (Err(err @ (ApiError::Invalid(_) | ApiError::TooMany(..))), Wants::Html) => {
+            // The room again with the text kept, so nothing typed is lost.
+            let page = Page {
+                me: &me.name,
+                host,
+                status: err.status(),
+                draft: input.text.unwrap_or_default(),
+                error: Some(err.message()),
+                your_rooms: Vec::new(),
+            };
+            let mut page = render_room(&app, &code, page).await;
+            if let Some(secs) = err.retry_after() {
+                set_header(&mut page, header::RETRY_AFTER, &secs.to_string());
+            }
+            page
+        }
+        (Err(err), _) => err.into_response(),
+    }
+}
+
+/// Stores one message: 404 for a room gone comes before 422 for bad
+/// content.
+async fn post(
+    app: &App,
+    code: &RoomCode,
+    (id, me): (SessionId, &Participation),
+    key: VisitorKey,
+    input: &MessageInput,
+) -> Result<Arc<Recorded>, ApiError> {
+    app.registry.require_room(code).await?;
+    may_send(me, input.name.as_deref())?;
+    let text = Text::parse(input.text.as_deref().unwrap_or_default())?;
+    Ok(app.registry.post(code, id, &text, key).await?)
+}
+
+/// Whether the participant may send: a message is always from them (the
+/// backend names them as it stores it). A `name` in the body is refused
+/// unless it is theirs (a script that sends one learns at once that it is
+/// not believed); a watcher may not speak.
+fn may_send(me: &Participation, claimed: Option<&str>) -> Result<(), ApiError> {
+    if me.watch {
+        return Err(ApiError::Forbidden(
+            "Watchers cannot post: join as a member to speak.".into(),
+        ));
+    }
+    match claimed.map(Name::parse) {
+        Some(Ok(claimed)) if claimed.key() == me.name.key() => Ok(()),
+        None => Ok(()),
+        Some(_) => Err(ApiError::Invalid(Invalid(format!(
+            "Messages are sent as the name you joined with ({}); leave out name.",
+            me.name
+        )))),
+    }
+}
+
+/// GET /rooms/CODE/messages?since=ID&limit=N — history as a JSON array,
+/// oldest first: the N after ID, or the newest N without `since`.
+pub async fn list_messages(
+    code: RoomCode,
+    query: Result<HistoryQuery, ApiError>,
+    visitor: Option<Visitor>,
+    app: App,
+) -> Response {
+    if let Err(err) = participant(visitor.as_ref(), &code) {
+        return err.into_response();
+    }
+    let query = match query {
+        Ok(query) => query,
+        Err(err) => return err.into_response(),
+    };
+    let limit = query.limit.unwrap_or(DEFAULT_HISTORY_LIMIT);
+    match app.registry.history(&code, query.since, limit).await {
+        Ok(events) => {
+            let items: Vec<&str> = events.iter().map(|e| e.json.as_str()).collect();
+            json(StatusCode::OK, format!("[{}]", items.join(",")))
+        }
+        Err(err) => ApiError::from(err).into_response(),
+    }
+}
+
+/// GET /rooms/CODE/events?since=ID — the room's SSE stream, for a
+/// participant, resuming after `Last-Event-ID` (which wins: browsers send
+/// it on their own reconnects) or `since`.
+pub async fn open_stream(
+    code: RoomCode,
+    query: Result<StreamQuery, ApiError>,
+    last_event_id: Option<u64>,
+    visitor: Option<Visitor>,
+    key: VisitorKey,
+    app: App,
+) -> Response {
+    if let Err(err) = participant(visitor.as_ref(), &code) {
+        return err.into_response();
+    }
+    let query = match query {
+        Ok(query) => query,
+        Err(err) => return err.into_response(),
+    };
+    let since = last_event_id.or(query.since);
+    let subscription = match app.registry.subscribe(&code, since, key).await {
+        Ok(subscription) => subscription,
+        Err(err) => return ApiError::from(err).into_response(),
+    };
+    let stream = RoomStream::new(subscription, app.keep_alive);
+    // The connection sends the body (see `server`): warp's own body type
+    // cannot carry shared, pre-encoded frames.
+    let mut response = StatusCode::OK.into_response();
+    response.extensions_mut().insert(Handoff::new(stream));
+    set_header(&mut response, header::CONTENT_TYPE, "text/event-stream");
+    // Tell nginx-like proxies not to buffer, and middleboxes not to transform.
+    set_header(
+        &mut response,
+        header::CACHE_CONTROL,
+        "no-cache, no-transform",
+    );
+    set_header(&mut response, "x-accel-buffering", "no");
+    response
+}

@@ -1,0 +1,179 @@
+//! Rooms: POST /rooms makes one; GET /rooms/CODE is its page.
+
+use serde::Deserialize;
+use warp::http::{header, StatusCode};
+use warp::hyper::body::Bytes;
+use warp::reply::{Reply, Response};
+
+use crate::app::App;
+use crate::body;
+use crate::client::{Client, Visitor, VisitorKey};
+use crate::error::ApiError;
+use crate::model::{Name, RoomCode};
+use crate::pages::{RoomView, YourRoom};
+
+use super::respond::*;
+
+#[derive(Debug, Default, Deserialize)]
+pub struct CreateInput {
+    private: Option<bool>,
+}
+
+/// POST /rooms (optionally `{"private":true}`) — 201
+/// `{"code":"ABCD","url":"/rooms/ABCD"}`, and for a private room
+/// `"invite":"/join/ABCD-KEY"`, which joining it needs.
+pub async fn create_room(
+    content_type: Option<String>,
+    key: VisitorKey,
+    body: Bytes,
+    app: App,
+) -> Response {
+    let input: CreateInput = if body.is_empty() {
+        CreateInput::default()
+    } else {
+        match body::parse(content_type.as_deref(), &body) {
+            Ok(input) => input,
+            Err(err) => return err.into_response(),
+        }
+    };
+    let created = if input.private == Some(true) {
+        let created = app.registry.create_private_room(key).await;
+        created.map(|(code, room_key)| {
+            let invite = format!("/join/{code}-{}", room_key.as_str());
+            (code, Some(invite))
+        })
+    } else {
+        app.registry.create_room(key).await.map(|code| (code, None))
+    };
+    match created {
+        Ok((code, invite)) => {
+            let url = format!("/rooms/{code}");
+            let mut body = serde_json::json!({ "code": code.as_str(), "url": url });
+            if let Some(invite) = invite {
+                body["invite"] = invite.into();
+            }
+            let mut response = json(StatusCode::CREATED, body.to_string());
+            set_header(&mut response, header::LOCATION, &url);
+            response
+        }
+        Err(err) => ApiError::from(err).into_response(),
+    }
+}
+
+/// GET /rooms/CODE — the room page for a participant; others are sent to
+/// the home form with the code filled in (for a private room, they get the
+/// unknown room's 404: its code alone is no way in).
+pub async fn room_page(
+    code: RoomCode,
+    visitor: Option<Visitor>,
+    client: Client,
+    host: Option<String>,
+    app: App,
+) -> Response {
+    let private = match app.registry.room_key(&code).await {
+        Ok(key) => key.is_some(),
+        Err(err) => return room_error(&app, &code, err.into()),
+    };
+    let me = match participant(visitor.as_ref(), &code) {
+        Ok(me) => me,
+        Err(_) if private => return room_error(&app, &code, ApiError::RoomNotFound(code.clone())),
+        Err(_) => return see_other(&format!("/?code={code}")),
+    };
+    let others = your_rooms(&app, visitor.as_ref(), Some(&code)).await;
+    let page = Page {
+        me: &me.name,
+        host,
+        status: StatusCode::OK,
+        draft: String::new(),
+        error: None,
+        your_rooms: others,
+    };
+    let mut page = render_room(&app, &code, page).await;
+    keep_cookie(&mut page, &app, client, visitor.as_ref());
+    page
+}
+
+/// The visitor's rooms for a page's "your rooms" list, but `except` (the
+/// room shown). A failure to read them (Redis away) only leaves the list
+/// out: the page itself is what was asked for.
+pub(super) async fn your_rooms(
+    app: &App,
+    visitor: Option<&Visitor>,
+    except: Option<&RoomCode>,
+) -> Vec<YourRoom> {
+    let Some(visitor) = visitor else {
+        return Vec::new();
+    };
+    let rooms = app.registry.rooms_of(&visitor.session).await;
+    let rooms = rooms.unwrap_or_default().into_iter();
+    rooms
+        .filter(|(code, _, _)| Some(code) != except)
+        .map(|(code, part, last)| YourRoom {
+            code: code.to_string(),
+            name: part.name.to_string(),
+            last,
+        })
+        .collect()
+}
+
+/// What a room page is rendered with, besides the room.
+pub(super) struct Page<'a> {
+    pub(super) me: &'a Name,
+    pub(super) host: Option<String>,
+    pub(super) status: StatusCode,
+    /// Text to put back in the message box, and why it was refused.
+    pub(super) draft: String,
+    pub(super) error: Option<String>,
+    pub(super) your_rooms: Vec<YourRoom>,
+}
+
+pub(super) async fn render_room(app: &App, code: &RoomCode, page: Page<'_>) -> Response {
+    let Page {
+        me,
+        host,
+        status,
+        draft,
+        error,
+        your_rooms,
+    } = page;
+    // Either may fail if the room expired since it was found, or if Redis
+    // went away.
+    let history = match app.registry.history(code, None, usize::MAX).await {
+        Ok(history) => history,
+        Err(err) => return room_error(app, code, err.into()),
+    };
+    let members = match app.registry.members(code).await {
+        Ok(members) => members,
+        Err(err) => return room_error(app, code, err.into()),
+    };
+    let key = match app.registry.room_key(code).await {
+        Ok(key) => key,
+        Err(err) => return room_error(app, code, err.into()),
+    };
+    let host = host.unwrap_or_else(|| "localhost".into());
+    let invite = match key {
+        Some(key) => format!("http://{host}/join/{code}-{}", key.as_str()),
+        None => format!("http://{host}/?code={code}"),
+    };
+    let view = RoomView {
+        draft,
+        error,
+        your_rooms,
+        ..RoomView::new(code, invite, me, members, &history)
+    };
+    html(status, app.pages.room(&view))
+}
+
+/// The error page for a room: 404 when it does not exist, else the error's
+/// own status (a 503 with Retry-After while Redis is away).
+pub(super) fn room_error(app: &App, code: &RoomCode, err: ApiError) -> Response {
+    let err = match err {
+        ApiError::RoomNotFound(_) => ApiError::RoomNotFound(code.clone()),
+        other => other,
+    };
+    let mut page = html(err.status(), app.pages.not_found(&err.message()));
+    if let Some(secs) = err.retry_after() {
+        set_header(&mut page, header::RETRY_AFTER, &secs.to_string());
+    }
+    page
+}
