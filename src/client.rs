@@ -3,6 +3,7 @@
 //! are counted under.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use ipnet::IpNet;
 use warp::http::HeaderMap;
@@ -22,7 +23,7 @@ pub struct Client {
 #[derive(Debug, Clone)]
 pub struct Visitor {
     pub id: SessionId,
-    pub session: Session,
+    pub session: Arc<Session>,
     /// It came by the session cookie (a browser), not a bearer token.
     pub by_cookie: bool,
 }

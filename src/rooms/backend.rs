@@ -111,7 +111,7 @@ pub trait Backend: Send + Sync + 'static {
     fn use_device_link<'a>(&'a self, secret: &'a str) -> Pending<'a, Option<SessionId>>;
 
     /// The session `id` names, if it is live; asking counts as a use.
-    fn session(&self, id: SessionId) -> Pending<'_, Option<Session>>;
+    fn session(&self, id: SessionId) -> Pending<'_, Option<Arc<Session>>>;
 
     /// Admits (`State::admit_post`) and appends a message, and returns it
     /// once it is kept and published.

@@ -280,7 +280,7 @@ impl Backend for Local {
     /// awaited: losing one only makes the session end a little sooner.
     ///
     /// [`Sessions::used`]: super::sessions::Sessions::used
-    fn session(&self, id: SessionId) -> Pending<'_, Option<Session>> {
+    fn session(&self, id: SessionId) -> Pending<'_, Option<Arc<Session>>> {
         let mut state = self.rooms.lock();
         let now = now_ms();
         let every = (self.rooms.settings.session_ttl.as_millis() as u64 / 100).max(1000);

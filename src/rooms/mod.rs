@@ -184,7 +184,7 @@ impl Registry {
     }
 
     /// The session `id` names, if it is live (this counts as its use).
-    pub async fn session(&self, id: SessionId) -> Result<Option<Session>, RoomError> {
+    pub async fn session(&self, id: SessionId) -> Result<Option<Arc<Session>>, RoomError> {
         self.inner.backend.session(id).await
     }
 

@@ -6,6 +6,7 @@
 //! [`Name::key`]: crate::model::Name::key
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use super::admission::shrink;
 use crate::model::{Name, NameKey, RoomCode};
@@ -14,7 +15,9 @@ use crate::session::{Participation, Session, SessionId};
 /// A session and when it was last used (ms since the epoch), and when the
 /// store last heard of that use.
 struct Held {
-    session: Session,
+    /// Shared with the requests reading it: a request takes a handle, not
+    /// a copy of every room (changes copy it only while one is out).
+    session: Arc<Session>,
     used_ms: u64,
     stored_used_ms: u64,
 }
@@ -26,7 +29,7 @@ pub struct Sessions {
 }
 
 impl Sessions {
-    pub fn get(&self, id: &SessionId) -> Option<&Session> {
+    pub fn get(&self, id: &SessionId) -> Option<&Arc<Session>> {
         self.by_id.get(id).map(|held| &held.session)
     }
 
@@ -45,7 +48,7 @@ impl Sessions {
     /// A session as the store kept it.
     pub fn restore(&mut self, id: SessionId, used_ms: u64) {
         self.by_id.entry(id).or_insert(Held {
-            session: Session::default(),
+            session: Arc::default(),
             used_ms,
             stored_used_ms: used_ms,
         });
@@ -55,16 +58,20 @@ impl Sessions {
     pub fn join(&mut self, id: SessionId, room: &RoomCode, part: Participation, now_ms: u64) {
         self.by_name.insert((room.clone(), part.name.key()), id);
         let held = self.by_id.entry(id).or_insert(Held {
-            session: Session::default(),
+            session: Arc::default(),
             used_ms: now_ms,
             stored_used_ms: now_ms,
         });
-        held.session.rooms.insert(room.clone(), part);
+        Arc::make_mut(&mut held.session)
+            .rooms
+            .insert(room.clone(), part);
     }
 
     /// `id` leaves `room`; its name there is free again.
     pub fn leave(&mut self, id: &SessionId, room: &RoomCode) -> Option<Participation> {
-        let part = self.by_id.get_mut(id)?.session.rooms.remove(room)?;
+        let held = self.by_id.get_mut(id)?;
+        held.session.in_room(room)?;
+        let part = Arc::make_mut(&mut held.session).rooms.remove(room)?;
         self.release(*id, room, &part);
         Some(part)
     }
@@ -100,7 +107,7 @@ impl Sessions {
         let gone: Vec<(SessionId, Session)> = self
             .by_id
             .extract_if(|_, held| held.used_ms < cutoff_ms)
-            .map(|(id, held)| (id, held.session))
+            .map(|(id, held)| (id, Arc::unwrap_or_clone(held.session)))
             .collect();
         for (id, session) in &gone {
             for (room, part) in &session.rooms {
@@ -120,7 +127,10 @@ impl Sessions {
             return;
         }
         for held in self.by_id.values_mut() {
-            held.session.rooms.retain(|code, _| !rooms.contains(code));
+            if held.session.rooms.keys().any(|code| rooms.contains(code)) {
+                let session = Arc::make_mut(&mut held.session);
+                session.rooms.retain(|code, _| !rooms.contains(code));
+            }
         }
         self.by_name.retain(|(room, _), _| !rooms.contains(room));
         shrink(&mut self.by_name);

@@ -192,8 +192,8 @@ impl Backend for Shared {
         })
     }
 
-    fn session(&self, id: SessionId) -> Pending<'_, Option<Session>> {
-        Box::pin(async move { Ok(self.redis.session(id).await?) })
+    fn session(&self, id: SessionId) -> Pending<'_, Option<Arc<Session>>> {
+        Box::pin(async move { Ok(self.redis.session(id).await?.map(Arc::new)) })
     }
 
     fn post<'a>(&'a self, post: Post<'a>) -> Pending<'a, Arc<Recorded>> {
