@@ -1,0 +1,217 @@
+//! The SQLite store's tests.
+
+use std::sync::Arc;
+
+use super::*;
+use crate::model::{Name, Text};
+
+fn message(code: &RoomCode, id: u64, text: &str) -> Change {
+    let name = Name::parse("al").unwrap();
+    let text = Text::parse(text).unwrap();
+    let event = Event::new(id, Kind::Message, code, &name, Some(&text));
+    Change::Append {
+        code: code.clone(),
+        event: Arc::new(Recorded::new(event)),
+        at_ms: 1000 + id,
+    }
+}
+
+#[test]
+fn what_is_applied_loads_back_trimmed_to_the_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    let path = path.to_str().unwrap();
+    let code = RoomCode::parse("ABCD").unwrap();
+    {
+        let mut store = SqliteStore::open(path).unwrap();
+        let mut changes = vec![Change::CreateRoom {
+            code: code.clone(),
+            key: None,
+            at_ms: 5,
+        }];
+        changes.extend((1..=5).map(|id| message(&code, id, &format!("m{id}"))));
+        store.apply(&changes, 3).unwrap();
+    }
+    let mut store = SqliteStore::open(path).unwrap();
+    let rooms = store.load(3).unwrap().rooms;
+    assert_eq!(rooms.len(), 1);
+    assert_eq!(rooms[0].last_id, 5);
+    assert_eq!(rooms[0].last_activity_ms, 1005);
+    let ids: Vec<u64> = rooms[0].events.iter().map(|e| e.event.id).collect();
+    assert_eq!(ids, vec![3, 4, 5]);
+    assert_eq!(rooms[0].events[2].event.text.as_deref(), Some("m5"));
+
+    store.apply(&[Change::DeleteRoom { code }], 3).unwrap();
+    assert!(store.load(3).unwrap().rooms.is_empty());
+    let left: i64 = store
+        .conn
+        .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(left, 0, "the room's events went with it");
+}
+
+#[test]
+fn participants_and_sessions_load_back_and_go_with_their_room_or_session() {
+    let mut store = SqliteStore::open(IN_MEMORY).unwrap();
+    let (abcd, efgh) = (
+        RoomCode::parse("ABCD").unwrap(),
+        RoomCode::parse("EFGH").unwrap(),
+    );
+    let (al, bo) = (SessionId::random(), SessionId::random());
+    let part = |name: &str, watch| Participation {
+        name: Name::parse(name).unwrap(),
+        watch,
+    };
+    let join = |session, code: &RoomCode, part| Change::Join {
+        session,
+        code: code.clone(),
+        part,
+        notice: None,
+        at_ms: 7,
+    };
+    let create = |code: &RoomCode| Change::CreateRoom {
+        code: code.clone(),
+        key: None,
+        at_ms: 1,
+    };
+    let changes = [
+        create(&abcd),
+        create(&efgh),
+        join(al, &abcd, part("al", false)),
+        join(al, &efgh, part("al", false)),
+        join(bo, &abcd, part("logbot", true)),
+        Change::Used {
+            session: al,
+            at_ms: 9,
+        },
+    ];
+    store.apply(&changes, 10).unwrap();
+    let stored = store.load(10).unwrap();
+    let mut sessions = stored.sessions.clone();
+    sessions.sort();
+    let mut expected = vec![(al, 9), (bo, 7)];
+    expected.sort();
+    assert_eq!(sessions, expected);
+    fn room(store: &mut SqliteStore, code: &RoomCode) -> Vec<(SessionId, Participation)> {
+        let mut found = store.load(10).unwrap().rooms;
+        found.retain(|r| &r.code == code);
+        let mut people = found.remove(0).participants;
+        people.sort_by(|a, b| a.1.name.cmp(&b.1.name));
+        people
+    }
+    assert_eq!(
+        room(&mut store, &abcd),
+        vec![(al, part("al", false)), (bo, part("logbot", true))]
+    );
+    store
+        .apply(
+            &[Change::Leave {
+                session: bo,
+                code: abcd.clone(),
+                notice: None,
+                at_ms: 8,
+            }],
+            10,
+        )
+        .unwrap();
+    assert_eq!(room(&mut store, &abcd), vec![(al, part("al", false))]);
+    store
+        .apply(&[Change::DeleteRoom { code: efgh.clone() }], 10)
+        .unwrap();
+    store
+        .apply(&[Change::EndSession { session: al }], 10)
+        .unwrap();
+    assert!(
+        room(&mut store, &abcd).is_empty(),
+        "the session's rooms went with it"
+    );
+    assert_eq!(store.load(10).unwrap().sessions, vec![(bo, 7)]);
+}
+
+#[test]
+fn a_code_removed_and_made_again_in_one_batch_starts_clean() {
+    let mut store = SqliteStore::open(IN_MEMORY).unwrap();
+    let code = RoomCode::parse("ABCD").unwrap();
+    let create = || Change::CreateRoom {
+        code: code.clone(),
+        key: None,
+        at_ms: 1,
+    };
+    let changes = [
+        create(),
+        message(&code, 1, "old"),
+        message(&code, 2, "old"),
+        Change::DeleteRoom { code: code.clone() },
+        create(),
+    ];
+    store.apply(&changes, 10).unwrap();
+    let rooms = store.load(10).unwrap().rooms;
+    assert_eq!((rooms[0].last_id, rooms[0].events.len()), (0, 0));
+    store.apply(&[message(&code, 1, "new")], 10).unwrap();
+    let rooms = store.load(10).unwrap().rooms;
+    assert_eq!(rooms[0].last_id, 1);
+    assert_eq!(rooms[0].events[0].event.text.as_deref(), Some("new"));
+}
+
+#[test]
+fn a_failed_batch_changes_nothing() {
+    let mut store = SqliteStore::open(IN_MEMORY).unwrap();
+    let code = RoomCode::parse("ABCD").unwrap();
+    let create = Change::CreateRoom {
+        code: code.clone(),
+        key: None,
+        at_ms: 1,
+    };
+    store.apply(&[create], 10).unwrap();
+    let duplicate = [message(&code, 1, "a"), message(&code, 1, "b")];
+    assert!(store.apply(&duplicate, 10).is_err());
+    assert!(store.load(10).unwrap().rooms[0].events.is_empty());
+}
+
+#[test]
+fn a_second_process_and_a_garbage_file_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    let path = path.to_str().unwrap();
+    let _first = SqliteStore::open(path).unwrap();
+    let err = SqliteStore::open(path).err().unwrap();
+    assert!(err.0.contains("another roomcast"), "{err}");
+
+    let garbage = dir.path().join("garbage.db");
+    std::fs::write(&garbage, vec![0x5a; 8192]).unwrap();
+    let err = SqliteStore::open(garbage.to_str().unwrap()).err().unwrap();
+    assert!(err.0.contains("not a database"), "{err}");
+}
+
+#[test]
+fn the_log_is_checkpointed_after_answers_not_left_to_grow() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    let wal = dir.path().join("t.db-wal");
+    let code = RoomCode::parse("ABCD").unwrap();
+    let mut store = SqliteStore::open(path.to_str().unwrap()).unwrap();
+    let create = Change::CreateRoom {
+        code: code.clone(),
+        key: None,
+        at_ms: 5,
+    };
+    store.apply(&[create], 100_000).unwrap();
+    // About 10 MB of events, two and a half times the threshold.
+    let text = "x".repeat(1000);
+    let mut largest = 0;
+    for batch in 0..200 {
+        let changes: Vec<Change> = (1..=50)
+            .map(|i| message(&code, batch * 50 + i, &text))
+            .collect();
+        store.apply(&changes, 100_000).unwrap();
+        store.tidy();
+        largest = largest.max(std::fs::metadata(&wal).unwrap().len());
+    }
+    // Unchecked it grows to 55 MB; checkpoints keep it near their
+    // threshold (4 MB of pages), plus what is committed while the
+    // helper thread copies, with room for a slow disk.
+    assert!(largest < 20_000_000, "the log grew to {largest} bytes");
+    drop(store);
+    let mut store = SqliteStore::open(path.to_str().unwrap()).unwrap();
+    assert_eq!(store.load(100_000).unwrap().rooms[0].events.len(), 10_000);
+}
