@@ -5,7 +5,6 @@ use std::process::ExitCode;
 use clap::Parser;
 use log::warn;
 use roomcast::{Config, Server};
-use tokio::net::TcpListener;
 
 /// jemalloc, with a background thread that hands freed pages back to the
 /// system within a second or so: with glibc's allocator a soak run's peak
@@ -44,7 +43,7 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let listener = match TcpListener::bind(config.bind).await {
+    let listener = match roomcast::http::listen(config.bind) {
         Ok(listener) => listener,
         Err(err) => {
             eprintln!("roomcast: cannot listen on {}: {err}", config.bind);

@@ -336,7 +336,23 @@ impl Drop for Target {
     }
 }
 
-/// Opens `n` subscribers on `code`, a few hundred connects at a time.
+/// Connects opened at once when subscribers connect: a burst the
+/// server's listen backlog must hold.
+const CONNECT_BURST: usize = 500;
+
+/// The kernel's count of connections dropped because a listen backlog
+/// was full (`TcpExt: ListenOverflows` in /proc/net/netstat), machine-wide.
+fn listen_overflows() -> Option<u64> {
+    let netstat = std::fs::read_to_string("/proc/net/netstat").ok()?;
+    let mut tcp = netstat.lines().filter(|l| l.starts_with("TcpExt:"));
+    let (names, values) = (tcp.next()?, tcp.next()?);
+    let at = names
+        .split_whitespace()
+        .position(|n| n == "ListenOverflows")?;
+    values.split_whitespace().nth(at)?.parse().ok()
+}
+
+/// Opens `n` subscribers on `code`, [`CONNECT_BURST`] connects at a time.
 async fn subscribe(
     addr: SocketAddr,
     code: &str,
@@ -351,7 +367,7 @@ async fn subscribe(
         pending.push(tokio::spawn(async move {
             Subscriber::connect(addr, &code, epoch).await
         }));
-        if pending.len() == 256 || i + 1 == n {
+        if pending.len() == CONNECT_BURST || i + 1 == n {
             for connecting in pending.drain(..) {
                 match connecting.await.expect("connect task") {
                     Ok(subscriber) => subscribers.push(subscriber),
@@ -464,10 +480,14 @@ async fn idle(server: &Target, n: usize) -> Row {
         .expect("connect a poster");
     let code = poster.create_room().await.expect("create a room");
     let rss_before = server.rss_kib();
+    let overflows_before = listen_overflows();
     let started = Instant::now();
     let (subscribers, errors) = subscribe(server.addr, &code, n, epoch).await;
     row.figure("subscribers", subscribers.len());
     row.figure("connect_s", round(started.elapsed().as_secs_f64()));
+    if let (Some(before), Some(after)) = (overflows_before, listen_overflows()) {
+        row.figure("listen_overflows", after.saturating_sub(before));
+    }
     if errors > 0 {
         row.failures
             .push(format!("{errors} subscribers failed to connect"));

@@ -34,7 +34,7 @@ use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use ipnet::IpNet;
 use log::{error, log, Level};
 use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tower_service::Service;
 use warp::http::{Request, Response, StatusCode};
 
@@ -55,6 +55,26 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The most a connection buffers.
 const MAX_BUFFER: usize = 128 * 1024;
+
+/// Connections the kernel may hold waiting for `accept` (it caps this at
+/// `net.core.somaxconn`). `TcpListener::bind`'s 128 overflowed under a
+/// burst of 500 connects: the kernel dropped SYNs, and those clients
+/// waited a second to try again.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// A listener on `addr` with room for a burst of connects
+/// ([`LISTEN_BACKLOG`]).
+pub fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    // A restart can bind while the last run's connections linger.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
 
 /// Serves `routes` on `listener` until `shutdown` starts, then stops
 /// accepting and waits for open connections to finish (streams end on

@@ -87,7 +87,7 @@ pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
         ..Config::default()
     };
     tweak(&mut config);
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
+    let listener = roomcast::http::listen("127.0.0.1:0".parse().unwrap()).expect("bind port 0");
     let client = Client::builder()
         .redirect(redirect::Policy::none())
         .build()
@@ -122,9 +122,7 @@ impl TestApp {
     /// address and store.
     pub async fn restart(&mut self) {
         self.shutdown().await;
-        let listener = TcpListener::bind(self.addr)
-            .await
-            .expect("bind the same port again");
+        let listener = roomcast::http::listen(self.addr).expect("bind the same port again");
         self.serve(listener).await;
     }
 
