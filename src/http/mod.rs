@@ -36,7 +36,7 @@ use log::{error, log, Level};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tower_service::Service;
-use warp::http::{Request, Response, StatusCode};
+use warp::http::{Method, Request, Response, StatusCode};
 
 use crate::client::Client;
 use crate::limits::{MAX_HEAD, MAX_URI};
@@ -292,6 +292,11 @@ async fn route<S: Routes<B>, B>(
         return (refusal, None);
     }
     let (method, path) = (request.method().clone(), request.uri().path().to_owned());
+    // HEAD is answered as GET would be, on every GET route; hyper, which
+    // saw the HEAD, sends the head only.
+    if method == Method::HEAD {
+        *request.method_mut() = Method::GET;
+    }
     request.extensions_mut().insert(client);
     let Ok(mut response) = routes.call(request).await;
     response::finish(&mut response);

@@ -298,3 +298,41 @@ async fn bad_queries_and_methods_get_json_errors() {
         assert!(body["error"].is_string(), "{method} {path}");
     }
 }
+
+#[tokio::test]
+async fn head_is_answered_on_every_get_route_with_no_body() {
+    let app = crate::helpers::spawn_app().await;
+    let code = app.create_room().await;
+    for (path, status) in [
+        ("/".to_string(), StatusCode::OK),
+        ("/healthz".to_string(), StatusCode::OK),
+        ("/metrics".to_string(), StatusCode::OK),
+        ("/assets/app.js".to_string(), StatusCode::OK),
+        (format!("/rooms/{code}/messages"), StatusCode::UNAUTHORIZED),
+        (format!("/rooms/{code}/events"), StatusCode::UNAUTHORIZED),
+        ("/nowhere".to_string(), StatusCode::NOT_FOUND),
+    ] {
+        let get = app.client.get(app.url(&path)).send().await.unwrap();
+        let head = app.client.head(app.url(&path)).send().await.unwrap();
+        assert_eq!(head.status(), status, "HEAD {path}");
+        assert_eq!(get.status(), status, "GET {path}");
+        assert_eq!(
+            head.headers().get("content-type"),
+            get.headers().get("content-type"),
+            "{path}"
+        );
+        assert!(head.bytes().await.unwrap().is_empty(), "HEAD {path}: no body");
+    }
+    // A participant's stream answers HEAD with its head, and ends.
+    let token = app.token(&code, "al").await;
+    let head = app
+        .client
+        .head(app.url(&format!("/rooms/{code}/events")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), StatusCode::OK);
+    assert_eq!(head.headers()["content-type"], "text/event-stream");
+    assert!(head.bytes().await.unwrap().is_empty());
+}
