@@ -12,3 +12,11 @@ pub const MAX_HEADERS: usize = 100;
 
 /// The longest request target accepted; past it, 414.
 pub const MAX_URI: usize = 8 * 1024;
+
+/// The most events one history read may ask for (`limit`); past it, 400.
+pub const MAX_HISTORY_LIMIT: usize = 500;
+
+/// The most bytes of events one history response holds: past it, the
+/// window ends early (the oldest of the newest, or the newest after
+/// `since`, are left for the next read).
+pub const MAX_HISTORY_BYTES: usize = 1024 * 1024;

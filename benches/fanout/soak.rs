@@ -444,32 +444,37 @@ async fn check_room(town: &Town, probe: &mut Poster, code: &str, mut room: Room)
             .unwrap()
             .extend(std::mem::take(&mut witness.seen_mut().latencies_us));
     }
-    // History: exactly the accepted messages, with their texts.
-    let path = format!("/rooms/{code}/messages?since=0&limit=1000000");
-    let stored: Vec<(u64, String)> = match probe
-        .request("GET", &path, &room.reader, "text/plain", "")
-        .await
-    {
-        Ok(Reply {
-            status: 200, body, ..
-        }) => serde_json::from_slice::<Vec<Value>>(&body)
-            .unwrap_or_default()
-            .iter()
-            .filter(|e| e["kind"] == "message")
-            .map(|e| {
-                let text = e["text"].as_str().unwrap_or_default().to_string();
-                (e["id"].as_u64().unwrap_or(0), text)
-            })
-            .collect(),
-        Ok(reply) => {
-            tally.fail(format!("room {code}: history answered {}", reply.status));
-            return;
-        }
-        Err(err) => {
-            tally.fail(format!("room {code}: history: {err}"));
-            return;
-        }
-    };
+    // History: exactly the accepted messages, with their texts, read a
+    // page at a time (at most 500 events a read).
+    let mut stored: Vec<(u64, String)> = Vec::new();
+    let mut since = 0;
+    loop {
+        let path = format!("/rooms/{code}/messages?since={since}&limit=500");
+        let page = match probe
+            .request("GET", &path, &room.reader, "text/plain", "")
+            .await
+        {
+            Ok(Reply {
+                status: 200, body, ..
+            }) => serde_json::from_slice::<Vec<Value>>(&body).unwrap_or_default(),
+            Ok(reply) => {
+                tally.fail(format!("room {code}: history answered {}", reply.status));
+                return;
+            }
+            Err(err) => {
+                tally.fail(format!("room {code}: history: {err}"));
+                return;
+            }
+        };
+        let Some(last) = page.last().and_then(|e| e["id"].as_u64()) else {
+            break;
+        };
+        since = last;
+        stored.extend(page.iter().filter(|e| e["kind"] == "message").map(|e| {
+            let text = e["text"].as_str().unwrap_or_default().to_string();
+            (e["id"].as_u64().unwrap_or(0), text)
+        }));
+    }
     if stored != room.accepted {
         let missing = room.accepted.iter().filter(|m| !stored.contains(m)).count();
         tally.fail(format!(

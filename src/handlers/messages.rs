@@ -12,6 +12,7 @@ use crate::app::App;
 use crate::body;
 use crate::client::{Visitor, VisitorKey};
 use crate::error::ApiError;
+use crate::limits::{MAX_HISTORY_BYTES, MAX_HISTORY_LIMIT};
 use crate::model::{Invalid, Name, Recorded, RoomCode, Text};
 use crate::session::{Participation, SessionId};
 use crate::stream::{Handoff, RoomStream};
@@ -141,13 +142,42 @@ pub async fn list_messages(
         Err(err) => return err.into_response(),
     };
     let limit = query.limit.unwrap_or(DEFAULT_HISTORY_LIMIT);
+    if limit > MAX_HISTORY_LIMIT {
+        let why = format!("limit can be at most {MAX_HISTORY_LIMIT}.");
+        return ApiError::Malformed(why).into_response();
+    }
     match app.registry.history(&code, query.since, limit).await {
-        Ok(events) => {
-            let items: Vec<&str> = events.iter().map(|e| e.json.as_str()).collect();
-            json(StatusCode::OK, format!("[{}]", items.join(",")))
-        }
+        Ok(events) => json(StatusCode::OK, history_json(&events, query.since.is_none())),
         Err(err) => ApiError::from(err).into_response(),
     }
+}
+
+/// `events` as a JSON array of at most [`MAX_HISTORY_BYTES`]: past it, the
+/// newest are kept if `newest` (the read asked for the newest), else the
+/// oldest (a read after `since` goes on from the last one given).
+fn history_json(events: &[Arc<Recorded>], newest: bool) -> String {
+    let mut size = 2;
+    let fits = |e: &&Arc<Recorded>| {
+        size += e.json.len() + 1;
+        size <= MAX_HISTORY_BYTES
+    };
+    let kept: Vec<&str> = if newest {
+        let mut kept: Vec<&str> = events
+            .iter()
+            .rev()
+            .take_while(fits)
+            .map(|e| e.json.as_str())
+            .collect();
+        kept.reverse();
+        kept
+    } else {
+        events
+            .iter()
+            .take_while(fits)
+            .map(|e| e.json.as_str())
+            .collect()
+    };
+    format!("[{}]", kept.join(","))
 }
 
 /// GET /rooms/CODE/events?since=ID — the room's SSE stream, for a

@@ -68,7 +68,7 @@ async fn a_message_posted_on_any_node_reaches_every_node_in_order() {
         assert_eq!(texts(stream, 1, sent.len()).await, sent);
     }
     for node in &nodes {
-        let history = node.history(&code, "?since=0&limit=1000").await;
+        let history = node.whole_history(&code).await;
         assert_eq!(
             history.len(),
             sent.len() + 1,

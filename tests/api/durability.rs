@@ -9,7 +9,7 @@ use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{eventually, spawn_with, Process, HANG};
+use crate::helpers::{eventually, spawn_with, whole_history, Process, HANG};
 
 fn on_file(path: &str) -> impl FnOnce(&mut roomcast::Config) + '_ {
     move |c| c.db = path.to_string()
@@ -238,7 +238,7 @@ async fn eight_posters_store_every_message_once_in_id_order() {
     let first = POSTERS as u64 + 1;
     let expected: Vec<u64> = (first..first + (POSTERS * EACH) as u64).collect();
     assert_eq!(acknowledged.len(), POSTERS * EACH, "no id given twice");
-    let mut stored = app.history(&code, "?since=0&limit=5000").await;
+    let mut stored = app.whole_history(&code).await;
     stored.retain(|e| e["kind"] == "message");
     assert_eq!(ids(&stored), expected, "all stored once, in id order");
     let texts: HashSet<&str> = stored.iter().map(|e| e["text"].as_str().unwrap()).collect();
@@ -326,9 +326,7 @@ async fn kill_9_while_posting_loses_no_acknowledged_message() {
     }
 
     let server = process_on(db);
-    let url = format!("{}/rooms/{code}/messages?since=0&limit=100000", server.base);
-    let request = client.get(url).bearer_auth(&token);
-    let mut stored: Vec<Value> = request.send().await.unwrap().json().await.unwrap();
+    let mut stored = whole_history(&client, &server.base, &code, &token).await;
     stored.retain(|e| e["kind"] == "message");
     let stored_ids = ids(&stored);
     let unique: HashSet<u64> = stored_ids.iter().copied().collect();
@@ -455,16 +453,7 @@ async fn sigterm_with_thousands_of_open_streams_exits_cleanly_and_keeps_every_20
     drop(streams);
 
     let server = process_on(db);
-    let history = format!("{}/rooms/{code}/messages?since=0&limit=100000", server.base);
-    let stored: Vec<Value> = client
-        .get(history)
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stored = whole_history(&client, &server.base, &code, &token).await;
     let stored: HashSet<u64> = ids(&stored).into_iter().collect();
     for (id, _) in acknowledged.0.lock().unwrap().iter() {
         assert!(stored.contains(id), "acknowledged message {id} was lost");

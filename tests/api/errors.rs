@@ -321,7 +321,10 @@ async fn head_is_answered_on_every_get_route_with_no_body() {
             get.headers().get("content-type"),
             "{path}"
         );
-        assert!(head.bytes().await.unwrap().is_empty(), "HEAD {path}: no body");
+        assert!(
+            head.bytes().await.unwrap().is_empty(),
+            "HEAD {path}: no body"
+        );
     }
     // A participant's stream answers HEAD with its head, and ends.
     let token = app.token(&code, "al").await;

@@ -221,6 +221,13 @@ impl TestApp {
         response.json().await.unwrap()
     }
 
+    /// The room's whole history, read a page at a time as a client must
+    /// (at most 500 events a read).
+    pub async fn whole_history(&self, code: &str) -> Vec<Value> {
+        let token = self.reader(code).await;
+        whole_history(&self.client, &format!("http://{}", self.addr), code, &token).await
+    }
+
     pub async fn history(&self, code: &str, query: &str) -> Vec<Value> {
         let url = self.url(&format!("/rooms/{code}/messages{query}"));
         let token = self.reader(code).await;
@@ -668,4 +675,21 @@ fn parser_follows_the_spec_line_endings() {
     );
     assert_eq!(events[1].data, "one\ntwo");
     assert_eq!(events[1].id.as_deref(), Some("7"));
+}
+
+/// `code`'s whole history from the server at `base`, read as `token` a
+/// page at a time.
+pub async fn whole_history(client: &Client, base: &str, code: &str, token: &str) -> Vec<Value> {
+    let mut events: Vec<Value> = Vec::new();
+    loop {
+        let since = events.last().map_or(0, |e| e["id"].as_u64().unwrap());
+        let url = format!("{base}/rooms/{code}/messages?since={since}&limit=500");
+        let response = client.get(url).bearer_auth(token).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let page: Vec<Value> = response.json().await.unwrap();
+        if page.is_empty() {
+            return events;
+        }
+        events.extend(page);
+    }
 }

@@ -193,3 +193,49 @@ async fn healthz_answers() {
     let response = app.client.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_history_read_is_at_most_500_events_and_one_mebibyte() {
+    let app = crate::helpers::spawn_app().await;
+    let code = app.create_room().await;
+    let token = app.reader(&code).await;
+    let read = |query: &'static str| {
+        let url = app.url(&format!("/rooms/{code}/messages{query}"));
+        app.client.get(url).bearer_auth(&token).send()
+    };
+    let too_many = read("?limit=501").await.unwrap();
+    assert_eq!(too_many.status(), StatusCode::BAD_REQUEST);
+    let body: Value = too_many.json().await.unwrap();
+    assert!(body["error"].as_str().unwrap().contains("500"), "{body}");
+    assert_eq!(
+        read("?limit=100000").await.unwrap().status(),
+        StatusCode::BAD_REQUEST
+    );
+
+    // 200 messages of 2,000 four-byte characters: 1.6 MB in all.
+    let big = "\u{1F600}".repeat(2000);
+    for _ in 0..200 {
+        app.say(&code, "al", &big).await;
+    }
+    for query in ["?since=0&limit=500", "?limit=500"] {
+        let response = read(query).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let body = response.bytes().await.unwrap();
+        assert!(body.len() <= 1024 * 1024, "{query}: {} bytes", body.len());
+        let events: Vec<Value> = serde_json::from_slice(&body).unwrap();
+        assert!(events.len() > 100, "{query}: {}", events.len());
+        let ids: Vec<u64> = events.iter().map(|e| e["id"].as_u64().unwrap()).collect();
+        assert!(
+            ids.windows(2).all(|w| w[1] == w[0] + 1),
+            "{query}: a window"
+        );
+        if query == "?limit=500" {
+            let last = app.history(&code, "?limit=1").await;
+            assert_eq!(ids.last(), last[0]["id"].as_u64().as_ref(), "the newest");
+        } else {
+            assert_eq!(ids[0], 1, "from the first");
+        }
+    }
+    // Paging on from the last one reads the rest.
+    assert_eq!(app.whole_history(&code).await.len(), 201, "al's join and 200");
+}
