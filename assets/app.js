@@ -290,11 +290,10 @@
 
   // ---- invite ----------------------------------------------------------------
   const invite = $('#invite');
-  // The server wrote the invite (a private room's carries its key) with
-  // the Host it was asked by; the page knows its real origin.
-  const written = new URL(invite.href);
-  const inviteUrl = `${location.origin}${written.pathname}${written.search}`;
-  invite.href = inviteUrl;
+  // The server writes the invite (a private room's carries its key)
+  // whole when it was told the site's address, else as a path: the page
+  // makes that whole from where the browser is.
+  const inviteUrl = invite.href; // resolved against the page's address
   invite.textContent = inviteUrl;
   const copy = $('#copy-invite');
   if (navigator.clipboard) {

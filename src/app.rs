@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::pages::Pages;
 use crate::rooms::Registry;
+use crate::site::Origin;
 
 #[derive(Clone)]
 pub struct App {
@@ -14,6 +15,8 @@ pub struct App {
     pub keep_alive: Duration,
     /// Always mark the session cookie Secure.
     pub secure_cookies: bool,
+    /// This site's address, if `--public-url` gave it.
+    pub public_url: Option<Origin>,
     /// How long the session cookie is kept (as long as the session).
     pub session_ttl: Duration,
 }

@@ -17,6 +17,8 @@ pub struct Client {
     pub ip: IpAddr,
     /// The request came over HTTPS (as a trusted proxy says).
     pub https: bool,
+    /// It came through a trusted proxy, whose X-Forwarded-* are believed.
+    pub via_proxy: bool,
 }
 
 /// The browser's session, when its cookie names a live one.
@@ -55,6 +57,7 @@ impl Client {
             return Client {
                 ip: peer,
                 https: false,
+                via_proxy: false,
             };
         }
         let forwarded: Vec<IpAddr> = headers
@@ -78,7 +81,11 @@ impl Client {
         let https = proto
             .and_then(|p| p.rsplit(',').next())
             .is_some_and(|p| p.trim().eq_ignore_ascii_case("https"));
-        Client { ip, https }
+        Client {
+            ip,
+            https,
+            via_proxy: true,
+        }
     }
 }
 

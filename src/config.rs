@@ -7,6 +7,7 @@ use clap::Parser;
 
 use crate::rooms::admission::{Limits, Rate};
 use crate::rooms::Settings;
+use crate::site::Origin;
 
 /// roomcast: a real-time multi-room web chat over plain HTTP
 /// (POST up, Server-Sent Events down).
@@ -66,6 +67,13 @@ pub struct Config {
     /// X-Forwarded-Proto are believed; from anyone else they are ignored.
     #[arg(long = "trusted-proxy", env = "ROOMCAST_TRUSTED_PROXY", value_delimiter = ',', value_parser = network)]
     pub trusted_proxies: Vec<ipnet::IpNet>,
+
+    /// This site's address as visitors reach it (https://chat.example.com):
+    /// invite links carry it, and a browser's Origin must name it. Without
+    /// it, a trusted proxy's X-Forwarded-Proto and X-Forwarded-Host tell,
+    /// else links stay relative (the page makes them whole).
+    #[arg(long, env = "ROOMCAST_PUBLIC_URL", value_parser = Origin::parse)]
+    pub public_url: Option<Origin>,
 
     /// Mark the session cookie Secure (also done on its own for requests a
     /// trusted proxy says came over HTTPS).

@@ -42,6 +42,7 @@ pub mod routes;
 pub mod server;
 pub mod session;
 pub mod shutdown;
+pub mod site;
 pub mod store;
 pub mod stream;
 

@@ -17,6 +17,7 @@ use crate::handlers::{self, Wants};
 use crate::limits::BODY_LIMIT;
 use crate::model::RoomCode;
 use crate::session::{self, SessionId};
+use crate::site::Site;
 
 /// All routes, with JSON errors for rejections. (The request log, the
 /// metrics and the headers every response carries are `http`'s, which
@@ -57,7 +58,7 @@ fn home(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejection>
 fn enter(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     warp::path::end()
         .and(warp::post())
-        .and(only_this_site())
+        .and(only_this_site(&app))
         .and(caller(&app))
         .and(client())
         .and(body())
@@ -69,7 +70,7 @@ fn enter(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejection
 fn create_room(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     warp::path!("rooms")
         .and(warp::post())
-        .and(only_this_site())
+        .and(only_this_site(&app))
         .and(header("content-type"))
         .and(caller(&app))
         .map(|content_type, _visitor: Option<Visitor>, key: VisitorKey| (content_type, key))
@@ -83,7 +84,7 @@ fn create_room(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rej
 fn link_device(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     warp::path!("device")
         .and(warp::post())
-        .and(only_this_site())
+        .and(only_this_site(&app))
         .and(wants())
         .and(visitor(&app))
         .and(with_app(app))
@@ -104,7 +105,7 @@ fn use_device_link(
 ) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     warp::path!("device" / String)
         .and(warp::post())
-        .and(only_this_site())
+        .and(only_this_site(&app))
         .and(client())
         .and(with_app(app))
         .then(handlers::use_device_link)
@@ -125,7 +126,7 @@ fn room_page(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejec
         .and(warp::get())
         .and(visitor(&app))
         .and(client())
-        .and(warp::header::optional::<String>("host"))
+        .and(site(&app))
         .and(with_app(app))
         .then(handlers::room_page)
 }
@@ -134,7 +135,7 @@ fn room_page(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejec
 fn join(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     warp::path!("rooms" / RoomCode / "join")
         .and(warp::post())
-        .and(only_this_site())
+        .and(only_this_site(&app))
         .and(header("content-type"))
         .and(wants())
         .and(caller(&app))
@@ -148,7 +149,7 @@ fn join(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejection>
 fn leave(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     warp::path!("rooms" / RoomCode / "leave")
         .and(warp::post())
-        .and(only_this_site())
+        .and(only_this_site(&app))
         .and(wants())
         .and(visitor(&app))
         .and(with_app(app))
@@ -159,11 +160,11 @@ fn leave(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejection
 fn post_message(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     warp::path!("rooms" / RoomCode / "messages")
         .and(warp::post())
-        .and(only_this_site())
+        .and(only_this_site(&app))
         .and(warp::header::optional::<String>("content-type"))
         .and(wants())
         .and(caller(&app))
-        .and(warp::header::optional::<String>("host"))
+        .and(site(&app))
         .and(body())
         .and(with_app(app))
         .then(handlers::post_message)
@@ -317,39 +318,66 @@ fn credential(
 /// anywhere but this site's own pages, cookie or not: without a cookie,
 /// another site could sign a visitor in to a room of its choosing (login
 /// CSRF). `Sec-Fetch-Site` decides when a browser sends it (`same-origin`,
-/// or `none` for one the user typed); else an `Origin` must name this
-/// host. Scripts send neither and are not affected; a bearer token cannot
-/// be sent by another site's page anyway.
+/// or `none` for one the user typed); else an `Origin` must be this site's
+/// own, scheme and host (see [`Site`]). Scripts send neither and are not
+/// affected; a bearer token cannot be sent by another site's page anyway.
 ///
-/// Reads just the three headers it needs: cloning the whole header map on
-/// every post was measurable.
-fn only_this_site() -> impl Filter<Extract = (), Error = warp::Rejection> + Clone {
+/// Reads just the headers it needs: cloning the whole header map on every
+/// post was measurable.
+fn only_this_site(app: &App) -> impl Filter<Extract = (), Error = warp::Rejection> + Clone {
+    let (public, https) = (app.public_url.clone(), app.secure_cookies);
     header("sec-fetch-site")
         .and(header("origin"))
         .and(header("host"))
+        .and(header("x-forwarded-host"))
+        .and(client())
         .and_then(
-            |fetch_site: Option<String>, origin: Option<String>, host: Option<String>| async move {
-                if this_site(fetch_site.as_deref(), origin.as_deref(), host.as_deref()) {
-                    Ok(())
-                } else {
-                    Err(warp::reject::custom(error::CrossSite))
+            move |fetch_site: Option<String>,
+                  origin: Option<String>,
+                  host: Option<String>,
+                  forwarded: Option<String>,
+                  client: Client| {
+                let ours = match (fetch_site.as_deref(), origin) {
+                    (Some(site), _) => site == "same-origin" || site == "none",
+                    (None, Some(origin)) => Site::of(
+                        public.as_ref(),
+                        client,
+                        host.as_deref(),
+                        forwarded.as_deref(),
+                        https,
+                    )
+                    .is(&origin),
+                    (None, None) => true,
+                };
+                async move {
+                    if ours {
+                        Ok(())
+                    } else {
+                        Err(warp::reject::custom(error::CrossSite))
+                    }
                 }
             },
         )
         .untuple_one()
 }
 
-/// Whether a request may be from this site's own pages: by Sec-Fetch-Site
-/// when it is sent, else by an Origin whose host is the one asked.
-fn this_site(fetch_site: Option<&str>, origin: Option<&str>, host: Option<&str>) -> bool {
-    match (fetch_site, origin) {
-        (Some(site), _) => site == "same-origin" || site == "none",
-        (None, Some(origin)) => {
-            let authority = origin.split_once("://").map(|(_, rest)| rest);
-            authority.is_some() && authority == host
-        }
-        (None, None) => true,
-    }
+/// This site as the request sees it (see [`Site`]).
+fn site(app: &App) -> impl Filter<Extract = (Site,), Error = Infallible> + Clone {
+    let (public, https) = (app.public_url.clone(), app.secure_cookies);
+    header("host")
+        .and(header("x-forwarded-host"))
+        .and(client())
+        .map(
+            move |host: Option<String>, forwarded: Option<String>, client: Client| {
+                Site::of(
+                    public.as_ref(),
+                    client,
+                    host.as_deref(),
+                    forwarded.as_deref(),
+                    https,
+                )
+            },
+        )
 }
 
 /// A header's value as text, if it is there and readable; an unreadable
@@ -382,6 +410,7 @@ fn client() -> impl Filter<Extract = (Client,), Error = Infallible> + Clone {
         client.unwrap_or(Client {
             ip: std::net::Ipv4Addr::UNSPECIFIED.into(),
             https: false,
+            via_proxy: false,
         })
     })
 }

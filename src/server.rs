@@ -17,6 +17,7 @@ use crate::rooms::redis::client::Redis;
 use crate::rooms::Registry;
 use crate::routes;
 use crate::shutdown;
+use crate::site::Origin;
 use crate::store::sqlite::SqliteStore;
 use crate::store::StoreError;
 
@@ -35,6 +36,7 @@ pub struct Server {
     registry: Registry,
     keep_alive: Duration,
     secure_cookies: bool,
+    public_url: Option<Origin>,
     session_ttl: Duration,
     trusted_proxies: Arc<[ipnet::IpNet]>,
     write_timeout: Duration,
@@ -68,6 +70,7 @@ impl Server {
             registry,
             keep_alive: config.keep_alive,
             secure_cookies: config.secure_cookies,
+            public_url: config.public_url.clone(),
             session_ttl: config.session_ttl,
             trusted_proxies: config.trusted_proxies.clone().into(),
             write_timeout: config.write_timeout,
@@ -90,6 +93,7 @@ impl Server {
             pages: Arc::new(Pages::load()),
             keep_alive: self.keep_alive,
             secure_cookies: self.secure_cookies,
+            public_url: self.public_url,
             session_ttl: self.session_ttl,
         };
         let closing = registry.clone();

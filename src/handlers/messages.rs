@@ -15,6 +15,7 @@ use crate::error::ApiError;
 use crate::limits::{MAX_HISTORY_BYTES, MAX_HISTORY_LIMIT};
 use crate::model::{Invalid, Name, Recorded, RoomCode, Text};
 use crate::session::{Participation, SessionId};
+use crate::site::Site;
 use crate::stream::{Handoff, RoomStream};
 
 use super::respond::*;
@@ -51,7 +52,7 @@ pub async fn post_message(
     wants: Wants,
     visitor: Option<Visitor>,
     key: VisitorKey,
-    host: Option<String>,
+    site: Site,
     body: Bytes,
     app: App,
 ) -> Response {
@@ -75,7 +76,7 @@ pub async fn post_message(
             // The room again with the text kept, so nothing typed is lost.
             let page = Page {
                 me: &me.name,
-                host,
+                site,
                 status: err.status(),
                 draft: input.text.unwrap_or_default(),
                 error: Some(err.message()),

@@ -11,6 +11,7 @@ use crate::client::{Client, Visitor, VisitorKey};
 use crate::error::ApiError;
 use crate::model::{Name, RoomCode};
 use crate::pages::{RoomView, YourRoom};
+use crate::site::Site;
 
 use super::respond::*;
 
@@ -67,7 +68,7 @@ pub async fn room_page(
     code: RoomCode,
     visitor: Option<Visitor>,
     client: Client,
-    host: Option<String>,
+    site: Site,
     app: App,
 ) -> Response {
     let private = match app.registry.room_key(&code).await {
@@ -82,7 +83,7 @@ pub async fn room_page(
     let others = your_rooms(&app, visitor.as_ref(), Some(&code)).await;
     let page = Page {
         me: &me.name,
-        host,
+        site,
         status: StatusCode::OK,
         draft: String::new(),
         error: None,
@@ -119,7 +120,7 @@ pub(super) async fn your_rooms(
 /// What a room page is rendered with, besides the room.
 pub(super) struct Page<'a> {
     pub(super) me: &'a Name,
-    pub(super) host: Option<String>,
+    pub(super) site: Site,
     pub(super) status: StatusCode,
     /// Text to put back in the message box, and why it was refused.
     pub(super) draft: String,
@@ -130,7 +131,7 @@ pub(super) struct Page<'a> {
 pub(super) async fn render_room(app: &App, code: &RoomCode, page: Page<'_>) -> Response {
     let Page {
         me,
-        host,
+        site,
         status,
         draft,
         error,
@@ -150,10 +151,9 @@ pub(super) async fn render_room(app: &App, code: &RoomCode, page: Page<'_>) -> R
         Ok(key) => key,
         Err(err) => return room_error(app, code, err.into()),
     };
-    let host = host.unwrap_or_else(|| "localhost".into());
     let invite = match key {
-        Some(key) => format!("http://{host}/join/{code}-{}", key.as_str()),
-        None => format!("http://{host}/?code={code}"),
+        Some(key) => site.link(&format!("/join/{code}-{}", key.as_str())),
+        None => site.link(&format!("/?code={code}")),
     };
     let view = RoomView {
         draft,

@@ -237,5 +237,9 @@ async fn a_history_read_is_at_most_500_events_and_one_mebibyte() {
         }
     }
     // Paging on from the last one reads the rest.
-    assert_eq!(app.whole_history(&code).await.len(), 201, "al's join and 200");
+    assert_eq!(
+        app.whole_history(&code).await.len(),
+        201,
+        "al's join and 200"
+    );
 }

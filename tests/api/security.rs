@@ -295,3 +295,82 @@ async fn a_planted_second_cookie_counts_for_nothing_and_https_takes_only_host_co
     let page = bob.get(&format!("/rooms/{code}")).await;
     assert_eq!(page.status(), StatusCode::SEE_OTHER, "a plain cookie");
 }
+
+#[tokio::test]
+async fn invite_links_follow_the_public_url_and_never_an_untrusted_host() {
+    use crate::helpers::spawn_with;
+
+    let href = |html: &str| {
+        let at = html.find(r#"id="invite" href=""#).expect("an invite link") + 18;
+        let written = html[at..].split('"').next().unwrap();
+        written.replace("&#x3D;", "=")
+    };
+    let page =
+        |app: &crate::helpers::TestApp, code: &str, cookie: &str, headers: &[(&str, &str)]| {
+            let mut request = app
+                .client
+                .get(app.url(&format!("/rooms/{code}")))
+                .header("cookie", cookie);
+            for (name, value) in headers {
+                request = request.header(*name, *value);
+            }
+            async move { request.send().await.unwrap().text().await.unwrap() }
+        };
+
+    // Told by --public-url: links carry it, whatever Host says.
+    let public = spawn_with(|c| {
+        c.public_url = Some(roomcast::site::Origin::parse("https://chat.example.com").unwrap())
+    })
+    .await;
+    let mut al = public.browser();
+    let code = al.enter("al", "", "create").await;
+    let cookie = al.cookie.clone().unwrap();
+    let html = page(&public, &code, &cookie, &[("host", "evil.example")]).await;
+    assert_eq!(
+        href(&html),
+        format!("https://chat.example.com/?code={code}")
+    );
+    // And a browser's Origin must be that one, scheme and all.
+    for (origin, allowed) in [
+        ("https://chat.example.com", true),
+        ("http://chat.example.com", false),
+        ("https://evil.example", false),
+    ] {
+        let response = public
+            .client
+            .post(public.url(&format!("/rooms/{code}/messages")))
+            .header("cookie", &cookie)
+            .header("origin", origin)
+            .json(&json!({"text": "hi"}))
+            .send()
+            .await
+            .unwrap();
+        let expected = if allowed {
+            StatusCode::CREATED
+        } else {
+            StatusCode::FORBIDDEN
+        };
+        assert_eq!(response.status(), expected, "{origin}");
+    }
+
+    // Told by a trusted proxy.
+    let proxied = spawn_with(|c| c.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()]).await;
+    let mut bo = proxied.browser();
+    let code = bo.enter("bo", "", "create").await;
+    let cookie = bo.cookie.clone().unwrap();
+    // (Over plain HTTP: the cookie was set so.)
+    let told = [
+        ("x-forwarded-host", "chat.example.com"),
+        ("host", "10.0.0.5"),
+    ];
+    let html = page(&proxied, &code, &cookie, &told).await;
+    assert_eq!(href(&html), format!("http://chat.example.com/?code={code}"));
+
+    // Told by nobody: the link is a path, never the Host anyone can send.
+    let plain = crate::helpers::spawn_app().await;
+    let mut cy = plain.browser();
+    let code = cy.enter("cy", "", "create").await;
+    let cookie = cy.cookie.clone().unwrap();
+    let html = page(&plain, &code, &cookie, &[("host", "evil.example")]).await;
+    assert_eq!(href(&html), format!("/?code={code}"));
+}
