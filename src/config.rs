@@ -80,6 +80,12 @@ pub struct Config {
     #[arg(long, env = "ROOMCAST_SECURE_COOKIES")]
     pub secure_cookies: bool,
 
+    /// Seconds a request may take to arrive whole, head and body, on any
+    /// path; past it, 408 and the connection is closed (also the longest a
+    /// kept-alive connection may sit idle).
+    #[arg(long, env = "ROOMCAST_REQUEST_TIMEOUT", default_value = "10", value_parser = seconds)]
+    pub request_timeout: Duration,
+
     /// Seconds a stream may leave a write untaken before it is closed (its
     /// client resumes from history later).
     #[arg(long, env = "ROOMCAST_WRITE_TIMEOUT", default_value = "30", value_parser = seconds)]

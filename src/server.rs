@@ -40,6 +40,7 @@ pub struct Server {
     session_ttl: Duration,
     trusted_proxies: Arc<[ipnet::IpNet]>,
     write_timeout: Duration,
+    request_timeout: Duration,
 }
 
 impl Server {
@@ -74,6 +75,7 @@ impl Server {
             session_ttl: config.session_ttl,
             trusted_proxies: config.trusted_proxies.clone().into(),
             write_timeout: config.write_timeout,
+            request_timeout: config.request_timeout,
         })
     }
 
@@ -105,8 +107,19 @@ impl Server {
         });
         let metrics = registry.metrics().clone();
         let routes = warp::service(routes::routes(app));
-        let (trusted, write_timeout) = (self.trusted_proxies, self.write_timeout);
-        http::serve(listener, routes, metrics, trusted, write_timeout, shutdown).await;
+        let timeouts = http::Timeouts {
+            request: self.request_timeout,
+            write: self.write_timeout,
+        };
+        http::serve(
+            listener,
+            routes,
+            metrics,
+            self.trusted_proxies,
+            timeouts,
+            shutdown,
+        )
+        .await;
         // The sweeper and reader have seen the same signal; they only ever
         // end, never fail.
         for task in tasks {

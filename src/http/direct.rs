@@ -83,6 +83,9 @@ pub enum Arrival {
 /// (a request that had only begun gets no answer: nothing of it was acted
 /// on), so a client that always leaves the next request unfinished cannot
 /// hold shutdown up.
+/// Said when a request was not whole in time.
+pub const LATE: &str = "The request did not arrive whole in time.";
+
 pub async fn next_request(
     socket: &mut TcpStream,
     read: &mut BytesMut,
@@ -110,10 +113,17 @@ pub async fn next_request(
             }
         }
     };
-    tokio::select! {
+    let arrived = tokio::select! {
         biased;
-        next = tokio::time::timeout(timeout, reading) => next.unwrap_or(Arrival::Gone),
-        () = shutdown.wait() => Arrival::Gone,
+        next = tokio::time::timeout(timeout, reading) => Some(next.ok()),
+        () = shutdown.wait() => None,
+    };
+    match arrived {
+        Some(Some(arrival)) => arrival,
+        // Part of a request came, not all of it: 408. A connection idle
+        // between requests just closes.
+        Some(None) if !read.is_empty() => Arrival::Refused(StatusCode::REQUEST_TIMEOUT, LATE),
+        _ => Arrival::Gone,
     }
 }
 

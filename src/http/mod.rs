@@ -48,10 +48,16 @@ use socket::Socket;
 
 type Body = UnsyncBoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
 
-/// How long a request may take to arrive whole, head and body, on either
-/// path, before the connection is closed; this also closes keep-alive
-/// connections left idle (slowloris).
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long things on a connection may take.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// For a request to arrive whole, head and body, on either path: past
+    /// it, 408 and close (slowloris); also how long a kept-alive
+    /// connection may sit idle (then it closes without a word).
+    pub request: Duration,
+    /// For the peer to take a write.
+    pub write: Duration,
+}
 
 /// The most a connection buffers.
 const MAX_BUFFER: usize = 128 * 1024;
@@ -85,7 +91,7 @@ pub async fn serve<S>(
     routes: S,
     metrics: Arc<Metrics>,
     trusted: Arc<[IpNet]>,
-    write_timeout: Duration,
+    timeouts: Timeouts,
     mut shutdown: Shutdown,
 ) where
     S: Routes<Incoming> + Routes<Full<Bytes>> + Clone + Send + 'static,
@@ -96,7 +102,8 @@ pub async fn serve<S>(
         routes,
         metrics,
         trusted,
-        write_timeout,
+        write_timeout: timeouts.write,
+        request_timeout: timeouts.request,
         shutdown: shutdown.clone(),
     };
     let graceful = GracefulShutdown::new();
@@ -131,6 +138,7 @@ struct Connection<S> {
     metrics: Arc<Metrics>,
     trusted: Arc<[IpNet]>,
     write_timeout: Duration,
+    request_timeout: Duration,
     /// Ends a wait for the next request on a connection.
     shutdown: Shutdown,
 }
@@ -148,8 +156,12 @@ where
         let mut read = BytesMut::new();
         loop {
             let started = Instant::now();
-            let next =
-                direct::next_request(&mut socket, &mut read, REQUEST_TIMEOUT, &mut self.shutdown);
+            let next = direct::next_request(
+                &mut socket,
+                &mut read,
+                self.request_timeout,
+                &mut self.shutdown,
+            );
             match next.await {
                 Arrival::Gone => return,
                 Arrival::Stream(request) => {
@@ -174,7 +186,7 @@ where
                     return;
                 }
                 Arrival::Hyper { length, close } => {
-                    let deadline = (started + REQUEST_TIMEOUT).into();
+                    let deadline = (started + self.request_timeout).into();
                     let io = Socket::new(
                         socket,
                         read.split().freeze(),

@@ -56,6 +56,28 @@ pub async fn encode(response: Response, streaming: bool, close: bool) -> Vec<u8>
         .await
         .map(|b| b.to_bytes())
         .unwrap_or_default();
+    encode_parts(&parts, &body, streaming, close)
+}
+
+/// A refusal (see [`refusal`]) on the wire, ending the connection, made
+/// where nothing may wait (a socket's read that found the request late).
+pub fn refusal_bytes(status: StatusCode, message: &str) -> Vec<u8> {
+    let body = serde_json::json!({ "error": message }).to_string();
+    let mut response = Response::new(Default::default());
+    *response.status_mut() = status;
+    let json = HeaderValue::from_static("application/json");
+    response.headers_mut().insert(header::CONTENT_TYPE, json);
+    finish(&mut response);
+    let (parts, _) = response.into_parts();
+    encode_parts(&parts, body.as_bytes(), false, true)
+}
+
+fn encode_parts(
+    parts: &warp::http::response::Parts,
+    body: &[u8],
+    streaming: bool,
+    close: bool,
+) -> Vec<u8> {
     let mut wire = Vec::with_capacity(256 + body.len());
     let reason = parts.status.canonical_reason().unwrap_or("");
     let _ = write!(wire, "HTTP/1.1 {} {reason}\r\n", parts.status.as_u16());
@@ -78,7 +100,7 @@ pub async fn encode(response: Response, streaming: bool, close: bool) -> Vec<u8>
         wire.extend_from_slice(b"connection: close\r\n");
     }
     wire.extend_from_slice(b"\r\n");
-    wire.extend_from_slice(&body);
+    wire.extend_from_slice(body);
     wire
 }
 

@@ -15,6 +15,10 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
+use warp::http::StatusCode;
+
+use super::direct::LATE;
+use super::response::refusal_bytes;
 
 pub struct Socket {
     socket: TcpStream,
@@ -25,9 +29,11 @@ pub struct Socket {
     remaining: Option<usize>,
     /// When the request must have arrived whole.
     read_deadline: Pin<Box<Sleep>>,
-    /// The request did not arrive in time: nothing more is written either,
-    /// so the connection ends without an answer, as on the fast path.
+    /// The request did not arrive in time: it was answered 408 (if no
+    /// answer had begun), and nothing more is written.
     expired: bool,
+    /// Some of an answer went out.
+    wrote: bool,
     write_timeout: Duration,
     /// Running while a write is blocked.
     blocked: Option<Pin<Box<Sleep>>>,
@@ -47,6 +53,7 @@ impl Socket {
             remaining,
             read_deadline: Box::pin(tokio::time::sleep_until(read_by)),
             expired: false,
+            wrote: false,
             write_timeout,
             blocked: None,
         }
@@ -120,6 +127,12 @@ impl hyper::rt::Read for Socket {
                     // here, reads end above without waiting).
                     if this.read_deadline.as_mut().poll(cx).is_ready() {
                         this.expired = true;
+                        if !this.wrote {
+                            // As on the fast path. A few hundred bytes into
+                            // an empty send buffer: a try is enough.
+                            let late = refusal_bytes(StatusCode::REQUEST_TIMEOUT, LATE);
+                            let _ = this.socket.try_write(&late);
+                        }
                         return Poll::Ready(Err(late()));
                     }
                     return Poll::Pending;
@@ -143,6 +156,7 @@ impl hyper::rt::Write for Socket {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        self.wrote |= !buf.is_empty();
         self.write_with(cx, |socket, cx| socket.poll_write(cx, buf))
     }
 
@@ -151,6 +165,7 @@ impl hyper::rt::Write for Socket {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        self.wrote |= bufs.iter().any(|b| !b.is_empty());
         self.write_with(cx, |socket, cx| socket.poll_write_vectored(cx, bufs))
     }
 

@@ -450,3 +450,43 @@ async fn shutdown_is_not_held_up_by_a_request_left_unfinished() {
         );
     }
 }
+
+#[tokio::test]
+async fn half_sent_requests_get_408_within_the_request_timeout_on_every_path() {
+    let app = spawn_with(|c| c.request_timeout = Duration::from_secs(1)).await;
+    let code = app.create_room().await;
+    let token = app.token(&code, "al").await;
+    let message = format!(
+        "POST /rooms/{code}/messages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"text\":"
+    );
+    let half_sent = [
+        // A head that never ends.
+        "GET /healthz HTTP/1.1\r\nHost: x\r\n".to_string(),
+        // A message's body that never ends (roomcast's own path).
+        message,
+        // A form's body that never ends (hyper's path).
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\nname=al".to_string(),
+    ];
+    let mut waiting = Vec::new();
+    for i in 0..200 {
+        let bytes = half_sent[i % half_sent.len()].clone();
+        let mut socket = connect(&app).await;
+        waiting.push(tokio::spawn(async move {
+            socket.write_all(bytes.as_bytes()).await.unwrap();
+            read_to_close(&mut socket).await
+        }));
+    }
+    for (i, answer) in waiting.into_iter().enumerate() {
+        let answer = answer.await.unwrap();
+        assert!(
+            answer.starts_with("HTTP/1.1 408 Request Timeout\r\n"),
+            "{i}: {answer:?}"
+        );
+        assert!(answer.contains("did not arrive whole in time"), "{answer}");
+    }
+    // A connection that sent nothing is closed without a word.
+    let mut idle = connect(&app).await;
+    assert_eq!(read_to_close(&mut idle).await, "");
+    // Nothing half-sent was kept.
+    assert!(texts(&app, &code).await.is_empty());
+}
