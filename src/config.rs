@@ -86,6 +86,12 @@ pub struct Config {
     #[arg(long, env = "ROOMCAST_REQUEST_TIMEOUT", default_value = "10", value_parser = seconds)]
     pub request_timeout: Duration,
 
+    /// Seconds shutdown (SIGTERM, Ctrl-C) waits for open connections to
+    /// finish before it closes them; everything answered 201 is stored
+    /// either way.
+    #[arg(long, env = "ROOMCAST_SHUTDOWN_TIMEOUT", default_value = "5", value_parser = seconds)]
+    pub shutdown_timeout: Duration,
+
     /// Seconds a stream may leave a write untaken before it is closed (its
     /// client resumes from history later).
     #[arg(long, env = "ROOMCAST_WRITE_TIMEOUT", default_value = "30", value_parser = seconds)]

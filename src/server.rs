@@ -41,6 +41,7 @@ pub struct Server {
     trusted_proxies: Arc<[ipnet::IpNet]>,
     write_timeout: Duration,
     request_timeout: Duration,
+    shutdown_timeout: Duration,
 }
 
 impl Server {
@@ -76,6 +77,7 @@ impl Server {
             trusted_proxies: config.trusted_proxies.clone().into(),
             write_timeout: config.write_timeout,
             request_timeout: config.request_timeout,
+            shutdown_timeout: config.shutdown_timeout,
         })
     }
 
@@ -110,6 +112,7 @@ impl Server {
         let timeouts = http::Timeouts {
             request: self.request_timeout,
             write: self.write_timeout,
+            shutdown: self.shutdown_timeout,
         };
         http::serve(
             listener,

@@ -32,7 +32,7 @@ use hyper::server::conn::http1;
 use hyper_util::rt::TokioTimer;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use ipnet::IpNet;
-use log::{error, log, Level};
+use log::{error, log, warn, Level};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tower_service::Service;
@@ -57,6 +57,9 @@ pub struct Timeouts {
     pub request: Duration,
     /// For the peer to take a write.
     pub write: Duration,
+    /// For open connections to finish once shutdown starts; then they are
+    /// left to close with the process.
+    pub shutdown: Duration,
 }
 
 /// The most a connection buffers.
@@ -128,7 +131,15 @@ pub async fn serve<S>(
         tokio::spawn(connection.clone().serve(socket, peer, watcher));
     }
     drop(listener);
-    graceful.shutdown().await;
+    if tokio::time::timeout(timeouts.shutdown, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        warn!(
+            "connections still open {:?} after shutdown began (half-sent requests, most likely): closing them",
+            timeouts.shutdown
+        );
+    }
 }
 
 /// What every connection is served with.

@@ -250,8 +250,13 @@ async fn eight_posters_store_every_message_once_in_id_order() {
 
 /// The binary on `db`, keeping all history, posts unlimited.
 fn process_on(db: &str) -> Process {
+    process_with(db, &[])
+}
+
+/// [`process_on`] with `flags` too.
+fn process_with(db: &str, flags: &[&str]) -> Process {
     let unlimited = ["--post-burst", "1e9", "--post-rate", "1e9"];
-    Process::start(&[&["--db", db, "--history", "100000"][..], &unlimited].concat())
+    Process::start(&[&["--db", db, "--history", "100000"][..], &unlimited, flags].concat())
 }
 
 /// (id, text) of every post the server answered 201, in any order.
@@ -399,7 +404,7 @@ async fn a_database_in_use_by_another_roomcast_is_refused() {
 }
 
 #[tokio::test]
-async fn sigterm_with_thousands_of_open_streams_exits_cleanly_and_keeps_every_201() {
+async fn sigterm_with_open_streams_and_half_sent_requests_exits_soon_and_keeps_every_201() {
     use tokio::io::AsyncWriteExt;
 
     const STREAMS: usize = 2000;
@@ -407,10 +412,20 @@ async fn sigterm_with_thousands_of_open_streams_exits_cleanly_and_keeps_every_20
     let (_dir, db) = temp_db();
     let db = db.as_str();
     let client = reqwest::Client::new();
-    let mut server = process_on(db);
+    // Half-sent requests would hold shutdown up for the request timeout
+    // (a minute here): the shutdown timeout (a second) ends the wait.
+    let timeouts = ["--request-timeout", "60", "--shutdown-timeout", "1"];
+    let mut server = process_with(db, &timeouts);
     let addr: std::net::SocketAddr = server.base.trim_start_matches("http://").parse().unwrap();
     let code = server.create_room(&client).await;
     let token = server.join(&client, &code, "load").await;
+    let mut half_sent = Vec::new();
+    for _ in 0..200 {
+        let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let form = "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\nname=al";
+        socket.write_all(form.as_bytes()).await.unwrap();
+        half_sent.push(socket);
+    }
 
     let mut streams = Vec::with_capacity(STREAMS);
     for _ in 0..STREAMS {
@@ -450,7 +465,7 @@ async fn sigterm_with_thousands_of_open_streams_exits_cleanly_and_keeps_every_20
     for poster in posters {
         poster.await.unwrap();
     }
-    drop(streams);
+    drop((streams, half_sent));
 
     let server = process_on(db);
     let stored = whole_history(&client, &server.base, &code, &token).await;
