@@ -63,6 +63,16 @@ pub struct Config {
     #[arg(long, env = "ROOMCAST_ROOM_RATE", default_value_t = 0.1, value_parser = positive)]
     pub room_rate: f64,
 
+    /// Codes an address may name that are no room (or a private room
+    /// without its key) at once; past it, every request of theirs naming a
+    /// code answers 429 until the allowance refills.
+    #[arg(long, env = "ROOMCAST_MISS_BURST", default_value_t = 10.0, value_parser = positive)]
+    pub miss_burst: f64,
+
+    /// Misses per second the allowance refills by (0.1: one per 10 s).
+    #[arg(long, env = "ROOMCAST_MISS_RATE", default_value_t = 0.1, value_parser = positive)]
+    pub miss_rate: f64,
+
     /// A proxy (address or CIDR, repeatable) whose X-Forwarded-For and
     /// X-Forwarded-Proto are believed; from anyone else they are ignored.
     #[arg(long = "trusted-proxy", env = "ROOMCAST_TRUSTED_PROXY", value_delimiter = ',', value_parser = network)]
@@ -138,6 +148,10 @@ impl Config {
                 room_rate: Rate {
                     burst: self.room_burst,
                     per_second: self.room_rate,
+                },
+                miss_rate: Rate {
+                    burst: self.miss_burst,
+                    per_second: self.miss_rate,
                 },
             },
         }

@@ -95,6 +95,10 @@ impl From<RoomError> for ApiError {
                 "Slow down: too many requests. Try again in a moment.".into(),
                 wait,
             ),
+            RoomError::Guessing(wait) => ApiError::TooMany(
+                "Too many codes that are no room came from your address; try again later.".into(),
+                wait,
+            ),
             RoomError::TooManyStreamsForVisitor => ApiError::TooMany(
                 "Too many open streams from you; close some first.".into(),
                 Duration::from_secs(RETRY_AFTER_SECS),
@@ -170,16 +174,16 @@ pub struct CrossSite;
 impl reject::Reject for CrossSite {}
 
 /// An error found while reading the request (the session, with Redis out
-/// of reach), answered as that error.
+/// of reach; an address barred from naming codes), answered as that error.
 #[derive(Debug)]
-pub struct Unavailable(pub ApiError);
+pub struct Refusal(pub ApiError);
 
-impl reject::Reject for Unavailable {}
+impl reject::Reject for Refusal {}
 
 /// Turns warp's rejections (no route, wrong method, body limits, bad
 /// query strings) into JSON errors.
 pub async fn recover(rejection: warp::Rejection) -> Result<Response, Infallible> {
-    if let Some(Unavailable(err)) = rejection.find::<Unavailable>() {
+    if let Some(Refusal(err)) = rejection.find::<Refusal>() {
         return Ok(err.clone().into_response());
     }
     let (status, message) = if rejection.is_not_found() {

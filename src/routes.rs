@@ -280,7 +280,7 @@ fn visitor(
                     session,
                     by_cookie,
                 })),
-                Err(err) => Err(warp::reject::custom(error::Unavailable(err.into()))),
+                Err(err) => Err(warp::reject::custom(error::Refusal(err.into()))),
             }
         }
     })

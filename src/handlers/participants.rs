@@ -47,10 +47,11 @@ pub async fn join(
         };
         let session = visitor.map(|v| v.id);
         let room_key = input.key.as_deref();
-        let joined = app
-            .registry
-            .join(&code, session, &part, room_key, key)
-            .await?;
+        app.registry.may_name_a_code(client.ip)?;
+        let joined = app.registry.join(&code, session, &part, room_key, key);
+        let joined = joined
+            .await
+            .map_err(|err| app.registry.charge_miss(client.ip, err))?;
         Ok::<_, ApiError>(joined)
     };
     let (id, part) = match joined.await {

@@ -11,6 +11,7 @@ use crate::client::{Client, Visitor, VisitorKey};
 use crate::error::ApiError;
 use crate::model::{Name, RoomCode};
 use crate::pages::{RoomView, YourRoom};
+use crate::rooms::RoomError;
 use crate::site::Site;
 
 use super::respond::*;
@@ -71,14 +72,28 @@ pub async fn room_page(
     site: Site,
     app: App,
 ) -> Response {
+    // Whether a code is a room shows here (a page or a 404) to those not
+    // in it: they spend from their address's miss allowance.
+    let me = participant(visitor.as_ref(), &code).ok();
+    let outsider = |err: RoomError| match me {
+        Some(_) => ApiError::from(err),
+        None => ApiError::from(app.registry.charge_miss(client.ip, err)),
+    };
+    if me.is_none() {
+        if let Err(err) = app.registry.may_name_a_code(client.ip) {
+            return room_error(&app, &code, err.into());
+        }
+    }
     let private = match app.registry.room_key(&code).await {
         Ok(key) => key.is_some(),
-        Err(err) => return room_error(&app, &code, err.into()),
+        Err(err) => return room_error(&app, &code, outsider(err)),
     };
-    let me = match participant(visitor.as_ref(), &code) {
-        Ok(me) => me,
-        Err(_) if private => return room_error(&app, &code, ApiError::RoomNotFound(code.clone())),
-        Err(_) => return see_other(&format!("/?code={code}")),
+    let me = match me {
+        Some(me) => me,
+        None if private => {
+            return room_error(&app, &code, outsider(RoomError::NotFound(code.clone())))
+        }
+        None => return see_other(&format!("/?code={code}")),
     };
     let others = your_rooms(&app, visitor.as_ref(), Some(&code)).await;
     let page = Page {

@@ -3,8 +3,9 @@
 //! kept under the registry's one lock (see [`super::state`]).
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use governor::clock::{Clock, DefaultClock};
 use governor::middleware::NoOpMiddleware;
@@ -103,6 +104,22 @@ impl<C: Clock + Clone> Buckets<C> {
     }
 }
 
+/// The address an allowance is kept for: an IPv4 address, or an IPv6
+/// address's /64 (one host commonly holds a whole /64, so counting
+/// addresses inside it would count nothing).
+pub fn address_of(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                IpAddr::V6(prefix.into())
+            }
+        },
+    }
+}
+
 /// Gives back a map's spare room once it holds under a quarter of what it
 /// could (the quarter leaves slack, so a map near a boundary does not
 /// reallocate back and forth).
@@ -121,6 +138,12 @@ pub struct Admission {
     streams_by_visitor: HashMap<VisitorKey, usize>,
     post_buckets: Buckets,
     room_buckets: Buckets,
+    /// Each address's allowance for naming codes that are no room.
+    miss_buckets: Buckets,
+    /// Addresses whose miss allowance ran out, and until when every
+    /// request of theirs that names a code is refused: whether a code is a
+    /// room must not show in which requests are refused.
+    barred: HashMap<IpAddr, Instant>,
 }
 
 /// The limits, from the command line.
@@ -136,6 +159,8 @@ pub struct Limits {
     pub post_rate: Rate,
     /// Rooms created per visitor.
     pub room_rate: Rate,
+    /// Codes named that are no room, per address.
+    pub miss_rate: Rate,
 }
 
 impl Admission {
@@ -146,7 +171,45 @@ impl Admission {
             streams_by_visitor: HashMap::new(),
             post_buckets: Buckets::new(limits.post_rate),
             room_buckets: Buckets::new(limits.room_rate),
+            miss_buckets: Buckets::new(limits.miss_rate),
+            barred: HashMap::new(),
         }
+    }
+
+    /// Whether `ip` may name a code now: not while its miss allowance is
+    /// spent (see [`Admission::missed`]).
+    pub fn may_name_a_code(&mut self, ip: IpAddr) -> Result<(), RoomError> {
+        let ip = address_of(ip);
+        match self.barred.get(&ip) {
+            Some(until) => match until.checked_duration_since(Instant::now()) {
+                Some(wait) if !wait.is_zero() => Err(RoomError::Guessing(wait)),
+                _ => {
+                    self.barred.remove(&ip);
+                    Ok(())
+                }
+            },
+            None => Ok(()),
+        }
+    }
+
+    /// `ip` named a code that is no room (or a private one without its
+    /// key): spends from its miss allowance; once that is spent, this and
+    /// every request of theirs naming a code is refused until it refills.
+    pub fn missed(&mut self, ip: IpAddr) -> Result<(), RoomError> {
+        let ip = address_of(ip);
+        let wait = match self.miss_buckets.take(VisitorKey::Address(ip)) {
+            Ok(()) => return Ok(()),
+            Err(wait) => wait,
+        };
+        if self.barred.len() >= MAX_VISITORS {
+            let now = Instant::now();
+            self.barred.retain(|_, until| *until > now);
+            if self.barred.len() >= MAX_VISITORS {
+                self.barred.clear(); // a flood of addresses: start over
+            }
+        }
+        self.barred.insert(ip, Instant::now() + wait);
+        Err(RoomError::Guessing(wait))
     }
 
     /// Open streams over all rooms.
@@ -204,6 +267,10 @@ impl Admission {
     pub fn forget_idle(&mut self) {
         self.post_buckets.forget_idle();
         self.room_buckets.forget_idle();
+        self.miss_buckets.forget_idle();
+        let now = Instant::now();
+        self.barred.retain(|_, until| *until > now);
+        shrink(&mut self.barred);
         shrink(&mut self.streams_by_visitor);
     }
 }
@@ -249,6 +316,53 @@ mod tests {
             let _ = buckets.take(VisitorKey::Address(ip));
         }
         assert!(buckets.len() <= MAX_VISITORS);
+    }
+
+    #[test]
+    fn an_address_that_spends_its_misses_may_name_no_code_until_refilled() {
+        let limits = Limits {
+            max_streams: 10,
+            max_streams_per_visitor: 10,
+            max_rooms: 10,
+            post_rate: Rate {
+                burst: 10.0,
+                per_second: 10.0,
+            },
+            room_rate: Rate {
+                burst: 10.0,
+                per_second: 10.0,
+            },
+            miss_rate: Rate {
+                burst: 2.0,
+                per_second: 0.001,
+            },
+        };
+        let mut admission = Admission::new(limits);
+        let guesser = IpAddr::from([10, 0, 0, 1]);
+        assert!(admission.missed(guesser).is_ok());
+        assert!(admission.missed(guesser).is_ok());
+        assert!(admission.may_name_a_code(guesser).is_ok());
+        assert!(matches!(
+            admission.missed(guesser),
+            Err(RoomError::Guessing(_))
+        ));
+        assert!(matches!(
+            admission.may_name_a_code(guesser),
+            Err(RoomError::Guessing(_))
+        ));
+        assert!(admission
+            .may_name_a_code(IpAddr::from([10, 0, 0, 2]))
+            .is_ok());
+        // One IPv6 host is its /64.
+        let host: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let neighbour: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        assert_eq!(address_of(host), address_of(neighbour));
+        assert_ne!(
+            address_of(host),
+            address_of("2001:db8:1:3::1".parse().unwrap())
+        );
+        let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
+        assert_eq!(address_of(mapped), guesser);
     }
 
     #[test]

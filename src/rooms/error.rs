@@ -25,6 +25,9 @@ pub enum RoomError {
     TooManyStreamsForVisitor,
     /// This visitor's bucket is empty; a token comes after this long.
     RateLimited(Duration),
+    /// This address named too many codes that are no room; it may name
+    /// one again after this long.
+    Guessing(Duration),
     /// The writer's queue is full: too much at once.
     Busy,
     /// The store refused or failed; nothing was kept.

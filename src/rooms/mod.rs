@@ -26,6 +26,7 @@ mod sessions;
 mod settings;
 mod state;
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -103,6 +104,25 @@ impl Registry {
     }
 
     /// Whether the backend is reachable, for one that can be out of reach.
+    /// Whether a request from `ip` may name a code now: not while its
+    /// allowance for codes that are no room is spent.
+    pub fn may_name_a_code(&self, ip: IpAddr) -> Result<(), RoomError> {
+        self.inner.rooms.lock().admission.may_name_a_code(ip)
+    }
+
+    /// What to answer `ip` for `err`: a code that is no room spends from
+    /// its miss allowance, and once that is spent the answer is 429, not
+    /// 404 (so guessing codes runs at the allowance's rate).
+    pub fn charge_miss(&self, ip: IpAddr, err: RoomError) -> RoomError {
+        if !matches!(err, RoomError::NotFound(_)) {
+            return err;
+        }
+        match self.inner.rooms.lock().admission.missed(ip) {
+            Ok(()) => err,
+            Err(limited) => limited,
+        }
+    }
+
     pub fn reachable(&self) -> Option<bool> {
         self.inner.backend.reachable()
     }

@@ -24,6 +24,7 @@ fn registry_with(session_ttl_ms: u64, room_ttl_ms: u64, max_rooms: usize) -> Reg
             max_rooms,
             post_rate: lavish,
             room_rate: lavish,
+            miss_rate: lavish,
         },
     };
     let store = SqliteStore::open(IN_MEMORY).unwrap();

@@ -104,3 +104,63 @@ async fn one_visitor_may_hold_only_so_many_streams() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn guessing_codes_is_slowed_to_the_miss_allowance_and_then_tells_nothing() {
+    let app = crate::helpers::spawn_with(|c| {
+        c.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+        c.miss_burst = 10.0;
+        c.miss_rate = 0.1;
+    })
+    .await;
+    let real = app.create_room().await;
+    let token = app.token(&real, "al").await;
+    let join = |code: String, from: &'static str| {
+        app.client
+            .post(app.url(&format!("/rooms/{code}/join")))
+            .header("x-forwarded-for", from)
+            .json(&json!({"name": format!("g{}", fastrand::u32(..))}))
+            .send()
+    };
+    // Codes that are no room, from one address: 404 until its allowance
+    // is spent, then 429 with Retry-After.
+    let mut statuses = Vec::new();
+    let guesses = (0..40u8)
+        .map(|i| format!("QX{}{}", (b'A' + i / 26) as char, (b'A' + i % 26) as char))
+        .filter(|code| *code != real)
+        .take(30);
+    for guess in guesses {
+        let response = join(guess, "203.0.113.7").await.unwrap();
+        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+            assert!(response.headers().contains_key("retry-after"));
+        }
+        statuses.push(response.status().as_u16());
+    }
+    assert_eq!(statuses[..10], [404; 10], "{statuses:?}");
+    assert!(statuses[10..].iter().all(|s| *s == 429), "{statuses:?}");
+    // Barred, the guesser cannot tell a room from none: the real one
+    // answers 429 too, to a join and to its page.
+    let response = join(real.clone(), "203.0.113.7").await.unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    let page = app
+        .client
+        .get(app.url(&format!("/rooms/{real}")))
+        .header("x-forwarded-for", "203.0.113.7")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::TOO_MANY_REQUESTS);
+    // Everyone else goes on as before, the room's people too.
+    let response = join(real.clone(), "198.51.100.1").await.unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let said = app
+        .client
+        .post(app.url(&format!("/rooms/{real}/messages")))
+        .bearer_auth(&token)
+        .header("x-forwarded-for", "203.0.113.7")
+        .json(&json!({"text": "still here"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(said.status(), StatusCode::CREATED);
+}
