@@ -30,19 +30,27 @@ pub struct Visitor {
     pub by_cookie: bool,
 }
 
-/// Who is charged for a request: the session if there is one, else the
-/// client address.
+/// Who is charged for a request: the session if there is one, and always
+/// the client's address (so a fresh session buys nothing).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum VisitorKey {
-    Session(SessionId),
-    Address(IpAddr),
+pub struct VisitorKey {
+    pub session: Option<SessionId>,
+    pub address: IpAddr,
 }
 
 impl VisitorKey {
     pub fn of(visitor: Option<&Visitor>, client: Client) -> VisitorKey {
-        match visitor {
-            Some(visitor) => VisitorKey::Session(visitor.id),
-            None => VisitorKey::Address(client.ip),
+        VisitorKey {
+            session: visitor.map(|v| v.id),
+            address: client.ip,
+        }
+    }
+
+    /// A request with no session, from `address`.
+    pub fn address(address: IpAddr) -> VisitorKey {
+        VisitorKey {
+            session: None,
+            address,
         }
     }
 }

@@ -55,6 +55,15 @@ pub struct Config {
     #[arg(long, env = "ROOMCAST_POST_RATE", default_value_t = 2.0, value_parser = positive)]
     pub post_rate: f64,
 
+    /// Joins one address may make at once (over all its sessions) before
+    /// the rate applies.
+    #[arg(long, env = "ROOMCAST_JOIN_BURST", default_value_t = 40.0, value_parser = positive)]
+    pub join_burst: f64,
+
+    /// Joins per second an address's allowance refills by.
+    #[arg(long, env = "ROOMCAST_JOIN_RATE", default_value_t = 1.0, value_parser = positive)]
+    pub join_rate: f64,
+
     /// Rooms a visitor may create at once before the rate applies.
     #[arg(long, env = "ROOMCAST_ROOM_BURST", default_value_t = 5.0, value_parser = positive)]
     pub room_burst: f64,
@@ -144,6 +153,10 @@ impl Config {
                 post_rate: Rate {
                     burst: self.post_burst,
                     per_second: self.post_rate,
+                },
+                join_rate: Rate {
+                    burst: self.join_burst,
+                    per_second: self.join_rate,
                 },
                 room_rate: Rate {
                     burst: self.room_burst,

@@ -248,6 +248,10 @@ pub const LIFTED: &[&str] = &[
     "1e9",
     "--room-rate",
     "1e9",
+    "--join-burst",
+    "1e9",
+    "--join-rate",
+    "1e9",
     "--max-streams-per-visitor",
     "100000",
 ];

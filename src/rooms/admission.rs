@@ -14,11 +14,17 @@ use governor::{Quota, RateLimiter};
 
 use super::error::RoomError;
 use crate::client::VisitorKey;
+use crate::session::SessionId;
 
 /// Visitors remembered at most per limiter; past that, the idle ones
 /// (refilled) are forgotten, and if every one is busy the limiter starts
 /// over. A flood of addresses cannot grow memory without bound.
 pub const MAX_VISITORS: usize = 100_000;
+
+/// How many times a visitor's allowance an address gets over all its
+/// sessions: enough for a few people behind one NAT to chat, not enough
+/// for fresh sessions to multiply one person's allowance.
+pub const PER_ADDRESS: f64 = 4.0;
 
 /// The longest wait ever told (a rate can be tiny).
 const MAX_WAIT: Duration = Duration::from_secs(86_400);
@@ -31,6 +37,14 @@ pub struct Rate {
 }
 
 impl Rate {
+    /// `n` times as much, burst and refill.
+    fn times(self, n: f64) -> Rate {
+        Rate {
+            burst: self.burst * n,
+            per_second: self.per_second * n,
+        }
+    }
+
     /// As governor's quota: the burst in whole requests (at least one),
     /// one more every `1 / per_second`.
     fn quota(self) -> Quota {
@@ -45,12 +59,31 @@ impl Rate {
     }
 }
 
-type Limiter<C> = RateLimiter<
-    VisitorKey,
-    HashMapStateStore<VisitorKey>,
-    C,
-    NoOpMiddleware<<C as Clock>::Instant>,
->;
+/// What an allowance is kept for: a session, or an address (see
+/// [`address_of`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Charged {
+    Session(SessionId),
+    Address(IpAddr),
+}
+
+impl Charged {
+    /// The one a visitor's own allowances are kept for: its session, else
+    /// its address.
+    fn visitor(visitor: VisitorKey) -> Charged {
+        match visitor.session {
+            Some(id) => Charged::Session(id),
+            None => Charged::address(visitor.address),
+        }
+    }
+
+    fn address(ip: IpAddr) -> Charged {
+        Charged::Address(address_of(ip))
+    }
+}
+
+type Limiter<C> =
+    RateLimiter<Charged, HashMapStateStore<Charged>, C, NoOpMiddleware<<C as Clock>::Instant>>;
 
 /// One allowance per visitor: `governor`'s keyed limiter (GCRA, which
 /// behaves as a token bucket), bounded to [`MAX_VISITORS`].
@@ -77,7 +110,7 @@ impl<C: Clock + Clone> Buckets<C> {
     }
 
     /// Takes one request's worth, or says how long until there is one.
-    pub fn take(&mut self, visitor: VisitorKey) -> Result<(), Duration> {
+    pub fn take(&mut self, visitor: Charged) -> Result<(), Duration> {
         if self.limiter.len() >= MAX_VISITORS {
             self.forget_idle();
         }
@@ -134,9 +167,14 @@ pub struct Admission {
     limits: Limits,
     /// Open streams over all rooms.
     streams: usize,
-    /// Open streams per visitor (only visitors with some).
-    streams_by_visitor: HashMap<VisitorKey, usize>,
+    /// Open streams per session and per address (only those with some).
+    streams_by_visitor: HashMap<Charged, usize>,
     post_buckets: Buckets,
+    /// Posts per address, over all its sessions.
+    address_post_buckets: Buckets,
+    /// Joins per address.
+    join_buckets: Buckets,
+    /// Rooms created per address.
     room_buckets: Buckets,
     /// Each address's allowance for naming codes that are no room.
     miss_buckets: Buckets,
@@ -155,9 +193,12 @@ pub struct Limits {
     pub max_streams_per_visitor: usize,
     /// Live rooms allowed at once.
     pub max_rooms: usize,
-    /// Posts per visitor.
+    /// Posts per visitor (session, else address); an address over all
+    /// its sessions gets [`PER_ADDRESS`] times as much.
     pub post_rate: Rate,
-    /// Rooms created per visitor.
+    /// Joins per address.
+    pub join_rate: Rate,
+    /// Rooms created per address.
     pub room_rate: Rate,
     /// Codes named that are no room, per address.
     pub miss_rate: Rate,
@@ -170,6 +211,8 @@ impl Admission {
             streams: 0,
             streams_by_visitor: HashMap::new(),
             post_buckets: Buckets::new(limits.post_rate),
+            address_post_buckets: Buckets::new(limits.post_rate.times(PER_ADDRESS)),
+            join_buckets: Buckets::new(limits.join_rate),
             room_buckets: Buckets::new(limits.room_rate),
             miss_buckets: Buckets::new(limits.miss_rate),
             barred: HashMap::new(),
@@ -197,7 +240,7 @@ impl Admission {
     /// every request of theirs naming a code is refused until it refills.
     pub fn missed(&mut self, ip: IpAddr) -> Result<(), RoomError> {
         let ip = address_of(ip);
-        let wait = match self.miss_buckets.take(VisitorKey::Address(ip)) {
+        let wait = match self.miss_buckets.take(Charged::Address(ip)) {
             Ok(()) => return Ok(()),
             Err(wait) => wait,
         };
@@ -217,14 +260,28 @@ impl Admission {
         self.streams
     }
 
+    /// What a visitor's streams are counted under, with the cap of each:
+    /// its session (or address) at `--max-streams-per-visitor`, and for a
+    /// session its address too, at [`PER_ADDRESS`] times that.
+    fn stream_counts(&self, visitor: VisitorKey) -> [(Option<Charged>, usize); 2] {
+        let cap = self.limits.max_streams_per_visitor;
+        let by_address = visitor.session.map(|_| Charged::address(visitor.address));
+        [
+            (Some(Charged::visitor(visitor)), cap),
+            (by_address, cap.saturating_mul(PER_ADDRESS as usize)),
+        ]
+    }
+
     /// Whether this visitor may open one more stream.
     pub fn admit_stream(&self, visitor: VisitorKey) -> Result<(), RoomError> {
         if self.streams >= self.limits.max_streams {
             return Err(RoomError::TooManyStreams);
         }
-        let visitor_streams = self.streams_by_visitor.get(&visitor).copied().unwrap_or(0);
-        if visitor_streams >= self.limits.max_streams_per_visitor {
-            return Err(RoomError::TooManyStreamsForVisitor);
+        for (counted, cap) in self.stream_counts(visitor) {
+            let open = counted.and_then(|c| self.streams_by_visitor.get(&c).copied());
+            if open.unwrap_or(0) >= cap {
+                return Err(RoomError::TooManyStreamsForVisitor);
+            }
         }
         Ok(())
     }
@@ -232,40 +289,63 @@ impl Admission {
     /// Counts an open stream (given back by [`Admission::stream_closed`]).
     pub fn stream_opened(&mut self, visitor: VisitorKey) {
         self.streams += 1;
-        *self.streams_by_visitor.entry(visitor).or_default() += 1;
-    }
-
-    pub fn stream_closed(&mut self, visitor: VisitorKey) {
-        self.streams -= 1;
-        if let Some(count) = self.streams_by_visitor.get_mut(&visitor) {
-            *count -= 1;
-            if *count == 0 {
-                self.streams_by_visitor.remove(&visitor);
+        for (counted, _) in self.stream_counts(visitor) {
+            if let Some(counted) = counted {
+                *self.streams_by_visitor.entry(counted).or_default() += 1;
             }
         }
     }
 
-    /// Whether this visitor may post now; takes its token.
+    pub fn stream_closed(&mut self, visitor: VisitorKey) {
+        self.streams -= 1;
+        for (counted, _) in self.stream_counts(visitor) {
+            let Some(counted) = counted else { continue };
+            if let Some(count) = self.streams_by_visitor.get_mut(&counted) {
+                *count -= 1;
+                if *count == 0 {
+                    self.streams_by_visitor.remove(&counted);
+                }
+            }
+        }
+    }
+
+    /// Whether this visitor may post now; takes its token, and for a
+    /// session its address's too (a fresh session buys nothing).
     pub fn admit_post(&mut self, visitor: VisitorKey) -> Result<(), RoomError> {
         self.post_buckets
-            .take(visitor)
+            .take(Charged::visitor(visitor))
+            .map_err(RoomError::RateLimited)?;
+        if visitor.session.is_some() {
+            self.address_post_buckets
+                .take(Charged::address(visitor.address))
+                .map_err(RoomError::RateLimited)?;
+        }
+        Ok(())
+    }
+
+    /// Whether this visitor's address may join a room now; takes its token.
+    pub fn admit_join(&mut self, visitor: VisitorKey) -> Result<(), RoomError> {
+        self.join_buckets
+            .take(Charged::address(visitor.address))
             .map_err(RoomError::RateLimited)
     }
 
-    /// Whether this visitor may create a room now, `rooms` being live;
-    /// takes its token.
+    /// Whether this visitor's address may create a room now, `rooms` being
+    /// live; takes its token.
     pub fn admit_room(&mut self, visitor: VisitorKey, rooms: usize) -> Result<(), RoomError> {
         if rooms >= self.limits.max_rooms {
             return Err(RoomError::TooManyRooms);
         }
         self.room_buckets
-            .take(visitor)
+            .take(Charged::address(visitor.address))
             .map_err(RoomError::RateLimited)
     }
 
     /// Forgets what visitors left behind, giving memory back.
     pub fn forget_idle(&mut self) {
         self.post_buckets.forget_idle();
+        self.address_post_buckets.forget_idle();
+        self.join_buckets.forget_idle();
         self.room_buckets.forget_idle();
         self.miss_buckets.forget_idle();
         let now = Instant::now();
@@ -290,8 +370,8 @@ mod tests {
         (Buckets::with_clock(rate, clock.clone()), clock)
     }
 
-    fn visitor(last: u8) -> VisitorKey {
-        VisitorKey::Address(IpAddr::from([10, 0, 0, last]))
+    fn visitor(last: u8) -> Charged {
+        Charged::Address(IpAddr::from([10, 0, 0, last]))
     }
 
     #[test]
@@ -313,31 +393,74 @@ mod tests {
         let (mut buckets, _clock) = buckets(2.0, 1.0);
         for i in 0..(MAX_VISITORS as u32 + 10) {
             let ip = IpAddr::from(i.to_be_bytes());
-            let _ = buckets.take(VisitorKey::Address(ip));
+            let _ = buckets.take(Charged::Address(ip));
         }
         assert!(buckets.len() <= MAX_VISITORS);
     }
 
+    /// A rate that refills next to never, with this burst.
+    fn slow(burst: f64) -> Rate {
+        Rate {
+            burst,
+            per_second: 0.001,
+        }
+    }
+
+    fn limits() -> Limits {
+        Limits {
+            max_streams: 1000,
+            max_streams_per_visitor: 2,
+            max_rooms: 10,
+            post_rate: slow(2.0),
+            join_rate: slow(3.0),
+            room_rate: slow(1.0),
+            miss_rate: slow(10.0),
+        }
+    }
+
+    #[test]
+    fn fresh_sessions_from_one_address_share_its_allowances() {
+        let mut admission = Admission::new(limits());
+        let address = IpAddr::from([10, 0, 0, 1]);
+        let fresh = || VisitorKey {
+            session: Some(SessionId::random()),
+            address,
+        };
+        // Posts: each session its own 2, the address 4 times that, 8.
+        let posted = (0..20)
+            .filter(|_| admission.admit_post(fresh()).is_ok())
+            .count();
+        assert_eq!(posted, 8);
+        // Joins and rooms are the address's alone.
+        let joined = (0..20)
+            .filter(|_| admission.admit_join(fresh()).is_ok())
+            .count();
+        assert_eq!(joined, 3);
+        let made = (0..20)
+            .filter(|_| admission.admit_room(fresh(), 0).is_ok())
+            .count();
+        assert_eq!(made, 1);
+        // Streams: 2 a session, 8 an address.
+        let mut open = 0;
+        for _ in 0..20 {
+            let visitor = fresh();
+            while admission.admit_stream(visitor).is_ok() {
+                admission.stream_opened(visitor);
+                open += 1;
+            }
+        }
+        assert_eq!(open, 8);
+        let elsewhere = VisitorKey::address(IpAddr::from([10, 0, 0, 2]));
+        assert!(admission.admit_post(elsewhere).is_ok(), "another address");
+        assert!(admission.admit_stream(elsewhere).is_ok());
+    }
+
     #[test]
     fn an_address_that_spends_its_misses_may_name_no_code_until_refilled() {
-        let limits = Limits {
-            max_streams: 10,
-            max_streams_per_visitor: 10,
-            max_rooms: 10,
-            post_rate: Rate {
-                burst: 10.0,
-                per_second: 10.0,
-            },
-            room_rate: Rate {
-                burst: 10.0,
-                per_second: 10.0,
-            },
-            miss_rate: Rate {
-                burst: 2.0,
-                per_second: 0.001,
-            },
-        };
-        let mut admission = Admission::new(limits);
+        let mut admission = Admission::new(Limits {
+            miss_rate: slow(2.0),
+            ..limits()
+        });
         let guesser = IpAddr::from([10, 0, 0, 1]);
         assert!(admission.missed(guesser).is_ok());
         assert!(admission.missed(guesser).is_ok());
@@ -370,7 +493,7 @@ mod tests {
         let (mut buckets, clock) = buckets(2.0, 1.0);
         for i in 0..10_000u32 {
             let ip = IpAddr::from(i.to_be_bytes());
-            buckets.take(VisitorKey::Address(ip)).unwrap();
+            buckets.take(Charged::Address(ip)).unwrap();
         }
         clock.advance(Duration::from_secs(1));
         buckets.take(visitor(1)).unwrap();

@@ -30,7 +30,9 @@ impl StreamGuard {
 
     /// Whether this stream is read by the session numbered `session`.
     pub fn is_of(&self, session: u128) -> bool {
-        matches!(self.visitor, VisitorKey::Session(id) if id.number() == session)
+        self.visitor
+            .session
+            .is_some_and(|id| id.number() == session)
     }
 }
 

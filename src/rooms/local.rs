@@ -160,7 +160,7 @@ impl Backend for Local {
                 if state.sessions.holder(code, part).is_some() {
                     return Err(RoomError::NameTaken(part.name.clone()));
                 }
-                state.admission.admit_post(visitor)?;
+                state.admission.admit_join(visitor)?;
                 let at_ms = now_ms();
                 let notice = notice(&state, code, Kind::Join, part)?;
                 let notice_id = notice.as_ref().map(|n| n.event.id);

@@ -23,6 +23,7 @@ fn registry_with(session_ttl_ms: u64, room_ttl_ms: u64, max_rooms: usize) -> Reg
             max_streams_per_visitor: 100,
             max_rooms,
             post_rate: lavish,
+            join_rate: lavish,
             room_rate: lavish,
             miss_rate: lavish,
         },
@@ -41,7 +42,7 @@ async fn room_with_follower() -> (Registry, RoomCode, Subscription) {
 
 /// The visitor every request in these tests comes from.
 pub(crate) fn someone() -> VisitorKey {
-    VisitorKey::Address(std::net::Ipv4Addr::LOCALHOST.into())
+    VisitorKey::address(std::net::Ipv4Addr::LOCALHOST.into())
 }
 
 fn name(n: &str) -> Name {

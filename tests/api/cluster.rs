@@ -338,7 +338,7 @@ async fn a_frame_that_is_not_history_reaches_every_node_and_is_never_replayed() 
     let (a, b) = (registry().await, registry().await);
     let (_stop, shutdown) = roomcast::shutdown::channel();
     let _tasks = [a.spawn_tasks(shutdown.clone()), b.spawn_tasks(shutdown)];
-    let someone = VisitorKey::Address(std::net::Ipv4Addr::LOCALHOST.into());
+    let someone = VisitorKey::address(std::net::Ipv4Addr::LOCALHOST.into());
     let code = a.create_room(someone).await.unwrap();
     let mut on_b = b.subscribe(&code, None, someone).await.unwrap();
     // Node B's subscription to the frames may not be in place yet: send
@@ -501,7 +501,7 @@ async fn redis_stores_a_post_only_from_a_member_of_the_room_at_that_moment() {
         .await
         .unwrap();
     let registry = Registry::open_redis(settings, client);
-    let someone = VisitorKey::Address(std::net::Ipv4Addr::LOCALHOST.into());
+    let someone = VisitorKey::address(std::net::Ipv4Addr::LOCALHOST.into());
     let code = registry.create_room(someone).await.unwrap();
     let part = |name: &str, watch| Participation {
         name: Name::parse(name).unwrap(),

@@ -83,6 +83,8 @@ pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
         post_rate: 1e9,
         room_burst: 1e9,
         room_rate: 1e9,
+        join_burst: 1e9,
+        join_rate: 1e9,
         max_streams_per_visitor: 100_000,
         ..Config::default()
     };

@@ -164,3 +164,54 @@ async fn guessing_codes_is_slowed_to_the_miss_allowance_and_then_tells_nothing()
         .unwrap();
     assert_eq!(said.status(), StatusCode::CREATED);
 }
+
+#[tokio::test]
+async fn a_fresh_session_buys_nothing_joins_and_posts_are_also_the_addresss() {
+    let app = crate::helpers::spawn_with(|c| {
+        c.join_burst = 40.0;
+        c.join_rate = 1.0;
+        c.post_burst = 5.0;
+        c.post_rate = 0.01;
+    })
+    .await;
+    let code = app.create_room().await;
+    // 100 joins with fresh names from one address: refused before 100.
+    let mut tokens = Vec::new();
+    let mut refused = None;
+    for i in 0..100 {
+        let response = app.join_as(&code, json!({"name": format!("n{i}")})).await;
+        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+            assert!(response.headers().contains_key("retry-after"));
+            refused = Some(i);
+            break;
+        }
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let body: Value = response.json().await.unwrap();
+        tokens.push(body["token"].as_str().unwrap().to_string());
+    }
+    assert!(
+        refused.is_some_and(|i| i <= 41),
+        "joins refused at {refused:?}"
+    );
+    // Posts spread over many sessions of one address: the address's
+    // allowance (4 times a session's 5) runs out, not 5 per session.
+    let mut created = 0;
+    for token in tokens.iter().take(30) {
+        for _ in 0..5 {
+            let response = app
+                .client
+                .post(app.url(&format!("/rooms/{code}/messages")))
+                .bearer_auth(token)
+                .json(&json!({"text": "hi"}))
+                .send()
+                .await
+                .unwrap();
+            if response.status() == StatusCode::CREATED {
+                created += 1;
+            } else {
+                assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+            }
+        }
+    }
+    assert_eq!(created, 20, "the address's 4 x 5");
+}

@@ -232,8 +232,8 @@ async fn join_refuses_what_it_cannot_keep_and_keeps_nothing_of_it() {
     let unknown = app.join_as("ZZZZ", json!({"name": "al"})).await;
     assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
     let limited = spawn_with(|c| {
-        c.post_burst = 1.0;
-        c.post_rate = 0.001;
+        c.join_burst = 1.0;
+        c.join_rate = 0.001;
     })
     .await;
     let room = limited.create_room().await;

@@ -206,7 +206,7 @@ async fn the_cookie_is_secure_when_asked_or_when_a_trusted_proxy_says_https() {
 
 #[tokio::test]
 async fn limits_count_the_forwarded_client_only_behind_a_trusted_proxy() {
-    // A join has no session yet, so it is charged to the client's address.
+    // Joins are charged to the client's address.
     async fn post(app: &crate::helpers::TestApp, code: &str, from: &str) -> StatusCode {
         let response = app
             .client
@@ -219,8 +219,8 @@ async fn limits_count_the_forwarded_client_only_behind_a_trusted_proxy() {
         response.status()
     }
     let behind_proxy = crate::helpers::spawn_with(|c| {
-        c.post_burst = 1.0;
-        c.post_rate = 0.01;
+        c.join_burst = 1.0;
+        c.join_rate = 0.01;
         c.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
     })
     .await;
@@ -239,8 +239,8 @@ async fn limits_count_the_forwarded_client_only_behind_a_trusted_proxy() {
     );
 
     let direct = crate::helpers::spawn_with(|c| {
-        c.post_burst = 1.0;
-        c.post_rate = 0.01;
+        c.join_burst = 1.0;
+        c.join_rate = 0.01;
     })
     .await;
     let code = direct.create_room().await;

@@ -136,10 +136,10 @@ impl Backend for Shared {
             let id = session.unwrap_or_else(SessionId::random);
             {
                 // Charged before Redis is asked, which is not undone: a
-                // refused join costs what a post does.
+                // refused join spends a join all the same.
                 let mut state = self.rooms.lock();
                 state.check_open()?;
-                state.admission.admit_post(visitor)?;
+                state.admission.admit_join(visitor)?;
             }
             let (joining, _) = settled(|| self.redis.join(code, id, part, key)).await?;
             match joining {
