@@ -99,6 +99,13 @@ pub struct Config {
     #[arg(long, env = "ROOMCAST_SECURE_COOKIES")]
     pub secure_cookies: bool,
 
+    /// Open connections one client address may hold; past it a new one is
+    /// answered 503 with Retry-After and closed. (Not counted for a trusted
+    /// proxy's connections: behind one, it must cap them.)
+    #[arg(long, env = "ROOMCAST_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 256,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections_per_address: u32,
+
     /// Seconds a request may take to arrive whole, head and body, on any
     /// path; past it, 408 and the connection is closed (also the longest a
     /// kept-alive connection may sit idle).

@@ -42,6 +42,7 @@ pub struct Server {
     write_timeout: Duration,
     request_timeout: Duration,
     shutdown_timeout: Duration,
+    max_connections_per_address: u32,
 }
 
 impl Server {
@@ -78,6 +79,7 @@ impl Server {
             write_timeout: config.write_timeout,
             request_timeout: config.request_timeout,
             shutdown_timeout: config.shutdown_timeout,
+            max_connections_per_address: config.max_connections_per_address,
         })
     }
 
@@ -114,12 +116,14 @@ impl Server {
             write: self.write_timeout,
             shutdown: self.shutdown_timeout,
         };
+        let per_address = http::PerAddress::new(self.max_connections_per_address as usize);
         http::serve(
             listener,
             routes,
             metrics,
             self.trusted_proxies,
             timeouts,
+            per_address,
             shutdown,
         )
         .await;

@@ -254,6 +254,8 @@ pub const LIFTED: &[&str] = &[
     "1e9",
     "--max-streams-per-visitor",
     "100000",
+    "--max-connections-per-address",
+    "1000000",
 ];
 
 /// The server under test.

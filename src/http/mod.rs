@@ -13,6 +13,7 @@
 //! [`response`], whichever path sends it.
 
 pub mod direct;
+mod per_address;
 mod response;
 mod socket;
 mod wire;
@@ -45,6 +46,8 @@ use crate::shutdown::Shutdown;
 use crate::stream::{Handoff, RoomStream};
 use direct::Arrival;
 use socket::Socket;
+
+pub use per_address::PerAddress;
 
 type Body = UnsyncBoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
 
@@ -95,6 +98,7 @@ pub async fn serve<S>(
     metrics: Arc<Metrics>,
     trusted: Arc<[IpNet]>,
     timeouts: Timeouts,
+    per_address: PerAddress,
     mut shutdown: Shutdown,
 ) where
     S: Routes<Incoming> + Routes<Full<Bytes>> + Clone + Send + 'static,
@@ -124,11 +128,19 @@ pub async fn serve<S>(
             },
             () = shutdown.wait() => break,
         };
+        let Some(counted) = per_address.admit(peer.ip(), &connection.trusted) else {
+            tokio::spawn(refuse_busy(socket, connection.write_timeout));
+            continue;
+        };
         // Streams are latency-bound and small: no Nagle delay.
         let _ = socket.set_nodelay(true);
         // Shutdown waits for this connection while it holds the watcher.
         let watcher = graceful.watcher();
-        tokio::spawn(connection.clone().serve(socket, peer, watcher));
+        let serving = connection.clone().serve(socket, peer, watcher);
+        tokio::spawn(async move {
+            serving.await;
+            drop(counted);
+        });
     }
     drop(listener);
     if tokio::time::timeout(timeouts.shutdown, graceful.shutdown())
@@ -140,6 +152,18 @@ pub async fn serve<S>(
             timeouts.shutdown
         );
     }
+}
+
+/// Answers a connection over its address's cap: 503 with Retry-After,
+/// then close.
+async fn refuse_busy(mut socket: TcpStream, write_timeout: Duration) {
+    let busy = response::refusal_bytes(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Too many connections from your address; close some and try again.",
+        Some(1),
+    );
+    let _ = tokio::time::timeout(write_timeout, socket.write_all(&busy)).await;
+    let _ = socket.shutdown().await;
 }
 
 /// What every connection is served with.

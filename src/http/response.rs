@@ -60,13 +60,19 @@ pub async fn encode(response: Response, streaming: bool, close: bool) -> Vec<u8>
 }
 
 /// A refusal (see [`refusal`]) on the wire, ending the connection, made
-/// where nothing may wait (a socket's read that found the request late).
-pub fn refusal_bytes(status: StatusCode, message: &str) -> Vec<u8> {
+/// where nothing may wait (a socket's read that found the request late, a
+/// connection over its address's cap); with `Retry-After` if given.
+pub fn refusal_bytes(status: StatusCode, message: &str, retry_after: Option<u64>) -> Vec<u8> {
     let body = serde_json::json!({ "error": message }).to_string();
     let mut response = Response::new(Default::default());
     *response.status_mut() = status;
     let json = HeaderValue::from_static("application/json");
     response.headers_mut().insert(header::CONTENT_TYPE, json);
+    if let Some(secs) = retry_after {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
     finish(&mut response);
     let (parts, _) = response.into_parts();
     encode_parts(&parts, body.as_bytes(), false, true)

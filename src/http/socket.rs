@@ -130,7 +130,7 @@ impl hyper::rt::Read for Socket {
                         if !this.wrote {
                             // As on the fast path. A few hundred bytes into
                             // an empty send buffer: a try is enough.
-                            let late = refusal_bytes(StatusCode::REQUEST_TIMEOUT, LATE);
+                            let late = refusal_bytes(StatusCode::REQUEST_TIMEOUT, LATE, None);
                             let _ = this.socket.try_write(&late);
                         }
                         return Poll::Ready(Err(late()));

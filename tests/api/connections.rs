@@ -490,3 +490,36 @@ async fn half_sent_requests_get_408_within_the_request_timeout_on_every_path() {
     // Nothing half-sent was kept.
     assert!(texts(&app, &code).await.is_empty());
 }
+
+#[tokio::test]
+async fn one_address_holds_at_most_its_cap_of_connections() {
+    let app = spawn_with(|c| c.max_connections_per_address = 5).await;
+    let mut held = Vec::new();
+    for _ in 0..5 {
+        held.push(connect(&app).await);
+    }
+    // They are served (the cap counts open connections, not requests)…
+    held[0]
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    read_until(&mut held[0], "\"ok\"").await;
+    // …and a sixth is told to come back, and closed.
+    let mut sixth = connect(&app).await;
+    let answer = read_to_close(&mut sixth).await;
+    assert!(answer.starts_with("HTTP/1.1 503 "), "{answer}");
+    assert_headers(&answer, &["retry-after: 1"]);
+    // One closes: there is room again.
+    drop(held.pop());
+    eventually("a connection is let in again", || async {
+        let mut socket = connect(&app).await;
+        socket
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        read_to_close(&mut socket)
+            .await
+            .starts_with("HTTP/1.1 200 ")
+    })
+    .await;
+}

@@ -255,7 +255,14 @@ fn process_on(db: &str) -> Process {
 
 /// [`process_on`] with `flags` too.
 fn process_with(db: &str, flags: &[&str]) -> Process {
-    let unlimited = ["--post-burst", "1e9", "--post-rate", "1e9"];
+    let unlimited = [
+        "--post-burst",
+        "1e9",
+        "--post-rate",
+        "1e9",
+        "--max-connections-per-address",
+        "100000",
+    ];
     Process::start(&[&["--db", db, "--history", "100000"][..], &unlimited, flags].concat())
 }
 

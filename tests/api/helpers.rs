@@ -86,6 +86,7 @@ pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
         join_burst: 1e9,
         join_rate: 1e9,
         max_streams_per_visitor: 100_000,
+        max_connections_per_address: 100_000,
         ..Config::default()
     };
     tweak(&mut config);
