@@ -35,9 +35,9 @@ pub enum ApiError {
     /// 422: well-formed, but the content is refused (empty text, long name).
     Invalid(Invalid),
     /// 429: this visitor is over a limit; retry after the given time.
-    TooMany(String, Duration),
+    TooMany(&'static str, String, Duration),
     /// 503: the server cannot take it now; retry later.
-    Unavailable(String),
+    Unavailable(&'static str, String),
     /// 500: a bug on our side; logged, never shown in detail.
     Internal,
 }
@@ -53,8 +53,23 @@ impl ApiError {
             ApiError::UnsupportedType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooMany(..) => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(..) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Why, in a word, for /metrics (`roomcast_refusals_total{reason}`).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ApiError::Malformed(_) => "malformed",
+            ApiError::NotParticipant => "not_participant",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::RoomNotFound(_) => "no_room",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::UnsupportedType => "media_type",
+            ApiError::Invalid(_) => "invalid",
+            ApiError::TooMany(reason, ..) | ApiError::Unavailable(reason, _) => reason,
+            ApiError::Internal => "internal",
         }
     }
 
@@ -69,7 +84,7 @@ impl ApiError {
                 "Send application/json or application/x-www-form-urlencoded.".into()
             }
             ApiError::Invalid(why) => why.to_string(),
-            ApiError::TooMany(why, _) | ApiError::Unavailable(why) => why.clone(),
+            ApiError::TooMany(_, why, _) | ApiError::Unavailable(_, why) => why.clone(),
             ApiError::Internal => "Something went wrong on our side.".into(),
         }
     }
@@ -85,21 +100,26 @@ impl From<RoomError> for ApiError {
     fn from(err: RoomError) -> ApiError {
         match err {
             RoomError::NotFound(code) => ApiError::RoomNotFound(code),
-            RoomError::NoFreeCode => {
-                ApiError::Unavailable("No free room code right now; try again.".into())
-            }
-            RoomError::ShuttingDown => {
-                ApiError::Unavailable("The server is restarting; try again shortly.".into())
-            }
+            RoomError::NoFreeCode => ApiError::Unavailable(
+                "no_free_code",
+                "No free room code right now; try again.".into(),
+            ),
+            RoomError::ShuttingDown => ApiError::Unavailable(
+                "shutting_down",
+                "The server is restarting; try again shortly.".into(),
+            ),
             RoomError::RateLimited(wait) => ApiError::TooMany(
+                "rate_limited",
                 "Slow down: too many requests. Try again in a moment.".into(),
                 wait,
             ),
             RoomError::Guessing(wait) => ApiError::TooMany(
+                "guessing",
                 "Too many codes that are no room came from your address; try again later.".into(),
                 wait,
             ),
             RoomError::TooManyStreamsForVisitor => ApiError::TooMany(
+                "streams_per_visitor",
                 "Too many open streams from you; close some first.".into(),
                 Duration::from_secs(RETRY_AFTER_SECS),
             ),
@@ -110,21 +130,28 @@ impl From<RoomError> for ApiError {
                 "You are in this room already, as {name}; leave it first to take another name."
             )),
             RoomError::NotParticipant => ApiError::NotParticipant,
-            RoomError::TooManyRooms => {
-                ApiError::Unavailable("There are too many rooms right now; try again later.".into())
-            }
+            RoomError::TooManyRooms => ApiError::Unavailable(
+                "max_rooms",
+                "There are too many rooms right now; try again later.".into(),
+            ),
             RoomError::TooManyStreams => ApiError::Unavailable(
+                "max_streams",
                 "The server has no room for more streams right now; try again shortly.".into(),
             ),
-            RoomError::Busy => {
-                ApiError::Unavailable("The server is busy storing messages; try again.".into())
-            }
+            RoomError::Busy => ApiError::Unavailable(
+                "busy",
+                "The server is busy storing messages; try again.".into(),
+            ),
             RoomError::Unreachable => ApiError::Unavailable(
+                "unreachable",
                 "The chat's store is out of reach for a moment; try again shortly.".into(),
             ),
             RoomError::Store(why) => {
                 log::error!("store failure answered with 503: {why}");
-                ApiError::Unavailable("The message could not be stored; try again.".into())
+                ApiError::Unavailable(
+                    "store",
+                    "The message could not be stored; try again.".into(),
+                )
             }
         }
     }
@@ -135,8 +162,8 @@ impl ApiError {
     pub fn retry_after(&self) -> Option<u64> {
         match self {
             // Round up: a client that waits what it was told gets through.
-            ApiError::TooMany(_, wait) => Some(wait.as_secs_f64().ceil().max(1.0) as u64),
-            ApiError::Unavailable(_) => Some(RETRY_AFTER_SECS),
+            ApiError::TooMany(_, _, wait) => Some(wait.as_secs_f64().ceil().max(1.0) as u64),
+            ApiError::Unavailable(..) => Some(RETRY_AFTER_SECS),
             _ => None,
         }
     }
@@ -145,6 +172,7 @@ impl ApiError {
 impl Reply for ApiError {
     fn into_response(self) -> Response {
         let mut response = json_error(self.status(), &self.message());
+        response.extensions_mut().insert(Reason(self.reason()));
         if let Some(secs) = self.retry_after() {
             response
                 .headers_mut()
@@ -160,6 +188,11 @@ impl Reply for ApiError {
         response
     }
 }
+
+/// Why a request was refused, in a word, carried by the response to the
+/// connection layer, which counts it (see [`crate::metrics`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Reason(pub &'static str);
 
 /// `{"error": message}` with `status`.
 pub fn json_error(status: StatusCode, message: &str) -> Response {
@@ -186,49 +219,59 @@ pub async fn recover(rejection: warp::Rejection) -> Result<Response, Infallible>
     if let Some(Refusal(err)) = rejection.find::<Refusal>() {
         return Ok(err.clone().into_response());
     }
-    let (status, message) = if rejection.is_not_found() {
-        (StatusCode::NOT_FOUND, "Not found.".to_string())
+    let (status, reason, message) = if rejection.is_not_found() {
+        (StatusCode::NOT_FOUND, "not_found", "Not found.".to_string())
     } else if rejection.find::<CrossSite>().is_some() {
         (
             StatusCode::FORBIDDEN,
+            "cross_site",
             "This request must come from this site's own pages.".to_string(),
         )
     } else if rejection.find::<reject::PayloadTooLarge>().is_some() {
         (
             StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
             format!("The request body is over {} KiB.", BODY_LIMIT / 1024),
         )
     } else if rejection.find::<reject::LengthRequired>().is_some() {
         (
             StatusCode::LENGTH_REQUIRED,
+            "length_required",
             "Send a Content-Length header with the body.".to_string(),
         )
     } else if rejection.find::<reject::UnsupportedMediaType>().is_some() {
         (
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "media_type",
             ApiError::UnsupportedType.message(),
         )
     } else if let Some(err) = rejection.find::<reject::InvalidQuery>() {
         (
             StatusCode::BAD_REQUEST,
+            "malformed",
             format!("Malformed request: {err}."),
         )
     } else if let Some(err) = rejection.find::<reject::InvalidHeader>() {
         (
             StatusCode::BAD_REQUEST,
+            "malformed",
             format!("Malformed request: {err}."),
         )
     } else if rejection.find::<reject::MethodNotAllowed>().is_some() {
         (
             StatusCode::METHOD_NOT_ALLOWED,
+            "method",
             "Method not allowed here.".to_string(),
         )
     } else {
         error!("unhandled rejection: {rejection:?}");
         (
             StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
             ApiError::Internal.message(),
         )
     };
-    Ok(json_error(status, &message))
+    let mut response = json_error(status, &message);
+    response.extensions_mut().insert(Reason(reason));
+    Ok(response)
 }

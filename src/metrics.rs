@@ -26,11 +26,44 @@ struct ByStatus {
     status: u16,
 }
 
+/// Why requests are refused, each its own series from the start: the
+/// reasons `ApiError::reason` and the connection layer give.
+const REASONS: [&str; 22] = [
+    "malformed",
+    "not_participant",
+    "forbidden",
+    "no_room",
+    "conflict",
+    "media_type",
+    "invalid",
+    "rate_limited",
+    "guessing",
+    "streams_per_visitor",
+    "no_free_code",
+    "shutting_down",
+    "max_rooms",
+    "max_streams",
+    "busy",
+    "unreachable",
+    "store",
+    "cross_site",
+    "too_large",
+    "not_found",
+    "request_timeout",
+    "connections_per_address",
+];
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ByReason {
+    reason: &'static str,
+}
+
 pub struct Metrics {
     events_appended: Counter,
     deliveries: Counter,
     lagged_disconnects: Counter,
     rejected: Family<ByStatus, Counter>,
+    refusals: Family<ByReason, Counter>,
     post_seconds: Histogram,
 }
 
@@ -50,7 +83,12 @@ impl Default for Metrics {
             // Made now, so every series is there, at 0, from the start.
             let _ = rejected.get_or_create(&ByStatus { status });
         }
+        let refusals = Family::<ByReason, Counter>::default();
+        for reason in REASONS {
+            let _ = refusals.get_or_create(&ByReason { reason });
+        }
         Metrics {
+            refusals,
             events_appended: Counter::default(),
             deliveries: Counter::default(),
             lagged_disconnects: Counter::default(),
@@ -71,6 +109,11 @@ impl Metrics {
 
     pub fn lagged(&self) {
         self.lagged_disconnects.inc();
+    }
+
+    /// A request refused, for `reason` (see [`REASONS`]).
+    pub fn refused(&self, reason: &'static str) {
+        self.refusals.get_or_create(&ByReason { reason }).inc();
     }
 
     /// Every response: rejections by status, and how long message posts
@@ -130,6 +173,11 @@ impl Metrics {
             "roomcast_rejected_requests",
             "Requests refused, by status",
             self.rejected.clone(),
+        );
+        registry.register(
+            "roomcast_refusals",
+            "Requests refused, by reason",
+            self.refusals.clone(),
         );
         registry.register(
             "roomcast_post_seconds",

@@ -111,7 +111,7 @@ fn home_again(app: &App, form: HomeForm, err: ApiError) -> Response {
         error: Some(err.message()),
         ..HomeView::default()
     };
-    html(status, app.pages.home(&view))
+    refused_page(html(status, app.pages.home(&view)), &err)
 }
 
 /// The name is checked first, so a refused form never creates a room.

@@ -7,7 +7,7 @@ use warp::reply::{Reply, Response};
 
 use crate::app::App;
 use crate::client::{Client, Visitor};
-use crate::error::ApiError;
+use crate::error::{ApiError, Reason};
 use crate::model::RoomCode;
 use crate::session::{Participation, SessionId};
 
@@ -75,6 +75,16 @@ pub(super) fn html(status: StatusCode, page: Result<String, handlebars::RenderEr
 }
 
 /// A JSON body that is already encoded.
+/// A page that tells of `err`: its Retry-After, if it has one, and its
+/// reason for /metrics.
+pub(super) fn refused_page(mut page: Response, err: &ApiError) -> Response {
+    if let Some(secs) = err.retry_after() {
+        set_header(&mut page, header::RETRY_AFTER, &secs.to_string());
+    }
+    page.extensions_mut().insert(Reason(err.reason()));
+    page
+}
+
 pub(super) fn json(status: StatusCode, body: String) -> Response {
     let mut response = warp::reply::with_status(body, status).into_response();
     set_header(&mut response, header::CONTENT_TYPE, "application/json");

@@ -186,9 +186,6 @@ pub(super) fn room_error(app: &App, code: &RoomCode, err: ApiError) -> Response 
         ApiError::RoomNotFound(_) => ApiError::RoomNotFound(code.clone()),
         other => other,
     };
-    let mut page = html(err.status(), app.pages.not_found(&err.message()));
-    if let Some(secs) = err.retry_after() {
-        set_header(&mut page, header::RETRY_AFTER, &secs.to_string());
-    }
-    page
+    let page = html(err.status(), app.pages.not_found(&err.message()));
+    refused_page(page, &err)
 }

@@ -4,6 +4,7 @@ use warp::http::{header, StatusCode};
 use warp::reply::{Reply, Response};
 
 use crate::app::App;
+use crate::error::Reason;
 
 use super::respond::*;
 
@@ -41,11 +42,13 @@ pub async fn metrics(accept: Option<String>, app: App) -> Response {
 
 /// Any other GET: a 404 page for browsers, JSON for scripts.
 pub async fn not_found(wants: Wants, app: App) -> Response {
-    match wants {
+    let mut response = match wants {
         Wants::Html => html(
             StatusCode::NOT_FOUND,
             app.pages.not_found("There is no page at this address."),
         ),
         Wants::Json => crate::error::json_error(StatusCode::NOT_FOUND, "Not found."),
-    }
+    };
+    response.extensions_mut().insert(Reason("not_found"));
+    response
 }

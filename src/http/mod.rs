@@ -40,6 +40,7 @@ use tower_service::Service;
 use warp::http::{Method, Request, Response, StatusCode};
 
 use crate::client::Client;
+use crate::error::Reason;
 use crate::limits::{MAX_HEAD, MAX_URI};
 use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
@@ -129,6 +130,7 @@ pub async fn serve<S>(
             () = shutdown.wait() => break,
         };
         let Some(counted) = per_address.admit(peer.ip(), &connection.trusted) else {
+            connection.metrics.refused("connections_per_address");
             tokio::spawn(refuse_busy(socket, connection.write_timeout));
             continue;
         };
@@ -216,6 +218,11 @@ where
                     }
                 }
                 Arrival::Refused(status, message) => {
+                    self.metrics.refused(match status {
+                        StatusCode::REQUEST_TIMEOUT => "request_timeout",
+                        StatusCode::BAD_REQUEST => "malformed",
+                        _ => "too_large",
+                    });
                     let refusal = response::refusal(status, message);
                     wire::reply(&mut socket, refusal, true, self.write_timeout).await;
                     return;
@@ -227,7 +234,7 @@ where
                         read.split().freeze(),
                         length,
                         deadline,
-                        self.write_timeout,
+                        (self.write_timeout, self.metrics.clone()),
                     );
                     // Boxed, so hyper's large connection state is not part
                     // of this task's own future.
@@ -347,6 +354,9 @@ async fn route<S: Routes<B>, B>(
     request.extensions_mut().insert(client);
     let Ok(mut response) = routes.call(request).await;
     response::finish(&mut response);
+    if let Some(Reason(reason)) = response.extensions().get::<Reason>() {
+        metrics.refused(reason);
+    }
     let elapsed = started.elapsed();
     metrics.responded(&method, &path, response.status(), elapsed);
     log!(

@@ -8,6 +8,7 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -19,6 +20,7 @@ use warp::http::StatusCode;
 
 use super::direct::LATE;
 use super::response::refusal_bytes;
+use crate::metrics::Metrics;
 
 pub struct Socket {
     socket: TcpStream,
@@ -35,6 +37,8 @@ pub struct Socket {
     /// Some of an answer went out.
     wrote: bool,
     write_timeout: Duration,
+    /// Where a late request is counted.
+    metrics: Arc<Metrics>,
     /// Running while a write is blocked.
     blocked: Option<Pin<Box<Sleep>>>,
 }
@@ -45,7 +49,7 @@ impl Socket {
         replay: Bytes,
         remaining: Option<usize>,
         read_by: Instant,
-        write_timeout: Duration,
+        (write_timeout, metrics): (Duration, Arc<Metrics>),
     ) -> Socket {
         Socket {
             socket,
@@ -55,6 +59,7 @@ impl Socket {
             expired: false,
             wrote: false,
             write_timeout,
+            metrics,
             blocked: None,
         }
     }
@@ -127,6 +132,7 @@ impl hyper::rt::Read for Socket {
                     // here, reads end above without waiting).
                     if this.read_deadline.as_mut().poll(cx).is_ready() {
                         this.expired = true;
+                        this.metrics.refused("request_timeout");
                         if !this.wrote {
                             // As on the fast path. A few hundred bytes into
                             // an empty send buffer: a try is enough.

@@ -68,3 +68,63 @@ async fn past_max_streams_a_stream_gets_503_with_retry_after() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn metrics_count_refusals_by_reason() {
+    let app = spawn_with(|c| {
+        c.miss_burst = 1.0;
+        c.miss_rate = 0.001;
+        c.request_timeout = std::time::Duration::from_millis(300);
+    })
+    .await;
+    let code = app.create_room().await;
+    let get = |path: String| app.client.get(app.url(&path)).send();
+    // Unknown codes: one 404, then 429 for guessing.
+    for _ in 0..2 {
+        let _ = app.join_as("QQQQ", json!({"name": "x"})).await;
+    }
+    // Without a credential; from another site; an unknown path.
+    assert_eq!(
+        get(format!("/rooms/{code}/messages"))
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let forged = app
+        .client
+        .post(app.url("/rooms"))
+        .header("origin", "http://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        get("/nowhere".into()).await.unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
+    // A request never finished.
+    let mut half = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut half, b"GET / HTTP/1.1\r\n")
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut half, &mut answer)
+        .await
+        .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+
+    let text = get("/metrics".into()).await.unwrap().text().await.unwrap();
+    for (reason, count) in [
+        ("no_room", 1),
+        ("guessing", 1),
+        ("not_participant", 1),
+        ("cross_site", 1),
+        ("not_found", 1),
+        ("request_timeout", 1),
+        ("connections_per_address", 0),
+    ] {
+        let series = format!("roomcast_refusals_total{{reason=\"{reason}\"}}");
+        assert_eq!(value(&text, &series), count, "{series}");
+    }
+}
