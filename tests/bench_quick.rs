@@ -13,6 +13,7 @@ fn quick(only: Option<&str>) -> fanout::Options {
         only: only.map(str::to_string),
         minutes: 0.0,
         server: env!("CARGO_BIN_EXE_roomcast").to_string(),
+        subscribers: None,
     }
 }
 

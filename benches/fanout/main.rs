@@ -34,6 +34,9 @@ pub struct Options {
     pub minutes: f64,
     /// The server binary to start when no `url` is given.
     pub server: String,
+    /// How many subscribers `idle` connects (`--subscribers`; else 19,000,
+    /// or 200 with `--quick`).
+    pub subscribers: Option<usize>,
 }
 
 /// One scenario's result: figures in order, and failures.
@@ -75,6 +78,7 @@ fn main() {
         only: None,
         minutes: 10.0,
         server: env!("CARGO_BIN_EXE_roomcast").to_string(),
+        subscribers: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -88,6 +92,13 @@ fn main() {
                     .next()
                     .and_then(|m| m.parse().ok())
                     .expect("--minutes takes a number")
+            }
+            "--subscribers" => {
+                options.subscribers = args
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .map(Some)
+                    .expect("--subscribers takes a number")
             }
             "--bench" => {} // passed by cargo bench
             name if !name.starts_with('-') => options.only = Some(name.to_string()),
@@ -154,7 +165,8 @@ pub async fn run(options: &Options) -> Vec<Row> {
     }
     let server = start(LIFTED);
     if wanted("idle") {
-        record(idle(&server, if q { 200 } else { 19_000 }).await);
+        let n = options.subscribers.unwrap_or(if q { 200 } else { 19_000 });
+        record(idle(&server, n).await);
     }
     if wanted("room-1k") {
         let (subs, secs) = room_shape(q);
