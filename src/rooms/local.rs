@@ -222,7 +222,7 @@ impl Backend for Local {
                 state.sessions.leave(&id, code);
                 roster_changed(&mut state, code, |roster| roster.remove(&part.name));
                 // Out at once: no stream of theirs reads on.
-                state.room(code)?.send(Update::Left(id.number()));
+                state.room(code)?.end_streams_of(id.number());
                 (part, stored)
             };
             let result = outcome(stored).await;
@@ -388,7 +388,7 @@ impl Backend for Local {
             for (code, part) in session.rooms {
                 roster_changed(state, &code, |roster| roster.remove(&part.name));
                 if let Ok(room) = state.room(&code) {
-                    room.send(Update::Left(id.number()));
+                    room.end_streams_of(id.number());
                 }
                 let Ok(notice) = notice(state, &code, Kind::Leave, &part) else {
                     continue;
@@ -494,7 +494,8 @@ fn enqueue_awaited(state: &State, change: Change) -> Result<Stored, RoomError> {
 fn roster_changed(state: &mut State, code: &RoomCode, change: impl FnOnce(&mut Roster)) {
     if let Ok(room) = state.room_mut(code) {
         change(&mut room.roster);
-        room.send(Update::Members(room.roster.frame()));
+        let frame = room.roster.frame();
+        state.send_members(code, frame);
     }
 }
 

@@ -303,7 +303,7 @@ impl Registry {
             state.admission.admit_stream(visitor)?;
             // Counted only once nothing can fail: the guard gives it back.
             state.admission.stream_opened(visitor);
-            room.stream_opened();
+            room.stream_opened(visitor.session.map(|id| id.number()));
         }
         // From here on, dropping the guard gives back what was counted.
         let guard = StreamGuard::new(self.inner.rooms.clone(), code.clone(), visitor);
@@ -342,7 +342,10 @@ impl Registry {
     /// Starts what runs beside the requests until shutdown: the sweeper,
     /// and with Redis the reader that feeds the rooms.
     pub fn spawn_tasks(&self, shutdown: Shutdown) -> Vec<JoinHandle<()>> {
-        let mut tasks = vec![tokio::spawn(self.clone().run_sweeper(shutdown.clone()))];
+        let mut tasks = vec![
+            tokio::spawn(self.clone().run_sweeper(shutdown.clone())),
+            tokio::spawn(self.clone().run_members_flusher(shutdown.clone())),
+        ];
         if let Some(reading) = self.inner.backend.reader(shutdown) {
             tasks.push(tokio::spawn(reading));
         }
@@ -372,6 +375,20 @@ impl Registry {
                 _ = self.inner.backend.keep_rooms() => {}
                 _ = shutdown.wait() => break,
             }
+        }
+    }
+
+    /// Sends the `members` frames that waited their turn, every
+    /// [`room::MEMBERS_EVERY`], until shutdown.
+    async fn run_members_flusher(self, mut shutdown: Shutdown) {
+        let mut ticks = tokio::time::interval(room::MEMBERS_EVERY);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {}
+                _ = shutdown.wait() => break,
+            }
+            self.inner.rooms.lock().flush_members();
         }
     }
 

@@ -2,10 +2,11 @@
 //! sender and the frames it sends, its roster. Pure: no lock, no I/O
 //! (the registry holds it under its one lock, see [`super::state`]).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use tokio::sync::broadcast;
 
 use super::roster::Roster;
@@ -18,6 +19,9 @@ use crate::store::{now_ms, StoredRoom};
 /// [`EVENTS_PER_UPDATE`]), so under load the channel spans many more
 /// events than slots.
 const CHANNEL_CAPACITY: usize = 256;
+
+/// The least time between two `members` frames of one room.
+pub const MEMBERS_EVERY: Duration = Duration::from_millis(100);
 
 /// Most events in one update, which bounds what a busy room's channel
 /// keeps alive: 256 slots of 64 events.
@@ -39,6 +43,12 @@ pub struct Room {
     pub streams: usize,
     /// Since when nobody has been connected and nothing was said, if so.
     pub idle_since: Option<Instant>,
+    /// When the last `members` frame went out, and the newest one waiting
+    /// (see [`Room::send_members`]).
+    members_sent: Option<Instant>,
+    members_due: Option<Bytes>,
+    /// Open streams per session (by number), for [`Room::end_streams_of`].
+    readers: HashMap<u128, usize>,
 }
 
 impl Room {
@@ -53,6 +63,9 @@ impl Room {
             key: None,
             streams: 0,
             idle_since: Some(Instant::now()),
+            members_sent: None,
+            members_due: None,
+            readers: HashMap::new(),
         }
     }
 
@@ -116,6 +129,34 @@ impl Room {
         let _ = self.updates.send(update);
     }
 
+    /// Sends the room's `members` frame, at most one per [`MEMBERS_EVERY`]:
+    /// one asked for sooner waits, the newest replacing any before it,
+    /// until [`Room::flush_members`]. A crowd arriving at once is then a
+    /// frame per tenth of a second, not one per arrival, and cannot push
+    /// the room's streams past their channel's capacity. True if it waits.
+    pub fn send_members(&mut self, frame: Bytes, now: Instant) -> bool {
+        let recent = self
+            .members_sent
+            .is_some_and(|sent| now < sent + MEMBERS_EVERY);
+        if recent {
+            self.members_due = Some(frame);
+            return true;
+        }
+        self.members_sent = Some(now);
+        self.members_due = None;
+        self.send(Update::Members(frame));
+        false
+    }
+
+    /// Sends the waiting `members` frame once its turn has come; true if
+    /// one still waits.
+    pub fn flush_members(&mut self, now: Instant) -> bool {
+        match self.members_due.take() {
+            Some(frame) => self.send_members(frame, now),
+            None => false,
+        }
+    }
+
     pub fn subscribe(&self) -> broadcast::Receiver<Update> {
         self.updates.subscribe()
     }
@@ -140,10 +181,38 @@ impl Room {
             .map_or(self.published_id + 1, |e| e.event.id)
     }
 
-    /// A stream opened: the room is no longer idle.
-    pub fn stream_opened(&mut self) {
+    /// A stream opened (a session's, if `session`): the room is no longer
+    /// idle.
+    pub fn stream_opened(&mut self, session: Option<u128>) {
         self.streams += 1;
+        if let Some(session) = session {
+            *self.readers.entry(session).or_default() += 1;
+        }
         self.idle_since = None;
+    }
+
+    /// A stream closed; the idle clock starts if it was the last. (A room
+    /// made again under the code of one that expired never counted the
+    /// old room's streams: nothing goes below zero.)
+    pub fn stream_closed(&mut self, session: Option<u128>, now: Instant) {
+        self.streams = self.streams.saturating_sub(1);
+        if let Some(session) = session {
+            if let Some(open) = self.readers.get_mut(&session) {
+                *open -= 1;
+                if *open == 0 {
+                    self.readers.remove(&session);
+                }
+            }
+        }
+        self.touched(now);
+    }
+
+    /// Ends the session's open streams here, if it has any (a crowd
+    /// leaving with no streams open sends nothing down the channel).
+    pub fn end_streams_of(&self, session: u128) {
+        if self.readers.contains_key(&session) {
+            self.send(Update::Left(session));
+        }
     }
 
     /// Something happened in the room: its idle clock starts now, unless

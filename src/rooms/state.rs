@@ -7,12 +7,13 @@
 //! send, and lets go. The other files of this folder hold plain data that
 //! is only ever touched through this lock.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use log::info;
 
 use super::admission::{shrink, Admission};
@@ -40,6 +41,8 @@ pub struct State {
     /// Device links not used yet (local backend): secret → session, until.
     pub links: HashMap<String, (SessionId, Instant)>,
     pub admission: Admission,
+    /// Rooms with a `members` frame waiting for its turn.
+    pub members_waiting: HashSet<RoomCode>,
     pub closing: bool,
     /// With the local backend: its writer, whose queue is fed under this
     /// lock so that queue order is the order ids were given out.
@@ -59,6 +62,7 @@ impl Rooms {
             sessions: Sessions::default(),
             links: HashMap::new(),
             admission: Admission::new(settings.limits),
+            members_waiting: HashSet::new(),
             closing: false,
             writer: None,
         };
@@ -85,9 +89,7 @@ impl Rooms {
         let Ok(room) = state.room_mut(code) else {
             return; // The room expired or the server is closing.
         };
-        let now = Instant::now();
-        room.streams -= 1;
-        room.touched(now);
+        room.stream_closed(visitor.session.map(|id| id.number()), Instant::now());
     }
 
     /// Refuses new rooms, posts and streams from now on, and tells every
@@ -110,6 +112,33 @@ impl Rooms {
 }
 
 impl State {
+    /// Sends `code`'s `members` frame, or has it wait its turn (see
+    /// [`Room::send_members`]).
+    pub fn send_members(&mut self, code: &RoomCode, frame: Bytes) {
+        let Ok(room) = self.room_mut(code) else {
+            return;
+        };
+        if room.send_members(frame, Instant::now()) {
+            self.members_waiting.insert(code.clone());
+        }
+    }
+
+    /// Sends the `members` frames whose turn has come.
+    pub fn flush_members(&mut self) {
+        if self.members_waiting.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let waiting = std::mem::take(&mut self.members_waiting);
+        for code in waiting {
+            if let Ok(room) = self.room_mut(&code) {
+                if room.flush_members(now) {
+                    self.members_waiting.insert(code);
+                }
+            }
+        }
+    }
+
     pub fn check_open(&self) -> Result<(), RoomError> {
         if self.closing {
             Err(RoomError::ShuttingDown)

@@ -272,3 +272,59 @@ async fn idle_streams_get_keep_alive_comments() {
     stream.next_comment().await;
     stream.next_comment().await;
 }
+
+#[tokio::test]
+async fn a_crowd_coming_and_going_closes_no_stream_and_members_frames_are_few() {
+    let app = crate::helpers::spawn_app().await;
+    let code = app.create_room().await;
+    let mut stream = app.stream(&format!("/rooms/{code}/events?name=al")).await;
+    stream.next_members().await; // the opening
+                                 // 250 people join and leave, all at once: 500 changes of the roster.
+    let cycles = (0..250).map(|i| {
+        let (client, base, code) = (app.client.clone(), app.url("/"), code.clone());
+        tokio::spawn(async move {
+            let joined = client
+                .post(format!("{base}rooms/{code}/join"))
+                .json(&serde_json::json!({"name": format!("p{i}")}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(joined.status(), reqwest::StatusCode::CREATED);
+            let token: serde_json::Value = joined.json().await.unwrap();
+            let token = token["token"].as_str().unwrap().to_string();
+            let left = client
+                .post(format!("{base}rooms/{code}/leave"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(left.status(), reqwest::StatusCode::NO_CONTENT);
+        })
+    });
+    for cycle in cycles.collect::<Vec<_>>() {
+        cycle.await.unwrap();
+    }
+    app.say(&code, "al", "after the crowd").await;
+    let (mut members_frames, mut notices) = (0, 0);
+    loop {
+        let event = stream.next().await; // fails if the stream was closed
+        match event.event.as_str() {
+            "members" => members_frames += 1,
+            "join" | "leave" => notices += 1,
+            "message" => break,
+            _ => {}
+        }
+    }
+    assert_eq!(notices, 500, "every join and leave, in order, none lost");
+    assert!(
+        members_frames < 100,
+        "{members_frames} members frames for 500 changes"
+    );
+    // The last word on who is here is right.
+    let members = app
+        .stream(&format!("/rooms/{code}/events?name=al"))
+        .await
+        .next_members()
+        .await;
+    assert_eq!(members, ["al"]);
+}

@@ -169,7 +169,7 @@ impl Backend for Shared {
             // The script told every node's streams (see
             // `Cache::deliver_frame`); this node's at once, too.
             if let Ok(room) = self.rooms.lock().room(code) {
-                room.send(Update::Left(id.number()));
+                room.end_streams_of(id.number());
             }
             Ok(())
         })
@@ -326,6 +326,9 @@ impl Backend for Shared {
 /// How leave.lua marks the message that ends a session's streams.
 const LEFT_PREFIX: &[u8] = b"\0left ";
 
+/// How a `members` frame starts, as common.lua publishes it.
+const MEMBERS_FRAME: &[u8] = b"event: members\n";
+
 /// This node's cache of rooms, as the reader feeds it.
 pub struct Cache {
     pub rooms: Arc<Rooms>,
@@ -342,9 +345,9 @@ impl Cache {
         tokio::spawn(async move {
             // A failure was noted by the client; the next change tries again.
             if let Ok(Some(looked)) = redis.look(&code).await {
-                if let Ok(room) = rooms.lock().room(&code) {
-                    room.send(Update::Members(members_frame(&looked.names)));
-                }
+                rooms
+                    .lock()
+                    .send_members(&code, members_frame(&looked.names));
             }
         });
     }
@@ -364,10 +367,20 @@ impl reader::Follower for Cache {
     /// starts with a field name), which ends that session's streams.
     fn deliver_frame(&self, code: &RoomCode, frame: Bytes) {
         let update = match frame.strip_prefix(LEFT_PREFIX) {
-            Some(id) => match std::str::from_utf8(id).ok().and_then(|id| id.parse().ok()) {
-                Some(id) => Update::Left(SessionId::number(&id)),
-                None => return,
-            },
+            Some(id) => {
+                let id: Option<SessionId> =
+                    std::str::from_utf8(id).ok().and_then(|id| id.parse().ok());
+                if let (Some(id), Ok(room)) = (id, self.rooms.lock().room(code)) {
+                    room.end_streams_of(id.number());
+                }
+                return;
+            }
+            // The roster, as the scripts publish it: one a tenth of a
+            // second at most, as locally.
+            None if frame.starts_with(MEMBERS_FRAME) => {
+                self.rooms.lock().send_members(code, frame);
+                return;
+            }
             None => Update::Frame(frame),
         };
         if let Ok(room) = self.rooms.lock().room(code) {
