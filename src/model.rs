@@ -129,7 +129,8 @@ pub struct Name(String);
 /// last because it maps some characters to capitals (`0` to `O`); and `i`
 /// is `l` because a capital `I` is both `i` in upper case and a twin of
 /// `l`, so no key that ignores case could part `ALICE` from `AIice`
-/// otherwise.
+/// otherwise. Spaces do not count (`Al ice` is `Alice`), nor anything the
+/// skeleton makes a space.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct NameKey(pub String);
 
@@ -155,7 +156,7 @@ impl Name {
         }
         if name
             .chars()
-            .any(|c| c.general_category() == GeneralCategory::Format)
+            .any(|c| c.general_category() == GeneralCategory::Format || is_blank_letter(c))
         {
             return Err(Invalid(
                 "Names cannot contain invisible formatting characters.".into(),
@@ -169,13 +170,25 @@ impl Name {
         let lower = unicode_security::skeleton(&self.0)
             .collect::<String>()
             .to_lowercase();
-        let key = unicode_security::skeleton(&lower).map(|c| if c == 'i' { 'l' } else { c });
+        let key = unicode_security::skeleton(&lower)
+            .filter(|c| !c.is_whitespace()) // what reads as a gap
+            .map(|c| if c == 'i' { 'l' } else { c });
         NameKey(key.collect())
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// Characters that are letters or symbols to Unicode but print as
+/// nothing (the braille blank, the Hangul fillers): `Alice` with one after
+/// it would read as `Alice`.
+fn is_blank_letter(c: char) -> bool {
+    matches!(
+        c,
+        '\u{2800}' | '\u{115F}' | '\u{1160}' | '\u{3164}' | '\u{FFA0}'
+    )
 }
 
 /// Characters that reorder the text around them (bidi embeddings,
@@ -387,6 +400,8 @@ mod tests {
         assert_eq!(key("alice"), key("a1ice"), "one for l");
         assert_eq!(key("ALICE"), key("AIice"), "capital i either way");
         assert_eq!(key("Ian"), key("lan"));
+        assert_eq!(key("alice"), key("al ice"), "gaps do not count");
+        assert_eq!(key("al ice"), key("al\u{3000}ice"), "an ideographic space");
         assert_eq!(key("bob"), key("B0B"), "zero for o");
         assert_eq!(key("bob"), key("b0b"));
         assert_eq!(key("mia"), key("rnia"), "rn for m");
@@ -398,6 +413,8 @@ mod tests {
             "al\u{ad}ice",
             "\u{feff}alice",
             "a\u{2060}lice",
+            "alice\u{2800}",
+            "alice\u{3164}",
         ] {
             assert!(Name::parse(invisible).is_err(), "{invisible:?} accepted");
         }

@@ -174,6 +174,8 @@ async fn a_sender_cannot_be_forged_by_body_by_second_join_or_by_lookalike() {
         "ALICE ",
         "AIice",
         "a1ice",
+        "alice\u{2800}",
+        "al ice",
     ] {
         let response = app.join_as(&code, json!({"name": lookalike})).await;
         let status = response.status();
