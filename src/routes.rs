@@ -4,7 +4,7 @@
 use std::convert::Infallible;
 
 use serde::de::DeserializeOwned;
-use warp::http::{HeaderMap, Method};
+use warp::http::{HeaderMap, HeaderValue, Method};
 use warp::hyper::body::Bytes;
 use warp::reply::{Reply, Response};
 use warp::Filter;
@@ -294,11 +294,17 @@ fn visitor(
 fn credential(
     secure_cookies: bool,
 ) -> impl Filter<Extract = (Option<(SessionId, bool)>,), Error = Infallible> + Clone {
+    // The Cookie header as bytes: one cookie that is not ASCII (another
+    // subdomain can set one) must not make the session's unreadable.
+    let cookie_header = warp::header::value("cookie")
+        .map(Some)
+        .or(warp::any().map(|| None))
+        .unify();
     header("authorization")
-        .and(header("cookie"))
+        .and(cookie_header)
         .and(client())
         .map(
-            move |authorization: Option<String>, cookies: Option<String>, client: Client| {
+            move |authorization: Option<String>, cookies: Option<HeaderValue>, client: Client| {
                 let bearer = authorization.as_deref().and_then(|value| {
                     let (scheme, token) = value.trim().split_once(' ')?;
                     scheme
@@ -309,7 +315,8 @@ fn credential(
                     return token.parse().ok().map(|id| (id, false));
                 }
                 let secure = secure_cookies || client.https;
-                session::from_cookies(&cookies?, secure).map(|id| (id, true))
+                let cookies = String::from_utf8_lossy(cookies?.as_bytes()).into_owned();
+                session::from_cookies(&cookies, secure).map(|id| (id, true))
             },
         )
 }

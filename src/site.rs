@@ -30,12 +30,16 @@ impl Origin {
         {
             return Err(bad());
         }
-        Ok(Origin(format!("{scheme}://{}", host.to_ascii_lowercase())))
+        Ok(Origin::of(scheme == "https", host))
     }
 
+    /// As a browser writes it: lower case, without the scheme's own port.
     fn of(https: bool, host: &str) -> Origin {
         let scheme = if https { "https" } else { "http" };
-        Origin(format!("{scheme}://{}", host.to_ascii_lowercase()))
+        let default_port = if https { ":443" } else { ":80" };
+        let host = host.to_ascii_lowercase();
+        let host = host.strip_suffix(default_port).unwrap_or(&host);
+        Origin(format!("{scheme}://{host}"))
     }
 
     pub fn as_str(&self) -> &str {
@@ -127,6 +131,8 @@ mod tests {
         let origin = Origin::parse("HTTPS://Chat.Example.com/").unwrap();
         assert_eq!(origin.as_str(), "https://chat.example.com");
         assert!(Origin::parse("http://[::1]:3030").is_ok());
+        let default_port = Origin::parse("https://chat.example.com:443").unwrap();
+        assert_eq!(default_port, origin, "as a browser's Origin says it");
         for bad in [
             "chat.example.com",
             "ftp://x",

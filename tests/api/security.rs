@@ -280,6 +280,20 @@ async fn a_planted_second_cookie_counts_for_nothing_and_https_takes_only_host_co
         .await;
     assert_eq!(post.status(), StatusCode::UNAUTHORIZED);
 
+    // A cookie another subdomain set that is not ASCII leaves hers
+    // readable.
+    let with_odd = format!("x=\u{e9}; {mine}");
+    let odd = reqwest::header::HeaderValue::from_bytes(with_odd.as_bytes()).unwrap();
+    let page = app
+        .client
+        .get(app.url(&format!("/rooms/{code}")))
+        .header("cookie", odd)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.text().await.unwrap().contains(r#"data-me="alice""#));
+
     // Over HTTPS the cookie is __Host- (no subdomain can set one), and a
     // plain one is not a way in.
     let secure = crate::helpers::spawn_with(|c| c.secure_cookies = true).await;
