@@ -26,6 +26,12 @@ pub const MAX_VISITORS: usize = 100_000;
 /// for fresh sessions to multiply one person's allowance.
 pub const PER_ADDRESS: f64 = 4.0;
 
+/// How many times an address's miss allowance an IPv6 /48 gets.
+const MISSES_PER_48: f64 = 16.0;
+
+/// How long nobody may name a code once guessers fill the maps.
+const FLOODED_FOR: Duration = Duration::from_secs(60);
+
 /// The longest wait ever told (a rate can be tiny).
 const MAX_WAIT: Duration = Duration::from_secs(86_400);
 
@@ -130,6 +136,18 @@ impl<C: Clock + Clone> Buckets<C> {
         self.limiter.shrink_to_fit();
     }
 
+    /// Whether it remembers as many visitors as it may.
+    pub fn is_full(&self) -> bool {
+        self.limiter.len() >= MAX_VISITORS
+    }
+
+    /// Forgets the visitors whose allowance has refilled, and never the
+    /// others, however many (for allowances that must fail closed).
+    pub fn forget_idle_keeping_all(&mut self) {
+        self.limiter.retain_recent();
+        self.limiter.shrink_to_fit();
+    }
+
     /// Visitors remembered now.
     #[cfg(test)]
     fn len(&self) -> usize {
@@ -151,6 +169,17 @@ pub fn address_of(ip: IpAddr) -> IpAddr {
             }
         },
     }
+}
+
+/// What a miss from `ip` is counted under: its address (see
+/// [`address_of`]), and for IPv6 its /48 too.
+fn guessing_prefixes(ip: IpAddr) -> [Option<IpAddr>; 2] {
+    let own = address_of(ip);
+    let wide = match own {
+        IpAddr::V6(v6) => Some(IpAddr::V6((u128::from(v6) & !((1u128 << 80) - 1)).into())),
+        IpAddr::V4(_) => None,
+    };
+    [Some(own), wide]
 }
 
 /// Gives back a map's spare room once it holds under a quarter of what it
@@ -178,6 +207,10 @@ pub struct Admission {
     room_buckets: Buckets,
     /// Each address's allowance for naming codes that are no room.
     miss_buckets: Buckets,
+    /// Each IPv6 /48's, over all its /64s.
+    wide_miss_buckets: Buckets,
+    /// While a flood of guessers fills the maps, nobody may name a code.
+    flooded_until: Option<Instant>,
     /// Addresses whose miss allowance ran out, and until when every
     /// request of theirs that names a code is refused: whether a code is a
     /// room must not show in which requests are refused.
@@ -215,43 +248,74 @@ impl Admission {
             join_buckets: Buckets::new(limits.join_rate),
             room_buckets: Buckets::new(limits.room_rate),
             miss_buckets: Buckets::new(limits.miss_rate),
+            wide_miss_buckets: Buckets::new(limits.miss_rate.times(MISSES_PER_48)),
+            flooded_until: None,
             barred: HashMap::new(),
         }
     }
 
     /// Whether `ip` may name a code now: not while its miss allowance is
-    /// spent (see [`Admission::missed`]).
+    /// spent (see [`Admission::missed`]), nor while a flood of guessers
+    /// fills the maps that remember them.
     pub fn may_name_a_code(&mut self, ip: IpAddr) -> Result<(), RoomError> {
-        let ip = address_of(ip);
-        match self.barred.get(&ip) {
-            Some(until) => match until.checked_duration_since(Instant::now()) {
-                Some(wait) if !wait.is_zero() => Err(RoomError::Guessing(wait)),
-                _ => {
-                    self.barred.remove(&ip);
-                    Ok(())
+        let now = Instant::now();
+        let mut wait = self
+            .flooded_until
+            .and_then(|until| until.checked_duration_since(now));
+        for prefix in guessing_prefixes(ip).into_iter().flatten() {
+            match self.barred.get(&prefix) {
+                Some(until) if *until > now => wait = wait.max(Some(*until - now)),
+                Some(_) => {
+                    self.barred.remove(&prefix);
                 }
-            },
-            None => Ok(()),
+                None => {}
+            }
+        }
+        match wait {
+            Some(wait) if !wait.is_zero() => Err(RoomError::Guessing(wait)),
+            _ => Ok(()),
         }
     }
 
     /// `ip` named a code that is no room (or a private one without its
-    /// key): spends from its miss allowance; once that is spent, this and
-    /// every request of theirs naming a code is refused until it refills.
+    /// key): spends from its miss allowance, and for IPv6 from its /48's
+    /// too ([`MISSES_PER_48`] times as much: a /48 is 65,536 /64s, to be
+    /// had for free). Once one is spent, this and every request naming a
+    /// code from there is refused until it refills. Should a flood of
+    /// prefixes fill the maps, every miss and every request naming a code
+    /// is refused a while, rather than anyone's allowance forgotten.
     pub fn missed(&mut self, ip: IpAddr) -> Result<(), RoomError> {
-        let ip = address_of(ip);
-        let wait = match self.miss_buckets.take(Charged::Address(ip)) {
-            Ok(()) => return Ok(()),
-            Err(wait) => wait,
+        let now = Instant::now();
+        let full = |this: &Admission| {
+            this.barred.len() >= MAX_VISITORS
+                || this.miss_buckets.is_full()
+                || this.wide_miss_buckets.is_full()
         };
-        if self.barred.len() >= MAX_VISITORS {
-            let now = Instant::now();
+        if full(self) {
             self.barred.retain(|_, until| *until > now);
-            if self.barred.len() >= MAX_VISITORS {
-                self.barred.clear(); // a flood of addresses: start over
+            self.miss_buckets.forget_idle_keeping_all();
+            self.wide_miss_buckets.forget_idle_keeping_all();
+            if full(self) {
+                self.flooded_until = Some(now + FLOODED_FOR);
+                return Err(RoomError::Guessing(FLOODED_FOR));
             }
         }
-        self.barred.insert(ip, Instant::now() + wait);
+        let [own, wide] = guessing_prefixes(ip);
+        let mut refused = None;
+        if let Some(own) = own {
+            if let Err(wait) = self.miss_buckets.take(Charged::Address(own)) {
+                refused = Some((own, wait));
+            }
+        }
+        if let Some(wide) = wide {
+            if let Err(wait) = self.wide_miss_buckets.take(Charged::Address(wide)) {
+                refused = Some((wide, wait));
+            }
+        }
+        let Some((prefix, wait)) = refused else {
+            return Ok(());
+        };
+        self.barred.insert(prefix, now + wait);
         Err(RoomError::Guessing(wait))
     }
 
@@ -347,7 +411,8 @@ impl Admission {
         self.address_post_buckets.forget_idle();
         self.join_buckets.forget_idle();
         self.room_buckets.forget_idle();
-        self.miss_buckets.forget_idle();
+        self.miss_buckets.forget_idle_keeping_all();
+        self.wide_miss_buckets.forget_idle_keeping_all();
         let now = Instant::now();
         self.barred.retain(|_, until| *until > now);
         shrink(&mut self.barred);
@@ -486,6 +551,32 @@ mod tests {
         );
         let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
         assert_eq!(address_of(mapped), guesser);
+    }
+
+    #[test]
+    fn an_ipv6_48_shares_a_wider_miss_allowance_and_a_flood_fails_closed() {
+        let mut admission = Admission::new(Limits {
+            miss_rate: slow(2.0),
+            ..limits()
+        });
+        // 40 /64s of one /48, each within its own allowance of 2: the /48's
+        // 16 times 2 runs out first, and bars the whole /48.
+        let in_48 = |i: u16| IpAddr::from([0x2001, 0xdb8, 7, i, 0, 0, 0, 1]);
+        let allowed = (0..40)
+            .filter(|i| admission.missed(in_48(*i)).is_ok())
+            .count();
+        assert_eq!(allowed, 32);
+        assert!(admission.may_name_a_code(in_48(1000)).is_err(), "the /48");
+        let elsewhere = IpAddr::from([0x2001, 0xdb8, 8, 0, 0, 0, 0, 1]);
+        assert!(admission.may_name_a_code(elsewhere).is_ok());
+        // A flood of addresses fills the map: then nobody may guess, rather
+        // than every allowance being forgotten.
+        for i in 0..(MAX_VISITORS as u32 + 10) {
+            let _ = admission.missed(IpAddr::from(i.to_be_bytes()));
+        }
+        assert!(admission
+            .may_name_a_code(IpAddr::from([198, 51, 100, 1]))
+            .is_err());
     }
 
     #[test]
