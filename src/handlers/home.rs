@@ -87,7 +87,7 @@ pub async fn enter(
         Err(err) => return err.into_response(),
     };
     let session = visitor.map(|v| v.id);
-    match enter_room(&form, session, (key, client), &app).await {
+    match enter_room(&form, session, key, &app).await {
         Ok((code, id)) => {
             let mut response = see_other(&format!("/rooms/{code}"));
             set_cookie(&mut response, &app, client, id);
@@ -118,7 +118,7 @@ fn home_again(app: &App, form: HomeForm, err: ApiError) -> Response {
 async fn enter_room(
     form: &HomeForm,
     session: Option<SessionId>,
-    (key, client): (VisitorKey, Client),
+    key: VisitorKey,
     app: &App,
 ) -> Result<(RoomCode, SessionId), ApiError> {
     let name = Name::parse(form.name.as_deref().unwrap_or_default())?;
@@ -132,7 +132,6 @@ async fn enter_room(
     };
     let (code, room_key) = if join {
         let code = RoomCode::parse(form.code.as_deref().unwrap_or_default())?;
-        app.registry.may_name_a_code(client.ip)?;
         (code, form.key.clone())
     } else if form.private.is_some() {
         let (code, room_key) = app.registry.create_private_room(key).await?;
@@ -142,9 +141,9 @@ async fn enter_room(
     };
     let part = Participation { name, watch: false };
     let room_key = room_key.as_deref();
-    let joined = app.registry.join(&code, session, &part, room_key, key);
-    let (id, _) = joined
-        .await
-        .map_err(|err| app.registry.charge_miss(client.ip, err))?;
+    let (id, _) = app
+        .registry
+        .join(&code, session, &part, room_key, key)
+        .await?;
     Ok((code, id))
 }

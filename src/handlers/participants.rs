@@ -47,12 +47,8 @@ pub async fn join(
         };
         let session = visitor.map(|v| v.id);
         let room_key = input.key.as_deref();
-        app.registry.may_name_a_code(client.ip)?;
         let joined = app.registry.join(&code, session, &part, room_key, key);
-        let joined = joined
-            .await
-            .map_err(|err| app.registry.charge_miss(client.ip, err))?;
-        Ok::<_, ApiError>(joined)
+        Ok::<_, ApiError>(joined.await?)
     };
     let (id, part) = match joined.await {
         Ok(joined) => joined,

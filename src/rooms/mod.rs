@@ -176,6 +176,9 @@ impl Registry {
         key: Option<&str>,
         visitor: VisitorKey,
     ) -> Result<(SessionId, Participation), RoomError> {
+        // Whether a code is a room shows in a join's answer: a code that is
+        // none spends from the address's miss allowance.
+        self.may_name_a_code(visitor.address)?;
         let join = Join {
             code,
             session,
@@ -183,7 +186,8 @@ impl Registry {
             key,
             visitor,
         };
-        self.inner.backend.join(join).await
+        let joined = self.inner.backend.join(join).await;
+        joined.map_err(|err| self.charge_miss(visitor.address, err))
     }
 
     /// Ends session `id`'s part in `code`: its name there is free again.
