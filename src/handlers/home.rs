@@ -130,6 +130,9 @@ async fn enter_room(
         Some("join") => true,
         _ => code_typed,
     };
+    // The join below would refuse an address barred for guessing: refuse
+    // it before a room is made for nothing.
+    app.registry.may_name_a_code(key.address)?;
     let (code, room_key) = if join {
         let code = RoomCode::parse(form.code.as_deref().unwrap_or_default())?;
         (code, form.key.clone())
