@@ -3,7 +3,7 @@
 //! (the registry holds it under its one lock, see [`super::state`]).
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -34,7 +34,10 @@ pub struct Room {
     pub published_id: u64,
     /// The newest published events, at most `history` of them.
     history: VecDeque<Arc<Recorded>>,
-    updates: broadcast::Sender<Update>,
+    /// Made when the first stream subscribes: until then nobody listens,
+    /// and an empty room does without the channel's slots (256 of them,
+    /// most of an idle room's memory).
+    updates: OnceLock<broadcast::Sender<Update>>,
     /// Who takes part (locally; with Redis, Redis keeps it).
     pub roster: Roster,
     /// A private room's key: joining needs it.
@@ -53,12 +56,11 @@ pub struct Room {
 
 impl Room {
     pub fn new(last_id: u64) -> Room {
-        let (updates, _) = broadcast::channel(CHANNEL_CAPACITY);
         Room {
             last_id,
             published_id: last_id,
             history: VecDeque::new(),
-            updates,
+            updates: OnceLock::new(),
             roster: Roster::default(),
             key: None,
             streams: 0,
@@ -118,6 +120,10 @@ impl Room {
     }
 
     fn send_events(&self, run: &mut Vec<Arc<Recorded>>) {
+        if self.updates.get().is_none() {
+            run.clear(); // nobody has ever listened: nothing to build
+            return;
+        }
         if !run.is_empty() {
             self.send(Update::Events(std::mem::take(run).into()));
         }
@@ -126,7 +132,9 @@ impl Room {
     /// Sends `update` to every stream of the room.
     pub fn send(&self, update: Update) {
         // An error only means nobody is listening right now.
-        let _ = self.updates.send(update);
+        if let Some(updates) = self.updates.get() {
+            let _ = updates.send(update);
+        }
     }
 
     /// Sends the room's `members` frame, at most one per [`MEMBERS_EVERY`]:
@@ -158,7 +166,9 @@ impl Room {
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Update> {
-        self.updates.subscribe()
+        self.updates
+            .get_or_init(|| broadcast::channel(CHANNEL_CAPACITY).0)
+            .subscribe()
     }
 
     /// History events with an id above `since`.
