@@ -162,7 +162,7 @@ impl Backend for Local {
                 }
                 state.admission.admit_join(visitor)?;
                 let at_ms = now_ms();
-                let notice = notice(&state, code, Kind::Join, part)?;
+                let notice = notice(&mut state, code, Kind::Join, part)?;
                 let notice_id = notice.as_ref().map(|n| n.event.id);
                 let change = Change::Join {
                     session: id,
@@ -209,7 +209,7 @@ impl Backend for Local {
                 else {
                     return Err(RoomError::NotParticipant);
                 };
-                let notice = notice(&state, code, Kind::Leave, &part)?;
+                let notice = notice(&mut state, code, Kind::Leave, &part)?;
                 let notice_id = notice.as_ref().map(|n| n.event.id);
                 let change = Change::Leave {
                     session: id,
@@ -500,15 +500,17 @@ fn roster_changed(state: &mut State, code: &RoomCode, change: impl FnOnce(&mut R
 }
 
 /// The notice of `part` joining or leaving, with the room's next id (see
-/// [`took`]); none for a watcher, who is never announced.
+/// [`took`]); none for a watcher, who is never announced, nor past the
+/// room's notice allowance ([`Room::may_announce`]).
 fn notice(
-    state: &State,
+    state: &mut State,
     code: &RoomCode,
     kind: Kind,
     part: &Participation,
 ) -> Result<Option<Arc<Recorded>>, RoomError> {
-    let room = state.room(code)?;
-    Ok((!part.watch).then(|| room.next_event(code, kind, &part.name, None)))
+    let room = state.room_mut(code)?;
+    let announced = !part.watch && room.may_announce(Instant::now());
+    Ok(announced.then(|| room.next_event(code, kind, &part.name, None)))
 }
 
 /// A change carrying the event `id` (if any) was queued: the id is taken,

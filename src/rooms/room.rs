@@ -20,6 +20,13 @@ use crate::store::{now_ms, StoredRoom};
 /// events than slots.
 const CHANNEL_CAPACITY: usize = 256;
 
+/// Join and leave notices a room gets at most: this many at once, then
+/// one per [`NOTICE_EVERY`] (about 30 a minute). Past it people still come
+/// and go (the members frame says so), without a line in the history each:
+/// a crowd cannot fill a room's history with notices.
+pub const NOTICE_BURST: f64 = 30.0;
+pub const NOTICE_EVERY: Duration = Duration::from_secs(2);
+
 /// The least time between two `members` frames of one room.
 pub const MEMBERS_EVERY: Duration = Duration::from_millis(100);
 
@@ -52,6 +59,8 @@ pub struct Room {
     members_due: Option<Bytes>,
     /// Open streams per session (by number), for [`Room::end_streams_of`].
     readers: HashMap<u128, usize>,
+    /// Notices the room may still make, as of when.
+    notices: (f64, Instant),
 }
 
 impl Room {
@@ -68,6 +77,7 @@ impl Room {
             members_sent: None,
             members_due: None,
             readers: HashMap::new(),
+            notices: (NOTICE_BURST, Instant::now()),
         }
     }
 
@@ -215,6 +225,17 @@ impl Room {
             }
         }
         self.touched(now);
+    }
+
+    /// Whether a join or leave may be announced now (see
+    /// [`NOTICE_BURST`]); takes one if so.
+    pub fn may_announce(&mut self, now: Instant) -> bool {
+        let (tokens, at) = self.notices;
+        let refilled = now.saturating_duration_since(at).as_secs_f64() / NOTICE_EVERY.as_secs_f64();
+        let tokens = (tokens + refilled).min(NOTICE_BURST);
+        let announce = tokens >= 1.0;
+        self.notices = (if announce { tokens - 1.0 } else { tokens }, now);
+        announce
     }
 
     /// Ends the session's open streams here, if it has any (a crowd

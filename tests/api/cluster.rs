@@ -639,3 +639,23 @@ async fn a_session_redis_let_expire_is_announced_gone_and_its_streams_end() {
         .collect();
     assert_eq!(kinds, ["join", "leave", "join"], "{history:?}");
 }
+
+#[tokio::test]
+async fn a_crowd_is_announced_about_thirty_a_minute_on_every_node() {
+    let Some(redis) = Redis::start() else { return };
+    let (a, b) = (node(&redis).await, node(&redis).await);
+    let code = a.create_room().await;
+    for i in 0..40 {
+        let on = if i % 2 == 0 { &a } else { &b };
+        on.join(&code, &format!("p{i}"), false).await;
+    }
+    let history = b.whole_history(&code).await;
+    let joins = history.iter().filter(|e| e["kind"] == "join").count();
+    assert_eq!(joins, 30, "past the room's notices, joins are silent");
+    let mut stream = b.stream(&format!("/rooms/{code}/events?name=p1")).await;
+    assert_eq!(
+        stream.next_members().await.len(),
+        40,
+        "but everyone is listed"
+    );
+}

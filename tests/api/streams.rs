@@ -274,7 +274,7 @@ async fn idle_streams_get_keep_alive_comments() {
 }
 
 #[tokio::test]
-async fn a_crowd_coming_and_going_closes_no_stream_and_members_frames_are_few() {
+async fn a_crowd_coming_and_going_closes_no_stream_and_floods_neither_frames_nor_notices() {
     let app = crate::helpers::spawn_app().await;
     let code = app.create_room().await;
     let mut stream = app.stream(&format!("/rooms/{code}/events?name=al")).await;
@@ -315,7 +315,9 @@ async fn a_crowd_coming_and_going_closes_no_stream_and_members_frames_are_few() 
             _ => {}
         }
     }
-    assert_eq!(notices, 500, "every join and leave, in order, none lost");
+    // A room announces about 30 comings and goings a minute (al's own
+    // join was one); the rest show in the members frame only.
+    assert!((29..=31).contains(&notices), "{notices} notices");
     assert!(
         members_frames < 100,
         "{members_frames} members frames for 500 changes"

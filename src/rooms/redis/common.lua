@@ -42,6 +42,18 @@ local function room_key()
   return string.match(record, '\t(.*)$') or ''
 end
 
+-- Whether a join or leave may be announced: at most 30 a room a minute
+-- (the Rust side allows 30 at once, then one each 2 s). Past it people
+-- still come and go, without a line in the history each.
+local function may_announce()
+  local key = KEYS[1] .. ':notices'
+  local made = redis.call('INCR', key)
+  if made == 1 then
+    redis.call('PEXPIRE', key, 60000)
+  end
+  return made <= 30
+end
+
 local function last_id()
   return tonumber(redis.call('GET', KEYS[2]) or '0')
 end
@@ -84,7 +96,7 @@ local function roster(code, ts)
     else
       redis.call('HDEL', KEYS[4], names[i])
       table.insert(ended, session)
-      if watch ~= '1' then
+      if watch ~= '1' and may_announce() then
         append('leave', name, ts)
       end
       pruned = true

@@ -41,7 +41,7 @@ end
 redis.call('HSET', KEYS[4], key, id .. '\t' .. watch .. '\t' .. name)
 redis.call('HSET', KEYS[5], code, watch .. '\t' .. key .. '\t' .. name, '', '1')
 redis.call('PEXPIRE', KEYS[5], ARGV[7])
-if watch ~= '1' then
+if watch ~= '1' and may_announce() then
   append('join', name, ARGV[8])
 end
 touch()

@@ -19,7 +19,7 @@ if not (theirs and split(theirs)[1] == id) then
   return 'not'
 end
 redis.call('HDEL', KEYS[4], held[2])
-if held[1] ~= '1' then
+if held[1] ~= '1' and may_announce() then
   append('leave', held[3], ARGV[4])
 end
 touch()
