@@ -171,15 +171,20 @@ pub fn address_of(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// A network a miss is counted under: its first address and its length
+/// (a /48's first address is also a /64's, so both make the key).
+type Prefix = (IpAddr, u8);
+
 /// What a miss from `ip` is counted under: its address (see
 /// [`address_of`]), and for IPv6 its /48 too.
-fn guessing_prefixes(ip: IpAddr) -> [Option<IpAddr>; 2] {
-    let own = address_of(ip);
-    let wide = match own {
-        IpAddr::V6(v6) => Some(IpAddr::V6((u128::from(v6) & !((1u128 << 80) - 1)).into())),
-        IpAddr::V4(_) => None,
-    };
-    [Some(own), wide]
+fn guessing_prefixes(ip: IpAddr) -> (Prefix, Option<Prefix>) {
+    match address_of(ip) {
+        IpAddr::V6(v6) => {
+            let wide = IpAddr::V6((u128::from(v6) & !((1u128 << 80) - 1)).into());
+            ((IpAddr::V6(v6), 64), Some((wide, 48)))
+        }
+        v4 => ((v4, 32), None),
+    }
 }
 
 /// Gives back a map's spare room once it holds under a quarter of what it
@@ -214,7 +219,7 @@ pub struct Admission {
     /// Addresses whose miss allowance ran out, and until when every
     /// request of theirs that names a code is refused: whether a code is a
     /// room must not show in which requests are refused.
-    barred: HashMap<IpAddr, Instant>,
+    barred: HashMap<Prefix, Instant>,
 }
 
 /// The limits, from the command line.
@@ -262,7 +267,8 @@ impl Admission {
         let mut wait = self
             .flooded_until
             .and_then(|until| until.checked_duration_since(now));
-        for prefix in guessing_prefixes(ip).into_iter().flatten() {
+        let (own, wide) = guessing_prefixes(ip);
+        for prefix in std::iter::once(own).chain(wide) {
             match self.barred.get(&prefix) {
                 Some(until) if *until > now => wait = wait.max(Some(*until - now)),
                 Some(_) => {
@@ -300,15 +306,13 @@ impl Admission {
                 return Err(RoomError::Guessing(FLOODED_FOR));
             }
         }
-        let [own, wide] = guessing_prefixes(ip);
+        let (own, wide) = guessing_prefixes(ip);
         let mut refused = None;
-        if let Some(own) = own {
-            if let Err(wait) = self.miss_buckets.take(Charged::Address(own)) {
-                refused = Some((own, wait));
-            }
+        if let Err(wait) = self.miss_buckets.take(Charged::Address(own.0)) {
+            refused = Some((own, wait));
         }
         if let Some(wide) = wide {
-            if let Err(wait) = self.wide_miss_buckets.take(Charged::Address(wide)) {
+            if let Err(wait) = self.wide_miss_buckets.take(Charged::Address(wide.0)) {
                 refused = Some((wide, wait));
             }
         }
@@ -569,6 +573,14 @@ mod tests {
         assert!(admission.may_name_a_code(in_48(1000)).is_err(), "the /48");
         let elsewhere = IpAddr::from([0x2001, 0xdb8, 8, 0, 0, 0, 0, 1]);
         assert!(admission.may_name_a_code(elsewhere).is_ok());
+        // The /64 that starts the /48 is barred alone.
+        let first_64 = IpAddr::from([0x2001, 0xdb8, 9, 0, 0, 0, 0, 1]);
+        for _ in 0..2 {
+            assert!(admission.missed(first_64).is_ok());
+        }
+        assert!(admission.missed(first_64).is_err());
+        let next_64 = IpAddr::from([0x2001, 0xdb8, 9, 1, 0, 0, 0, 1]);
+        assert!(admission.may_name_a_code(next_64).is_ok());
         // A flood of addresses fills the map: then nobody may guess, rather
         // than every allowance being forgotten.
         for i in 0..(MAX_VISITORS as u32 + 10) {
