@@ -12,6 +12,9 @@ use super::admission::shrink;
 use crate::model::{Name, NameKey, RoomCode};
 use crate::session::{Participation, Session, SessionId};
 
+/// The sessions holding one name key in one room: almost always one.
+type Holders = Vec<SessionId>;
+
 /// A session and when it was last used (ms since the epoch), and when the
 /// store last heard of that use.
 struct Held {
@@ -25,7 +28,12 @@ struct Held {
 #[derive(Default)]
 pub struct Sessions {
     by_id: HashMap<SessionId, Held>,
-    by_name: HashMap<(RoomCode, NameKey), SessionId>,
+    /// Who holds each name key in each room: one session, but more where
+    /// lookalikes were let in before a change to [`Name::key`] (restored
+    /// from the store): then the name stays held while any of them does.
+    ///
+    /// [`Name::key`]: crate::model::Name::key
+    by_name: HashMap<(RoomCode, NameKey), Holders>,
 }
 
 impl Sessions {
@@ -42,7 +50,8 @@ impl Sessions {
 
     /// The session holding a name that looks like `part.name` in `room`.
     pub fn holder(&self, room: &RoomCode, part: &Participation) -> Option<SessionId> {
-        self.by_name.get(&(room.clone(), part.name.key())).copied()
+        let holders = self.by_name.get(&(room.clone(), part.name.key()))?;
+        holders.first().copied()
     }
 
     /// A session as the store kept it.
@@ -56,7 +65,13 @@ impl Sessions {
 
     /// `id` (made if new) takes part in `room` as `part`.
     pub fn join(&mut self, id: SessionId, room: &RoomCode, part: Participation, now_ms: u64) {
-        self.by_name.insert((room.clone(), part.name.key()), id);
+        let holders = self
+            .by_name
+            .entry((room.clone(), part.name.key()))
+            .or_default();
+        if !holders.contains(&id) {
+            holders.push(id);
+        }
         let held = self.by_id.entry(id).or_insert(Held {
             session: Arc::default(),
             used_ms: now_ms,
@@ -76,14 +91,18 @@ impl Sessions {
         Some(part)
     }
 
-    /// Frees the name `id` held in `room`, unless it is someone else's
-    /// (two lookalikes restored from before a change to [`Name::key`]).
+    /// Frees the name `id` held in `room`: it stays held while another
+    /// holder of it remains (lookalikes restored from before a change to
+    /// [`Name::key`]).
     ///
     /// [`Name::key`]: crate::model::Name::key
     fn release(&mut self, id: SessionId, room: &RoomCode, part: &Participation) {
         let held = (room.clone(), part.name.key());
-        if self.by_name.get(&held) == Some(&id) {
-            self.by_name.remove(&held);
+        if let Some(holders) = self.by_name.get_mut(&held) {
+            holders.retain(|holder| *holder != id);
+            if holders.is_empty() {
+                self.by_name.remove(&held);
+            }
         }
     }
 
@@ -215,7 +234,19 @@ mod tests {
         sessions.join(second, &abcd, part("AL"), 0);
         assert_eq!(sessions.leave(&first, &abcd), Some(part("al")));
         assert_eq!(sessions.holder(&abcd, &part("al")), Some(second));
-        assert_eq!(sessions.take_unused(1).len(), 2);
+        // The other way round too: the one restored last leaving leaves
+        // the name held by the first (who would else be unprotected, and
+        // the leaver free to come back as an exact twin).
+        sessions.join(first, &abcd, part("al"), 0);
+        assert_eq!(sessions.leave(&second, &abcd), Some(part("AL")));
+        assert_eq!(sessions.holder(&abcd, &part("al")), Some(first));
+        let third = SessionId::random();
+        sessions.join(third, &code("WXYZ"), part("bo"), 0);
+        sessions.join(second, &code("WXYZ"), part("BO"), 0);
+        assert_eq!(sessions.leave(&second, &code("WXYZ")), Some(part("BO")));
+        assert_eq!(sessions.holder(&code("WXYZ"), &part("bo")), Some(third));
+        assert_eq!(sessions.leave(&first, &abcd), Some(part("al")));
+        assert_eq!(sessions.take_unused(1).len(), 3);
         assert_eq!(sessions.holder(&abcd, &part("al")), None);
     }
 }
