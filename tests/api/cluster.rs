@@ -659,3 +659,21 @@ async fn a_crowd_is_announced_about_thirty_a_minute_on_every_node() {
         "but everyone is listed"
     );
 }
+
+#[tokio::test]
+async fn a_node_older_than_the_names_in_redis_refuses_joins_rather_than_file_them_apart() {
+    use redis::AsyncCommands;
+
+    let Some(redis) = Redis::start() else { return };
+    let a = node(&redis).await;
+    let code = a.create_room().await;
+    // A newer node has filed the names under a newer key since.
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = raw.set("roomcast:names-key", 99).await.unwrap();
+    let refused = a.join_as(&code, json!({"name": "ann"})).await;
+    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let _: () = raw.set("roomcast:names-key", 3).await.unwrap();
+    let joined = a.join_as(&code, json!({"name": "ann"})).await;
+    assert_eq!(joined.status(), StatusCode::CREATED);
+}

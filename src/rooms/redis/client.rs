@@ -28,6 +28,7 @@ use redis::aio::ConnectionManager;
 use redis::streams::{StreamId, StreamRangeReply};
 use redis::{Script, Value};
 
+use super::rekey::NAMES_KEY_VERSION;
 use crate::model::{timestamp, Event, Kind, Name, Names, Recorded, RoomCode, RoomKey, Text};
 use crate::rooms::settings::Settings;
 use crate::session::{Participation, Session, SessionId};
@@ -372,6 +373,7 @@ impl Redis {
             code.as_str(),
             &frames_key(code),
             key.unwrap_or_default(),
+            &NAMES_KEY_VERSION.to_string(),
         ];
         let script = &self.inner.scripts.join;
         let reply: Vec<String> = self
@@ -387,6 +389,12 @@ impl Redis {
             }),
             "already" => Joining::Already(name(1)?),
             "taken" => Joining::Taken,
+            "older" => {
+                log::error!("Redis files names under a newer name key than this node: upgrade it");
+                return Err(RedisError::Refused(
+                    "this node is older than the others".into(),
+                ));
+            }
             _ => Joining::RoomGone,
         })
     }

@@ -1,11 +1,16 @@
 -- Someone joins. KEYS[5] their session. ARGV[3] session id, ARGV[4] name,
 -- ARGV[5] its key, ARGV[6] '1' to watch, ARGV[7] session TTL (ms),
 -- ARGV[8] ts, ARGV[9] code, ARGV[10] the frames channel, ARGV[11] the key
--- given ('' for none), which a private room needs from a newcomer.
--- Returns { 'joined' }, { 'same', watch, name } if this session is in the
+-- given ('' for none), which a private room needs from a newcomer,
+-- ARGV[12] the version of the name key this node files names under.
+-- Returns { 'older' } if Redis's names are filed under a newer one (this
+-- node must be upgraded: it would file lookalikes apart), { 'joined' }, { 'same', watch, name } if this session is in the
 -- room under that name already, { 'already', name } if under another,
 -- { 'taken' }, or { 'gone' } (also for a private room without its key,
 -- which answers as an unknown one).
+if tonumber(redis.call('GET', 'roomcast:names-key') or '0') > tonumber(ARGV[12]) then
+  return { 'older' }
+end
 if not alive() then
   return { 'gone' }
 end

@@ -16,7 +16,7 @@ use crate::model::{Name, RoomCode};
 /// The version of [`Name::key`] this build files names under.
 ///
 /// [`Name::key`]: crate::model::Name::key
-const NAMES_KEY_VERSION: u32 = 3;
+pub(super) const NAMES_KEY_VERSION: u32 = 3;
 
 const VERSION_KEY: &str = "roomcast:names-key";
 
