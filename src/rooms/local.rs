@@ -514,10 +514,13 @@ fn notice(
 }
 
 /// A change carrying the event `id` (if any) was queued: the id is taken,
-/// and the room was active.
+/// and the room was active (a join or leave past the notice allowance,
+/// with no event, too).
 fn took(state: &mut State, code: &RoomCode, id: Option<u64>) {
-    if let (Some(id), Ok(room)) = (id, state.room_mut(code)) {
-        room.last_id = id;
+    if let Ok(room) = state.room_mut(code) {
+        if let Some(id) = id {
+            room.last_id = id;
+        }
         room.touched(Instant::now());
     }
 }

@@ -677,3 +677,51 @@ async fn a_node_older_than_the_names_in_redis_refuses_joins_rather_than_file_the
     let joined = a.join_as(&code, json!({"name": "ann"})).await;
     assert_eq!(joined.status(), StatusCode::CREATED);
 }
+
+#[tokio::test]
+async fn a_wrong_key_to_a_private_room_ends_none_of_its_streams() {
+    let Some(redis) = Redis::start() else { return };
+    let a = node(&redis).await;
+    let created = a
+        .client
+        .post(a.url("/rooms"))
+        .json(&json!({"private": true}))
+        .send()
+        .await
+        .unwrap();
+    let created: Value = created.json().await.unwrap();
+    let code = created["code"].as_str().unwrap().to_string();
+    let key = created["invite"]
+        .as_str()
+        .unwrap()
+        .rsplit('-')
+        .next()
+        .unwrap()
+        .to_string();
+    let joined = a.join_as(&code, json!({"name": "fay", "key": key})).await;
+    let token: Value = joined.json().await.unwrap();
+    let token = token["token"].as_str().unwrap().to_string();
+    let mut headers = HeaderMap::new();
+    let bearer = HeaderValue::from_str(&format!("Bearer {token}")).unwrap();
+    headers.insert("authorization", bearer);
+    let mut stream = a
+        .stream_with(&format!("/rooms/{code}/events"), headers)
+        .await;
+    stream.next_members().await;
+    // Guesses with wrong keys: answered as an unknown room…
+    for guess in ["", "f00d"] {
+        let refused = a.join_as(&code, json!({"name": "eve", "key": guess})).await;
+        assert_eq!(refused.status(), StatusCode::NOT_FOUND);
+    }
+    // …and fay's stream goes on.
+    let said = a
+        .client
+        .post(a.url(&format!("/rooms/{code}/messages")))
+        .bearer_auth(&token)
+        .json(&json!({"text": "still here"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(said.status(), StatusCode::CREATED);
+    assert_eq!(stream.next_message().await.json()["text"], "still here");
+}

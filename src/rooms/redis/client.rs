@@ -101,6 +101,9 @@ pub enum Joining {
     /// The session is in the room under another name.
     Already(Name),
     Taken,
+    /// A private room, and no key or the wrong one: answered as unknown,
+    /// but the room is there (its streams here go on).
+    Denied,
     RoomGone,
 }
 
@@ -389,6 +392,7 @@ impl Redis {
             }),
             "already" => Joining::Already(name(1)?),
             "taken" => Joining::Taken,
+            "denied" => Joining::Denied,
             "older" => {
                 log::error!("Redis files names under a newer name key than this node: upgrade it");
                 return Err(RedisError::Refused(

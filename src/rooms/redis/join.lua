@@ -6,8 +6,8 @@
 -- Returns { 'older' } if Redis's names are filed under a newer one (this
 -- node must be upgraded: it would file lookalikes apart), { 'joined' }, { 'same', watch, name } if this session is in the
 -- room under that name already, { 'already', name } if under another,
--- { 'taken' }, or { 'gone' } (also for a private room without its key,
--- which answers as an unknown one).
+-- { 'taken' }, { 'denied' } for a private room without its key (which
+-- answers as an unknown one, but is there), or { 'gone' }.
 if tonumber(redis.call('GET', 'roomcast:names-key') or '0') > tonumber(ARGV[12]) then
   return { 'older' }
 end
@@ -38,7 +38,7 @@ end
 local private = room_key()
 -- Compared by digest, so how long it takes tells nothing of the key.
 if private ~= '' and redis.sha1hex(private) ~= redis.sha1hex(ARGV[11]) then
-  return refuse({ 'gone' })
+  return refuse({ 'denied' })
 end
 if redis.call('HEXISTS', KEYS[4], key) == 1 then
   return refuse({ 'taken' })

@@ -147,6 +147,7 @@ impl Backend for Shared {
                 Joining::Same(current) => Ok((id, current)),
                 Joining::Already(name) => Err(RoomError::AlreadyIn(name)),
                 Joining::Taken => Err(RoomError::NameTaken(part.name.clone())),
+                Joining::Denied => Err(RoomError::NotFound(code.clone())),
                 Joining::RoomGone => Err(self.forget(code)),
             }
         })
