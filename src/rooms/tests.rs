@@ -90,10 +90,7 @@ fn in_ms(ms: u64) -> u64 {
 async fn a_name_is_held_until_its_holder_leaves_and_watchers_are_not_announced() {
     let registry = registry(60_000, 60_000);
     let code = registry.create_room(someone()).await.unwrap();
-    let (al, _) = registry
-        .join(&code, None, &part("al", false), None, someone())
-        .await
-        .unwrap();
+    let al = member(&registry, &code, "al").await;
     let again = registry
         .join(&code, Some(al), &part("AL", false), None, someone())
         .await;
@@ -123,10 +120,7 @@ async fn a_name_is_held_until_its_holder_leaves_and_watchers_are_not_announced()
         registry.leave(bot, &code).await,
         Err(RoomError::NotParticipant)
     );
-    registry
-        .join(&code, None, &part("al", false), None, someone())
-        .await
-        .unwrap();
+    member(&registry, &code, "al").await;
     assert_eq!(
         kinds(&registry, &code).await,
         [Kind::Join, Kind::Leave, Kind::Join]
@@ -137,10 +131,7 @@ async fn a_name_is_held_until_its_holder_leaves_and_watchers_are_not_announced()
 async fn sweep_ends_unused_sessions_and_says_they_left() {
     let registry = registry(1000, 60_000);
     let code = registry.create_room(someone()).await.unwrap();
-    let (al, _) = registry
-        .join(&code, None, &part("al", false), None, someone())
-        .await
-        .unwrap();
+    let al = member(&registry, &code, "al").await;
     registry.sweep(Instant::now(), in_ms(500));
     assert!(registry.session(al).await.unwrap().is_some());
     registry.sweep(Instant::now(), in_ms(1500));
@@ -156,10 +147,7 @@ async fn sweep_ends_unused_sessions_and_says_they_left() {
 async fn a_device_link_works_once_and_not_after_ten_minutes() {
     let registry = registry(60_000, 60_000);
     let code = registry.create_room(someone()).await.unwrap();
-    let (al, _) = registry
-        .join(&code, None, &part("al", false), None, someone())
-        .await
-        .unwrap();
+    let al = member(&registry, &code, "al").await;
     let link = registry.link_device(al).await.unwrap();
     assert_eq!(registry.use_device_link(&link).await, Ok(Some(al)));
     assert_eq!(registry.use_device_link(&link).await, Ok(None), "once");
@@ -174,10 +162,7 @@ async fn a_device_link_works_once_and_not_after_ten_minutes() {
 async fn sweep_removes_idle_rooms_and_everyones_part_in_them() {
     let registry = registry(60_000, 1000);
     let code = registry.create_room(someone()).await.unwrap();
-    let (id, _) = registry
-        .join(&code, None, &part("al", false), None, someone())
-        .await
-        .unwrap();
+    let id = member(&registry, &code, "al").await;
     let stream = registry.subscribe(&code, None, someone()).await.unwrap();
     let now = crate::store::now_ms();
     registry.sweep(Instant::now() + Duration::from_secs(10), now);
