@@ -15,8 +15,17 @@ use serde_json::{json, Value};
 
 /// A node on `redis`.
 async fn node(redis: &Redis) -> TestApp {
+    node_with(redis, |_| {}).await
+}
+
+/// A node on `redis`, with `tweak` to its flags too.
+async fn node_with(redis: &Redis, tweak: impl FnOnce(&mut roomcast::Config)) -> TestApp {
     let url = redis.url();
-    spawn_with(move |config| config.redis = Some(url)).await
+    spawn_with(move |config| {
+        config.redis = Some(url);
+        tweak(config);
+    })
+    .await
 }
 
 /// A stream on `path` that resumes after `last` the way a browser does.
@@ -427,12 +436,7 @@ async fn a_device_link_made_on_one_node_works_once_on_another() {
 #[tokio::test]
 async fn a_quiet_room_with_a_stream_open_outlives_the_room_ttl_in_redis() {
     let Some(redis) = Redis::start() else { return };
-    let url = redis.url();
-    let app = spawn_with(move |c| {
-        c.redis = Some(url);
-        c.room_ttl = Duration::from_millis(300);
-    })
-    .await;
+    let app = node_with(&redis, |c| c.room_ttl = Duration::from_millis(300)).await;
     let code = app.create_room().await;
     app.say(&code, "al", "before the quiet").await;
     let mut stream = app.stream(&format!("/rooms/{code}/events")).await;
@@ -616,12 +620,7 @@ async fn the_members_frame_from_redis_is_byte_for_byte_the_one_rust_makes() {
 #[tokio::test]
 async fn a_session_redis_let_expire_is_announced_gone_and_its_streams_end() {
     let Some(redis) = Redis::start() else { return };
-    let url = redis.url();
-    let app = spawn_with(move |config| {
-        config.redis = Some(url);
-        config.session_ttl = Duration::from_secs(1);
-    })
-    .await;
+    let app = node_with(&redis, |c| c.session_ttl = Duration::from_secs(1)).await;
     let code = app.create_room().await;
     app.join(&code, "ann", false).await;
     let mut anns = app.stream(&format!("/rooms/{code}/events?name=ann")).await;
