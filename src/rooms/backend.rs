@@ -131,7 +131,12 @@ pub trait Backend: Send + Sync + 'static {
     /// What an admitted stream starts from, resuming after `since`;
     /// refused if the registry closed since it was admitted (else it
     /// would miss the close).
-    fn subscribe<'a>(&'a self, code: &'a RoomCode, since: Option<u64>) -> Pending<'a, Opening>;
+    fn subscribe<'a>(
+        &'a self,
+        code: &'a RoomCode,
+        since: Option<u64>,
+        reader: Option<SessionId>,
+    ) -> Pending<'a, Opening>;
 
     /// Sessions unused past `--session-ttl` were taken out of memory:
     /// their names are free; say they left.

@@ -359,9 +359,25 @@ impl Backend for Local {
         Box::pin(std::future::ready(members))
     }
 
-    fn subscribe<'a>(&'a self, code: &'a RoomCode, since: Option<u64>) -> Pending<'a, Opening> {
+    /// The participation is checked again in the hold that subscribes: a
+    /// leave just before cannot leave a stream reading on (its end would
+    /// have gone to a channel the stream was not on yet).
+    fn subscribe<'a>(
+        &'a self,
+        code: &'a RoomCode,
+        since: Option<u64>,
+        reader: Option<SessionId>,
+    ) -> Pending<'a, Opening> {
         let state = self.rooms.lock();
-        let opening = state.check_open().and_then(|()| state.room(code));
+        // (A stream with no session is the registry's own, in tests.)
+        let participant = reader.is_none_or(|id| {
+            let session = state.sessions.get(&id);
+            session.is_some_and(|session| session.in_room(code).is_some())
+        });
+        let opening = state
+            .check_open()
+            .and_then(|()| participant.then_some(()).ok_or(RoomError::NotParticipant))
+            .and_then(|()| state.room(code));
         let opening = opening.map(|room| {
             // An id from the future (a client of another room that had
             // this code) resumes from now rather than skipping events until

@@ -311,7 +311,11 @@ impl Registry {
         }
         // From here on, dropping the guard gives back what was counted.
         let guard = StreamGuard::new(self.inner.rooms.clone(), code.clone(), visitor);
-        let opening = self.inner.backend.subscribe(code, since).await?;
+        let opening = self
+            .inner
+            .backend
+            .subscribe(code, since, visitor.session)
+            .await?;
         Ok(Subscription {
             opening,
             guard,

@@ -272,3 +272,19 @@ async fn a_post_is_refused_where_it_is_stored_once_its_sender_left() {
     let history = registry.history(&code, Some(0), 10).await.unwrap();
     assert!(history.iter().all(|e| e.event.kind != Kind::Message));
 }
+
+#[tokio::test]
+async fn a_stream_is_refused_where_it_subscribes_once_its_session_left() {
+    let registry = registry(60_000, 60_000);
+    let code = registry.create_room(someone()).await.unwrap();
+    let al = member(&registry, &code, "al").await;
+    let as_al = VisitorKey {
+        session: Some(al),
+        ..someone()
+    };
+    assert!(registry.subscribe(&code, None, as_al).await.is_ok());
+    registry.leave(al, &code).await.unwrap();
+    let refused = registry.subscribe(&code, None, as_al).await;
+    assert_eq!(refused.err(), Some(RoomError::NotParticipant));
+    assert_eq!(registry.gauges().streams, 0, "nothing stays counted");
+}

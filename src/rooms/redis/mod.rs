@@ -242,7 +242,12 @@ impl Backend for Shared {
         })
     }
 
-    fn subscribe<'a>(&'a self, code: &'a RoomCode, since: Option<u64>) -> Pending<'a, Opening> {
+    fn subscribe<'a>(
+        &'a self,
+        code: &'a RoomCode,
+        since: Option<u64>,
+        _reader: Option<SessionId>,
+    ) -> Pending<'a, Opening> {
         Box::pin(async move {
             // Subscribed before history is read, so whatever the reader
             // sends later is either in the backlog (and skipped by id) or
