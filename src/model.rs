@@ -134,6 +134,11 @@ pub struct Name(String);
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct NameKey(pub String);
 
+/// The version of [`Name::key`]: bump it whenever the key changes, so
+/// names kept under an older one are filed again (with Redis, see
+/// `rooms::redis::rekey`; the local store rebuilds its index at load).
+pub const NAME_KEY_VERSION: u32 = 3;
+
 impl Name {
     pub fn parse(input: &str) -> Result<Name, Invalid> {
         let owned: String = input.trim().nfc().collect();

@@ -28,8 +28,9 @@ use redis::aio::ConnectionManager;
 use redis::streams::{StreamId, StreamRangeReply};
 use redis::{Script, Value};
 
-use super::rekey::NAMES_KEY_VERSION;
-use crate::model::{timestamp, Event, Kind, Name, Names, Recorded, RoomCode, RoomKey, Text};
+use crate::model::{
+    timestamp, Event, Kind, Name, Names, Recorded, RoomCode, RoomKey, Text, NAME_KEY_VERSION,
+};
 use crate::rooms::settings::Settings;
 use crate::session::{Participation, Session, SessionId};
 
@@ -376,7 +377,7 @@ impl Redis {
             code.as_str(),
             &frames_key(code),
             key.unwrap_or_default(),
-            &NAMES_KEY_VERSION.to_string(),
+            &NAME_KEY_VERSION.to_string(),
         ];
         let script = &self.inner.scripts.join;
         let reply: Vec<String> = self

@@ -11,12 +11,7 @@ use log::info;
 use redis::{AsyncCommands, Script};
 
 use super::client::Redis;
-use crate::model::{Name, RoomCode};
-
-/// The version of [`Name::key`] this build files names under.
-///
-/// [`Name::key`]: crate::model::Name::key
-pub(super) const NAMES_KEY_VERSION: u32 = 3;
+use crate::model::{Name, RoomCode, NAME_KEY_VERSION};
 
 const VERSION_KEY: &str = "roomcast:names-key";
 
@@ -25,7 +20,7 @@ impl Redis {
         let fail = |e: redis::RedisError| format!("bringing names up to date in Redis: {e}");
         let mut commands = self.inner.commands.clone();
         let version: Option<u32> = commands.get(VERSION_KEY).await.map_err(fail)?;
-        if version.is_some_and(|v| v >= NAMES_KEY_VERSION) {
+        if version.is_some_and(|v| v >= NAME_KEY_VERSION) {
             return Ok(());
         }
         let hashes: Vec<String> = {
@@ -77,7 +72,7 @@ impl Redis {
             }
         }
         let _: () = commands
-            .set(VERSION_KEY, NAMES_KEY_VERSION)
+            .set(VERSION_KEY, NAME_KEY_VERSION)
             .await
             .map_err(fail)?;
         if moved > 0 {
