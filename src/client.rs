@@ -56,6 +56,13 @@ impl VisitorKey {
 }
 
 impl Client {
+    /// Whether this site is served over HTTPS for this request: always
+    /// with `--secure-cookies`, else as a trusted proxy says. The cookie's
+    /// name and the site's scheme both follow it, so they always agree.
+    pub fn over_https(self, secure_cookies: bool) -> bool {
+        secure_cookies || self.https
+    }
+
     /// For a request from `peer`: the X-Forwarded-* headers count only if
     /// `peer` is a trusted proxy. The client is then the nearest address in
     /// X-Forwarded-For that is not itself a trusted proxy.

@@ -314,7 +314,7 @@ fn credential(
                 if let Some(token) = bearer {
                     return token.parse().ok().map(|id| (id, false));
                 }
-                let secure = secure_cookies || client.https;
+                let secure = client.over_https(secure_cookies);
                 let cookies = String::from_utf8_lossy(cookies?.as_bytes()).into_owned();
                 session::from_cookies(&cookies, secure).map(|id| (id, true))
             },

@@ -92,7 +92,7 @@ impl Site {
             };
         }
         Site {
-            origin: host.map(|host| Origin::of(https || client.https, host)),
+            origin: host.map(|host| Origin::of(client.over_https(https), host)),
             told: false,
         }
     }

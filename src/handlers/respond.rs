@@ -31,7 +31,7 @@ pub(super) fn participant<'a>(
 
 /// Sets the session cookie: Secure when the site is served over HTTPS.
 pub(super) fn set_cookie(response: &mut Response, app: &App, client: Client, id: SessionId) {
-    let secure = app.secure_cookies || client.https;
+    let secure = client.over_https(app.secure_cookies);
     let cookie = id.set_cookie(secure, app.session_ttl);
     set_header(response, header::SET_COOKIE, &cookie);
 }
