@@ -76,16 +76,16 @@ pub enum Arrival {
     Gone,
 }
 
-/// Reads the connection's next request into `read` (which keeps whatever
-/// follows it) for at most `timeout`: a request served here whole, the
-/// head of one for hyper. A request already here whole is taken even
-/// once shutdown has started; waiting for more bytes ends when it starts
-/// (a request that had only begun gets no answer: nothing of it was acted
-/// on), so a client that always leaves the next request unfinished cannot
-/// hold shutdown up.
 /// Said when a request was not whole in time.
 pub const LATE: &str = "The request did not arrive whole in time.";
 
+/// Reads the connection's next request into `read` (which keeps whatever
+/// follows it) for at most `timeout`: a request served here whole, the
+/// head of one for hyper, or 408 for one begun and not finished in time.
+/// A request already here whole is taken even once shutdown has started;
+/// waiting for more bytes ends when it starts (a request that had only
+/// begun gets no answer: nothing of it was acted on), so a client that
+/// always leaves the next request unfinished cannot hold shutdown up.
 pub async fn next_request(
     socket: &mut TcpStream,
     read: &mut BytesMut,
