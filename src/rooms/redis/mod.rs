@@ -372,25 +372,18 @@ impl reader::Follower for Cache {
     /// session left (`LEFT_PREFIX` and its id: never an SSE frame, which
     /// starts with a field name), which ends that session's streams.
     fn deliver_frame(&self, code: &RoomCode, frame: Bytes) {
-        let update = match frame.strip_prefix(LEFT_PREFIX) {
-            Some(id) => {
-                let id: Option<SessionId> =
-                    std::str::from_utf8(id).ok().and_then(|id| id.parse().ok());
-                if let (Some(id), Ok(room)) = (id, self.rooms.lock().room(code)) {
-                    room.end_streams_of(id.number());
-                }
-                return;
+        let mut state = self.rooms.lock();
+        if let Some(id) = frame.strip_prefix(LEFT_PREFIX) {
+            let id: Option<SessionId> = std::str::from_utf8(id).ok().and_then(|id| id.parse().ok());
+            if let (Some(id), Ok(room)) = (id, state.room(code)) {
+                room.end_streams_of(id.number());
             }
+        } else if frame.starts_with(MEMBERS_FRAME) {
             // The roster, as the scripts publish it: one a tenth of a
             // second at most, as locally.
-            None if frame.starts_with(MEMBERS_FRAME) => {
-                self.rooms.lock().send_members(code, frame);
-                return;
-            }
-            None => Update::Frame(frame),
-        };
-        if let Ok(room) = self.rooms.lock().room(code) {
-            room.send(update);
+            state.send_members(code, frame);
+        } else if let Ok(room) = state.room(code) {
+            room.send(Update::Frame(frame));
         }
     }
 
