@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::Parser;
 
 use crate::rooms::admission::{Limits, Rate};
-use crate::rooms::Settings;
+use crate::rooms::{Bounds, Settings};
 use crate::site::Origin;
 
 /// roomcast: a real-time multi-room web chat over plain HTTP
@@ -28,10 +28,27 @@ pub struct Config {
     #[arg(long, env = "ROOMCAST_REDIS")]
     pub redis: Option<String>,
 
-    /// Events kept per room for history and resume (in memory and on disk).
+    /// Messages kept per room for history and resume (on disk, or in
+    /// Redis), and beside them as many join/leave notices: a notice never
+    /// pushes a message out.
     #[arg(long, env = "ROOMCAST_HISTORY", default_value_t = 1000,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub history: u32,
+
+    /// Events of one room held in memory at most (its newest); older ones
+    /// are read from the store when a resume or a history read needs them.
+    #[arg(long, env = "ROOMCAST_ROOM_MEMORY_EVENTS", default_value_t = 1000)]
+    pub room_memory_events: usize,
+
+    /// Bytes one room's history may take in memory (K, M and G suffixes:
+    /// powers of 1024).
+    #[arg(long, env = "ROOMCAST_ROOM_MEMORY_BYTES", default_value = "1M", value_parser = bytes)]
+    pub room_memory_bytes: usize,
+
+    /// Bytes all rooms' history may take in memory; past it, the oldest
+    /// event held in any room goes first.
+    #[arg(long, env = "ROOMCAST_TOTAL_MEMORY_BYTES", default_value = "256M", value_parser = bytes)]
+    pub total_memory_bytes: usize,
 
     /// Open streams allowed at once; past it a new stream gets 503 with
     /// Retry-After. Default: what the open-file limit leaves after a reserve.
@@ -150,7 +167,12 @@ impl Config {
     /// `--max-streams` was given.
     pub fn settings(&self, max_streams: impl FnOnce() -> usize) -> Settings {
         Settings {
-            history: self.history as usize,
+            history: Bounds {
+                keep: self.history as usize,
+                room_events: self.room_memory_events,
+                room_bytes: self.room_memory_bytes,
+                total_bytes: self.total_memory_bytes,
+            },
             room_ttl: self.room_ttl,
             session_ttl: self.session_ttl,
             limits: Limits {
@@ -192,6 +214,21 @@ fn positive(input: &str) -> Result<f64, String> {
         Ok(value) if value > 0.0 && value.is_finite() => Ok(value),
         _ => Err(format!("{input:?} is not a positive number")),
     }
+}
+
+/// A number of bytes, with K, M or G for powers of 1024 (`256M`).
+fn bytes(input: &str) -> Result<usize, String> {
+    let (digits, unit) = match input.char_indices().last() {
+        Some((at, 'K' | 'k')) => (&input[..at], 1 << 10),
+        Some((at, 'M' | 'm')) => (&input[..at], 1 << 20),
+        Some((at, 'G' | 'g')) => (&input[..at], 1 << 30),
+        _ => (input, 1),
+    };
+    digits
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_mul(unit))
+        .ok_or_else(|| format!("{input:?} is not a number of bytes (say 65536, 64K or 1M)"))
 }
 
 /// A positive number of seconds; fractions let tests use short timers.
@@ -237,5 +274,16 @@ mod tests {
             assert!(seconds(bad).is_err(), "{bad} accepted");
         }
         assert!(Config::try_parse_from(["roomcast", "--history", "0"]).is_err());
+    }
+
+    #[test]
+    fn sizes_take_suffixes_and_refuse_nonsense() {
+        assert_eq!(bytes("65536").unwrap(), 65536);
+        assert_eq!(bytes("64K").unwrap(), 65536);
+        assert_eq!(bytes("1m").unwrap(), 1 << 20);
+        assert_eq!(bytes("2G").unwrap(), 2 << 30);
+        for bad in ["", "M", "-1", "1.5M", "1T", "99999999999999999999G"] {
+            assert!(bytes(bad).is_err(), "{bad:?} accepted");
+        }
     }
 }

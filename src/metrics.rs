@@ -62,6 +62,7 @@ pub struct Metrics {
     events_appended: Counter,
     deliveries: Counter,
     lagged_disconnects: Counter,
+    store_reads: Counter,
     rejected: Family<ByStatus, Counter>,
     refusals: Family<ByReason, Counter>,
     post_seconds: Histogram,
@@ -72,6 +73,8 @@ pub struct Gauges {
     /// Rooms this node holds (with Redis: has in its cache).
     pub rooms: usize,
     pub streams: usize,
+    /// Bytes of history held in memory (see `--total-memory-bytes`).
+    pub history_bytes: usize,
     /// With Redis: whether this node reaches it.
     pub redis_up: Option<bool>,
 }
@@ -92,6 +95,7 @@ impl Default for Metrics {
             events_appended: Counter::default(),
             deliveries: Counter::default(),
             lagged_disconnects: Counter::default(),
+            store_reads: Counter::default(),
             rejected,
             post_seconds: Histogram::new(LATENCY_BUCKETS),
         }
@@ -109,6 +113,11 @@ impl Metrics {
 
     pub fn lagged(&self) {
         self.lagged_disconnects.inc();
+    }
+
+    /// A history read (or a stream's backlog) went to the store.
+    pub fn read_from_store(&self) {
+        self.store_reads.inc();
     }
 
     /// A request refused, for `reason` (see [`REASONS`]).
@@ -142,6 +151,11 @@ impl Metrics {
             gauge(gauges.streams),
         );
         registry.register("roomcast_rooms", "Live rooms", gauge(gauges.rooms));
+        registry.register(
+            "roomcast_history_memory_bytes",
+            "Bytes of history held in memory, all rooms",
+            gauge(gauges.history_bytes),
+        );
         if let Some(up) = gauges.redis_up {
             registry.register(
                 "roomcast_redis_up",
@@ -150,6 +164,11 @@ impl Metrics {
             );
         }
         let counters = [
+            (
+                "roomcast_history_store_reads",
+                "History reads memory could not answer, sent to the store",
+                &self.store_reads,
+            ),
             (
                 "roomcast_events_appended",
                 "History events stored and published",
@@ -215,11 +234,14 @@ mod tests {
         let text = metrics.render(Gauges {
             rooms: 2,
             streams: 5,
+            history_bytes: 7,
             redis_up: Some(false),
         });
         for line in [
             "roomcast_streams_open 5",
             "roomcast_rooms 2",
+            "roomcast_history_memory_bytes 7",
+            "roomcast_history_store_reads_total 0",
             "roomcast_redis_up 0",
             "roomcast_events_appended_total 1",
             "roomcast_deliveries_total 2",

@@ -305,9 +305,10 @@ mod tests {
         let opening = next_text(&mut stream).await.unwrap();
         assert!(opening.contains("event: members"));
         assert!(next_text(&mut stream).await.is_none(), "closed on lag");
-        // The client resumes from history and gets every message.
+        // The client resumes from history and gets every message (and al's
+        // join: notices are kept beside the messages, not instead).
         let resumed = registry.subscribe(&code, Some(0), someone()).await.unwrap();
-        assert_eq!(resumed.opening.backlog.len(), 1000);
+        assert_eq!(resumed.opening.backlog.len(), 1001);
     }
 
     #[tokio::test]

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::sync::mpsc::TrySendError;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -29,7 +29,7 @@ use crate::client::VisitorKey;
 use crate::model::{Kind, Names, Recorded, RoomCode, RoomKey, Update};
 use crate::session::{Participation, Session, SessionId};
 use crate::store::writer::{self, Job};
-use crate::store::{now_ms, Change, Store, StoreError};
+use crate::store::{now_ms, Change, Range, Store, StoreError};
 
 pub struct Local {
     rooms: Arc<Rooms>,
@@ -42,39 +42,55 @@ impl Local {
     /// Loads every stored room and starts the writer thread. Blocking:
     /// call it before serving or from `spawn_blocking`.
     pub fn open(settings: Settings, mut store: Box<dyn Store>) -> Result<Local, StoreError> {
-        let stored = store.load(settings.history)?;
+        let bounds = settings.history;
+        let stored = store.load(bounds.keep)?;
         let mut sessions = Sessions::default();
         for (id, used_ms) in stored.sessions {
             sessions.restore(id, used_ms);
         }
-        let rooms: HashMap<RoomCode, Room> = stored
-            .rooms
+        // The most recently active first: they take memory for their
+        // history while it lasts.
+        let mut stored_rooms = stored.rooms;
+        stored_rooms.sort_by_key(|room| std::cmp::Reverse(room.last_activity_ms));
+        let mut order = Vec::with_capacity(stored_rooms.len());
+        let rooms: HashMap<RoomCode, Room> = stored_rooms
             .into_iter()
             .map(|room| {
                 for (id, part) in &room.participants {
                     sessions.join(*id, &room.code, part.clone(), 0);
                 }
+                order.push(room.code.clone());
                 (room.code.clone(), Room::restore(room))
             })
             .collect();
         if !rooms.is_empty() {
             info!("loaded {} rooms from the store", rooms.len());
         }
-        let history = settings.history;
-        let rooms = Arc::new_cyclic(|me: &Weak<Rooms>| {
-            let me = me.clone();
-            let (queue, thread) = writer::spawn(store, history, move |changes| {
-                if let Some(rooms) = me.upgrade() {
-                    publish(&rooms, changes);
-                }
-            });
-            let rooms = Rooms::new(settings, rooms);
+        let rooms = Rooms::new(settings, rooms);
+        {
             let mut state = rooms.lock();
-            state.writer = Some(Writer { queue, thread });
             state.sessions = sessions;
-            drop(state);
-            rooms
+            for code in order {
+                if state.budget.bytes >= bounds.total_bytes {
+                    break;
+                }
+                let newest = Range {
+                    after: None,
+                    before: u64::MAX,
+                    limit: bounds.room_events,
+                };
+                let events = store.events(&code, newest)?;
+                state.restore_history(&code, events, &bounds);
+            }
+        }
+        let rooms = Arc::new(rooms);
+        let me = Arc::downgrade(&rooms);
+        let (queue, thread) = writer::spawn(store, bounds.keep, move |changes| {
+            if let Some(rooms) = me.upgrade() {
+                publish(&rooms, changes);
+            }
         });
+        rooms.lock().writer = Some(Writer { queue, thread });
         Ok(Local { rooms })
     }
 
@@ -334,6 +350,7 @@ impl Backend for Local {
         })
     }
 
+    /// From memory when it holds the window, else from the store.
     fn history<'a>(
         &'a self,
         code: &'a RoomCode,
@@ -341,11 +358,31 @@ impl Backend for Local {
     ) -> Pending<'a, Vec<Arc<Recorded>>> {
         let Window { since, limit } = window;
         let state = self.rooms.lock();
-        let events = state.room(code).map(|room| match since {
-            Some(since) => room.after(since).take(limit).cloned().collect(),
-            None => room.newest(limit).cloned().collect(),
-        });
-        Box::pin(std::future::ready(events))
+        let room = match state.room(code) {
+            Ok(room) => room,
+            Err(err) => return Box::pin(std::future::ready(Err(err))),
+        };
+        let held = match since {
+            Some(since) if room.history.holds_after(since) => {
+                Some(room.history.after(since).take(limit).cloned().collect())
+            }
+            None if room.history.holds_newest(limit) => {
+                Some(room.history.newest(limit).cloned().collect())
+            }
+            _ => None,
+        };
+        if let Some(events) = held {
+            return Box::pin(std::future::ready(Ok(events)));
+        }
+        let range = Range {
+            after: since,
+            before: room.published_id + 1,
+            limit,
+        };
+        self.rooms.metrics.read_from_store();
+        let stored = read(&state, code, range);
+        drop(state);
+        Box::pin(async move { stored?.await })
     }
 
     fn send_frame<'a>(&'a self, code: &'a RoomCode, frame: Bytes) -> Pending<'a, ()> {
@@ -361,7 +398,9 @@ impl Backend for Local {
 
     /// The participation is checked again in the hold that subscribes: a
     /// leave just before cannot leave a stream reading on (its end would
-    /// have gone to a channel the stream was not on yet).
+    /// have gone to a channel the stream was not on yet). What memory no
+    /// longer holds of the backlog is read from the store, up to the
+    /// oldest event it does hold.
     fn subscribe<'a>(
         &'a self,
         code: &'a RoomCode,
@@ -374,26 +413,49 @@ impl Backend for Local {
             let session = state.sessions.get(&id);
             session.is_some_and(|session| session.in_room(code).is_some())
         });
-        let opening = state
+        let room = state
             .check_open()
             .and_then(|()| participant.then_some(()).ok_or(RoomError::NotParticipant))
             .and_then(|()| state.room(code));
-        let opening = opening.map(|room| {
-            // An id from the future (a client of another room that had
-            // this code) resumes from now rather than skipping events until
-            // the ids catch up. A stream with no resume point starts live,
-            // so it sees its own join.
-            let newest = room.published_id;
-            let since = since.map_or(newest, |since| since.min(newest));
-            Opening {
-                since,
-                missed: gap(since, room.first_kept()),
-                backlog: room.after(since).cloned().collect(),
-                members: room.roster.frame(),
-                updates: room.subscribe(),
-            }
+        let room = match room {
+            Ok(room) => room,
+            Err(err) => return Box::pin(std::future::ready(Err(err))),
+        };
+        // An id from the future (a client of another room that had
+        // this code) resumes from now rather than skipping events until
+        // the ids catch up. A stream with no resume point starts live,
+        // so it sees its own join.
+        let newest = room.published_id;
+        let since = since.map_or(newest, |since| since.min(newest));
+        let held: Vec<Arc<Recorded>> = room.history.after(since).cloned().collect();
+        let first_held = room.first_held();
+        let older = (!room.history.holds_after(since)).then(|| {
+            let range = Range {
+                after: Some(since),
+                before: first_held,
+                limit: usize::MAX,
+            };
+            self.rooms.metrics.read_from_store();
+            read(&state, code, range)
         });
-        Box::pin(std::future::ready(opening))
+        let members = room.roster.frame();
+        let updates = room.subscribe();
+        drop(state);
+        Box::pin(async move {
+            let mut backlog = match older {
+                Some(stored) => stored?.await?,
+                None => Vec::new(),
+            };
+            backlog.extend(held);
+            let first_kept = backlog.first().map_or(newest + 1, |e| e.event.id);
+            Ok(Opening {
+                since,
+                missed: gap(since, first_kept),
+                backlog,
+                members,
+                updates,
+            })
+        })
     }
 
     /// Each of their rooms hears they left; nobody waits for it, so a
@@ -466,15 +528,40 @@ fn publish(rooms: &Rooms, changes: &[Change]) {
     for (code, event) in changes.iter().filter_map(Change::event) {
         by_room.entry(code).or_default().push(event.clone());
     }
-    let history = rooms.settings.history;
+    let bounds = rooms.settings.history;
     let mut state = rooms.lock();
     for (code, events) in by_room {
         // The room may have expired while the events were being stored.
         if let Ok(room) = state.room_mut(code) {
             rooms.metrics.appended(events.len() as u64);
-            room.publish(events, history);
+            room.publish(&events);
+            state.remember(code, &events, &bounds);
         }
     }
+}
+
+/// Asks the writer for a room's stored events in `range`, read once what
+/// is queued before is stored (so nothing published is missing); what
+/// arrives is awaited outside the lock.
+fn read(
+    state: &State,
+    code: &RoomCode,
+    range: Range,
+) -> Result<impl std::future::Future<Output = Result<Vec<Arc<Recorded>>, RoomError>>, RoomError> {
+    let (reply, events) = oneshot::channel();
+    let job = Job::Read {
+        code: code.clone(),
+        range,
+        reply,
+    };
+    send(state, job)?;
+    Ok(async move {
+        match events.await {
+            Ok(Ok(events)) => Ok(events.into_iter().map(Arc::new).collect()),
+            Ok(Err(err)) => Err(RoomError::Store(err.to_string())),
+            Err(_) => Err(RoomError::Store("the writer stopped".into())),
+        }
+    })
 }
 
 /// Waits for the writer's answer on a change.
@@ -489,14 +576,15 @@ async fn outcome(stored: Stored) -> Result<(), RoomError> {
 /// Queues a change for the writer. Called with the lock held, so the
 /// queue order is the order ids were given out.
 fn enqueue(state: &State, change: Change, done: Option<writer::Done>) -> Result<(), RoomError> {
+    send(state, Job::Write { change, done })
+}
+
+fn send(state: &State, job: Job) -> Result<(), RoomError> {
     let writer = state.writer.as_ref().ok_or(RoomError::ShuttingDown)?;
-    writer
-        .queue
-        .try_send(Job { change, done })
-        .map_err(|err| match err {
-            TrySendError::Full(_) => RoomError::Busy,
-            TrySendError::Disconnected(_) => RoomError::Store("the writer stopped".into()),
-        })
+    writer.queue.try_send(job).map_err(|err| match err {
+        TrySendError::Full(_) => RoomError::Busy,
+        TrySendError::Disconnected(_) => RoomError::Store("the writer stopped".into()),
+    })
 }
 
 /// Queues a change and returns where its outcome will arrive.

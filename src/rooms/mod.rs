@@ -18,6 +18,7 @@ pub mod admission;
 mod backend;
 mod error;
 mod guard;
+mod history;
 mod local;
 pub mod redis;
 mod room;
@@ -43,6 +44,7 @@ pub use backend::Opening;
 use backend::{Backend, Join, Post, Window};
 pub use error::RoomError;
 pub use guard::StreamGuard;
+pub use history::Bounds;
 pub use settings::Settings;
 use state::Rooms;
 
@@ -99,6 +101,7 @@ impl Registry {
         Gauges {
             rooms: state.rooms.len(),
             streams: state.admission.streams(),
+            history_bytes: state.budget.bytes,
             redis_up: self.inner.backend.reachable(),
         }
     }

@@ -1,14 +1,15 @@
-//! One room in memory: its ids, its recent history ring, its broadcast
-//! sender and the frames it sends, its roster. Pure: no lock, no I/O
+//! One room in memory: its ids, its newest history ([`Ring`]), its
+//! broadcast sender and the frames it sends, its roster. Pure: no lock, no I/O
 //! (the registry holds it under its one lock, see [`super::state`]).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::sync::broadcast;
 
+use super::history::Ring;
 use super::roster::Roster;
 use crate::model::{Event, Kind, Name, Recorded, RoomCode, RoomKey, Text, Update};
 use crate::store::{now_ms, StoredRoom};
@@ -39,8 +40,9 @@ pub struct Room {
     pub last_id: u64,
     /// The last id stored and published.
     pub published_id: u64,
-    /// The newest published events, at most `history` of them.
-    history: VecDeque<Arc<Recorded>>,
+    /// The newest published events memory holds (locally; with Redis,
+    /// none: Redis is read).
+    pub history: Ring,
     /// Made when the first stream subscribes: until then nobody listens,
     /// and an empty room does without the channel's slots (256 of them,
     /// most of an idle room's memory).
@@ -68,7 +70,7 @@ impl Room {
         Room {
             last_id,
             published_id: last_id,
-            history: VecDeque::new(),
+            history: Ring::default(),
             updates: OnceLock::new(),
             roster: Roster::default(),
             key: None,
@@ -82,7 +84,7 @@ impl Room {
     }
 
     /// A stored room with its participants, idle since its last activity
-    /// (it has no streams yet).
+    /// (it has no streams yet), holding none of its history yet.
     pub fn restore(stored: StoredRoom) -> Room {
         let mut room = Room::new(stored.last_id);
         room.key = stored.key;
@@ -92,7 +94,7 @@ impl Room {
                 .checked_sub(idle_for)
                 .unwrap_or_else(Instant::now),
         );
-        room.history = stored.events.into_iter().map(Arc::new).collect();
+        room.history = Ring::forgetting(stored.last_id);
         for (_, part) in &stored.participants {
             room.roster.add(part);
         }
@@ -111,31 +113,18 @@ impl Room {
         Arc::new(Recorded::new(event))
     }
 
-    /// Stored events, in id order: keep the newest `history` of them and
-    /// send them to every stream.
-    pub fn publish(&mut self, events: Vec<Arc<Recorded>>, history: usize) {
-        let mut run = Vec::with_capacity(events.len().min(EVENTS_PER_UPDATE));
-        for event in events {
-            self.published_id = event.event.id;
-            self.history.push_back(event.clone());
-            run.push(event);
-            if run.len() == EVENTS_PER_UPDATE {
-                self.send_events(&mut run);
-            }
-        }
-        self.send_events(&mut run);
-        while self.history.len() > history {
-            self.history.pop_front();
-        }
-    }
-
-    fn send_events(&self, run: &mut Vec<Arc<Recorded>>) {
-        if self.updates.get().is_none() {
-            run.clear(); // nobody has ever listened: nothing to build
+    /// Stored events, in id order, go to every stream (whoever keeps
+    /// them in memory does so apart: [`super::state::State::remember`]).
+    pub fn publish(&mut self, events: &[Arc<Recorded>]) {
+        let Some(last) = events.last() else {
             return;
+        };
+        self.published_id = last.event.id;
+        if self.updates.get().is_none() {
+            return; // nobody has ever listened: nothing to build
         }
-        if !run.is_empty() {
-            self.send(Update::Events(std::mem::take(run).into()));
+        for run in events.chunks(EVENTS_PER_UPDATE) {
+            self.send(Update::Events(run.into()));
         }
     }
 
@@ -181,24 +170,9 @@ impl Room {
             .subscribe()
     }
 
-    /// History events with an id above `since`.
-    pub fn after(&self, since: u64) -> impl Iterator<Item = &Arc<Recorded>> {
-        let start = self.history.partition_point(|e| e.event.id <= since);
-        self.history.range(start..)
-    }
-
-    /// The newest `limit` history events, oldest first.
-    pub fn newest(&self, limit: usize) -> impl Iterator<Item = &Arc<Recorded>> {
-        self.history
-            .iter()
-            .skip(self.history.len().saturating_sub(limit))
-    }
-
-    /// The oldest id history still holds, or the next one if it is empty.
-    pub fn first_kept(&self) -> u64 {
-        self.history
-            .front()
-            .map_or(self.published_id + 1, |e| e.event.id)
+    /// The oldest id memory holds, or the next one if it holds none.
+    pub fn first_held(&self) -> u64 {
+        self.history.first_id().unwrap_or(self.published_id + 1)
     }
 
     /// A stream opened (a session's, if `session`): the room is no longer
@@ -255,6 +229,12 @@ impl Room {
     }
 }
 
+impl AsMut<Ring> for Room {
+    fn as_mut(&mut self) -> &mut Ring {
+        &mut self.history
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -264,7 +244,7 @@ mod tests {
     }
 
     #[test]
-    fn a_commit_goes_out_as_one_update_trimmed_to_the_history() {
+    fn a_commit_goes_out_as_one_update() {
         let code = RoomCode::parse("ABCD").unwrap();
         let mut room = Room::new(0);
         let mut updates = room.subscribe();
@@ -284,7 +264,7 @@ mod tests {
             event(3, Kind::Message, Some("two")),
             event(4, Kind::Message, Some("three")),
         ];
-        room.publish(batch, 3);
+        room.publish(&batch);
         let mut seen = Vec::new();
         while let Ok(update) = updates.try_recv() {
             seen.push(match update {
@@ -298,7 +278,6 @@ mod tests {
             });
         }
         assert_eq!(seen, ["[1, 2, 3, 4]"]);
-        let kept: Vec<u64> = room.history.iter().map(|e| e.event.id).collect();
-        assert_eq!(kept, [2, 3, 4], "history is trimmed to its length");
+        assert_eq!(room.published_id, 4);
     }
 }

@@ -3,12 +3,13 @@
 use std::time::Duration;
 
 use super::admission::Limits;
+use super::history::Bounds;
 
 /// The registry's knobs, taken from the command line.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// Events kept per room.
-    pub history: usize,
+    /// What `--history` keeps, and what of it memory holds.
+    pub history: Bounds,
     pub room_ttl: Duration,
     /// How long a session is kept after its last use.
     pub session_ttl: Duration,

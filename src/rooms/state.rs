@@ -18,12 +18,13 @@ use log::info;
 
 use super::admission::{shrink, Admission};
 use super::error::RoomError;
+use super::history::{Bounds, Budget};
 use super::room::Room;
 use super::sessions::Sessions;
 use super::settings::Settings;
 use crate::client::VisitorKey;
 use crate::metrics::Metrics;
-use crate::model::{RoomCode, Update};
+use crate::model::{Recorded, RoomCode, Update};
 use crate::session::SessionId;
 use crate::store::writer::Job;
 
@@ -43,6 +44,8 @@ pub struct State {
     pub admission: Admission,
     /// Rooms with a `members` frame waiting for its turn.
     pub members_waiting: HashSet<RoomCode>,
+    /// What all rooms' history takes in memory.
+    pub budget: Budget,
     pub closing: bool,
     /// With the local backend: its writer, whose queue is fed under this
     /// lock so that queue order is the order ids were given out.
@@ -63,6 +66,7 @@ impl Rooms {
             links: HashMap::new(),
             admission: Admission::new(settings.limits),
             members_waiting: HashSet::new(),
+            budget: Budget::default(),
             closing: false,
             writer: None,
         };
@@ -139,6 +143,35 @@ impl State {
         }
     }
 
+    /// Takes a room's published `events` into memory, within the room's
+    /// bounds and all rooms' (see [`super::history`]).
+    pub fn remember(&mut self, code: &RoomCode, events: &[Arc<Recorded>], bounds: &Bounds) {
+        let Some(room) = self.rooms.get_mut(code) else {
+            return;
+        };
+        let before = room.history.bytes();
+        room.history.keep(events, bounds);
+        let after = room.history.bytes();
+        let ids = events.iter().map(|e| e.event.id);
+        self.budget
+            .took(code, ids, (before, after), &mut self.rooms, bounds);
+    }
+
+    /// Takes a room's newest stored `events` (at most
+    /// `bounds.room_events` of them) into memory at start.
+    pub fn restore_history(&mut self, code: &RoomCode, events: Vec<Recorded>, bounds: &Bounds) {
+        let Some(room) = self.rooms.get_mut(code) else {
+            return;
+        };
+        let all = events.len() < bounds.room_events;
+        let before = room.history.bytes();
+        room.history.restore(events, all, bounds);
+        let after = room.history.bytes();
+        let ids: Vec<u64> = room.history.after(0).map(|e| e.event.id).collect();
+        self.budget
+            .took(code, ids, (before, after), &mut self.rooms, bounds);
+    }
+
     pub fn check_open(&self) -> Result<(), RoomError> {
         if self.closing {
             Err(RoomError::ShuttingDown)
@@ -178,10 +211,14 @@ impl State {
 
     /// Takes out the rooms idle for at least `ttl`, and their sessions.
     pub fn take_expired(&mut self, now: Instant, ttl: Duration) -> Vec<RoomCode> {
+        let budget = &mut self.budget;
         let expired: Vec<RoomCode> = self
             .rooms
             .extract_if(|_, room| room.idle_since.is_some_and(|t| now - t >= ttl))
-            .map(|(code, _)| code)
+            .map(|(code, room)| {
+                budget.ended(room.history.bytes());
+                code
+            })
             .collect();
         self.sessions.end_in(&expired);
         shrink(&mut self.rooms);

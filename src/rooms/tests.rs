@@ -15,7 +15,12 @@ fn registry_with(session_ttl_ms: u64, room_ttl_ms: u64, max_rooms: usize) -> Reg
         per_second: 1e9,
     };
     let settings = Settings {
-        history: 1000,
+        history: Bounds {
+            keep: 1000,
+            room_events: 1000,
+            room_bytes: 1 << 20,
+            total_bytes: 1 << 28,
+        },
         room_ttl: Duration::from_millis(room_ttl_ms),
         session_ttl: Duration::from_millis(session_ttl_ms),
         limits: Limits {

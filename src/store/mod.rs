@@ -96,7 +96,8 @@ pub struct Stored {
     pub sessions: Vec<(SessionId, u64)>,
 }
 
-/// A room as the store last saw it, with its newest events.
+/// A room as the store last saw it (its events are read apart, with
+/// [`Store::events`]).
 #[derive(Debug)]
 pub struct StoredRoom {
     pub code: RoomCode,
@@ -106,8 +107,6 @@ pub struct StoredRoom {
     pub key: Option<RoomKey>,
     /// When the room was created or last had an event, in ms since the epoch.
     pub last_activity_ms: u64,
-    /// The newest events, oldest first, at most `history` of them.
-    pub events: Vec<Recorded>,
     /// Who takes part in it.
     pub participants: Vec<(SessionId, Participation)>,
 }
@@ -123,16 +122,31 @@ impl fmt::Display for StoreError {
 
 impl std::error::Error for StoreError {}
 
+/// Which of a room's stored events to read: those after `after` (or the
+/// newest, if `None`) and before `before`, at most `limit`, oldest first.
+#[derive(Debug, Clone, Copy)]
+pub struct Range {
+    pub after: Option<u64>,
+    pub before: u64,
+    pub limit: usize,
+}
+
 /// What a backend does. It lives on the writer thread (loading happens
 /// before that thread starts), so it may block and need not be `Sync`.
+///
+/// `history` is `--history`'s rule (see `rooms::history`): each room
+/// keeps its newest `history` messages and beside them its newest
+/// `history` notices; when a message goes, the notices before it go too.
 pub trait Store: Send + 'static {
-    /// Every room with its newest `history` events and its participants,
-    /// and every session, to rebuild the registry at start.
+    /// Every room with its participants, and every session, to rebuild
+    /// the registry at start (a smaller `history` than last time trims).
     fn load(&mut self, history: usize) -> Result<Stored, StoreError>;
 
-    /// Applies `changes` in order, all or nothing; keeps at most `history`
-    /// events per room.
+    /// Applies `changes` in order, all or nothing, keeping `history`.
     fn apply(&mut self, changes: &[Change], history: usize) -> Result<(), StoreError>;
+
+    /// A room's stored events in `range`.
+    fn events(&mut self, code: &RoomCode, range: Range) -> Result<Vec<Recorded>, StoreError>;
 
     /// Housekeeping the writer does once a batch's requests are answered,
     /// so that it never delays an answer.

@@ -5,10 +5,10 @@ use std::collections::HashMap;
 use std::fs::{File, OpenOptions, TryLockError};
 use std::time::Duration;
 
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use super::checkpoint::Checkpoints;
-use super::{Change, Store, StoreError, Stored, StoredRoom};
+use super::{Change, Range, Store, StoreError, Stored, StoredRoom};
 use crate::model::{Event, Kind, Name, Recorded, RoomCode, RoomKey};
 use crate::session::{Participation, SessionId};
 
@@ -49,6 +49,13 @@ const MIGRATIONS: &[&str] = &[
      ) WITHOUT ROWID;
      CREATE INDEX participants_by_room ON participants(room);
      ALTER TABLE rooms ADD COLUMN invite_key TEXT;",
+    // v3: how many messages and notices each room keeps, so that
+    // --history's rule trims without counting.
+    "ALTER TABLE rooms ADD COLUMN messages INTEGER NOT NULL DEFAULT 0;
+     ALTER TABLE rooms ADD COLUMN notices INTEGER NOT NULL DEFAULT 0;
+     UPDATE rooms SET
+         messages = (SELECT count(*) FROM events WHERE room = rooms.code AND kind = 'message'),
+         notices = (SELECT count(*) FROM events WHERE room = rooms.code AND kind <> 'message');",
 ];
 
 pub struct SqliteStore {
@@ -156,6 +163,11 @@ impl Store for SqliteStore {
             .map_err(|e| StoreError(format!("cannot store: {e}")))
     }
 
+    fn events(&mut self, code: &RoomCode, range: Range) -> Result<Vec<Recorded>, StoreError> {
+        events(&self.conn, code, range)
+            .map_err(|e| StoreError(format!("cannot read the history of {code}: {e}")))
+    }
+
     fn tidy(&mut self) {
         if let Some(checkpoints) = &mut self.checkpoints {
             checkpoints.tidy(&self.conn);
@@ -166,35 +178,38 @@ impl Store for SqliteStore {
 impl SqliteStore {
     fn load_rooms(&mut self, history: usize) -> Result<Stored, String> {
         let tx = self.conn.transaction().map_err(|e| e.to_string())?;
-        // A smaller --history than last time trims at once.
-        tx.execute(
-            "DELETE FROM events WHERE id <= (SELECT last_id FROM rooms WHERE code = events.room) - ?1",
-            [history as i64],
-        )
-        .map_err(|e| e.to_string())?;
-        type Row = (String, u64, u64, Option<String>);
+        type Row = (String, u64, u64, Option<String>, u64, u64);
         let rooms: Vec<Row> = {
             let mut select = tx
-                .prepare("SELECT code, last_id, last_activity_ms, invite_key FROM rooms")
+                .prepare(
+                    "SELECT code, last_id, last_activity_ms, invite_key, messages, notices FROM rooms",
+                )
                 .map_err(|e| e.to_string())?;
             let rows = select
                 .query_map([], |row| {
-                    Ok((row.get(0)?, uint(row, 1)?, uint(row, 2)?, row.get(3)?))
+                    Ok((
+                        row.get(0)?,
+                        uint(row, 1)?,
+                        uint(row, 2)?,
+                        row.get(3)?,
+                        uint(row, 4)?,
+                        uint(row, 5)?,
+                    ))
                 })
                 .map_err(|e| e.to_string())?;
             rows.collect::<Result<_, _>>().map_err(|e| e.to_string())?
         };
         let mut loaded = Vec::with_capacity(rooms.len());
-        for (code, last_id, last_activity_ms, key) in rooms {
+        for (code, last_id, last_activity_ms, key, messages, notices) in rooms {
+            // A smaller --history than last time trims at once.
+            keep(&tx, &code, (messages, notices), history).map_err(|e| e.to_string())?;
             let room = RoomCode::parse(&code).map_err(|_| format!("bad room code {code:?}"))?;
-            let events = newest_events(&tx, &room, history)?;
             let participants = participants(&tx, &room)?;
             loaded.push(StoredRoom {
                 code: room,
                 last_id,
                 key: key.map(RoomKey::stored),
                 last_activity_ms,
-                events,
                 participants,
             });
         }
@@ -233,35 +248,101 @@ impl SqliteStore {
     }
 }
 
-/// The newest append to each room since the last settle: room → (last
-/// id, its time).
+/// What was appended to each room since the last settle.
 #[derive(Default)]
-struct Appended(HashMap<String, (u64, u64)>);
+struct Appended(HashMap<String, Added>);
+
+#[derive(Default)]
+struct Added {
+    /// The newest event's id and time.
+    last_id: u64,
+    at_ms: u64,
+    messages: u64,
+    notices: u64,
+}
 
 impl Appended {
     fn note(&mut self, event: &Event, at_ms: u64) {
-        match self.0.get_mut(&event.room) {
-            Some(newest) => *newest = (event.id, at_ms),
-            None => {
-                self.0.insert(event.room.clone(), (event.id, at_ms));
-            }
+        let added = match self.0.get_mut(&event.room) {
+            Some(added) => added,
+            None => self.0.entry(event.room.clone()).or_default(),
+        };
+        (added.last_id, added.at_ms) = (event.id, at_ms);
+        if event.kind == Kind::Message {
+            added.messages += 1;
+        } else {
+            added.notices += 1;
         }
     }
 
-    /// Writes each room's last id and drops the events past `history`.
+    /// Writes each room's last id and counts, and keeps `history`.
     fn settle(&mut self, tx: &rusqlite::Transaction<'_>, history: usize) -> rusqlite::Result<()> {
-        for (room, (last_id, at_ms)) in self.0.drain() {
-            tx.prepare_cached(
-                "UPDATE rooms SET last_id = ?2, last_activity_ms = ?3 WHERE code = ?1",
-            )?
-            .execute(params![room, last_id as i64, at_ms as i64])?;
-            if let Some(oldest_kept) = last_id.checked_sub(history as u64) {
-                tx.prepare_cached("DELETE FROM events WHERE room = ?1 AND id <= ?2")?
-                    .execute(params![room, oldest_kept as i64])?;
-            }
+        for (room, added) in self.0.drain() {
+            let kept: (u64, u64) = tx
+                .prepare_cached(
+                    "UPDATE rooms SET last_id = ?2, last_activity_ms = ?3,
+                         messages = messages + ?4, notices = notices + ?5
+                     WHERE code = ?1 RETURNING messages, notices",
+                )?
+                .query_row(
+                    params![
+                        room,
+                        added.last_id as i64,
+                        added.at_ms as i64,
+                        added.messages as i64,
+                        added.notices as i64
+                    ],
+                    |row| Ok((uint(row, 0)?, uint(row, 1)?)),
+                )?;
+            keep(tx, &room, kept, history)?;
         }
         Ok(())
     }
+}
+
+/// `--history`'s rule on one room that keeps `(messages, notices)`: the
+/// oldest messages past `history` go, each with the notices before it,
+/// then the oldest notices past `history`.
+fn keep(
+    tx: &rusqlite::Transaction<'_>,
+    room: &str,
+    (mut messages, mut notices): (u64, u64),
+    history: usize,
+) -> rusqlite::Result<()> {
+    let history = history as u64;
+    let message = Kind::Message.as_str();
+    let before = (messages, notices);
+    if messages > history {
+        let over = messages - history;
+        // The newest message that goes; everything up to it goes too.
+        let last_gone: Option<i64> = tx
+            .prepare_cached(
+                "SELECT id FROM events WHERE room = ?1 AND kind = ?2 ORDER BY id LIMIT 1 OFFSET ?3",
+            )?
+            .query_row(params![room, message, (over - 1) as i64], |row| row.get(0))
+            .optional()?;
+        if let Some(last_gone) = last_gone {
+            let gone = tx
+                .prepare_cached("DELETE FROM events WHERE room = ?1 AND id <= ?2")?
+                .execute(params![room, last_gone])? as u64;
+            messages -= over;
+            notices = notices.saturating_sub(gone - over);
+        }
+    }
+    if notices > history {
+        let gone = tx
+            .prepare_cached(
+                "DELETE FROM events WHERE room = ?1 AND id IN
+                     (SELECT id FROM events WHERE room = ?1 AND kind <> ?2 ORDER BY id LIMIT ?3)",
+            )?
+            .execute(params![room, message, (notices - history) as i64])? as u64;
+        notices -= gone;
+    }
+    if (messages, notices) != before {
+        tx.prepare_cached("UPDATE rooms SET messages = ?2, notices = ?3 WHERE code = ?1")?
+            .execute(params![room, messages as i64, notices as i64])?;
+    }
+    Ok(())
 }
 
 fn insert_event(tx: &rusqlite::Transaction<'_>, e: &Event) -> rusqlite::Result<()> {
@@ -382,18 +463,31 @@ fn sessions(tx: &rusqlite::Transaction<'_>) -> Result<Vec<(SessionId, u64)>, Str
     Ok(found)
 }
 
-fn newest_events(
-    tx: &rusqlite::Transaction<'_>,
-    room: &RoomCode,
-    history: usize,
-) -> Result<Vec<Recorded>, String> {
-    let mut select = tx
-        .prepare_cached(
-            "SELECT id, kind, name, text, ts FROM events WHERE room = ?1 ORDER BY id DESC LIMIT ?2",
-        )
-        .map_err(|e| e.to_string())?;
+fn events(conn: &Connection, room: &RoomCode, range: Range) -> Result<Vec<Recorded>, String> {
+    let Range {
+        after,
+        before,
+        limit,
+    } = range;
+    // SQLite counts in signed 64 bits.
+    let (before, limit) = (
+        before.min(i64::MAX as u64) as i64,
+        limit.min(i64::MAX as usize) as i64,
+    );
+    let mut select = match after {
+        Some(_) => conn.prepare_cached(
+            "SELECT id, kind, name, text, ts FROM events
+             WHERE room = ?1 AND id > ?2 AND id < ?3 ORDER BY id LIMIT ?4",
+        ),
+        None => conn.prepare_cached(
+            "SELECT id, kind, name, text, ts FROM events
+             WHERE room = ?1 AND id > ?2 AND id < ?3 ORDER BY id DESC LIMIT ?4",
+        ),
+    }
+    .map_err(|e| e.to_string())?;
+    let after = after.unwrap_or(0).min(i64::MAX as u64) as i64;
     let rows = select
-        .query_map(params![room.as_str(), history as i64], |row| {
+        .query_map(params![room.as_str(), after, before, limit], |row| {
             Ok((
                 uint(row, 0)?,
                 row.get::<_, String>(1)?,
@@ -418,7 +512,9 @@ fn newest_events(
             ts,
         }));
     }
-    events.reverse();
+    if range.after.is_none() {
+        events.reverse();
+    }
     Ok(events)
 }
 

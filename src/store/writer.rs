@@ -1,8 +1,9 @@
 //! The one thread that writes. It takes every queued change, applies them
 //! to the store in one transaction (group commit: while one batch commits,
 //! the next one queues up), then hands the batch to `on_commit` in order,
-//! and only then answers each waiting request; the store's housekeeping
-//! comes after the answers.
+//! and only then answers each waiting request; then it serves the reads
+//! queued with the batch (so a read sees everything queued before it,
+//! stored and published); the store's housekeeping comes last.
 
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::thread::JoinHandle;
@@ -10,7 +11,8 @@ use std::thread::JoinHandle;
 use log::error;
 use tokio::sync::oneshot;
 
-use super::{Change, Store, StoreError};
+use super::{Change, Range, Store, StoreError};
+use crate::model::{Recorded, RoomCode};
 
 /// Changes waiting for the writer, at most; past that posts get a 503
 /// rather than memory growing without bound.
@@ -21,10 +23,30 @@ const BATCH_LIMIT: usize = 1024;
 
 pub type Done = oneshot::Sender<Result<(), StoreError>>;
 
-pub struct Job {
-    pub change: Change,
-    /// Told the outcome once the change is stored (or not).
-    pub done: Option<Done>,
+/// Where a read's events go.
+pub type Reply = oneshot::Sender<Result<Vec<Recorded>, StoreError>>;
+
+pub enum Job {
+    Write {
+        change: Change,
+        /// Told the outcome once the change is stored (or not).
+        done: Option<Done>,
+    },
+    /// A room's events in a range, read once the changes queued before
+    /// are stored.
+    Read {
+        code: RoomCode,
+        range: Range,
+        reply: Reply,
+    },
+}
+
+/// What the writer takes from its queue at once.
+#[derive(Default)]
+struct Batch {
+    changes: Vec<Change>,
+    dones: Vec<Option<Done>>,
+    reads: Vec<(RoomCode, Range, Reply)>,
 }
 
 /// Starts the writer thread; it ends once every sender is dropped and the
@@ -38,15 +60,25 @@ pub fn spawn(
     let thread = std::thread::Builder::new()
         .name("roomcast-writer".into())
         .spawn(move || {
-            while let Some((changes, dones)) = next_batch(&rx) {
-                let result = store.apply(&changes, history);
-                match &result {
-                    Ok(()) => on_commit(&changes),
-                    Err(err) => error!("{} changes not stored: {err}", changes.len()),
+            while let Some(batch) = next_batch(&rx) {
+                let Batch {
+                    changes,
+                    dones,
+                    reads,
+                } = batch;
+                if !changes.is_empty() {
+                    let result = store.apply(&changes, history);
+                    match &result {
+                        Ok(()) => on_commit(&changes),
+                        Err(err) => error!("{} changes not stored: {err}", changes.len()),
+                    }
+                    for done in dones.into_iter().flatten() {
+                        // The request may have gone away; the outcome stands.
+                        let _ = done.send(result.clone());
+                    }
                 }
-                for done in dones.into_iter().flatten() {
-                    // The request may have gone away; the outcome stands.
-                    let _ = done.send(result.clone());
+                for (code, range, reply) in reads {
+                    let _ = reply.send(store.events(&code, range));
                 }
                 store.tidy();
             }
@@ -56,18 +88,20 @@ pub fn spawn(
 }
 
 /// Waits for one job, then takes whatever else is already queued.
-fn next_batch(rx: &Receiver<Job>) -> Option<(Vec<Change>, Vec<Option<Done>>)> {
-    let first = rx.recv().ok()?;
-    let mut changes = vec![first.change];
-    let mut dones = vec![first.done];
-    while changes.len() < BATCH_LIMIT {
-        match rx.try_recv() {
-            Ok(job) => {
-                changes.push(job.change);
-                dones.push(job.done);
+fn next_batch(rx: &Receiver<Job>) -> Option<Batch> {
+    let mut batch = Batch::default();
+    let mut next = Some(rx.recv().ok()?);
+    while let Some(job) = next.take() {
+        match job {
+            Job::Write { change, done } => {
+                batch.changes.push(change);
+                batch.dones.push(done);
             }
-            Err(_) => break,
+            Job::Read { code, range, reply } => batch.reads.push((code, range, reply)),
+        }
+        if batch.changes.len() + batch.reads.len() < BATCH_LIMIT {
+            next = rx.try_recv().ok();
         }
     }
-    Some((changes, dones))
+    Some(batch)
 }

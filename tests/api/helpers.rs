@@ -696,3 +696,16 @@ pub async fn whole_history(client: &Client, base: &str, code: &str, token: &str)
         events.extend(page);
     }
 }
+
+/// The value of one series in a `/metrics` text.
+pub fn metric_in(text: &str, series: &str) -> u64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+}
+
+/// The value of one series of `app`'s `/metrics` now.
+pub async fn metric(app: &TestApp, series: &str) -> u64 {
+    let response = app.client.get(app.url("/metrics")).send().await.unwrap();
+    metric_in(&response.text().await.unwrap(), series)
+}

@@ -9,6 +9,7 @@ mod connections;
 mod durability;
 mod errors;
 mod gaps;
+mod history;
 mod home;
 mod lifecycle;
 mod limits;

@@ -5,11 +5,7 @@ use serde_json::json;
 
 use crate::helpers::{spawn_app, spawn_with};
 
-fn value(text: &str, series: &str) -> u64 {
-    text.lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("no {series} in\n{text}"))
-}
+use crate::helpers::metric_in as value;
 
 #[tokio::test]
 async fn metrics_count_streams_events_deliveries_and_rejections() {

@@ -226,7 +226,7 @@ impl Redis {
             call.key(session_key(id));
         }
         call.arg(settings.room_ttl.as_millis() as u64)
-            .arg(settings.history);
+            .arg(settings.history.keep);
         for arg in args {
             call.arg(*arg);
         }

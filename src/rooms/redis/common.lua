@@ -2,7 +2,7 @@
 --   1 the room record (CREATED TAB KEY)  2 its last id  3 its log (a stream)
 --   4 its names: name key (lower case, confusable skeleton) ->
 --     SESSION TAB WATCH ('1' or '0') TAB NAME
--- ARGV[1] is the room TTL in ms, ARGV[2] the history length.
+-- ARGV[1] is the room TTL in ms, ARGV[2] --history (messages kept).
 -- A session is the key roomcast:session:ID, a hash of
 -- CODE -> WATCH TAB KEY TAB NAME, and '' -> '1' (it exists, in no room or
 -- many); a participation is real only when the
@@ -13,6 +13,11 @@ local function alive()
   return redis.call('EXISTS', KEYS[1]) == 1
 end
 
+-- The ids of the messages and of the notices the log keeps, oldest
+-- first: how --history's rule finds what goes (keys of the room's slot).
+local kept_messages = KEYS[1] .. ':kept-messages'
+local kept_notices = KEYS[1] .. ':kept-notices'
+
 -- Activity: every key of the room lives another TTL.
 local function touch()
   for i = 1, #KEYS do
@@ -20,19 +25,44 @@ local function touch()
       redis.call('PEXPIRE', KEYS[i], ARGV[1])
     end
   end
+  redis.call('PEXPIRE', kept_messages, ARGV[1])
+  redis.call('PEXPIRE', kept_notices, ARGV[1])
+end
+
+-- --history's rule, as in rooms/history.rs: the newest ARGV[2] messages
+-- stay, and beside them the newest ARGV[2] notices; when a message goes,
+-- the notices before it go too. (A log from before these lists is
+-- trimmed whole up to the first message that goes.)
+local function keep(id, message)
+  local most = tonumber(ARGV[2])
+  redis.call('RPUSH', message and kept_messages or kept_notices, id)
+  if message and redis.call('LLEN', kept_messages) > most then
+    local gone = tonumber(redis.call('LPOP', kept_messages))
+    redis.call('XTRIM', KEYS[3], 'MINID', '0-' .. (gone + 1))
+    while true do
+      local oldest = redis.call('LINDEX', kept_notices, 0)
+      if not oldest or tonumber(oldest) > gone then
+        break
+      end
+      redis.call('LPOP', kept_notices)
+    end
+  end
+  if not message and redis.call('LLEN', kept_notices) > most then
+    redis.call('XDEL', KEYS[3], '0-' .. redis.call('LPOP', kept_notices))
+  end
 end
 
 -- The room's next event. Its stream id is 0-N with N from the room's
 -- counter, so SSE ids stay plain integers on every node.
 local function append(kind, name, ts, text)
   local id = redis.call('INCR', KEYS[2])
-  local entry = { 'XADD', KEYS[3], 'MAXLEN', '~', ARGV[2], '0-' .. id,
-                  'kind', kind, 'name', name, 'ts', ts }
+  local entry = { 'XADD', KEYS[3], '0-' .. id, 'kind', kind, 'name', name, 'ts', ts }
   if text then
     table.insert(entry, 'text')
     table.insert(entry, text)
   end
   redis.call(unpack(entry))
+  keep(id, kind == 'message')
   return id
 end
 

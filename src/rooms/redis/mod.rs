@@ -404,7 +404,7 @@ impl reader::Follower for Cache {
         let roster_changed =
             (fresh.iter()).any(|e| matches!(e.event.kind, Kind::Join | Kind::Leave));
         self.rooms.metrics.appended(fresh.len() as u64);
-        room.publish(fresh, 0);
+        room.publish(&fresh);
         room.touched(Instant::now());
         drop(state);
         if roster_changed {

@@ -16,6 +16,30 @@ fn message(code: &RoomCode, id: u64, text: &str) -> Change {
     }
 }
 
+fn notice(code: &RoomCode, id: u64) -> Change {
+    let name = Name::parse("al").unwrap();
+    let event = Event::new(id, Kind::Join, code, &name, None);
+    Change::Append {
+        code: code.clone(),
+        event: Arc::new(Recorded::new(event)),
+        at_ms: 1000 + id,
+    }
+}
+
+/// Every event the store keeps of the room.
+fn kept(store: &mut SqliteStore, code: &RoomCode) -> Vec<Recorded> {
+    let all = Range {
+        after: Some(0),
+        before: u64::MAX,
+        limit: usize::MAX,
+    };
+    store.events(code, all).unwrap()
+}
+
+fn kept_ids(store: &mut SqliteStore, code: &RoomCode) -> Vec<u64> {
+    kept(store, code).iter().map(|e| e.event.id).collect()
+}
+
 #[test]
 fn what_is_applied_loads_back_trimmed_to_the_history() {
     let dir = tempfile::tempdir().unwrap();
@@ -37,9 +61,26 @@ fn what_is_applied_loads_back_trimmed_to_the_history() {
     assert_eq!(rooms.len(), 1);
     assert_eq!(rooms[0].last_id, 5);
     assert_eq!(rooms[0].last_activity_ms, 1005);
-    let ids: Vec<u64> = rooms[0].events.iter().map(|e| e.event.id).collect();
-    assert_eq!(ids, vec![3, 4, 5]);
-    assert_eq!(rooms[0].events[2].event.text.as_deref(), Some("m5"));
+    assert_eq!(kept_ids(&mut store, &code), vec![3, 4, 5]);
+    assert_eq!(kept(&mut store, &code)[2].event.text.as_deref(), Some("m5"));
+    let newest_two = Range {
+        after: None,
+        before: u64::MAX,
+        limit: 2,
+    };
+    let ids: Vec<u64> = store
+        .events(&code, newest_two)
+        .unwrap()
+        .iter()
+        .map(|e| e.event.id)
+        .collect();
+    assert_eq!(ids, [4, 5], "the newest, oldest first");
+    let middle = Range {
+        after: Some(3),
+        before: 5,
+        limit: 10,
+    };
+    assert_eq!(store.events(&code, middle).unwrap().len(), 1);
 
     store.apply(&[Change::DeleteRoom { code }], 3).unwrap();
     assert!(store.load(3).unwrap().rooms.is_empty());
@@ -146,11 +187,15 @@ fn a_code_removed_and_made_again_in_one_batch_starts_clean() {
     ];
     store.apply(&changes, 10).unwrap();
     let rooms = store.load(10).unwrap().rooms;
-    assert_eq!((rooms[0].last_id, rooms[0].events.len()), (0, 0));
+    assert_eq!(rooms[0].last_id, 0);
+    assert!(kept(&mut store, &code).is_empty());
     store.apply(&[message(&code, 1, "new")], 10).unwrap();
     let rooms = store.load(10).unwrap().rooms;
     assert_eq!(rooms[0].last_id, 1);
-    assert_eq!(rooms[0].events[0].event.text.as_deref(), Some("new"));
+    assert_eq!(
+        kept(&mut store, &code)[0].event.text.as_deref(),
+        Some("new")
+    );
 }
 
 #[test]
@@ -165,7 +210,7 @@ fn a_failed_batch_changes_nothing() {
     store.apply(&[create], 10).unwrap();
     let duplicate = [message(&code, 1, "a"), message(&code, 1, "b")];
     assert!(store.apply(&duplicate, 10).is_err());
-    assert!(store.load(10).unwrap().rooms[0].events.is_empty());
+    assert!(kept(&mut store, &code).is_empty());
 }
 
 #[test]
@@ -213,5 +258,45 @@ fn the_log_is_checkpointed_after_answers_not_left_to_grow() {
     assert!(largest < 20_000_000, "the log grew to {largest} bytes");
     drop(store);
     let mut store = SqliteStore::open(path.to_str().unwrap()).unwrap();
-    assert_eq!(store.load(100_000).unwrap().rooms[0].events.len(), 10_000);
+    store.load(100_000).unwrap();
+    assert_eq!(kept(&mut store, &code).len(), 10_000);
+}
+
+/// `--history`'s rule: notices never push a message out, a message that
+/// goes takes the notices before it, notices past the count go oldest
+/// first (rooms::history's tests check memory does the same).
+#[test]
+fn history_keeps_messages_and_notices_apart() {
+    let mut store = SqliteStore::open(IN_MEMORY).unwrap();
+    let code = RoomCode::parse("ABCD").unwrap();
+    let create = Change::CreateRoom {
+        code: code.clone(),
+        key: None,
+        at_ms: 1,
+    };
+    store.apply(&[create], 3).unwrap();
+    // Messages 2, 4, 11, 12, 15, 17; the rest notices.
+    let shape = "nmnmnnnnnnmmnnmnm";
+    let changes: Vec<Change> = (shape.chars().enumerate())
+        .map(|(i, c)| match c {
+            'm' => message(&code, i as u64 + 1, "hi"),
+            _ => notice(&code, i as u64 + 1),
+        })
+        .collect();
+    // In batches of a few, as the writer takes them.
+    for batch in changes.chunks(4) {
+        store.apply(batch, 3).unwrap();
+    }
+    assert_eq!(kept_ids(&mut store, &code), [12, 13, 14, 15, 16, 17]);
+
+    // A smaller --history at the next start trims at once, by the same rule.
+    store.load(1).unwrap();
+    assert_eq!(kept_ids(&mut store, &code), [16, 17]);
+    let counts: (i64, i64) = store
+        .conn
+        .query_row("SELECT messages, notices FROM rooms", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!(counts, (1, 1));
 }

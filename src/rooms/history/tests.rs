@@ -1,0 +1,197 @@
+use super::*;
+use crate::model::{Event, Name, Text};
+
+fn code(c: &str) -> RoomCode {
+    RoomCode::parse(c).unwrap()
+}
+
+fn event(room: &str, id: u64, kind: Kind) -> Arc<Recorded> {
+    let text = (kind == Kind::Message).then(|| Text::parse(&format!("m{id}")).unwrap());
+    let name = Name::parse("al").unwrap();
+    Arc::new(Recorded::new(Event::new(
+        id,
+        kind,
+        &code(room),
+        &name,
+        text.as_ref(),
+    )))
+}
+
+fn from_store(id: u64) -> Recorded {
+    Recorded::new(event("ABCD", id, Kind::Message).event.clone())
+}
+
+fn bounds(keep: usize) -> Bounds {
+    Bounds {
+        keep,
+        room_events: usize::MAX,
+        room_bytes: usize::MAX,
+        total_bytes: usize::MAX,
+    }
+}
+
+fn ids(ring: &Ring) -> Vec<u64> {
+    ring.after(0).map(|e| e.event.id).collect()
+}
+
+/// `m` for a message, `n` for a notice: ids 1, 2, … in order.
+fn room_of(shape: &str) -> Vec<Arc<Recorded>> {
+    (shape.chars().enumerate())
+        .map(|(i, c)| {
+            event(
+                "ABCD",
+                i as u64 + 1,
+                if c == 'm' { Kind::Message } else { Kind::Join },
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn notices_never_push_a_message_out() {
+    let mut ring = Ring::default();
+    // Two messages, then a crowd of notices.
+    ring.keep(&room_of("mmnnnnnnnn"), &bounds(2));
+    assert_eq!(
+        ids(&ring),
+        [1, 2, 9, 10],
+        "both messages stay, the newest 2 notices beside them"
+    );
+}
+
+#[test]
+fn a_message_that_goes_takes_the_notices_before_it() {
+    let mut ring = Ring::default();
+    ring.keep(&room_of("nmnmnm"), &bounds(2));
+    // Message 2 went, and notice 1 with it; notice 3 sits after it and stays.
+    assert_eq!(ids(&ring), [3, 4, 5, 6]);
+    assert!(
+        ring.holds_after(0),
+        "the rule let them go from the store too"
+    );
+}
+
+#[test]
+fn memory_bounds_forget_the_oldest_and_send_reads_to_the_store() {
+    let mut ring = Ring::default();
+    let mut tight = bounds(100);
+    tight.room_events = 3;
+    ring.keep(&room_of("mmmmm"), &tight);
+    assert_eq!(ids(&ring), [3, 4, 5]);
+    assert!(!ring.holds_after(1), "2 is in the store only");
+    assert!(ring.holds_after(2));
+    assert!(ring.holds_newest(3));
+    assert!(!ring.holds_newest(4));
+
+    let one = cost(&event("ABCD", 1, Kind::Message));
+    tight.room_bytes = 2 * one;
+    ring.keep(&[event("ABCD", 6, Kind::Message)], &tight);
+    assert_eq!(ids(&ring), [5, 6]);
+    assert_eq!(ring.bytes(), 2 * one);
+}
+
+#[test]
+fn a_restored_room_reads_the_store_until_memory_has_it() {
+    let mut ring = Ring::forgetting(40);
+    assert!(!ring.holds_after(39) && ring.holds_after(40));
+    let stored: Vec<Recorded> = (38..=40).map(from_store).collect();
+    ring.restore(stored, false, &bounds(100));
+    assert!(ring.holds_after(37) && !ring.holds_after(36));
+    let mut all = Ring::forgetting(2);
+    all.restore((1..=2).map(from_store).collect(), true, &bounds(100));
+    assert!(all.holds_after(0) && all.holds_newest(10));
+}
+
+#[test]
+fn past_the_total_the_oldest_event_of_any_room_goes_first() {
+    struct R(Ring);
+    impl AsMut<Ring> for R {
+        fn as_mut(&mut self) -> &mut Ring {
+            &mut self.0
+        }
+    }
+    let one = cost(&event("ABCD", 1, Kind::Message));
+    let mut all = bounds(100);
+    all.total_bytes = 4 * one;
+    let mut rings: HashMap<RoomCode, R> = HashMap::new();
+    let mut budget = Budget::default();
+    let mut add = |rings: &mut HashMap<RoomCode, R>, room: &str, id: u64| {
+        let ring = &mut rings.entry(code(room)).or_insert(R(Ring::default())).0;
+        let before = ring.bytes();
+        ring.keep(&[event(room, id, Kind::Message)], &all);
+        let after = ring.bytes();
+        budget.took(&code(room), [id], (before, after), rings, &all);
+        budget.bytes
+    };
+    // A quiet room spoke first; a busy one after.
+    add(&mut rings, "QUIE", 1);
+    add(&mut rings, "QUIE", 2);
+    for id in 1..=3 {
+        add(&mut rings, "BUSY", id);
+    }
+    assert_eq!(ids(&rings[&code("QUIE")].0), [2], "its oldest went first");
+    assert_eq!(ids(&rings[&code("BUSY")].0), [1, 2, 3]);
+    assert!(!rings[&code("QUIE")].0.holds_after(0));
+    assert_eq!(add(&mut rings, "BUSY", 4), 4 * one);
+    assert_eq!(ids(&rings[&code("QUIE")].0), Vec::<u64>::new());
+}
+
+/// Memory and the SQLite store apply one rule: on a long mixed run, what
+/// memory holds is what the store keeps.
+#[test]
+fn memory_keeps_what_the_store_keeps() {
+    use crate::store::sqlite::{SqliteStore, IN_MEMORY};
+    use crate::store::{Change, Range, Store};
+    let mut store = SqliteStore::open(IN_MEMORY).unwrap();
+    let room = code("ABCD");
+    let create = Change::CreateRoom {
+        code: room.clone(),
+        key: None,
+        at_ms: 1,
+    };
+    store.apply(&[create], 7).unwrap();
+    // A mixed run: bursts of notices between runs of messages.
+    let mut seed = 7u64;
+    let events: Vec<Arc<Recorded>> = (1..=400)
+        .map(|id| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let kind = if (seed >> 33).is_multiple_of(3) {
+                Kind::Message
+            } else {
+                Kind::Leave
+            };
+            event("ABCD", id, kind)
+        })
+        .collect();
+    let mut ring = Ring::default();
+    for batch in events.chunks(9) {
+        let changes: Vec<Change> = (batch.iter())
+            .map(|event| Change::Append {
+                code: room.clone(),
+                event: event.clone(),
+                at_ms: 2,
+            })
+            .collect();
+        store.apply(&changes, 7).unwrap();
+        ring.keep(batch, &bounds(7));
+        let all = Range {
+            after: Some(0),
+            before: u64::MAX,
+            limit: usize::MAX,
+        };
+        let stored: Vec<u64> = store
+            .events(&room, all)
+            .unwrap()
+            .iter()
+            .map(|e| e.event.id)
+            .collect();
+        assert_eq!(ids(&ring), stored);
+    }
+    let messages = ring
+        .after(0)
+        .filter(|e| e.event.kind == Kind::Message)
+        .count();
+    assert_eq!((messages, ring.len()), (7, 14));
+}

@@ -1,0 +1,183 @@
+//! What `--history` keeps (messages, and notices beside them), and history
+//! held in memory within its bounds while reads and resumes stay exact:
+//! what memory let go of is read from the store.
+
+use serde_json::Value;
+
+use crate::helpers::{spawn_with, TestApp};
+use crate::redis::Redis;
+
+fn ids(events: &[Value]) -> Vec<u64> {
+    events.iter().map(|e| e["id"].as_u64().unwrap()).collect()
+}
+
+fn kinds(events: &[Value]) -> Vec<&str> {
+    events.iter().map(|e| e["kind"].as_str().unwrap()).collect()
+}
+
+/// `n` people join the room and leave again, one after another.
+async fn come_and_go(app: &TestApp, code: &str, n: usize) {
+    for i in 0..n {
+        let joined = app
+            .join_as(code, serde_json::json!({"name": format!("p{i}")}))
+            .await;
+        assert_eq!(joined.status(), reqwest::StatusCode::CREATED);
+        let token = joined.json::<Value>().await.unwrap()["token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let left = app
+            .client
+            .post(app.url(&format!("/rooms/{code}/leave")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(left.status(), reqwest::StatusCode::NO_CONTENT);
+    }
+}
+
+/// Five messages, then 500 comings and goings, with `--history 5`: every
+/// message is still there, and the notices kept beside them are the
+/// newest five.
+async fn check_notices_never_push_a_message_out(app: &TestApp) {
+    let code = app.create_room().await;
+    for i in 1..=5 {
+        app.say(&code, "al", &format!("m{i}")).await;
+    }
+    come_and_go(app, &code, 250).await;
+    let history = app.whole_history(&code).await;
+    let texts: Vec<&str> = (history.iter())
+        .filter(|e| e["kind"] == "message")
+        .map(|e| e["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, ["m1", "m2", "m3", "m4", "m5"], "{history:?}");
+    let notices = kinds(&history).iter().filter(|k| **k != "message").count();
+    assert_eq!(
+        notices, 5,
+        "the newest five notices beside them: {history:?}"
+    );
+    let last_id = ids(&history).last().copied().unwrap();
+    assert!(last_id > 30, "the crowd was announced ({last_id} ids)");
+}
+
+#[tokio::test]
+async fn notices_never_push_a_message_out_of_history() {
+    let app = spawn_with(|c| c.history = 5).await;
+    check_notices_never_push_a_message_out(&app).await;
+}
+
+#[tokio::test]
+async fn notices_never_push_a_message_out_of_history_in_redis() {
+    let Some(redis) = Redis::start() else { return };
+    let url = redis.url();
+    let app = spawn_with(move |c| {
+        c.redis = Some(url);
+        c.history = 5;
+    })
+    .await;
+    check_notices_never_push_a_message_out(&app).await;
+    // Messages past --history go, with the notices before them.
+    let code = app.create_room().await;
+    for i in 1..=8 {
+        app.say(&code, "al", &format!("m{i}")).await;
+    }
+    let history = app.whole_history(&code).await;
+    assert_eq!(ids(&history), [5, 6, 7, 8, 9], "{history:?}");
+}
+
+/// Memory holds four events of the room; everything older comes from the
+/// store, in order, nothing missing, nothing twice.
+#[tokio::test]
+async fn reads_older_than_memory_holds_come_from_the_store_exactly() {
+    let app = spawn_with(|c| c.room_memory_events = 4).await;
+    let code = app.create_room().await;
+    for i in 1..=20 {
+        app.say(&code, "al", &format!("m{i}")).await; // ids 2 to 21
+    }
+    let all: Vec<u64> = (1..=21).collect();
+    assert_eq!(ids(&app.history(&code, "?since=0").await), all);
+    assert_eq!(
+        ids(&app.history(&code, "?since=2&limit=3").await),
+        [3, 4, 5]
+    );
+    assert_eq!(
+        ids(&app.history(&code, "?limit=6").await),
+        [16, 17, 18, 19, 20, 21]
+    );
+    assert_eq!(ids(&app.history(&code, "?since=18").await), [19, 20, 21]);
+
+    let mut stream = app.stream(&format!("/rooms/{code}/events?since=0")).await;
+    for id in 1..=21 {
+        assert_eq!(stream.next_history().await.id, Some(id.to_string()));
+    }
+    app.say(&code, "al", "live").await;
+    let live = stream.next_history().await;
+    assert_eq!(
+        (live.id.as_deref(), live.json()["text"].as_str()),
+        (Some("22"), Some("live"))
+    );
+    let reads = crate::helpers::metric(&app, "roomcast_history_store_reads_total").await;
+    assert!(reads >= 3, "{reads} reads went to the store");
+}
+
+/// Twenty rooms of long messages in a memory budget that holds a few of
+/// them: memory stays within it, and every room's whole history still
+/// reads back exactly, from memory or from the store.
+#[tokio::test]
+async fn all_rooms_history_in_memory_stays_within_the_total() {
+    let budget: u64 = 64 * 1024;
+    let app = spawn_with(|c| c.total_memory_bytes = budget as usize).await;
+    let long = "x".repeat(1000);
+    let mut rooms = Vec::new();
+    for _ in 0..20 {
+        let code = app.create_room().await;
+        for i in 1..=12 {
+            app.say(&code, "al", &format!("{i} {long}")).await;
+        }
+        rooms.push(code);
+    }
+    let held = crate::helpers::metric(&app, "roomcast_history_memory_bytes").await;
+    assert!(held <= budget, "{held} bytes held");
+    assert!(held > budget / 2, "the budget is used: {held} bytes");
+    for code in &rooms {
+        let history = app.whole_history(code).await;
+        assert_eq!(ids(&history), (1..=13).collect::<Vec<u64>>(), "{code}");
+        assert!(history[12]["text"].as_str().unwrap().starts_with("12 "));
+    }
+}
+
+/// After a restart memory holds only what fits; a resume from the start
+/// is still exact.
+#[tokio::test]
+async fn a_restart_within_a_small_memory_resumes_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("chat.db").to_str().unwrap().to_string();
+    let mut app = spawn_with(|c| {
+        c.db = db;
+        c.room_memory_events = 3;
+        c.total_memory_bytes = 4096;
+    })
+    .await;
+    let mut rooms = Vec::new();
+    for _ in 0..5 {
+        let code = app.create_room().await;
+        for i in 1..=9 {
+            app.say(&code, "al", &format!("m{i}")).await;
+        }
+        rooms.push(code);
+    }
+    app.restart().await;
+    for code in &rooms {
+        let mut stream = app.stream(&format!("/rooms/{code}/events?since=0")).await;
+        for id in 1..=10 {
+            assert_eq!(
+                stream.next_history().await.id,
+                Some(id.to_string()),
+                "{code}"
+            );
+        }
+    }
+    let held = crate::helpers::metric(&app, "roomcast_history_memory_bytes").await;
+    assert!(held <= 4096, "{held} bytes held");
+}
