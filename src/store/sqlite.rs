@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::fs::{File, OpenOptions, TryLockError};
 use std::time::Duration;
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection};
 
 use super::checkpoint::Checkpoints;
 use super::{Change, Range, Store, StoreError, Stored, StoredRoom};
@@ -202,7 +202,14 @@ impl SqliteStore {
         let mut loaded = Vec::with_capacity(rooms.len());
         for (code, last_id, last_activity_ms, key, messages, notices) in rooms {
             // A smaller --history than last time trims at once.
-            keep(&tx, &code, (messages, notices), history).map_err(|e| e.to_string())?;
+            let kept = trim(&tx, &code, (messages, notices), history).map_err(|e| e.to_string())?;
+            if kept != (messages, notices) {
+                tx.execute(
+                    "UPDATE rooms SET messages = ?2, notices = ?3 WHERE code = ?1",
+                    params![code, kept.0 as i64, kept.1 as i64],
+                )
+                .map_err(|e| e.to_string())?;
+            }
             let room = RoomCode::parse(&code).map_err(|_| format!("bad room code {code:?}"))?;
             let participants = participants(&tx, &room)?;
             loaded.push(StoredRoom {
@@ -275,26 +282,26 @@ impl Appended {
         }
     }
 
-    /// Writes each room's last id and counts, and keeps `history`.
+    /// Writes each room's last id and counts, and keeps `history`: three
+    /// statements a room (its counts, the trim, the room's row).
     fn settle(&mut self, tx: &rusqlite::Transaction<'_>, history: usize) -> rusqlite::Result<()> {
         for (room, added) in self.0.drain() {
-            let kept: (u64, u64) = tx
-                .prepare_cached(
-                    "UPDATE rooms SET last_id = ?2, last_activity_ms = ?3,
-                         messages = messages + ?4, notices = notices + ?5
-                     WHERE code = ?1 RETURNING messages, notices",
-                )?
-                .query_row(
-                    params![
-                        room,
-                        added.last_id as i64,
-                        added.at_ms as i64,
-                        added.messages as i64,
-                        added.notices as i64
-                    ],
-                    |row| Ok((uint(row, 0)?, uint(row, 1)?)),
-                )?;
-            keep(tx, &room, kept, history)?;
+            let (messages, notices): (u64, u64) = tx
+                .prepare_cached("SELECT messages, notices FROM rooms WHERE code = ?1")?
+                .query_row([&room], |row| Ok((uint(row, 0)?, uint(row, 1)?)))?;
+            let kept = (messages + added.messages, notices + added.notices);
+            let (messages, notices) = trim(tx, &room, kept, history)?;
+            tx.prepare_cached(
+                "UPDATE rooms SET last_id = ?2, last_activity_ms = ?3, messages = ?4, notices = ?5
+                 WHERE code = ?1",
+            )?
+            .execute(params![
+                room,
+                added.last_id as i64,
+                added.at_ms as i64,
+                messages as i64,
+                notices as i64
+            ])?;
         }
         Ok(())
     }
@@ -302,32 +309,26 @@ impl Appended {
 
 /// `--history`'s rule on one room that keeps `(messages, notices)`: the
 /// oldest messages past `history` go, each with the notices before it,
-/// then the oldest notices past `history`.
-fn keep(
+/// then the oldest notices past `history`. What it keeps then.
+fn trim(
     tx: &rusqlite::Transaction<'_>,
     room: &str,
     (mut messages, mut notices): (u64, u64),
     history: usize,
-) -> rusqlite::Result<()> {
+) -> rusqlite::Result<(u64, u64)> {
     let history = history as u64;
     let message = Kind::Message.as_str();
-    let before = (messages, notices);
     if messages > history {
         let over = messages - history;
-        // The newest message that goes; everything up to it goes too.
-        let last_gone: Option<i64> = tx
+        // Up to the newest message that goes, everything goes.
+        let gone = tx
             .prepare_cached(
-                "SELECT id FROM events WHERE room = ?1 AND kind = ?2 ORDER BY id LIMIT 1 OFFSET ?3",
+                "DELETE FROM events WHERE room = ?1 AND id <=
+                     (SELECT id FROM events WHERE room = ?1 AND kind = ?2 ORDER BY id LIMIT 1 OFFSET ?3)",
             )?
-            .query_row(params![room, message, (over - 1) as i64], |row| row.get(0))
-            .optional()?;
-        if let Some(last_gone) = last_gone {
-            let gone = tx
-                .prepare_cached("DELETE FROM events WHERE room = ?1 AND id <= ?2")?
-                .execute(params![room, last_gone])? as u64;
-            messages -= over;
-            notices = notices.saturating_sub(gone - over);
-        }
+            .execute(params![room, message, (over - 1) as i64])? as u64;
+        messages -= over;
+        notices = notices.saturating_sub(gone.saturating_sub(over));
     }
     if notices > history {
         let gone = tx
@@ -338,11 +339,7 @@ fn keep(
             .execute(params![room, message, (notices - history) as i64])? as u64;
         notices -= gone;
     }
-    if (messages, notices) != before {
-        tx.prepare_cached("UPDATE rooms SET messages = ?2, notices = ?3 WHERE code = ?1")?
-            .execute(params![room, messages as i64, notices as i64])?;
-    }
-    Ok(())
+    Ok((messages, notices))
 }
 
 fn insert_event(tx: &rusqlite::Transaction<'_>, e: &Event) -> rusqlite::Result<()> {
