@@ -42,6 +42,11 @@ def code_of(n):
     return letters
 
 
+def token_of(n):
+    """Room n's one participant's session (its bearer token)."""
+    return f"{n + 1:032x}"
+
+
 def fill(db, rooms, events, text_len):
     conn = sqlite3.connect(db)
     conn.execute("PRAGMA journal_mode = WAL")
@@ -49,9 +54,9 @@ def fill(db, rooms, events, text_len):
     now_ms = int(time.time() * 1000)
     text = "x" * text_len
     with conn:
-        conn.execute("INSERT INTO sessions (id, used_ms) VALUES (?, ?)", ("0" * 32, now_ms))
         for r in range(rooms):
             code = code_of(r)
+            conn.execute("INSERT INTO sessions (id, used_ms) VALUES (?, ?)", (token_of(r), now_ms))
             last = events + 1
             conn.execute(
                 "INSERT INTO rooms (code, created_ms, last_activity_ms, last_id, messages, notices)"
@@ -60,7 +65,7 @@ def fill(db, rooms, events, text_len):
             )
             conn.execute(
                 "INSERT INTO participants (session, room, name, watch) VALUES (?, ?, 'al', 0)",
-                ("0" * 32, code),
+                (token_of(r), code),
             )
             ts = "2026-12-02T00:00:00.000Z"
             rows = [(code, 1, "join", "al", None, ts)]
@@ -114,10 +119,10 @@ def main():
         server, took = start(db, port, flags)
         at_start = rss_kb(server.pid)
         held = metric(port, "roomcast_history_memory_bytes")
-        # One more message in every room, as the participant stored above
-        # (a session token the script wrote into the database).
-        token = "0" * 32
+        # One more message in every room, by the participant stored above
+        # (whose session id the script wrote into the database).
         for r in range(rooms):
+            token = token_of(r)
             body = json.dumps({"text": "one more"}).encode()
             request = urllib.request.Request(
                 f"http://127.0.0.1:{port}/rooms/{code_of(r)}/messages", data=body,

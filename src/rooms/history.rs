@@ -191,7 +191,7 @@ pub struct Budget {
 impl Budget {
     /// `code`'s ring took the events `ids`, and went from `before` bytes
     /// to `after`; then the oldest events held anywhere go until all rooms
-    /// fit in `bounds.total_bytes`.
+    /// fit in `bounds.total_bytes`. False if any had to go.
     pub fn took(
         &mut self,
         code: &RoomCode,
@@ -199,8 +199,9 @@ impl Budget {
         (before, after): (usize, usize),
         rings: &mut HashMap<RoomCode, impl AsMut<Ring>>,
         bounds: &Bounds,
-    ) {
+    ) -> bool {
         self.bytes = self.bytes + after - before;
+        let fitted = self.bytes <= bounds.total_bytes;
         self.order
             .extend(ids.into_iter().map(|id| (code.clone(), id)));
         while self.bytes > bounds.total_bytes {
@@ -223,6 +224,7 @@ impl Budget {
             });
             self.tidied = self.order.len();
         }
+        fitted
     }
 
     /// A room that held `bytes` of history ended.

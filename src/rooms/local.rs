@@ -71,16 +71,15 @@ impl Local {
             let mut state = rooms.lock();
             state.sessions = sessions;
             for code in order {
-                if state.budget.bytes >= bounds.total_bytes {
-                    break;
-                }
                 let newest = Range {
                     after: None,
                     before: u64::MAX,
                     limit: bounds.room_events,
                 };
                 let events = store.events(&code, newest)?;
-                state.restore_history(&code, events, &bounds);
+                if !state.restore_history(&code, events, &bounds) {
+                    break; // memory is full: the rest read from the store
+                }
             }
         }
         let rooms = Arc::new(rooms);

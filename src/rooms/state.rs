@@ -158,10 +158,16 @@ impl State {
     }
 
     /// Takes a room's newest stored `events` (at most
-    /// `bounds.room_events` of them) into memory at start.
-    pub fn restore_history(&mut self, code: &RoomCode, events: Vec<Recorded>, bounds: &Bounds) {
+    /// `bounds.room_events` of them) into memory at start; false once
+    /// memory is full (older events had to go for them).
+    pub fn restore_history(
+        &mut self,
+        code: &RoomCode,
+        events: Vec<Recorded>,
+        bounds: &Bounds,
+    ) -> bool {
         let Some(room) = self.rooms.get_mut(code) else {
-            return;
+            return true;
         };
         let all = events.len() < bounds.room_events;
         let before = room.history.bytes();
@@ -169,7 +175,7 @@ impl State {
         let after = room.history.bytes();
         let ids: Vec<u64> = room.history.after(0).map(|e| e.event.id).collect();
         self.budget
-            .took(code, ids, (before, after), &mut self.rooms, bounds);
+            .took(code, ids, (before, after), &mut self.rooms, bounds)
     }
 
     pub fn check_open(&self) -> Result<(), RoomError> {
