@@ -138,10 +138,9 @@ impl From<RoomError> for ApiError {
                 "max_streams",
                 "The server has no room for more streams right now; try again shortly.".into(),
             ),
-            RoomError::Busy => ApiError::Unavailable(
-                "busy",
-                "The server is busy storing messages; try again.".into(),
-            ),
+            RoomError::Busy => {
+                ApiError::Unavailable("busy", "The server is busy; try again shortly.".into())
+            }
             RoomError::Unreachable => ApiError::Unavailable(
                 "unreachable",
                 "The chat's store is out of reach for a moment; try again shortly.".into(),

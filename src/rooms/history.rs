@@ -160,6 +160,13 @@ impl Ring {
             .skip(self.events.len().saturating_sub(limit))
     }
 
+    /// Whether the event `id` is held.
+    fn holds(&self, id: u64) -> bool {
+        (self.events)
+            .binary_search_by_key(&id, |e| e.event.id)
+            .is_ok()
+    }
+
     /// The oldest id held.
     pub fn first_id(&self) -> Option<u64> {
         self.events.front().map(|e| e.event.id)
@@ -172,6 +179,13 @@ impl Ring {
     pub fn bytes(&self) -> usize {
         self.bytes
     }
+}
+
+/// Where events taken into memory stand among those held.
+#[derive(Debug, Clone, Copy)]
+pub enum Age {
+    Newest,
+    Oldest,
 }
 
 /// All rooms' history in memory, bounded in bytes: past the bound the
@@ -189,21 +203,31 @@ pub struct Budget {
 }
 
 impl Budget {
-    /// `code`'s ring took the events `ids`, and went from `before` bytes
-    /// to `after`; then the oldest events held anywhere go until all rooms
-    /// fit in `bounds.total_bytes`. False if any had to go.
+    /// `code`'s ring took the events `ids` (in id order), and went from
+    /// `before` bytes to `after`; then the oldest events held anywhere go
+    /// until all rooms fit in `bounds.total_bytes`. The events are the
+    /// newest held, or with `Age::Oldest` (rooms restored at start, the
+    /// most recently active first) older than any held. False if any had
+    /// to go.
     pub fn took(
         &mut self,
         code: &RoomCode,
-        ids: impl IntoIterator<Item = u64>,
+        ids: impl DoubleEndedIterator<Item = u64>,
         (before, after): (usize, usize),
+        age: Age,
         rings: &mut HashMap<RoomCode, impl AsMut<Ring>>,
         bounds: &Bounds,
     ) -> bool {
         self.bytes = self.bytes + after - before;
         let fitted = self.bytes <= bounds.total_bytes;
-        self.order
-            .extend(ids.into_iter().map(|id| (code.clone(), id)));
+        match age {
+            Age::Newest => (self.order).extend(ids.map(|id| (code.clone(), id))),
+            Age::Oldest => {
+                for id in ids.rev() {
+                    self.order.push_front((code.clone(), id));
+                }
+            }
+        }
         while self.bytes > bounds.total_bytes {
             let Some((code, id)) = self.order.pop_front() else {
                 break;
@@ -219,8 +243,7 @@ impl Budget {
         if self.order.len() > 2 * self.tidied + 4096 {
             self.order.retain(|(code, id)| {
                 let ring = rings.get_mut(code).map(AsMut::as_mut);
-                let first = ring.and_then(|ring| ring.first_id());
-                first.is_some_and(|first| first <= *id)
+                ring.is_some_and(|ring| ring.holds(*id))
             });
             self.tidied = self.order.len();
         }

@@ -28,7 +28,7 @@ use super::state::{Rooms, State, Writer};
 use crate::client::VisitorKey;
 use crate::model::{Kind, Names, Recorded, RoomCode, RoomKey, Update};
 use crate::session::{Participation, Session, SessionId};
-use crate::store::writer::{self, Job};
+use crate::store::writer::{self, Job, Reads};
 use crate::store::{now_ms, Change, Range, Store, StoreError};
 
 pub struct Local {
@@ -89,7 +89,11 @@ impl Local {
                 publish(&rooms, changes);
             }
         });
-        rooms.lock().writer = Some(Writer { queue, thread });
+        rooms.lock().writer = Some(Writer {
+            queue,
+            thread,
+            reads: Reads::default(),
+        });
         Ok(Local { rooms })
     }
 
@@ -505,7 +509,7 @@ impl Backend for Local {
         // Dropping the queue lets the writer drain it, then end.
         let writer = self.rooms.lock().writer.take();
         Box::pin(async move {
-            if let Some(Writer { queue, thread }) = writer {
+            if let Some(Writer { queue, thread, .. }) = writer {
                 drop(queue);
                 // A panic in the writer was already printed; nothing more to do.
                 let _ = tokio::task::spawn_blocking(move || thread.join()).await;
@@ -541,17 +545,21 @@ fn publish(rooms: &Rooms, changes: &[Change]) {
 
 /// Asks the writer for a room's stored events in `range`, read once what
 /// is queued before is stored (so nothing published is missing); what
-/// arrives is awaited outside the lock.
+/// arrives is awaited outside the lock. Busy (503) while
+/// [`writer::READS_LIMIT`] reads wait already.
 fn read(
     state: &State,
     code: &RoomCode,
     range: Range,
 ) -> Result<impl std::future::Future<Output = Result<Vec<Arc<Recorded>>, RoomError>>, RoomError> {
+    let writer = state.writer.as_ref().ok_or(RoomError::ShuttingDown)?;
+    let ticket = writer.reads.take().ok_or(RoomError::Busy)?;
     let (reply, events) = oneshot::channel();
     let job = Job::Read {
         code: code.clone(),
         range,
         reply,
+        ticket,
     };
     send(state, job)?;
     Ok(async move {

@@ -18,7 +18,7 @@ use log::info;
 
 use super::admission::{shrink, Admission};
 use super::error::RoomError;
-use super::history::{Bounds, Budget};
+use super::history::{Age, Bounds, Budget};
 use super::room::Room;
 use super::sessions::Sessions;
 use super::settings::Settings;
@@ -26,7 +26,7 @@ use crate::client::VisitorKey;
 use crate::metrics::Metrics;
 use crate::model::{Recorded, RoomCode, Update};
 use crate::session::SessionId;
-use crate::store::writer::Job;
+use crate::store::writer::{Job, Reads};
 
 /// The rooms in memory, behind the lock; shared by the registry, its
 /// backend and every open stream's guard.
@@ -56,6 +56,8 @@ pub struct State {
 pub struct Writer {
     pub queue: SyncSender<Job>,
     pub thread: JoinHandle<()>,
+    /// The reads waiting in the queue.
+    pub reads: Reads,
 }
 
 impl Rooms {
@@ -153,13 +155,14 @@ impl State {
         room.history.keep(events, bounds);
         let after = room.history.bytes();
         let ids = events.iter().map(|e| e.event.id);
-        self.budget
-            .took(code, ids, (before, after), &mut self.rooms, bounds);
+        let bytes = (before, after);
+        (self.budget).took(code, ids, bytes, Age::Newest, &mut self.rooms, bounds);
     }
 
     /// Takes a room's newest stored `events` (at most
-    /// `bounds.room_events` of them) into memory at start; false once
-    /// memory is full (older events had to go for them).
+    /// `bounds.room_events` of them) into memory at start, the most
+    /// recently active room first (each older than those before it);
+    /// false once memory is full (this room's oldest then had to go).
     pub fn restore_history(
         &mut self,
         code: &RoomCode,
@@ -174,8 +177,15 @@ impl State {
         room.history.restore(events, all, bounds);
         let after = room.history.bytes();
         let ids: Vec<u64> = room.history.after(0).map(|e| e.event.id).collect();
-        self.budget
-            .took(code, ids, (before, after), &mut self.rooms, bounds)
+        let bytes = (before, after);
+        (self.budget).took(
+            code,
+            ids.into_iter(),
+            bytes,
+            Age::Oldest,
+            &mut self.rooms,
+            bounds,
+        )
     }
 
     pub fn check_open(&self) -> Result<(), RoomError> {

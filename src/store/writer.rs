@@ -5,7 +5,9 @@
 //! queued with the batch (so a read sees everything queued before it,
 //! stored and published); the store's housekeeping comes last.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use log::error;
@@ -26,6 +28,34 @@ pub type Done = oneshot::Sender<Result<(), StoreError>>;
 /// Where a read's events go.
 pub type Reply = oneshot::Sender<Result<Vec<Recorded>, StoreError>>;
 
+/// Reads waiting for the writer at most: past it a read is refused (503)
+/// rather than fill the queue that writes need, and a crowd of readers
+/// can hold up commits by this many reads at most.
+pub const READS_LIMIT: usize = 32;
+
+/// How many reads wait, shared by whoever queues them and the writer.
+#[derive(Clone, Default)]
+pub struct Reads(Arc<AtomicUsize>);
+
+/// One waiting read's place, given back once the writer has served it
+/// (not when its requester goes away: the job is still queued).
+pub struct Ticket(Arc<AtomicUsize>);
+
+impl Reads {
+    /// A place for one more read, if fewer than [`READS_LIMIT`] wait.
+    pub fn take(&self) -> Option<Ticket> {
+        let taken = self.0.fetch_add(1, Ordering::Relaxed);
+        let ticket = Ticket(self.0.clone());
+        (taken < READS_LIMIT).then_some(ticket)
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 pub enum Job {
     Write {
         change: Change,
@@ -38,6 +68,7 @@ pub enum Job {
         code: RoomCode,
         range: Range,
         reply: Reply,
+        ticket: Ticket,
     },
 }
 
@@ -46,7 +77,7 @@ pub enum Job {
 struct Batch {
     changes: Vec<Change>,
     dones: Vec<Option<Done>>,
-    reads: Vec<(RoomCode, Range, Reply)>,
+    reads: Vec<(RoomCode, Range, Reply, Ticket)>,
 }
 
 /// Starts the writer thread; it ends once every sender is dropped and the
@@ -77,7 +108,7 @@ pub fn spawn(
                         let _ = done.send(result.clone());
                     }
                 }
-                for (code, range, reply) in reads {
+                for (code, range, reply, _ticket) in reads {
                     let _ = reply.send(store.events(&code, range));
                 }
                 store.tidy();
@@ -97,11 +128,30 @@ fn next_batch(rx: &Receiver<Job>) -> Option<Batch> {
                 batch.changes.push(change);
                 batch.dones.push(done);
             }
-            Job::Read { code, range, reply } => batch.reads.push((code, range, reply)),
+            Job::Read {
+                code,
+                range,
+                reply,
+                ticket,
+            } => batch.reads.push((code, range, reply, ticket)),
         }
         if batch.changes.len() + batch.reads.len() < BATCH_LIMIT {
             next = rx.try_recv().ok();
         }
     }
     Some(batch)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_wait_at_most_the_limit_and_give_their_place_back() {
+        let reads = Reads::default();
+        let tickets: Vec<Ticket> = (0..READS_LIMIT).map(|_| reads.take().unwrap()).collect();
+        assert!(reads.take().is_none(), "one past the limit");
+        drop(tickets);
+        assert!(reads.take().is_some(), "served reads give their place back");
+    }
 }

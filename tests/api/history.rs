@@ -84,6 +84,16 @@ async fn notices_never_push_a_message_out_of_history_in_redis() {
     }
     let history = app.whole_history(&code).await;
     assert_eq!(ids(&history), [5, 6, 7, 8, 9], "{history:?}");
+    // A node with a smaller --history trims the room at its next event.
+    let url = redis.url();
+    let smaller = spawn_with(move |c| {
+        c.redis = Some(url);
+        c.history = 2;
+    })
+    .await;
+    smaller.say(&code, "al", "m9").await;
+    let history = smaller.whole_history(&code).await;
+    assert_eq!(ids(&history), [9, 10], "{history:?}");
 }
 
 /// Memory holds four events of the room; everything older comes from the

@@ -120,7 +120,15 @@ fn past_the_total_the_oldest_event_of_any_room_goes_first() {
         let before = ring.bytes();
         ring.keep(&[event(room, id, Kind::Message)], &all);
         let after = ring.bytes();
-        budget.took(&code(room), [id], (before, after), rings, &all);
+        let bytes = (before, after);
+        budget.took(
+            &code(room),
+            [id].into_iter(),
+            bytes,
+            Age::Newest,
+            rings,
+            &all,
+        );
         budget.bytes
     };
     // A quiet room spoke first; a busy one after.
@@ -194,4 +202,78 @@ fn memory_keeps_what_the_store_keeps() {
         .filter(|e| e.event.kind == Kind::Message)
         .count();
     assert_eq!((messages, ring.len()), (7, 14));
+}
+
+struct Held(Ring);
+
+impl AsMut<Ring> for Held {
+    fn as_mut(&mut self) -> &mut Ring {
+        &mut self.0
+    }
+}
+
+/// At start the most recently active room is restored first, and each
+/// after it is older: past the total, the least active room's oldest go.
+#[test]
+fn rooms_restored_at_start_let_the_least_active_go_first() {
+    let one = cost(&event("ABCD", 1, Kind::Message));
+    let mut all = bounds(100);
+    all.total_bytes = 5 * one;
+    let mut rings: HashMap<RoomCode, Held> = HashMap::new();
+    let mut budget = Budget::default();
+    let mut fits = Vec::new();
+    for room in ["BUSY", "QUIE"] {
+        let mut ring = Ring::forgetting(3);
+        let stored = (1..=3).map(|id| Recorded::new(event(room, id, Kind::Message).event.clone()));
+        ring.restore(stored.collect(), true, &all);
+        let after = ring.bytes();
+        rings.insert(code(room), Held(ring));
+        let ids = [1, 2, 3].into_iter();
+        fits.push(budget.took(&code(room), ids, (0, after), Age::Oldest, &mut rings, &all));
+    }
+    assert_eq!(fits, [true, false]);
+    assert_eq!(ids(&rings[&code("BUSY")].0), [1, 2, 3]);
+    assert_eq!(ids(&rings[&code("QUIE")].0), [2, 3]);
+    // A new event anywhere now takes the quiet room's oldest first.
+    let ring = &mut rings.get_mut(&code("BUSY")).unwrap().0;
+    let before = ring.bytes();
+    ring.keep(&[event("BUSY", 4, Kind::Message)], &all);
+    let bytes = (before, ring.bytes());
+    budget.took(
+        &code("BUSY"),
+        [4].into_iter(),
+        bytes,
+        Age::Newest,
+        &mut rings,
+        &all,
+    );
+    assert_eq!(ids(&rings[&code("QUIE")].0), [3]);
+    assert_eq!(ids(&rings[&code("BUSY")].0), [1, 2, 3, 4]);
+}
+
+/// Notices the rule takes from the middle of a ring leave no entries
+/// behind in the budget's order.
+#[test]
+fn the_budget_forgets_events_the_rule_let_go() {
+    let mut rings: HashMap<RoomCode, Held> = HashMap::new();
+    rings.insert(code("ABCD"), Held(Ring::default()));
+    let mut budget = Budget::default();
+    let keep = bounds(2);
+    for id in 1..=20_000 {
+        let kind = if id == 1 { Kind::Message } else { Kind::Join };
+        let ring = &mut rings.get_mut(&code("ABCD")).unwrap().0;
+        let before = ring.bytes();
+        ring.keep(&[event("ABCD", id, kind)], &keep);
+        let bytes = (before, ring.bytes());
+        budget.took(
+            &code("ABCD"),
+            [id].into_iter(),
+            bytes,
+            Age::Newest,
+            &mut rings,
+            &keep,
+        );
+    }
+    assert_eq!(ids(&rings[&code("ABCD")].0), [1, 19_999, 20_000]);
+    assert!(budget.order.len() < 5000, "{} entries", budget.order.len());
 }

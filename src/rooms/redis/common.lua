@@ -33,10 +33,14 @@ end
 -- stay, and beside them the newest ARGV[2] notices; when a message goes,
 -- the notices before it go too. (A log from before these lists is
 -- trimmed whole up to the first message that goes.)
+-- (A smaller --history than before trims at the next event.)
 local function keep(id, message)
   local most = tonumber(ARGV[2])
-  redis.call('RPUSH', message and kept_messages or kept_notices, id)
-  if message and redis.call('LLEN', kept_messages) > most then
+  local list = message and kept_messages or kept_notices
+  redis.call('RPUSH', list, id)
+  -- A list emptied by a trim was deleted: it lives as long as the room.
+  redis.call('PEXPIRE', list, ARGV[1])
+  while redis.call('LLEN', kept_messages) > most do
     local gone = tonumber(redis.call('LPOP', kept_messages))
     redis.call('XTRIM', KEYS[3], 'MINID', '0-' .. (gone + 1))
     while true do
@@ -47,7 +51,7 @@ local function keep(id, message)
       redis.call('LPOP', kept_notices)
     end
   end
-  if not message and redis.call('LLEN', kept_notices) > most then
+  while redis.call('LLEN', kept_notices) > most do
     redis.call('XDEL', KEYS[3], '0-' .. redis.call('LPOP', kept_notices))
   end
 end
