@@ -40,6 +40,19 @@ fn kept_ids(store: &mut SqliteStore, code: &RoomCode) -> Vec<u64> {
     kept(store, code).iter().map(|e| e.event.id).collect()
 }
 
+/// An in-memory store holding one empty room, ABCD.
+fn store_with_a_room() -> (SqliteStore, RoomCode) {
+    let mut store = SqliteStore::open(IN_MEMORY).unwrap();
+    let code = RoomCode::parse("ABCD").unwrap();
+    let create = Change::CreateRoom {
+        code: code.clone(),
+        key: None,
+        at_ms: 1,
+    };
+    store.apply(&[create], 10).unwrap();
+    (store, code)
+}
+
 #[test]
 fn what_is_applied_loads_back_trimmed_to_the_history() {
     let dir = tempfile::tempdir().unwrap();
@@ -200,14 +213,7 @@ fn a_code_removed_and_made_again_in_one_batch_starts_clean() {
 
 #[test]
 fn a_failed_batch_changes_nothing() {
-    let mut store = SqliteStore::open(IN_MEMORY).unwrap();
-    let code = RoomCode::parse("ABCD").unwrap();
-    let create = Change::CreateRoom {
-        code: code.clone(),
-        key: None,
-        at_ms: 1,
-    };
-    store.apply(&[create], 10).unwrap();
+    let (mut store, code) = store_with_a_room();
     let duplicate = [message(&code, 1, "a"), message(&code, 1, "b")];
     assert!(store.apply(&duplicate, 10).is_err());
     assert!(kept(&mut store, &code).is_empty());
@@ -267,14 +273,7 @@ fn the_log_is_checkpointed_after_answers_not_left_to_grow() {
 /// first (rooms::history's tests check memory does the same).
 #[test]
 fn history_keeps_messages_and_notices_apart() {
-    let mut store = SqliteStore::open(IN_MEMORY).unwrap();
-    let code = RoomCode::parse("ABCD").unwrap();
-    let create = Change::CreateRoom {
-        code: code.clone(),
-        key: None,
-        at_ms: 1,
-    };
-    store.apply(&[create], 3).unwrap();
+    let (mut store, code) = store_with_a_room();
     // Messages 2, 4, 11, 12, 15, 17; the rest notices.
     let shape = "nmnmnnnnnnmmnnmnm";
     let changes: Vec<Change> = (shape.chars().enumerate())
