@@ -563,18 +563,15 @@ fn read(
     };
     send(state, job)?;
     Ok(async move {
-        match events.await {
-            Ok(Ok(events)) => Ok(events.into_iter().map(Arc::new).collect()),
-            Ok(Err(err)) => Err(RoomError::Store(err.to_string())),
-            Err(_) => Err(RoomError::Store("the writer stopped".into())),
-        }
+        let events = outcome(events).await?;
+        Ok(events.into_iter().map(Arc::new).collect())
     })
 }
 
-/// Waits for the writer's answer on a change.
-async fn outcome(stored: Stored) -> Result<(), RoomError> {
+/// Waits for the writer's answer on a change or a read.
+async fn outcome<T>(stored: oneshot::Receiver<Result<T, StoreError>>) -> Result<T, RoomError> {
     match stored.await {
-        Ok(Ok(())) => Ok(()),
+        Ok(Ok(done)) => Ok(done),
         Ok(Err(err)) => Err(RoomError::Store(err.to_string())),
         Err(_) => Err(RoomError::Store("the writer stopped".into())),
     }
