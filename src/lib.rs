@@ -30,6 +30,7 @@ pub mod assets;
 pub mod body;
 pub mod client;
 pub mod config;
+pub mod cursor;
 pub mod error;
 pub mod handlers;
 pub mod http;

@@ -13,6 +13,10 @@ pub const MAX_HEADERS: usize = 100;
 /// The longest request target accepted; past it, 414.
 pub const MAX_URI: usize = 8 * 1024;
 
+/// The most rooms one multiplexed stream (`GET /events?rooms=`) follows;
+/// past it, 400.
+pub const MAX_STREAM_ROOMS: usize = 50;
+
 /// The most events one history read may ask for (`limit`); past it, 400.
 pub const MAX_HISTORY_LIMIT: usize = 500;
 

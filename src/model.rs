@@ -365,16 +365,17 @@ pub struct Names {
     pub watchers: Vec<Name>,
 }
 
-/// The `members` frame for these names.
-pub fn members_frame(names: &Names) -> Bytes {
-    sse_frame(None, "members", &members_json(names))
+/// The `members` frame for these names in `room`.
+pub fn members_frame(room: &RoomCode, names: &Names) -> Bytes {
+    sse_frame(None, "members", &members_json(room, names))
 }
 
-/// The JSON of a `members` update:
-/// `{"members":["alice","bob"],"watchers":["logbot"]}`.
-pub fn members_json(names: &Names) -> Arc<str> {
+/// The JSON of a `members` update, naming its room (a multiplexed stream
+/// carries several): `{"room":"ABCD","members":["alice","bob"],"watchers":["logbot"]}`.
+pub fn members_json(room: &RoomCode, names: &Names) -> Arc<str> {
     #[derive(Serialize)]
     struct Members<'a> {
+        room: &'a str,
         members: Vec<&'a str>,
         watchers: Vec<&'a str>,
     }
@@ -382,6 +383,7 @@ pub fn members_json(names: &Names) -> Arc<str> {
         names.iter().map(Name::as_str).collect()
     }
     let members = Members {
+        room: room.as_str(),
         members: list(&names.members),
         watchers: list(&names.watchers),
     };

@@ -36,6 +36,7 @@ pub fn routes(app: App) -> impl Filter<Extract = (impl Reply,), Error = Infallib
         .or(post_message(app.clone()))
         .or(list_messages(app.clone()))
         .or(events(app.clone()))
+        .or(multiplexed(app.clone()))
         .or(healthz(app.clone()))
         .or(metrics(app.clone()))
         .or(crate::assets::route())
@@ -189,6 +190,17 @@ fn events(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejectio
         .and(caller(&app))
         .and(with_app(app))
         .then(handlers::open_stream)
+}
+
+/// GET /events?rooms=ABCD,EFGH&since=CURSOR (Last-Event-ID honoured)
+fn multiplexed(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    warp::path!("events")
+        .and(warp::get())
+        .and(query::<handlers::MultiplexedQuery>())
+        .and(last_event_cursor())
+        .and(caller(&app))
+        .and(with_app(app))
+        .then(handlers::open_multiplexed)
 }
 
 /// GET /healthz
@@ -431,6 +443,15 @@ fn wants() -> impl Filter<Extract = (Wants,), Error = Infallible> + Clone {
 }
 
 /// `Last-Event-ID`, read leniently (see [`body::resume_point`]).
+/// The `Last-Event-ID` of a multiplexed stream, as sent: its handler reads
+/// the cursor (bytes that are not text fail that reading, not this one).
+fn last_event_cursor() -> impl Filter<Extract = (Option<String>,), Error = Infallible> + Clone {
+    warp::header::headers_cloned().map(|headers: HeaderMap| {
+        let header = headers.get("last-event-id")?;
+        Some(String::from_utf8_lossy(header.as_bytes()).into_owned())
+    })
+}
+
 fn last_event_id() -> impl Filter<Extract = (Option<u64>,), Error = Infallible> + Clone {
     warp::header::headers_cloned().map(|headers: HeaderMap| {
         headers

@@ -24,8 +24,9 @@ use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::Stream;
 
+use crate::cursor;
 use crate::metrics::Metrics;
-use crate::model::{sse_frame, Update};
+use crate::model::{sse_frame, Recorded, RoomCode, Update};
 use crate::rooms::{Opening, StreamGuard, Subscription};
 
 /// Most bytes gathered into one chunk before it is handed to the socket.
@@ -50,18 +51,22 @@ impl Handoff {
     }
 }
 
-/// A client's stream of SSE bytes, as an HTTP response body.
+/// A client's stream of SSE bytes, as an HTTP response body: one room's,
+/// or several rooms' multiplexed.
 pub struct RoomStream {
     /// The backlog and members frame, sent first as one chunk.
     opening: Option<Bytes>,
-    live: BroadcastStream<Update>,
+    follows: Vec<Follow>,
+    /// Set for a multiplexed stream: each event's `id:` is the cursor over
+    /// every room it follows (`ABCD:57,EFGH:12`), not the room's own id.
+    cursor: bool,
+    /// Where the next gathering starts, so no room waits behind a busy one.
+    turn: usize,
     keep_alive: Duration,
     /// Fires at the latest `last_sent + keep_alive`; re-armed lazily, so a
     /// busy stream never touches the timer.
     idle: Pin<Box<Sleep>>,
     last_sent: Instant,
-    /// The newest history id this client has been sent.
-    last_id: u64,
     /// Set when the stream must end after what is gathered is sent.
     ending: bool,
     ended: bool,
@@ -71,51 +76,116 @@ pub struct RoomStream {
     metrics: Arc<Metrics>,
 }
 
+/// One room a stream follows.
+struct Follow {
+    code: RoomCode,
+    live: BroadcastStream<Update>,
+    /// The newest history id of this room the client has been sent.
+    last_id: u64,
+}
+
 impl RoomStream {
-    pub fn new(subscription: Subscription, keep_alive: Duration) -> RoomStream {
+    /// A stream of the subscription's rooms: the single-room stream when it
+    /// follows one room and `multiplexed` is false, else each event carries
+    /// the cursor over all of them.
+    pub fn new(subscription: Subscription, keep_alive: Duration, multiplexed: bool) -> RoomStream {
         let Subscription {
-            opening:
-                Opening {
+            openings,
+            guard,
+            metrics,
+        } = subscription;
+        let mut stream = RoomStream {
+            opening: None,
+            follows: Vec::with_capacity(openings.len()),
+            cursor: multiplexed,
+            turn: 0,
+            keep_alive,
+            idle: Box::pin(tokio::time::sleep(keep_alive)),
+            last_sent: Instant::now(),
+            ending: false,
+            ended: false,
+            guard,
+            metrics,
+        };
+        // Every room's starting point first: the cursor of the first
+        // backlog event names them all.
+        let mut openings: Vec<_> = openings
+            .into_iter()
+            .map(|(code, opening)| {
+                let Opening {
                     since,
                     missed,
                     backlog,
                     members,
                     updates,
-                },
-            guard,
-            metrics,
-        } = subscription;
-        let mut opening = BytesMut::new();
-        if let Some((from, to)) = missed {
-            opening.extend_from_slice(&sse_frame(
-                None,
-                "gap",
-                &format!(r#"{{"from":{from},"to":{to}}}"#),
-            ));
+                } = opening;
+                stream.follows.push(Follow {
+                    code,
+                    live: BroadcastStream::new(updates),
+                    last_id: since,
+                });
+                (missed, backlog, members)
+            })
+            .collect();
+        let mut chunk = Chunk::default();
+        for (at, (missed, backlog, members)) in openings.drain(..).enumerate() {
+            if let Some((from, to)) = missed {
+                let code = &stream.follows[at].code;
+                chunk.push(&sse_frame(
+                    None,
+                    "gap",
+                    &format!(r#"{{"room":"{code}","from":{from},"to":{to}}}"#),
+                ));
+            }
+            for event in &backlog {
+                stream.push_event(at, event, &mut chunk);
+            }
+            chunk.push(&members);
+            stream.metrics.delivered(backlog.len() as u64);
         }
-        for event in &backlog {
-            opening.extend_from_slice(&event.frame);
-        }
-        opening.extend_from_slice(&members);
-        metrics.delivered(backlog.len() as u64);
-        RoomStream {
-            opening: Some(opening.freeze()),
-            live: BroadcastStream::new(updates),
-            keep_alive,
-            idle: Box::pin(tokio::time::sleep(keep_alive)),
-            last_sent: Instant::now(),
-            last_id: backlog.last().map_or(since, |e| e.event.id),
-            ending: false,
-            ended: false,
-            guard,
-            metrics,
-        }
+        stream.opening = Some(chunk.into_bytes().unwrap_or_default());
+        stream
     }
 
-    /// Gathers every update that is ready into `chunk`.
+    /// Adds one history event of the room followed at `at` to `chunk`,
+    /// as is on a single-room stream, or under the new cursor.
+    fn push_event(&mut self, at: usize, event: &Recorded, chunk: &mut Chunk) {
+        self.follows[at].last_id = event.event.id;
+        if !self.cursor {
+            chunk.push(&event.frame);
+            return;
+        }
+        let mut line = String::with_capacity(5 + self.follows.len() * 12);
+        line.push_str("id: ");
+        cursor::write(&mut line, self.follows.iter().map(|f| (&f.code, f.last_id)));
+        line.push('\n');
+        // The shared frame past its own `id:` line.
+        let rest = event
+            .frame
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
+        chunk.extend(line.as_bytes());
+        chunk.extend(&event.frame[rest..]);
+    }
+
+    /// Gathers every update that is ready, from every room, into `chunk`.
     fn gather(&mut self, cx: &mut Context<'_>, chunk: &mut Chunk) {
+        let rooms = self.follows.len();
+        for step in 0..rooms {
+            let at = (self.turn + step) % rooms;
+            self.gather_room(at, cx, chunk);
+            if self.ending || chunk.len() >= CHUNK_LIMIT {
+                break;
+            }
+        }
+        self.turn = (self.turn + 1) % rooms.max(1);
+    }
+
+    /// Gathers the ready updates of the room followed at `at`.
+    fn gather_room(&mut self, at: usize, cx: &mut Context<'_>, chunk: &mut Chunk) {
         while chunk.len() < CHUNK_LIMIT {
-            let update = match Pin::new(&mut self.live).poll_next(cx) {
+            let update = match Pin::new(&mut self.follows[at].live).poll_next(cx) {
                 Poll::Pending => return,
                 Poll::Ready(Some(Ok(update))) => update,
                 Poll::Ready(Some(Err(BroadcastStreamRecvError::Lagged(skipped)))) => {
@@ -123,7 +193,7 @@ impl RoomStream {
                     // the client reconnect and resume from history by id.
                     warn!(
                         "closing a stream of {} that fell {skipped} updates behind",
-                        self.guard.room()
+                        self.follows[at].code
                     );
                     self.metrics.lagged();
                     self.ending = true;
@@ -137,16 +207,17 @@ impl RoomStream {
             match update {
                 Update::Events(events) => {
                     // What the backlog already gave is skipped.
-                    let since = self.last_id;
+                    let since = self.follows[at].last_id;
                     let mut delivered = 0;
                     for event in events.iter().filter(|e| e.event.id > since) {
-                        self.last_id = event.event.id;
-                        chunk.push(&event.frame);
+                        self.push_event(at, event, chunk);
                         delivered += 1;
                     }
                     self.metrics.delivered(delivered);
                 }
                 Update::Members(frame) | Update::Frame(frame) => chunk.push(&frame),
+                // Leaving one room (or a session ending) ends the stream:
+                // a multiplexed client reconnects with the rooms it has.
                 Update::Left(session) if self.guard.is_of(session) => {
                     self.ending = true;
                     return;
@@ -229,6 +300,20 @@ impl Chunk {
             .map_or_else(|| self.first.as_ref().map_or(0, Bytes::len), BytesMut::len)
     }
 
+    /// Adds bytes made for this stream alone.
+    fn extend(&mut self, bytes: &[u8]) {
+        match (&mut self.joined, self.first.take()) {
+            (Some(joined), _) => joined.extend_from_slice(bytes),
+            (None, first) => {
+                let first = first.unwrap_or_default();
+                let mut joined = BytesMut::with_capacity(first.len() + bytes.len() * 4);
+                joined.extend_from_slice(&first);
+                joined.extend_from_slice(bytes);
+                self.joined = Some(joined);
+            }
+        }
+    }
+
     fn push(&mut self, frame: &Bytes) {
         match (&mut self.joined, &self.first) {
             (Some(joined), _) => joined.extend_from_slice(frame),
@@ -271,7 +356,7 @@ mod tests {
         let code = registry.create_room(someone()).await.unwrap();
         let al = join(&registry, &code).await;
         let subscription = registry.subscribe(&code, None, someone()).await.unwrap();
-        let mut stream = RoomStream::new(subscription, Duration::from_secs(60));
+        let mut stream = RoomStream::new(subscription, Duration::from_secs(60), false);
         next_text(&mut stream).await.unwrap(); // the opening
         (registry, code, al, stream)
     }
@@ -296,7 +381,7 @@ mod tests {
         let registry = registry();
         let code = registry.create_room(someone()).await.unwrap();
         let subscription = registry.subscribe(&code, Some(0), someone()).await.unwrap();
-        let mut stream = RoomStream::new(subscription, Duration::from_secs(60));
+        let mut stream = RoomStream::new(subscription, Duration::from_secs(60), false);
         let al = join(&registry, &code).await;
         for i in 0..1000 {
             let text = Text::parse(&format!("m{i}")).unwrap();
@@ -308,7 +393,7 @@ mod tests {
         // The client resumes from history and gets every message (and al's
         // join: notices are kept beside the messages, not instead).
         let resumed = registry.subscribe(&code, Some(0), someone()).await.unwrap();
-        assert_eq!(resumed.opening.backlog.len(), 1001);
+        assert_eq!(resumed.openings[0].1.backlog.len(), 1001);
     }
 
     #[tokio::test]

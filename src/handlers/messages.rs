@@ -12,7 +12,7 @@ use crate::app::App;
 use crate::body;
 use crate::client::{Visitor, VisitorKey};
 use crate::error::ApiError;
-use crate::limits::{MAX_HISTORY_BYTES, MAX_HISTORY_LIMIT};
+use crate::limits::{MAX_HISTORY_BYTES, MAX_HISTORY_LIMIT, MAX_STREAM_ROOMS};
 use crate::model::{Invalid, Name, Recorded, RoomCode, Text};
 use crate::session::{Participation, SessionId};
 use crate::site::Site;
@@ -205,11 +205,90 @@ pub async fn open_stream(
         Err(err) => return err.into_response(),
     };
     let since = last_event_id.or(query.since);
-    let subscription = match app.registry.subscribe(&code, since, key).await {
-        Ok(subscription) => subscription,
-        Err(err) => return ApiError::from(err).into_response(),
+    match app.registry.subscribe(&code, since, key).await {
+        Ok(subscription) => sse(RoomStream::new(subscription, app.keep_alive, false)),
+        Err(err) => ApiError::from(err).into_response(),
+    }
+}
+
+/// GET /events?rooms=ABCD,EFGH&since=CURSOR — one SSE stream of several
+/// rooms, each joined by the caller, every event's `id:` the cursor over
+/// all of them, resuming after `Last-Event-ID` (which wins) or `since`.
+/// Rooms the cursor names are followed too.
+pub async fn open_multiplexed(
+    query: Result<MultiplexedQuery, ApiError>,
+    last_event_id: Option<String>,
+    visitor: Option<Visitor>,
+    key: VisitorKey,
+    app: App,
+) -> Response {
+    let rooms = match followed(query, last_event_id.as_deref()) {
+        Ok(rooms) => rooms,
+        Err(err) => return err.into_response(),
     };
-    let stream = RoomStream::new(subscription, app.keep_alive);
+    let Some(visitor) = visitor else {
+        return ApiError::NotParticipant.into_response();
+    };
+    // Refused as one, with the first room the caller is not in: it named
+    // that code itself, so the refusal tells it nothing new.
+    if let Some((code, _)) = rooms
+        .iter()
+        .find(|(code, _)| visitor.session.in_room(code).is_none())
+    {
+        let why = format!("You have not joined {code}: join every room you follow first.");
+        return ApiError::Forbidden(why).into_response();
+    }
+    match app.registry.follow(&rooms, key).await {
+        Ok(subscription) => sse(RoomStream::new(subscription, app.keep_alive, true)),
+        Err(err) => ApiError::from(err).into_response(),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct MultiplexedQuery {
+    rooms: Option<String>,
+    since: Option<String>,
+}
+
+/// The rooms a multiplexed stream follows, each with its resume point:
+/// those of `?rooms=` in order, then any other the cursor names. 400 for
+/// a bad code or cursor, for none, and past [`MAX_STREAM_ROOMS`].
+fn followed(
+    query: Result<MultiplexedQuery, ApiError>,
+    last_event_id: Option<&str>,
+) -> Result<Vec<(RoomCode, Option<u64>)>, ApiError> {
+    let query = query?;
+    let cursor = last_event_id.or(query.since.as_deref()).unwrap_or_default();
+    let cursor = crate::cursor::parse(cursor).map_err(ApiError::Malformed)?;
+    let mut rooms: Vec<(RoomCode, Option<u64>)> = Vec::new();
+    let named = query.rooms.as_deref().unwrap_or_default().split(',');
+    for code in named.map(str::trim).filter(|c| !c.is_empty()) {
+        let code: RoomCode = code
+            .parse()
+            .map_err(|_| ApiError::Malformed(format!("{code:?} is not a room code.")))?;
+        if !rooms.iter().any(|(seen, _)| *seen == code) {
+            rooms.push((code, None));
+        }
+    }
+    for (code, id) in cursor {
+        match rooms.iter_mut().find(|(seen, _)| *seen == code) {
+            Some((_, since)) => *since = Some(id),
+            None => rooms.push((code, Some(id))),
+        }
+    }
+    if rooms.is_empty() {
+        let why = "name the rooms to follow: /events?rooms=ABCD,EFGH.".to_string();
+        return Err(ApiError::Malformed(why));
+    }
+    if rooms.len() > MAX_STREAM_ROOMS {
+        let why = format!("a stream can follow at most {MAX_STREAM_ROOMS} rooms.");
+        return Err(ApiError::Malformed(why));
+    }
+    Ok(rooms)
+}
+
+/// The response of an SSE stream.
+fn sse(stream: RoomStream) -> Response {
     // The connection sends the body (see `server`): warp's own body type
     // cannot carry shared, pre-encoded frames.
     let mut response = StatusCode::OK.into_response();

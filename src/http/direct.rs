@@ -2,7 +2,7 @@
 //! and answered on the socket itself ([`super::wire`]) rather than by
 //! hyper: a stream
 //! (`GET /rooms/CODE/events`, what `curl -N`, scripts and most EventSource
-//! reconnects send) and a message (`POST /rooms/CODE/messages`). The head
+//! reconnects send, or a page's multiplexed `GET /events`) and a message (`POST /rooms/CODE/messages`). The head
 //! is read and parsed once here, the request goes through the same routes,
 //! and the answer is written straight to the socket.
 //!
@@ -278,7 +278,7 @@ pub fn take(read: &mut BytesMut) -> Option<Next> {
     if parsed.version != Some(1) || !one_host(parsed.headers, false) {
         return Some(Next::Other);
     }
-    let next = if method == "GET" && in_room("/events") {
+    let next = if method == "GET" && (in_room("/events") || uri.path() == "/events") {
         // A stream is the connection's last request: anything after it
         // (pipelined) is hyper's business.
         if head_len != read.len() {

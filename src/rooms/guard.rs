@@ -11,21 +11,23 @@ use crate::model::RoomCode;
 /// ended) gives back what the stream was counted for.
 pub struct StreamGuard {
     rooms: Arc<Rooms>,
-    room: RoomCode,
+    /// The rooms the stream follows: one, or several when multiplexed.
+    codes: Vec<RoomCode>,
     visitor: VisitorKey,
 }
 
 impl StreamGuard {
-    pub(super) fn new(rooms: Arc<Rooms>, room: RoomCode, visitor: VisitorKey) -> StreamGuard {
+    pub(super) fn new(rooms: Arc<Rooms>, codes: Vec<RoomCode>, visitor: VisitorKey) -> StreamGuard {
         StreamGuard {
             rooms,
-            room,
+            codes,
             visitor,
         }
     }
 
-    pub fn room(&self) -> &RoomCode {
-        &self.room
+    /// The rooms the stream follows, for log lines.
+    pub fn rooms(&self) -> &[RoomCode] {
+        &self.codes
     }
 
     /// Whether this stream is read by the session numbered `session`.
@@ -38,6 +40,6 @@ impl StreamGuard {
 
 impl Drop for StreamGuard {
     fn drop(&mut self) {
-        self.rooms.stream_closed(&self.room, self.visitor);
+        self.rooms.stream_closed(&self.codes, self.visitor);
     }
 }

@@ -441,7 +441,7 @@ impl Backend for Local {
             self.rooms.metrics.read_from_store();
             read(&state, code, range)
         });
-        let members = room.roster.frame();
+        let members = room.roster.frame(code);
         let updates = room.subscribe();
         drop(state);
         Box::pin(async move {
@@ -602,7 +602,7 @@ fn enqueue_awaited(state: &State, change: Change) -> Result<Stored, RoomError> {
 fn roster_changed(state: &mut State, code: &RoomCode, change: impl FnOnce(&mut Roster)) {
     if let Ok(room) = state.room_mut(code) {
         change(&mut room.roster);
-        let frame = room.roster.frame();
+        let frame = room.roster.frame(code);
         state.send_members(code, frame);
     }
 }

@@ -48,10 +48,11 @@ pub use history::Bounds;
 pub use settings::Settings;
 use state::Rooms;
 
-/// What an open stream is made of: where it starts, and the guard that
-/// gives back what it was counted for when it is dropped.
+/// What an open stream is made of: where it starts in each room it follows
+/// (one, or several for a multiplexed stream), and the guard that gives
+/// back what it was counted for when it is dropped.
 pub struct Subscription {
-    pub opening: Opening,
+    pub openings: Vec<(RoomCode, Opening)>,
     pub guard: StreamGuard,
     pub metrics: Arc<Metrics>,
 }
@@ -300,27 +301,50 @@ impl Registry {
         since: Option<u64>,
         visitor: VisitorKey,
     ) -> Result<Subscription, RoomError> {
-        self.require_room(code).await?;
+        self.follow(&[(code.clone(), since)], visitor).await
+    }
+
+    /// Opens one stream on several rooms, each resuming after its own
+    /// point: counted as one stream against the visitor's allowance, and
+    /// as one open stream in each room.
+    pub async fn follow(
+        &self,
+        rooms: &[(RoomCode, Option<u64>)],
+        visitor: VisitorKey,
+    ) -> Result<Subscription, RoomError> {
+        for (code, _) in rooms {
+            self.require_room(code).await?;
+        }
+        let codes: Vec<RoomCode> = rooms.iter().map(|(code, _)| code.clone()).collect();
         {
             let mut state = self.inner.rooms.lock();
             state.check_open()?;
             let state = &mut *state;
-            let room =
-                (state.rooms.get_mut(code)).ok_or_else(|| RoomError::NotFound(code.clone()))?;
+            if let Some(gone) = codes.iter().find(|code| !state.rooms.contains_key(*code)) {
+                return Err(RoomError::NotFound(gone.clone()));
+            }
             state.admission.admit_stream(visitor)?;
             // Counted only once nothing can fail: the guard gives it back.
             state.admission.stream_opened(visitor);
-            room.stream_opened(visitor.session.map(|id| id.number()));
+            for code in &codes {
+                if let Some(room) = state.rooms.get_mut(code) {
+                    room.stream_opened(visitor.session.map(|id| id.number()));
+                }
+            }
         }
         // From here on, dropping the guard gives back what was counted.
-        let guard = StreamGuard::new(self.inner.rooms.clone(), code.clone(), visitor);
-        let opening = self
-            .inner
-            .backend
-            .subscribe(code, since, visitor.session)
-            .await?;
+        let guard = StreamGuard::new(self.inner.rooms.clone(), codes, visitor);
+        let mut openings = Vec::with_capacity(rooms.len());
+        for (code, since) in rooms {
+            let opening = self
+                .inner
+                .backend
+                .subscribe(code, *since, visitor.session)
+                .await?;
+            openings.push((code.clone(), opening));
+        }
         Ok(Subscription {
-            opening,
+            openings,
             guard,
             metrics: self.inner.rooms.metrics.clone(),
         })

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 
-use crate::model::{members_frame, Name, Names};
+use crate::model::{members_frame, Name, Names, RoomCode};
 use crate::session::Participation;
 
 /// A room's participants, sorted by name; `true` for a watcher.
@@ -36,8 +36,8 @@ impl Roster {
         names
     }
 
-    /// The `members` frame for the current list.
-    pub fn frame(&self) -> Bytes {
-        members_frame(&self.names())
+    /// The `members` frame for the current list of `room`.
+    pub fn frame(&self, room: &RoomCode) -> Bytes {
+        members_frame(room, &self.names())
     }
 }

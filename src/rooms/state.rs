@@ -87,15 +87,18 @@ impl Rooms {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// A stream closed: give back what it was counted for, and start the
-    /// room's idle clock if it was the last.
-    pub fn stream_closed(&self, code: &RoomCode, visitor: VisitorKey) {
+    /// A stream on `codes` closed: give back what it was counted for, and
+    /// start each room's idle clock if it was the last there.
+    pub fn stream_closed(&self, codes: &[RoomCode], visitor: VisitorKey) {
         let mut state = self.lock();
         state.admission.stream_closed(visitor);
-        let Ok(room) = state.room_mut(code) else {
-            return; // The room expired or the server is closing.
-        };
-        room.stream_closed(visitor.session.map(|id| id.number()), Instant::now());
+        let now = Instant::now();
+        for code in codes {
+            // A room that expired, or a server closing, has nothing to count.
+            if let Ok(room) = state.room_mut(code) {
+                room.stream_closed(visitor.session.map(|id| id.number()), now);
+            }
+        }
     }
 
     /// Refuses new rooms, posts and streams from now on, and tells every

@@ -231,14 +231,14 @@ async fn a_frame_that_is_not_history_goes_to_open_streams_only() {
         .send_frame(&code, "typing", r#"{"name":"al"}"#)
         .await
         .unwrap();
-    match open.opening.updates.try_recv() {
+    match open.openings[0].1.updates.try_recv() {
         Ok(Update::Frame(frame)) => {
             assert_eq!(&frame[..], b"event: typing\ndata: {\"name\":\"al\"}\n\n")
         }
         other => panic!("no frame: {other:?}"),
     }
     let later = registry.subscribe(&code, Some(0), someone()).await.unwrap();
-    assert!(later.opening.backlog.is_empty(), "never replayed");
+    assert!(later.openings[0].1.backlog.is_empty(), "never replayed");
     let unknown = RoomCode::parse("ZZZZ").unwrap();
     let refused = registry.send_frame(&unknown, "typing", "{}").await;
     assert_eq!(refused, Err(RoomError::NotFound(unknown)));
@@ -248,10 +248,10 @@ async fn a_frame_that_is_not_history_goes_to_open_streams_only() {
 async fn a_post_is_published_before_it_is_acknowledged() {
     let (registry, code, mut sub) = room_with_follower().await;
     let al = member(&registry, &code, "al").await;
-    while sub.opening.updates.try_recv().is_ok() {} // the join
+    while sub.openings[0].1.updates.try_recv().is_ok() {} // the join
     let text = Text::parse("hi").unwrap();
     let posted = registry.post(&code, al, &text, someone()).await.unwrap();
-    match sub.opening.updates.try_recv() {
+    match sub.openings[0].1.updates.try_recv() {
         Ok(Update::Events(events)) => assert_eq!(events[0].event.id, posted.event.id),
         other => panic!("not yet sent: {other:?}"),
     }

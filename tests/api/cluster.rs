@@ -358,7 +358,7 @@ async fn a_frame_that_is_not_history_reaches_every_node_and_is_never_replayed() 
             .await
             .unwrap();
         tokio::time::sleep(Duration::from_millis(50)).await;
-        if let Ok(Update::Frame(frame)) = on_b.opening.updates.try_recv() {
+        if let Ok(Update::Frame(frame)) = on_b.openings[0].1.updates.try_recv() {
             got = Some(frame);
             break;
         }
@@ -366,7 +366,7 @@ async fn a_frame_that_is_not_history_reaches_every_node_and_is_never_replayed() 
     let frame = got.expect("the frame reached the other node");
     assert_eq!(&frame[..], b"event: typing\ndata: {\"name\":\"al\"}\n\n");
     let resumed = b.subscribe(&code, Some(0), someone).await.unwrap();
-    assert!(resumed.opening.backlog.is_empty(), "never replayed");
+    assert!(resumed.openings[0].1.backlog.is_empty(), "never replayed");
 }
 
 #[tokio::test]
@@ -595,17 +595,23 @@ async fn the_members_frame_from_redis_is_byte_for_byte_the_one_rust_makes() {
         names.sort();
         names
     };
-    let expected = members_json(&Names {
-        members: sorted(&members),
-        watchers: sorted(&watchers),
-    });
+    let expected = members_json(
+        &code.parse().unwrap(),
+        &Names {
+            members: sorted(&members),
+            watchers: sorted(&watchers),
+        },
+    );
     // The opening frame is the node's; the one after a join is the
     // script's.
     app.join(&code, "late/comer", true).await;
-    let expected_after = members_json(&Names {
-        members: sorted(&members),
-        watchers: sorted(&["Yann/", "bea", "late/comer"]),
-    });
+    let expected_after = members_json(
+        &code.parse().unwrap(),
+        &Names {
+            members: sorted(&members),
+            watchers: sorted(&["Yann/", "bea", "late/comer"]),
+        },
+    );
     let mut seen = Vec::new();
     while seen.len() < 2 {
         let event = stream.next().await;

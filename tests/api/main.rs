@@ -15,6 +15,7 @@ mod lifecycle;
 mod limits;
 mod messages;
 mod metrics;
+mod multiplexed;
 mod participants;
 mod security;
 mod streams;

@@ -310,10 +310,16 @@ async fn a_watcher_is_listed_and_never_announced_and_may_not_speak() {
         .stream_with(&format!("/rooms/{code}/events"), bearer(&alice))
         .await;
     let opening = next_members_frame(&mut stream).await;
-    assert_eq!(opening, json!({"members": ["alice"], "watchers": []}));
+    assert_eq!(
+        opening,
+        json!({"room": code, "members": ["alice"], "watchers": []})
+    );
     let bot = app.join(&code, "logbot", true).await;
     let frame = next_members_frame(&mut stream).await;
-    assert_eq!(frame, json!({"members": ["alice"], "watchers": ["logbot"]}));
+    assert_eq!(
+        frame,
+        json!({"room": code, "members": ["alice"], "watchers": ["logbot"]})
+    );
     let said = post(
         &app,
         &format!("/rooms/{code}/messages"),

@@ -181,7 +181,10 @@ async fn resume_older_than_history_says_what_is_gone() {
     let gap = stream.next().await;
     assert_eq!(gap.event, "gap");
     // al's join is 1, the messages 2 to 11, and the newest 3 are kept.
-    assert_eq!(gap.json(), serde_json::json!({"from": 2, "to": 8}));
+    assert_eq!(
+        gap.json(),
+        serde_json::json!({"room": code, "from": 2, "to": 8})
+    );
     assert_eq!(ids(&history_events(&mut stream, 3).await), vec![9, 10, 11]);
 }
 

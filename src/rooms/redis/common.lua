@@ -162,8 +162,8 @@ end
 -- Sends the room's `members` frame to every node's streams (the same
 -- bytes as the Rust side's members_frame), and ends the streams of the
 -- sessions found expired.
-local function publish_roster(channel, members, watchers)
-  local json = '{"members":' .. json_list(members) .. ',"watchers":' .. json_list(watchers) .. '}'
+local function publish_roster(channel, code, members, watchers)
+  local json = '{"room":"' .. code .. '","members":' .. json_list(members) .. ',"watchers":' .. json_list(watchers) .. '}'
   redis.call('PUBLISH', channel, 'event: members\ndata: ' .. json .. '\n\n')
   for _, session in ipairs(ended) do
     publish_left(channel, session)

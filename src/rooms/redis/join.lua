@@ -19,7 +19,7 @@ local members, watchers, pruned = roster(code, ARGV[8])
 -- A refusal still tells every node of names found expired.
 local function refuse(reply)
   if pruned then
-    publish_roster(ARGV[10], members, watchers)
+    publish_roster(ARGV[10], code, members, watchers)
   end
   return reply
 end
@@ -51,5 +51,5 @@ if watch ~= '1' and may_announce() then
 end
 touch()
 members, watchers = roster(code, ARGV[8])
-publish_roster(ARGV[10], members, watchers)
+publish_roster(ARGV[10], code, members, watchers)
 return { 'joined' }

@@ -24,6 +24,6 @@ if held[1] ~= '1' and may_announce() then
 end
 touch()
 local members, watchers = roster(code, ARGV[4])
-publish_roster(ARGV[6], members, watchers)
+publish_roster(ARGV[6], code, members, watchers)
 publish_left(ARGV[6], id)
 return 'left'

@@ -5,6 +5,6 @@ if not alive() then
 end
 local members, watchers, pruned = roster(ARGV[3], ARGV[4])
 if pruned then
-  publish_roster(ARGV[5], members, watchers)
+  publish_roster(ARGV[5], ARGV[3], members, watchers)
 end
 return { last_id(), members, watchers, room_key() }

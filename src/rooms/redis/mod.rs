@@ -270,7 +270,7 @@ impl Backend for Shared {
                 since,
                 missed: gap(since, first_kept),
                 backlog,
-                members: members_frame(&names),
+                members: members_frame(code, &names),
                 updates,
             })
         })
@@ -353,7 +353,7 @@ impl Cache {
             if let Ok(Some(looked)) = redis.look(&code).await {
                 rooms
                     .lock()
-                    .send_members(&code, members_frame(&looked.names));
+                    .send_members(&code, members_frame(&code, &looked.names));
             }
         });
     }
