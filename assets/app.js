@@ -5,6 +5,187 @@
 
   const $ = (selector) => document.querySelector(selector);
 
+  // ---- the shared stream ---------------------------------------------------
+  // Every tab of this browser shares one stream (assets/hub.js): in a
+  // SharedWorker, else in one tab elected with the Web Locks API that
+  // relays over a BroadcastChannel, else each tab has its own. The
+  // override in localStorage ('worker', 'locks', 'alone') is for tests and
+  // for trying each way by hand.
+  function openLink(onMessage) {
+    const id = (crypto.randomUUID && crypto.randomUUID()) || `${Date.now()}-${Math.random()}`;
+    let wanted = () => ({ rooms: {}, kinds: [] });
+    let toHub = null;
+    // Held for this tab's life: the hub learns the tab is gone when it can
+    // take it. Nothing is sent before it is held.
+    const held = navigator.locks
+      ? new Promise((ready) => navigator.locks.request(`roomcast-tab-${id}`, () => {
+        ready();
+        return new Promise(() => {});
+      }))
+      : Promise.resolve();
+    function hello() {
+      if (!toHub) return;
+      const { rooms, kinds } = wanted();
+      toHub({ type: 'hello', id });
+      toHub({ type: 'follow', id, rooms, kinds });
+    }
+    const Hub = window.RoomcastHub;
+    let mode = localStorage.getItem('roomcast-share');
+    if (!Hub) mode = 'worker';
+    else if (!['worker', 'locks', 'alone'].includes(mode)) {
+      if (typeof SharedWorker === 'function') mode = 'worker';
+      else if (navigator.locks && typeof BroadcastChannel === 'function') mode = 'locks';
+      else mode = 'alone';
+    }
+
+    function viaWorker() {
+      const worker = new SharedWorker('/assets/hub.js', { name: 'roomcast' });
+      let watching = false;
+      worker.port.addEventListener('message', (e) => {
+        // The worker holds a lock for its life: granted here, it died, and
+        // a new one is started (every tab asks for the same one).
+        if (!watching && navigator.locks) {
+          watching = true;
+          navigator.locks.request('roomcast-worker', () => { held.then(viaWorker); });
+        }
+        onMessage(e.data);
+      });
+      worker.port.start();
+      toHub = (message) => worker.port.postMessage(message);
+      held.then(hello);
+    }
+
+    function viaLocks() {
+      const channel = new BroadcastChannel('roomcast');
+      let hub = null; // while this tab leads
+      const mine = (message) => onMessage(message);
+      channel.addEventListener('message', (e) => {
+        const message = e.data;
+        if (message.to === 'hub') {
+          if (hub) Hub.handle(hub, message, (out) => channel.postMessage({ ...out, to: message.id }));
+        } else if (message.type === 'hub-ready') {
+          held.then(hello); // a new leader: tell it what this tab needs
+        } else if (message.to === id) {
+          onMessage(message);
+        }
+      });
+      toHub = (message) => {
+        if (hub) Hub.handle(hub, message, mine);
+        else channel.postMessage({ ...message, to: 'hub' });
+      };
+      navigator.locks.request('roomcast-hub', () => {
+        hub = new Hub.Hub();
+        document.documentElement.dataset.hub = 'leads'; // for a look in devtools
+        held.then(() => {
+          hello();
+          channel.postMessage({ type: 'hub-ready' });
+        });
+        return new Promise(() => {}); // led until the tab goes
+      });
+      held.then(hello);
+    }
+
+    function alone() {
+      const hub = new Hub.Hub();
+      toHub = (message) => Hub.handle(hub, message, onMessage);
+      hello();
+    }
+
+    try {
+      if (mode === 'worker') viaWorker();
+      else if (mode === 'locks') viaLocks();
+      else alone();
+    } catch {
+      if (!Hub) throw new Error('no way to share the stream');
+      alone(); // a SharedWorker refused (some private modes)
+    }
+    window.addEventListener('pagehide', () => { if (toHub) toHub({ type: 'bye', id }); });
+    return {
+      // `get` says what this tab needs now ({ rooms: {code: since}, kinds }):
+      // asked again whenever a new hub takes over.
+      follow(get) {
+        wanted = get;
+        held.then(() => {
+          if (!toHub) return;
+          const { rooms, kinds } = wanted();
+          toHub({ type: 'follow', id, rooms, kinds });
+        });
+      },
+    };
+  }
+
+  // ---- your rooms, with unread counts -----------------------------------------
+  // The newest id seen of each room with its page in view, kept per
+  // browser: what came after it in the other rooms is unread.
+  const seenKey = (c) => `roomcast-seen:${c}`;
+  const seenIn = (c) => Number(localStorage.getItem(seenKey(c))) || 0;
+
+  function yourRooms() {
+    const rooms = new Map();
+    for (const li of document.querySelectorAll('.your-rooms li[data-room]')) {
+      rooms.set(li.dataset.room, {
+        li,
+        me: li.dataset.me,
+        since: Number(li.dataset.lastId) || 0,
+        badge: li.querySelector('.unread'),
+        unread: new Set(),
+        more: false,
+      });
+    }
+    function render(entry) {
+      const n = entry.unread.size;
+      entry.badge.hidden = n === 0;
+      entry.badge.textContent = `${n}${entry.more ? '+' : ''}`;
+      entry.badge.title = `${n} unread`;
+    }
+    function count(entry, ev) {
+      if (ev.kind !== 'message' || ev.name === entry.me || ev.id <= seenIn(ev.room)) return;
+      entry.unread.add(ev.id);
+      render(entry);
+    }
+    // What came while no page of the room was in view, before this page.
+    for (const [c, entry] of rooms) {
+      const seen = seenIn(c);
+      if (!seen || seen >= entry.since) continue;
+      fetch(`/rooms/${c}/messages?since=${seen}&limit=100`, { headers: { Accept: 'application/json' } })
+        .then((r) => (r.ok ? r.json() : []))
+        .then((events) => {
+          entry.more = events.length === 100;
+          for (const ev of events) count(entry, ev);
+        })
+        .catch(() => {});
+    }
+    window.addEventListener('storage', (e) => {
+      const c = e.key && e.key.startsWith('roomcast-seen:') && e.key.slice(14);
+      const entry = c && rooms.get(c);
+      if (!entry) return;
+      const seen = seenIn(c);
+      for (const id of entry.unread) if (id <= seen) entry.unread.delete(id);
+      if (entry.unread.size === 0) entry.more = false;
+      render(entry);
+    });
+    return {
+      // {code: since} for the stream: from what the page was rendered with.
+      wanted() {
+        const out = {};
+        for (const [c, entry] of rooms) out[c] = entry.since;
+        return out;
+      },
+      has: (c) => rooms.has(c),
+      frame(message) {
+        const entry = rooms.get(message.room);
+        if (!entry || message.kind === 'members' || message.kind === 'gap') return;
+        const ev = JSON.parse(message.data);
+        entry.since = Math.max(entry.since, ev.id);
+        count(entry, ev);
+      },
+      gone(c) {
+        const entry = rooms.get(c);
+        if (entry) { entry.li.remove(); rooms.delete(c); }
+      },
+    };
+  }
+
   // Home: Enter joins when a code is typed, and creates a room when not,
   // whichever button comes first.
   const homeForm = $('#home-form');
@@ -15,6 +196,12 @@
       const action = $('#code').value.trim() ? 'join' : 'create';
       homeForm.querySelector(`button[value="${action}"]`).click();
     });
+    const listed = yourRooms();
+    const link = openLink((message) => {
+      if (message.type === 'frame') listed.frame(message);
+      else if (message.type === 'gone') listed.gone(message.room);
+    });
+    link.follow(() => ({ rooms: listed.wanted(), kinds: ['message'] }));
     return;
   }
 
@@ -186,61 +373,50 @@
   scroller.scrollTop = scroller.scrollHeight;
 
   // ---- the stream ----------------------------------------------------------
-  // A server restart or a proxy 502 closes an EventSource for good, so the
-  // page makes a new one itself, with backoff, resuming from the last id.
+  // The hub reconnects with backoff and resumes by cursor; this page only
+  // shows what it hands over. The session cookie says who this is, and
+  // the server keeps it across restarts.
   const STATES = { connecting: 'Connecting…', live: 'Live', reconnecting: 'Reconnecting…', offline: 'Offline' };
+  let hubState = 'connecting';
   function setState(state) {
-    status.dataset.state = state;
-    status.textContent = STATES[state];
+    const shown = navigator.onLine === false ? 'offline' : state;
+    status.dataset.state = shown;
+    status.textContent = STATES[shown];
   }
 
-  let source = null;
-  let retryMs = 500;
-  let retryTimer = null;
+  // Marks this room read up to what is shown, while the page is in view.
+  function markSeen() {
+    if (!document.hidden && lastId > seenIn(code)) localStorage.setItem(seenKey(code), String(lastId));
+  }
+  document.addEventListener('visibilitychange', markSeen);
+  markSeen();
 
-  function connect() {
-    clearTimeout(retryTimer);
-    if (source) source.close();
-    // The session cookie says who this is; the server keeps it across
-    // restarts, so a reconnect is always the same participant.
-    source = new EventSource(`/rooms/${encodeURIComponent(code)}/events?since=${lastId}`);
-    source.addEventListener('open', () => { retryMs = 500; setState('live'); });
-    for (const kind of ['message', ...Object.keys(notices)]) {
-      source.addEventListener(kind, (e) => show(JSON.parse(e.data)));
+  const listed = yourRooms();
+  const link = openLink((message) => {
+    if (message.type === 'state') { hubState = message.state; setState(hubState); return; }
+    if (message.type === 'gone') {
+      // Left in another tab, or the room is gone: home, with the code.
+      if (message.room === code) location.assign(`/?code=${encodeURIComponent(code)}`);
+      else listed.gone(message.room);
+      return;
     }
-    source.addEventListener('members', (e) => showMembers(JSON.parse(e.data)));
-    source.addEventListener('gap', (e) => {
-      const gap = JSON.parse(e.data);
-      notice(`Messages ${gap.from}–${gap.to} are no longer kept and could not be shown.`);
-    });
-    source.addEventListener('error', async () => {
-      source.close();
-      source = null;
-      setState(navigator.onLine === false ? 'offline' : 'reconnecting');
-      if (!(await stillIn())) return;
-      retryTimer = setTimeout(connect, retryMs);
-      retryMs = Math.min(retryMs * 2, 15000);
-    });
-  }
-
-  // An EventSource does not say why it failed. A stream refused because
-  // this browser is no longer in the room (it left in another tab, or the
-  // room is gone) would fail forever, so ask once and go home instead.
-  async function stillIn() {
-    try {
-      const response = await fetch(`/rooms/${encodeURIComponent(code)}/messages?limit=0`, {
-        headers: { Accept: 'application/json' },
-      });
-      if (response.status === 401 || response.status === 404) {
-        location.assign(`/?code=${encodeURIComponent(code)}`);
-        return false;
-      }
-    } catch { /* offline: keep trying */ }
-    return true;
-  }
-  window.addEventListener('online', connect);
-  window.addEventListener('offline', () => setState('offline'));
-  connect();
+    if (message.type !== 'frame') return;
+    if (message.room !== code) { listed.frame(message); return; }
+    const data = JSON.parse(message.data);
+    if (message.kind === 'members') showMembers(data);
+    else if (message.kind === 'gap') {
+      notice(`Messages ${data.from}–${data.to} are no longer kept and could not be shown.`);
+    } else {
+      show(data);
+      markSeen();
+    }
+  });
+  link.follow(() => ({
+    rooms: { ...listed.wanted(), [code]: lastId },
+    kinds: ['message', ...Object.keys(notices)],
+  }));
+  window.addEventListener('online', () => setState(hubState));
+  window.addEventListener('offline', () => setState(hubState));
 
   // ---- sending -------------------------------------------------------------
   function showError(message) {

@@ -6,7 +6,7 @@ use warp::reply::{Reply, Response};
 use warp::Filter;
 
 /// (name, content type, body)
-const ASSETS: [(&str, &str, &str); 3] = [
+const ASSETS: [(&str, &str, &str); 4] = [
     (
         "style.css",
         "text/css; charset=utf-8",
@@ -16,6 +16,11 @@ const ASSETS: [(&str, &str, &str); 3] = [
         "app.js",
         "text/javascript; charset=utf-8",
         include_str!("../assets/app.js"),
+    ),
+    (
+        "hub.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../assets/hub.js"),
     ),
     (
         "icon.svg",

@@ -39,6 +39,8 @@ pub struct YourRoom {
     pub name: String,
     /// The room's newest event's time (RFC 3339), if it has any.
     pub last: Option<String>,
+    /// Its id (0 for none): the page counts unread messages after it.
+    pub last_id: u64,
 }
 
 /// A room as one member sees it.
@@ -222,6 +224,7 @@ mod tests {
                 code: "WXYZ".into(),
                 name: "<i>al</i>".into(),
                 last: None,
+                last_id: 0,
             }],
         };
         let html = Pages::load().home(&view).unwrap();

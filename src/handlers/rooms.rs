@@ -125,10 +125,11 @@ pub(super) async fn your_rooms(
     let rooms = rooms.unwrap_or_default().into_iter();
     rooms
         .filter(|(code, _, _)| Some(code) != except)
-        .map(|(code, part, last)| YourRoom {
+        .map(|(code, part, newest)| YourRoom {
             code: code.to_string(),
             name: part.name.to_string(),
-            last,
+            last: newest.as_ref().map(|e| e.event.ts.clone()),
+            last_id: newest.map_or(0, |e| e.event.id),
         })
         .collect()
 }

@@ -37,7 +37,7 @@ use crate::limits::{BODY_LIMIT, MAX_HEAD, MAX_HEADERS};
 use crate::shutdown::Shutdown;
 
 /// How the requests served here begin: anything else is hyper's.
-const PREFIXES: [&[u8]; 2] = [b"GET /rooms/", b"POST /rooms/"];
+const PREFIXES: [&[u8]; 3] = [b"GET /rooms/", b"GET /events", b"POST /rooms/"];
 
 /// What the next bytes of a connection turned out to be.
 pub enum Next {
@@ -391,6 +391,14 @@ mod tests {
         assert!(taken("GET /rooms/ABCD/events HTTP/1.1\r\nHost: x\r\n")
             .0
             .is_none());
+        // A page's multiplexed stream is taken too: it is the one a whole
+        // browser holds open.
+        let multiplexed = "GET /events?rooms=ABCD,EFGH HTTP/1.1\r\nHost: x\r\n\r\n";
+        assert!(matches!(taken(multiplexed).0, Some(Next::Stream(_))));
+        assert!(matches!(
+            taken("GET /eventsX HTTP/1.1\r\nHost: x\r\n\r\n").0,
+            Some(Next::Other)
+        ));
         assert!(taken("GET /ro").0.is_none());
         for other in [
             "GET /rooms/ABCD/messages HTTP/1.1\r\n\r\n",

@@ -221,20 +221,18 @@ impl Registry {
     pub async fn rooms_of(
         &self,
         session: &Session,
-    ) -> Result<Vec<(RoomCode, Participation, Option<String>)>, RoomError> {
+    ) -> Result<Vec<(RoomCode, Participation, Option<Arc<Recorded>>)>, RoomError> {
         let mut found = Vec::with_capacity(session.rooms.len());
         for (code, part) in &session.rooms {
             match self.history(code, None, 1).await {
-                Ok(newest) => {
-                    let last = newest.first().map(|e| e.event.ts.clone());
-                    found.push((code.clone(), part.clone(), last));
-                }
+                Ok(newest) => found.push((code.clone(), part.clone(), newest.into_iter().next())),
                 Err(RoomError::NotFound(_)) => {} // gone since the session was read
                 Err(err) => return Err(err),
             }
         }
         // RFC 3339 times in UTC sort as text; a room with no event last.
-        found.sort_by(|a, b| b.2.cmp(&a.2));
+        let time = |newest: &Option<Arc<Recorded>>| newest.as_ref().map(|e| e.event.ts.clone());
+        found.sort_by_key(|room| std::cmp::Reverse(time(&room.2)));
         Ok(found)
     }
 

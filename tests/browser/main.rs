@@ -9,6 +9,7 @@ mod helpers;
 #[allow(dead_code)] // restarting Redis is for the API tests
 #[path = "../api/redis.rs"]
 mod redis;
+mod tabs;
 
 use std::time::Duration;
 
