@@ -196,7 +196,7 @@ async fn your_rooms_count_unread_messages_live_and_across_reloads() {
     let base = format!("http://{}", app.addr);
     let alice = driver.person(DESKTOP, true).await;
     let a = alice.enter(&base, "alice", None).await;
-    let b = alice.enter(&base, "alice", None).await;
+    alice.enter(&base, "alice", None).await;
     alice.wait_until_live().await;
     let on_b = alice.client.window().await.unwrap();
     assert_eq!(badge(&alice, &a).await, "");
