@@ -89,6 +89,10 @@
       const hub = new Hub.Hub();
       toHub = (message) => Hub.handle(hub, message, onMessage);
       hello();
+      // The page's own stream goes with it at once: a page kept for Back
+      // (the back/forward cache) is frozen, timers and all, and would
+      // hold its connection open until evicted.
+      window.addEventListener('pagehide', () => hub.stop());
     }
 
     try {
@@ -100,6 +104,9 @@
       alone(); // a SharedWorker refused (some private modes)
     }
     window.addEventListener('pagehide', () => { if (toHub) toHub({ type: 'bye', id }); });
+    // Back to a page from the back/forward cache: it said bye on the way
+    // out, so it asks for its rooms again (from what it has shown).
+    window.addEventListener('pageshow', (e) => { if (e.persisted) held.then(hello); });
     return {
       // `get` says what this tab needs now ({ rooms: {code: since}, kinds }):
       // asked again whenever a new hub takes over.

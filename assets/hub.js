@@ -73,6 +73,15 @@
       if (this.tabs.delete(id)) this.plan(false);
     }
 
+    // Closes the stream now, and forgets every tab (they say hello again).
+    stop() {
+      clearTimeout(this.timer);
+      if (this.source) this.source.close();
+      this.source = null;
+      this.followed = [];
+      this.tabs.clear();
+    }
+
     // The rooms every tab needs, each from the earliest point any asked.
     wanted() {
       const want = new Map();

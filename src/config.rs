@@ -1,6 +1,7 @@
 //! The command line: every flag, its environment variable and its default.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
@@ -110,6 +111,16 @@ pub struct Config {
     /// else links stay relative (the page makes them whole).
     #[arg(long, env = "ROOMCAST_PUBLIC_URL", value_parser = Origin::parse)]
     pub public_url: Option<Origin>,
+
+    /// Serve HTTPS, with HTTP/2 and HTTP/1.1 chosen by ALPN, with this
+    /// certificate chain (PEM, the server's certificate first); needs
+    /// `--tls-key`. Without it, plain HTTP/1.1. Cookies are then Secure.
+    #[arg(long, env = "ROOMCAST_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key (PEM) of `--tls-cert`.
+    #[arg(long, env = "ROOMCAST_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 
     /// Mark the session cookie Secure (also done on its own for requests a
     /// trusted proxy says came over HTTPS).
@@ -265,6 +276,15 @@ mod tests {
             .collect();
         assert_eq!(shown, ["10.0.0.0/8", "::1/128", "192.168.1.7/32"]);
         assert!(Config::try_parse_from(["roomcast", "--trusted-proxy", "nope"]).is_err());
+    }
+
+    #[test]
+    fn tls_takes_a_certificate_and_its_key_together() {
+        let both = ["roomcast", "--tls-cert", "c.pem", "--tls-key", "k.pem"];
+        let config = Config::try_parse_from(both).unwrap();
+        assert_eq!(config.tls_cert, Some(PathBuf::from("c.pem")));
+        assert!(Config::try_parse_from(["roomcast", "--tls-cert", "c.pem"]).is_err());
+        assert!(Config::try_parse_from(["roomcast", "--tls-key", "k.pem"]).is_err());
     }
 
     #[test]

@@ -51,7 +51,7 @@ async fn main() -> ExitCode {
         }
     };
     match listener.local_addr() {
-        Ok(addr) => println!("roomcast listening on http://{addr}"),
+        Ok(addr) => println!("roomcast listening on {}://{addr}", server.scheme()),
         Err(err) => {
             eprintln!("roomcast: cannot read the bound address: {err}");
             return ExitCode::FAILURE;

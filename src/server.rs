@@ -43,14 +43,20 @@ pub struct Server {
     request_timeout: Duration,
     shutdown_timeout: Duration,
     max_connections_per_address: u32,
+    tls: Option<http::Tls>,
 }
 
 impl Server {
-    /// Opens the store named by `--db` and loads its rooms, or with
-    /// `--redis` connects to Redis. A file that cannot be opened, is not a
-    /// database, or is in use, or a Redis that cannot be reached, is an
-    /// error here, before anything is served.
+    /// Reads the TLS certificate, if any, opens the store named by `--db`
+    /// and loads its rooms, or with `--redis` connects to Redis. A
+    /// certificate that cannot be read, a file that cannot be opened, is
+    /// not a database, or is in use, or a Redis that cannot be reached, is
+    /// an error here, before anything is served.
     pub async fn open(config: &Config) -> Result<Server, StoreError> {
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => Some(http::Tls::load(cert, key).map_err(StoreError)?),
+            _ => None,
+        };
         let settings = config.settings(streams_the_fd_limit_allows);
         let registry = match &config.redis {
             Some(url) => {
@@ -80,7 +86,17 @@ impl Server {
             request_timeout: config.request_timeout,
             shutdown_timeout: config.shutdown_timeout,
             max_connections_per_address: config.max_connections_per_address,
+            tls,
         })
+    }
+
+    /// How visitors reach it: `https` with a certificate, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
     }
 
     /// Serves on `listener` until `signal` resolves, then stops accepting,
@@ -111,22 +127,17 @@ impl Server {
         });
         let metrics = registry.metrics().clone();
         let routes = warp::service(routes::routes(app));
-        let timeouts = http::Timeouts {
-            request: self.request_timeout,
-            write: self.write_timeout,
-            shutdown: self.shutdown_timeout,
+        let edge = http::Edge {
+            trusted: self.trusted_proxies,
+            timeouts: http::Timeouts {
+                request: self.request_timeout,
+                write: self.write_timeout,
+                shutdown: self.shutdown_timeout,
+            },
+            per_address: http::PerAddress::new(self.max_connections_per_address as usize),
+            tls: self.tls,
         };
-        let per_address = http::PerAddress::new(self.max_connections_per_address as usize);
-        http::serve(
-            listener,
-            routes,
-            metrics,
-            self.trusted_proxies,
-            timeouts,
-            per_address,
-            shutdown,
-        )
-        .await;
+        http::serve(listener, routes, metrics, edge, shutdown).await;
         // The sweeper and reader have seen the same signal; they only ever
         // end, never fail.
         for task in tasks {

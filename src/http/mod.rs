@@ -6,16 +6,18 @@
 //! several per write), which warp's body type cannot hold; and the
 //! connection settings (buffer sizes, vectored writes) become ours to set.
 //!
-//! Every request's head is read by [`direct`], which answers streams and
-//! messages itself (no hyper buffers held for a stream's life) and hands
-//! any other request to hyper, one request at a time, through the one I/O
-//! wrapper ([`socket`]). Every response is finished and encoded by
+//! On a plain connection every request's head is read by [`direct`],
+//! which answers streams and messages itself (no hyper buffers held for a
+//! stream's life) and hands any other request to hyper, one request at a
+//! time, through [`socket`]. A TLS connection ([`tls`]) is hyper's
+//! throughout, HTTP/2 or HTTP/1.1. Every response is finished by
 //! [`response`], whichever path sends it.
 
 pub mod direct;
 mod per_address;
 mod response;
 mod socket;
+mod tls;
 mod wire;
 
 use std::convert::Infallible;
@@ -33,7 +35,7 @@ use hyper::server::conn::http1;
 use hyper_util::rt::TokioTimer;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use ipnet::IpNet;
-use log::{error, log, warn, Level};
+use log::{debug, error, log, warn, Level};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tower_service::Service;
@@ -49,6 +51,7 @@ use direct::Arrival;
 use socket::Socket;
 
 pub use per_address::PerAddress;
+pub use tls::Tls;
 
 type Body = UnsyncBoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
 
@@ -89,6 +92,16 @@ pub fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(LISTEN_BACKLOG)
 }
 
+/// How the listener meets its connections.
+pub struct Edge {
+    /// Proxies whose X-Forwarded-* are believed.
+    pub trusted: Arc<[IpNet]>,
+    pub timeouts: Timeouts,
+    pub per_address: PerAddress,
+    /// HTTPS, when a certificate was given; else plain HTTP.
+    pub tls: Option<Tls>,
+}
+
 /// Serves `routes` on `listener` until `shutdown` starts, then stops
 /// accepting and waits for open connections to finish (streams end on
 /// their own when shutdown starts; a connection waiting for its next
@@ -97,15 +110,19 @@ pub async fn serve<S>(
     listener: TcpListener,
     routes: S,
     metrics: Arc<Metrics>,
-    trusted: Arc<[IpNet]>,
-    timeouts: Timeouts,
-    per_address: PerAddress,
+    edge: Edge,
     mut shutdown: Shutdown,
 ) where
     S: Routes<Incoming> + Routes<Full<Bytes>> + Clone + Send + 'static,
     <S as Service<Request<Incoming>>>::Future: Send,
     <S as Service<Request<Full<Bytes>>>>::Future: Send,
 {
+    let Edge {
+        trusted,
+        timeouts,
+        per_address,
+        tls,
+    } = edge;
     let connection = Connection {
         routes,
         metrics,
@@ -137,10 +154,12 @@ pub async fn serve<S>(
         // Streams are latency-bound and small: no Nagle delay.
         let _ = socket.set_nodelay(true);
         // Shutdown waits for this connection while it holds the watcher.
-        let watcher = graceful.watcher();
-        let serving = connection.clone().serve(socket, peer, watcher);
+        let (watcher, connection, tls) = (graceful.watcher(), connection.clone(), tls.clone());
         tokio::spawn(async move {
-            serving.await;
+            match tls {
+                None => connection.serve(socket, peer, watcher).await,
+                Some(tls) => connection.serve_tls(&tls, socket, peer, watcher).await,
+            }
             drop(counted);
         });
     }
@@ -249,6 +268,39 @@ where
                     }
                 }
             }
+        }
+    }
+
+    /// One TLS connection: the handshake within the request timeout, then
+    /// every request through hyper ([`tls`]) until the peer or shutdown
+    /// ends it.
+    async fn serve_tls(self, tls: &Tls, socket: TcpStream, peer: SocketAddr, watcher: Watcher) {
+        let accepted = tls.accept(socket, self.write_timeout, self.request_timeout);
+        let io = match accepted.await {
+            Ok(io) => io,
+            Err(tls::Refused::Handshake(err)) => {
+                debug!("TLS handshake with {peer} failed: {err}");
+                return;
+            }
+            Err(tls::Refused::Late) => {
+                self.metrics.refused("request_timeout");
+                return;
+            }
+        };
+        let (routes, metrics, trusted) = (self.routes, self.metrics, self.trusted);
+        let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
+            let client = Client {
+                https: true,
+                ..Client::of(peer.ip(), request.headers(), &trusted)
+            };
+            tls::name_host(&mut request);
+            // Boxed, as on plain connections.
+            Box::pin(respond(routes.clone(), metrics.clone(), client, request))
+        });
+        let served = tls::serve(io, service, self.request_timeout, MAX_BUFFER, watcher);
+        // A peer that hangs up is the normal end of a connection.
+        if let Err(err) = served.await {
+            debug!("connection from {peer} ended: {err}");
         }
     }
 

@@ -2,8 +2,9 @@
 //! the bytes already read come first, reading stops where the request
 //! ends (so the next request comes back to [`super::direct`]), the rest of
 //! the request must arrive before a deadline, and a write the peer takes
-//! no data for within the write timeout fails. The one I/O wrapper of the
-//! crate.
+//! no data for within the write timeout fails. Also [`TimedWrites`], the
+//! same write timeout under a TLS connection. The crate's only I/O
+//! wrappers.
 
 use std::future::Future;
 use std::io;
@@ -36,11 +37,47 @@ pub struct Socket {
     expired: bool,
     /// Some of an answer went out.
     wrote: bool,
-    write_timeout: Duration,
+    stall: Stall,
     /// Where a late request is counted.
     metrics: Arc<Metrics>,
+}
+
+/// A write the peer takes no data for within `timeout` fails: a stalled
+/// subscriber is closed (its client resumes from history later) instead
+/// of holding its buffers forever.
+struct Stall {
+    timeout: Duration,
     /// Running while a write is blocked.
     blocked: Option<Pin<Box<Sleep>>>,
+}
+
+impl Stall {
+    fn new(timeout: Duration) -> Stall {
+        Stall {
+            timeout,
+            blocked: None,
+        }
+    }
+
+    /// Passes a ready write through; on a blocked one, starts (or checks)
+    /// the timeout.
+    fn check<R>(&mut self, poll: Poll<io::Result<R>>, cx: &mut Context<'_>) -> Poll<io::Result<R>> {
+        if poll.is_ready() {
+            self.blocked = None;
+            return poll;
+        }
+        let timeout = self.timeout;
+        let deadline = self
+            .blocked
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        match deadline.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the peer took no data for the write timeout",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
 }
 
 impl Socket {
@@ -58,9 +95,8 @@ impl Socket {
             read_deadline: Box::pin(tokio::time::sleep_until(read_by)),
             expired: false,
             wrote: false,
-            write_timeout,
+            stall: Stall::new(write_timeout),
             metrics,
-            blocked: None,
         }
     }
 
@@ -70,9 +106,8 @@ impl Socket {
         (self.remaining == Some(0)).then(|| (self.socket, BytesMut::from(&self.replay[..])))
     }
 
-    /// Writes, unless the request came too late; passes a ready write
-    /// through; on a blocked one, starts (or checks) the write timeout: a stalled subscriber is closed (its client resumes
-    /// from history later) instead of holding its buffers forever.
+    /// Writes, unless the request came too late, within the write
+    /// timeout.
     fn write_with<R>(
         &mut self,
         cx: &mut Context<'_>,
@@ -82,21 +117,7 @@ impl Socket {
             return Poll::Ready(Err(late()));
         }
         let poll = write(Pin::new(&mut self.socket), cx);
-        if poll.is_ready() {
-            self.blocked = None;
-            return poll;
-        }
-        let timeout = self.write_timeout;
-        let deadline = self
-            .blocked
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
-        match deadline.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "the peer took no data for the write timeout",
-            ))),
-            Poll::Pending => Poll::Pending,
-        }
+        self.stall.check(poll, cx)
     }
 }
 
@@ -181,6 +202,69 @@ impl hyper::rt::Write for Socket {
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.write_with(cx, |socket, cx| socket.poll_flush(cx))
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.socket).poll_shutdown(cx)
+    }
+}
+
+/// A TLS connection's socket: reads pass through; a write the peer takes
+/// no data for within the write timeout fails, as on [`Socket`] (hyper's
+/// HTTP/1.1 has no timer of its own for it).
+pub struct TimedWrites {
+    socket: TcpStream,
+    stall: Stall,
+}
+
+impl TimedWrites {
+    pub fn new(socket: TcpStream, write_timeout: Duration) -> TimedWrites {
+        TimedWrites {
+            socket,
+            stall: Stall::new(write_timeout),
+        }
+    }
+}
+
+impl AsyncRead for TimedWrites {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.socket).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for TimedWrites {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = &mut *self;
+        let poll = Pin::new(&mut this.socket).poll_write(cx, buf);
+        this.stall.check(poll, cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = &mut *self;
+        let poll = Pin::new(&mut this.socket).poll_write_vectored(cx, bufs);
+        this.stall.check(poll, cx)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.socket.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        let poll = Pin::new(&mut this.socket).poll_flush(cx);
+        this.stall.check(poll, cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

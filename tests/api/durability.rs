@@ -319,7 +319,7 @@ impl Acknowledged {
 async fn kill_9_while_posting_loses_no_acknowledged_message() {
     let (_dir, db) = temp_db();
     let db = db.as_str();
-    let client = reqwest::Client::new();
+    let client = crate::helpers::client().build().unwrap();
 
     let mut server = process_on(db);
     let code = server.create_room(&client).await;
@@ -418,7 +418,7 @@ async fn sigterm_with_open_streams_and_half_sent_requests_exits_soon_and_keeps_e
     let _ = rlimit::increase_nofile_limit(u64::MAX);
     let (_dir, db) = temp_db();
     let db = db.as_str();
-    let client = reqwest::Client::new();
+    let client = crate::helpers::client().build().unwrap();
     // Half-sent requests would hold shutdown up for the request timeout
     // (a minute here): the shutdown timeout (a second) ends the wait.
     let timeouts = ["--request-timeout", "60", "--shutdown-timeout", "1"];

@@ -17,7 +17,7 @@ async fn the_gaps_found_in_issue_18_stay_closed() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("chat.db");
     let db = db.to_str().unwrap();
-    let client = reqwest::Client::new();
+    let client = crate::helpers::client().build().unwrap();
     let mut server = Process::start(&["--db", db]);
     let base = server.base.clone();
     let code = server.create_room(&client).await;
@@ -72,7 +72,7 @@ async fn the_gaps_found_in_issue_18_stay_closed() {
     assert_eq!(status(taker).await, StatusCode::CONFLICT);
 
     // A second room in one browser does not replace the first.
-    let no_redirects = reqwest::Client::builder()
+    let no_redirects = crate::helpers::client()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();

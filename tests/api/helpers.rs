@@ -17,6 +17,7 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
+use tokio_rustls::rustls::pki_types as rustls_pki;
 
 /// Guards against a hang, never a measure of speed: a test that waits this
 /// long has already failed.
@@ -51,6 +52,8 @@ pub struct TestApp {
     config: Config,
     stop: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<()>>,
+    /// With TLS: the certificate and key files, read again on restart.
+    _certificate: Option<tempfile::TempDir>,
 }
 
 type Tokens = Arc<Mutex<HashMap<(String, String), String>>>;
@@ -91,10 +94,7 @@ pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     };
     tweak(&mut config);
     let listener = roomcast::http::listen("127.0.0.1:0".parse().unwrap()).expect("bind port 0");
-    let client = Client::builder()
-        .redirect(redirect::Policy::none())
-        .build()
-        .unwrap();
+    let client = client().redirect(redirect::Policy::none()).build().unwrap();
     let mut app = TestApp {
         addr: listener.local_addr().unwrap(),
         client,
@@ -102,9 +102,58 @@ pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
         config,
         stop: None,
         server: None,
+        _certificate: None,
     };
     app.serve(listener).await;
     app
+}
+
+/// Starts a server that serves HTTPS with a self-signed certificate for
+/// 127.0.0.1 made here, with the defaults changed by `tweak`; its client
+/// trusts that certificate and offers HTTP/2 and HTTP/1.1.
+pub async fn spawn_tls(tweak: impl FnOnce(&mut Config)) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let made = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()])
+        .expect("make a self-signed certificate");
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, made.cert.pem()).unwrap();
+    std::fs::write(&key, made.signing_key.serialize_pem()).unwrap();
+    let mut app = spawn_with(|config| {
+        config.tls_cert = Some(cert);
+        config.tls_key = Some(key);
+        tweak(config);
+    })
+    .await;
+    app.client = tls_client(made.cert.der().clone(), &[b"h2", b"http/1.1"]);
+    app._certificate = Some(dir);
+    app
+}
+
+/// A new client's builder. reqwest, built with rustls for the TLS tests,
+/// wants a process-wide crypto provider even for plain HTTP: ring's, as
+/// the server uses.
+pub fn client() -> reqwest::ClientBuilder {
+    // Err: a provider is installed already, which is all that is needed.
+    let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
+    Client::builder()
+}
+
+/// A client that trusts only `root` and offers `alpn`.
+pub fn tls_client(root: rustls_pki::CertificateDer<'static>, alpn: &[&[u8]]) -> Client {
+    use tokio_rustls::rustls::{crypto::ring, ClientConfig, RootCertStore};
+    let mut roots = RootCertStore::empty();
+    roots.add(root).unwrap();
+    let mut tls = ClientConfig::builder_with_provider(Arc::new(ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tls.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    client()
+        .use_preconfigured_tls(tls)
+        .redirect(redirect::Policy::none())
+        .build()
+        .unwrap()
 }
 
 impl TestApp {
@@ -129,8 +178,23 @@ impl TestApp {
         self.serve(listener).await;
     }
 
+    /// The flags it was started with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// `http://127.0.0.1:PORT`, or `https://` when served with TLS.
+    pub fn base(&self) -> String {
+        let scheme = if self.config.tls_cert.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.addr)
+    }
+
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.addr, path)
+        format!("{}{path}", self.base())
     }
 
     /// POST /rooms, returning the new code.
@@ -228,7 +292,7 @@ impl TestApp {
     /// (at most 500 events a read).
     pub async fn whole_history(&self, code: &str) -> Vec<Value> {
         let token = self.reader(code).await;
-        whole_history(&self.client, &format!("http://{}", self.addr), code, &token).await
+        whole_history(&self.client, &self.base(), code, &token).await
     }
 
     pub async fn history(&self, code: &str, query: &str) -> Vec<Value> {

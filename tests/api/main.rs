@@ -19,3 +19,4 @@ mod multiplexed;
 mod participants;
 mod security;
 mod streams;
+mod tls;

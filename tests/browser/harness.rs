@@ -82,6 +82,11 @@ impl Driver {
     /// A new person: their own browser, profile and window size; `script`
     /// false turns JavaScript off.
     pub async fn person(&self, size: (u32, u32), script: bool) -> Person {
+        self.person_with(size, script, &[]).await
+    }
+
+    /// [`Driver::person`] with more Chromium flags.
+    pub async fn person_with(&self, size: (u32, u32), script: bool, flags: &[&str]) -> Person {
         let profile = tempfile::tempdir().unwrap();
         let mut args = vec![
             "--headless".to_string(),
@@ -98,6 +103,7 @@ impl Driver {
         if !script {
             args.push("--blink-settings=scriptEnabled=false".into());
         }
+        args.extend(flags.iter().map(|flag| flag.to_string()));
         let capabilities = json!({
             "goog:chromeOptions": { "binary": CHROMIUM, "args": args }
         });

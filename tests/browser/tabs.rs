@@ -1,12 +1,14 @@
 //! Many tabs of one browser over several rooms: every tab works, and the
 //! browser holds one stream for all of them (a SharedWorker, or the tab
 //! elected with Web Locks), not one per tab: HTTP/1.1 allows six
-//! connections per site, so a seventh tab used to stay blank.
+//! connections per site, so a seventh tab used to stay blank. Over
+//! HTTP/2 (TLS) the tabs work even with a stream each: one connection
+//! carries them all.
 
 use fantoccini::wd::WindowHandle;
 
 use crate::harness::{driver, Person, DESKTOP};
-use crate::helpers::{eventually, metric, spawn_with, TestApp};
+use crate::helpers::{eventually, metric, spawn_tls, spawn_with, TestApp};
 
 const TABS: usize = 10;
 const ROOMS: usize = 4;
@@ -14,7 +16,7 @@ const ROOMS: usize = 4;
 /// One person with `ROOMS` rooms and `TABS` tabs over them (tab i shows
 /// room i % ROOMS), sharing their stream the way `share` says.
 async fn tabs(app: &TestApp, person: &Person, share: &str) -> (Vec<String>, Vec<WindowHandle>) {
-    let base = format!("http://{}", app.addr);
+    let base = app.base();
     // localStorage is the site's, so every page opened after reads it.
     person.goto(&format!("{base}/")).await;
     let literal = serde_json::to_string(share).unwrap();
@@ -88,6 +90,36 @@ async fn everyone_sees_once(
     }
 }
 
+/// Every tab in `open` sends a message, and each is stored once.
+async fn every_tab_sends(
+    app: &TestApp,
+    person: &Person,
+    codes: &[String],
+    open: &[(usize, WindowHandle)],
+) {
+    for (i, handle) in open {
+        person
+            .client
+            .switch_to_window(handle.clone())
+            .await
+            .unwrap();
+        person.say(&format!("from tab {i}")).await;
+    }
+    for (i, _) in open {
+        let code = &codes[i % ROOMS];
+        let text = format!("from tab {i}");
+        eventually(&format!("{text} stored once"), || async {
+            let history = app.whole_history(code).await;
+            history
+                .iter()
+                .filter(|e| e["text"] == text.as_str())
+                .count()
+                == 1
+        })
+        .await;
+    }
+}
+
 /// The server sees one stream for the whole browser.
 async fn one_stream(app: &TestApp) {
     eventually("one open stream for every tab", || async {
@@ -105,25 +137,7 @@ async fn ten_tabs_share_one_stream(share: &str) {
     one_stream(&app).await;
     let open: Vec<(usize, WindowHandle)> = handles.iter().cloned().enumerate().collect();
     everyone_sees_once(&app, &alice, &codes, &open, "first").await;
-
-    // Every tab can send, and each message is stored once.
-    for (i, handle) in &open {
-        alice.client.switch_to_window(handle.clone()).await.unwrap();
-        alice.say(&format!("from tab {i}")).await;
-    }
-    for (i, _) in &open {
-        let code = &codes[i % ROOMS];
-        let text = format!("from tab {i}");
-        eventually(&format!("{text} stored once"), || async {
-            let history = app.whole_history(code).await;
-            history
-                .iter()
-                .filter(|e| e["text"] == text.as_str())
-                .count()
-                == 1
-        })
-        .await;
-    }
+    every_tab_sends(&app, &alice, &codes, &open).await;
 
     // Close the tab that holds the stream (with a SharedWorker no tab
     // does: close the first three): the rest lose nothing.
@@ -167,6 +181,30 @@ async fn ten_tabs_over_four_rooms_share_one_stream_in_a_shared_worker() {
 #[tokio::test]
 async fn ten_tabs_share_one_stream_through_the_tab_elected_by_web_locks() {
     ten_tabs_share_one_stream("locks").await;
+}
+
+#[tokio::test]
+async fn ten_tabs_each_with_its_own_stream_all_work_over_http2() {
+    let Some(driver) = driver() else { return };
+    let app = spawn_tls(|_| {}).await;
+    // The test's certificate is its own, trusted by no browser.
+    let alice = driver
+        .person_with(DESKTOP, true, &["--ignore-certificate-errors"])
+        .await;
+    // No sharing: every tab opens its own stream, as without a worker or
+    // locks, and HTTP/2 alone must carry them.
+    let (codes, handles) = tabs(&app, &alice, "alone").await;
+    let protocol = alice
+        .eval("performance.getEntriesByType('navigation')[0].nextHopProtocol")
+        .await;
+    assert_eq!(protocol, "h2");
+    eventually("a stream per tab", || async {
+        metric(&app, "roomcast_streams_open").await == TABS as u64
+    })
+    .await;
+    let open: Vec<(usize, WindowHandle)> = handles.into_iter().enumerate().collect();
+    everyone_sees_once(&app, &alice, &codes, &open, "first").await;
+    every_tab_sends(&app, &alice, &codes, &open).await;
 }
 
 /// The unread badge of `code` in the page's "your rooms" list ("" when
