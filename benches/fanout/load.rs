@@ -108,13 +108,22 @@ impl Goal {
 #[derive(Debug, PartialEq, Eq)]
 enum Frame {
     Members,
-    Message { id: u64, sent_us: u64 },
+    /// `room`: on a multiplexed stream, whose `id:` is a cursor, the room
+    /// the message is in (its id is then the JSON's).
+    Message {
+        id: u64,
+        sent_us: u64,
+        room: Option<[u8; 4]>,
+    },
 }
 
-/// An open SSE stream on a room.
+/// An open SSE stream on a room, or on several (`GET /events?rooms=`).
 pub struct Subscriber {
     addr: SocketAddr,
-    code: String,
+    /// `/rooms/CODE/events`, or `/events?rooms=A,B`.
+    path: String,
+    /// On a multiplexed stream: each room and the last id seen in it.
+    rooms: Vec<([u8; 4], u64)>,
     /// Extra request header lines, each ending in CRLF.
     headers: String,
     reader: BufReader<TcpStream>,
@@ -139,10 +148,39 @@ impl Subscriber {
         headers: String,
         epoch: Instant,
     ) -> io::Result<Subscriber> {
+        let path = format!("/rooms/{code}/events");
+        Subscriber::open(addr, path, Vec::new(), headers, epoch).await
+    }
+
+    /// One multiplexed stream on `codes` (4 letters each) with `headers`
+    /// (a credential that joined them all); waits for every room's
+    /// `members` frame.
+    pub async fn connect_multiplexed(
+        addr: SocketAddr,
+        codes: &[String],
+        headers: String,
+        epoch: Instant,
+    ) -> io::Result<Subscriber> {
+        let path = format!("/events?rooms={}", codes.join(","));
+        let rooms = codes
+            .iter()
+            .map(|code| (code.as_bytes().try_into().expect("a 4-letter code"), 0))
+            .collect();
+        Subscriber::open(addr, path, rooms, headers, epoch).await
+    }
+
+    async fn open(
+        addr: SocketAddr,
+        path: String,
+        rooms: Vec<([u8; 4], u64)>,
+        headers: String,
+        epoch: Instant,
+    ) -> io::Result<Subscriber> {
         let mut subscriber = Subscriber {
             addr,
-            code: code.to_string(),
-            reader: open_stream(addr, code, &headers, None).await?,
+            reader: open_stream(addr, &path, &headers, None).await?,
+            path,
+            rooms,
             headers,
             parser: Parser::default(),
             seen: Seen::default(),
@@ -152,44 +190,64 @@ impl Subscriber {
         Ok(subscriber)
     }
 
+    /// Reads until the opening `members` frame of every room followed.
     async fn read_until_members(&mut self, epoch: Instant) -> io::Result<()> {
-        loop {
+        let mut members = 0;
+        while members < self.rooms.len().max(1) {
             let n = self.reader.read(&mut self.buffer).await?;
             if n == 0 {
                 return Err(io::Error::other("stream closed while opening"));
             }
-            if self.absorb(n, epoch) {
-                return Ok(());
-            }
+            members += self.absorb(n, epoch);
         }
+        Ok(())
     }
 
-    /// Parses `n` fresh bytes; true if a members frame was among them.
-    fn absorb(&mut self, n: usize, epoch: Instant) -> bool {
+    /// Parses `n` fresh bytes; the members frames among them.
+    fn absorb(&mut self, n: usize, epoch: Instant) -> usize {
         let now_us = epoch.elapsed().as_micros() as u64;
-        let mut members = false;
-        let seen = &mut self.seen;
+        let mut members = 0;
+        let (seen, rooms) = (&mut self.seen, &mut self.rooms);
         self.parser.feed(&self.buffer[..n], |frame| match frame {
-            Frame::Members => members = true,
-            Frame::Message { id, sent_us } => {
-                if id <= seen.last_id {
-                    if id == seen.last_id {
+            Frame::Members => members += 1,
+            Frame::Message { id, sent_us, room } => {
+                // Order is per room: the stream's, or the named room's.
+                let last = match room {
+                    None => &mut seen.last_id,
+                    Some(room) => match rooms.iter_mut().find(|(code, _)| *code == room) {
+                        Some((_, last)) => last,
+                        None => return, // not a room this stream follows
+                    },
+                };
+                if id <= *last {
+                    if id == *last {
                         seen.duplicates += 1;
                     } else {
                         seen.out_of_order += 1;
                     }
                     return;
                 }
+                *last = id;
                 if seen.first_id == 0 {
                     seen.first_id = id;
                 }
-                seen.last_id = id;
+                seen.last_id = seen.last_id.max(id);
                 seen.received += 1;
                 let latency = now_us.saturating_sub(sent_us).min(u32::MAX as u64) as u32;
                 seen.latencies_us.push(latency);
             }
         });
         members
+    }
+
+    /// How far it has got, as its goal counts: the last id of one room,
+    /// or the messages received over several.
+    fn progress(&self) -> u64 {
+        if self.rooms.is_empty() {
+            self.seen.last_id
+        } else {
+            self.seen.received
+        }
     }
 
     /// Reads messages until the goal or the deadline; resumes by
@@ -208,7 +266,7 @@ impl Subscriber {
         let mut known = std::pin::pin!(announced.notified());
         let mut expired = std::pin::pin!(tokio::time::sleep_until(deadline.into()));
         loop {
-            if goal.reached(self.seen.last_id) {
+            if goal.reached(self.progress()) {
                 return;
             }
             let read = tokio::select! {
@@ -235,10 +293,19 @@ impl Subscriber {
         }
     }
 
-    /// Drops the connection and opens another after the last id seen.
+    /// Drops the connection and opens another after the last id seen (in
+    /// each room: a cursor).
     pub async fn resume(&mut self) -> io::Result<()> {
-        let since = Some(self.seen.last_id);
-        self.reader = open_stream(self.addr, &self.code, &self.headers, since).await?;
+        let since = if self.rooms.is_empty() {
+            self.seen.last_id.to_string()
+        } else {
+            let rooms = self.rooms.iter();
+            let parts: Vec<String> = rooms
+                .map(|(code, last)| format!("{}:{last}", String::from_utf8_lossy(code)))
+                .collect();
+            parts.join(",")
+        };
+        self.reader = open_stream(self.addr, &self.path, &self.headers, Some(since)).await?;
         self.parser = Parser::default();
         Ok(())
     }
@@ -254,16 +321,15 @@ impl Subscriber {
 
 async fn open_stream(
     addr: SocketAddr,
-    code: &str,
+    path: &str,
     headers: &str,
-    since: Option<u64>,
+    since: Option<String>,
 ) -> io::Result<BufReader<TcpStream>> {
     let stream = TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
     let mut reader = BufReader::with_capacity(16 * 1024, stream);
     let resume = since.map_or_else(String::new, |id| format!("Last-Event-ID: {id}\r\n"));
-    let request =
-        format!("GET /rooms/{code}/events HTTP/1.1\r\nHost: bench\r\n{headers}{resume}\r\n");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: bench\r\n{headers}{resume}\r\n");
     reader.get_mut().write_all(request.as_bytes()).await?;
     let mut line = String::new();
     reader.read_line(&mut line).await?;
@@ -287,6 +353,9 @@ struct Parser {
     /// A line begun in an earlier read.
     line: Vec<u8>,
     id: u64,
+    /// The `id:` was a cursor: id and room come from the JSON.
+    cursor: bool,
+    room: Option<[u8; 4]>,
     message: bool,
     members: bool,
     sent_us: Option<u64>,
@@ -368,17 +437,24 @@ impl Parser {
                 on_frame(Frame::Message {
                     id: self.id,
                     sent_us,
+                    room: self.room,
                 });
             }
             (self.members, self.message, self.sent_us) = (false, false, None);
         } else if let Some(id) = line.strip_prefix(b"id:") {
-            self.id = digits(id.trim_ascii_start()).unwrap_or(0);
+            let id = id.trim_ascii_start();
+            self.cursor = id.contains(&b':');
+            self.id = digits(id).unwrap_or(0);
         } else if let Some(event) = line.strip_prefix(b"event:") {
             let event = event.trim_ascii_start();
             self.members = event == b"members";
             self.message = event == b"message";
         } else if let Some(data) = line.strip_prefix(b"data:") {
             self.sent_us = sent_time(data);
+            if self.cursor {
+                self.id = id_of(data).unwrap_or(0);
+                self.room = room_of(data);
+            }
         }
     }
 }
@@ -604,6 +680,13 @@ pub fn id_of(json: &[u8]) -> Option<u64> {
     number_after(json, b"\"id\":")
 }
 
+/// The 4-letter code in `"room":"ABCD"` of an event's JSON.
+fn room_of(json: &[u8]) -> Option<[u8; 4]> {
+    let key = b"\"room\":\"";
+    let start = memmem::find(json, key)? + key.len();
+    json.get(start..start + 4)?.try_into().ok()
+}
+
 /// The decimal number right after the first `key` in `json`.
 fn number_after(json: &[u8], key: &[u8]) -> Option<u64> {
     let start = memmem::find(json, key)? + key.len();
@@ -642,6 +725,8 @@ mod tests {
         let frames = [
             "event:members\ndata:{\"members\":[]}\n\n",
             "event:message\ndata:{\"id\":7,\"text\":\"000000000000000000000000000123\"}\nid:7\n\n",
+            // A multiplexed stream's: the id is a cursor, the room in the JSON.
+            "id:EFGH:3,ABCD:9\nevent:message\ndata:{\"id\":9,\"room\":\"ABCD\",\"text\":\"0456\"}\n\n",
         ];
         let body: String = frames
             .iter()
@@ -658,6 +743,12 @@ mod tests {
                 super::Frame::Message {
                     id: 7,
                     sent_us: 123,
+                    room: None,
+                },
+                super::Frame::Message {
+                    id: 9,
+                    sent_us: 456,
+                    room: Some(*b"ABCD"),
                 },
             ];
             assert_eq!(got, expected, "split at {split}");

@@ -12,6 +12,7 @@
 mod cluster;
 mod floor;
 mod load;
+mod multiplex;
 mod soak;
 
 use std::fmt::Write as _;
@@ -157,6 +158,7 @@ pub async fn run(options: &Options) -> Vec<Row> {
         "floor",
         "saturate",
         "many-rooms",
+        "multiplex",
         "posts",
         "cluster",
     ];
@@ -189,6 +191,12 @@ pub async fn run(options: &Options) -> Vec<Row> {
     if wanted("many-rooms") {
         let (rooms, secs, rate) = if q { (20, 1, 100) } else { (1000, 10, 1000) };
         record(at_rate(&server, "many-rooms", rooms, 10, rate, secs).await);
+    }
+    if wanted("multiplex") {
+        // 1,000 clients on 5 rooms each, over 50 rooms: 100 followers a
+        // room, 50 posts/s, 5,000 deliveries/s.
+        let (clients, rooms, secs) = if q { (50, 10, 1) } else { (1000, 50, 10) };
+        record(multiplex::multiplex(&server, clients, rooms, 5, secs).await);
     }
     if wanted("posts") {
         let (posters, secs) = posts_shape(q);
@@ -598,43 +606,9 @@ async fn at_rate(
             tokio::spawn(s.follow(epoch, goal, start + Duration::from_secs(secs + 30)))
         })
         .collect();
-    // Open loop: each message goes out at its intended time on one of a
-    // few connections, whether or not earlier posts were answered, as
-    // independent people would post; a slow answer delays only its own
-    // connection, and latency counts from the intended time regardless.
-    let interval = Duration::from_secs_f64(1.0 / rate as f64);
     let codes = Arc::new(codes);
-    let (cues, lanes): (Vec<_>, Vec<_>) = (0..POST_LANES)
-        .map(|_| {
-            let (cue, mut cued) = tokio::sync::mpsc::unbounded_channel::<(u64, Instant)>();
-            let (addr, codes) = (server.addr, codes.clone());
-            let lane = tokio::spawn(async move {
-                let mut poster = Poster::connect(addr).await?;
-                let mut stored = Vec::new(); // (room, id)
-                while let Some((i, intended)) = cued.recv().await {
-                    let room = i as usize % codes.len();
-                    let intended_us = intended.duration_since(epoch).as_micros() as u64;
-                    stored.push((room, poster.say(&codes[room], intended_us).await?));
-                }
-                Ok::<_, std::io::Error>(stored)
-            });
-            (cue, lane)
-        })
-        .unzip();
-    metronome(start, interval, total, cues);
-    let mut sent_per_room = vec![0u64; rooms];
-    let mut last_ids = vec![0u64; rooms];
-    for lane in lanes {
-        match lane.await.expect("poster task") {
-            Ok(stored) => {
-                for (room, id) in stored {
-                    sent_per_room[room] += 1;
-                    last_ids[room] = last_ids[room].max(id);
-                }
-            }
-            Err(err) => row.failures.push(format!("post failed: {err}")),
-        }
-    }
+    let (sent_per_room, last_ids) =
+        post_at_rate(server.addr, epoch, &codes, rate, total, start, &mut row).await;
     for (goal, last) in goals.iter().zip(&last_ids) {
         goal.finish(*last);
     }
@@ -651,6 +625,57 @@ async fn at_rate(
     let followed = seen.len().min(expected.len());
     judge(&mut row, &mut seen, &expected[..followed]);
     row
+}
+
+/// Posts `total` messages at `rate` per second from `start` into
+/// `codes`, round robin: how many each room stored, and its last id.
+///
+/// Open loop: each message goes out at its intended time on one of a few
+/// connections, whether or not earlier posts were answered, as
+/// independent people would post; a slow answer delays only its own
+/// connection, and latency counts from the intended time regardless.
+async fn post_at_rate(
+    addr: SocketAddr,
+    epoch: Instant,
+    codes: &Arc<Vec<String>>,
+    rate: u64,
+    total: u64,
+    start: Instant,
+    row: &mut Row,
+) -> (Vec<u64>, Vec<u64>) {
+    let interval = Duration::from_secs_f64(1.0 / rate as f64);
+    let (cues, lanes): (Vec<_>, Vec<_>) = (0..POST_LANES)
+        .map(|_| {
+            let (cue, mut cued) = tokio::sync::mpsc::unbounded_channel::<(u64, Instant)>();
+            let codes = codes.clone();
+            let lane = tokio::spawn(async move {
+                let mut poster = Poster::connect(addr).await?;
+                let mut stored = Vec::new(); // (room, id)
+                while let Some((i, intended)) = cued.recv().await {
+                    let room = i as usize % codes.len();
+                    let intended_us = intended.duration_since(epoch).as_micros() as u64;
+                    stored.push((room, poster.say(&codes[room], intended_us).await?));
+                }
+                Ok::<_, std::io::Error>(stored)
+            });
+            (cue, lane)
+        })
+        .unzip();
+    metronome(start, interval, total, cues);
+    let mut sent_per_room = vec![0u64; codes.len()];
+    let mut last_ids = vec![0u64; codes.len()];
+    for lane in lanes {
+        match lane.await.expect("poster task") {
+            Ok(stored) => {
+                for (room, id) in stored {
+                    sent_per_room[room] += 1;
+                    last_ids[room] = last_ids[room].max(id);
+                }
+            }
+            Err(err) => row.failures.push(format!("post failed: {err}")),
+        }
+    }
+    (sent_per_room, last_ids)
 }
 
 /// Cues message `i` of `total` at `start + i × interval` to lane `i mod
