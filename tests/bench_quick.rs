@@ -32,6 +32,7 @@ async fn the_benchmark_runs_at_quick_sizes_and_loses_nothing() {
             "floor/posts",
             "saturate",
             "many-rooms",
+            "multiplex",
             "posts/0-subs",
             "posts/1k-subs",
             "posts/memory",

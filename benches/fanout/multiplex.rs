@@ -5,8 +5,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::load::{bearer, Goal, Poster, Subscriber};
-use crate::{judge, post_at_rate, round, Row, Target, CONNECT_BURST};
+use super::load::{bearer, Goal, Poster, Subscriber};
+use super::{judge, post_at_rate, round, Row, Target, CONNECT_BURST};
 
 /// `clients` streams, each on `per_client` of `rooms` rooms (client `i`
 /// on rooms `i`, `i + 1`, … mod `rooms`, so each room has as many
