@@ -385,14 +385,25 @@ async fn subscribe(
     n: usize,
     epoch: Instant,
 ) -> (Vec<Subscriber>, u32) {
+    connect_in_bursts(n, |_| {
+        let code = code.to_string();
+        async move { Subscriber::connect(addr, &code, epoch).await }
+    })
+    .await
+}
+
+/// Opens `n` subscribers, the `i`-th by `connect(i)`, [`CONNECT_BURST`]
+/// at a time: those that connected, and how many failed.
+async fn connect_in_bursts<F, C>(n: usize, mut connect: F) -> (Vec<Subscriber>, u32)
+where
+    F: FnMut(usize) -> C,
+    C: std::future::Future<Output = std::io::Result<Subscriber>> + Send + 'static,
+{
     let mut subscribers = Vec::with_capacity(n);
     let mut errors = 0;
     let mut pending = Vec::new();
     for i in 0..n {
-        let code = code.to_string();
-        pending.push(tokio::spawn(async move {
-            Subscriber::connect(addr, &code, epoch).await
-        }));
+        pending.push(tokio::spawn(connect(i)));
         if pending.len() == CONNECT_BURST || i + 1 == n {
             for connecting in pending.drain(..) {
                 match connecting.await.expect("connect task") {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::load::{bearer, Goal, Poster, Subscriber};
-use super::{judge, post_at_rate, round, Row, Target, CONNECT_BURST};
+use super::{connect_in_bursts, judge, post_at_rate, round, Row, Target};
 
 /// `clients` streams, each on `per_client` of `rooms` rooms (client `i`
 /// on rooms `i`, `i + 1`, … mod `rooms`, so each room has as many
@@ -41,29 +41,12 @@ pub async fn multiplex(
         .collect();
 
     let rss_before = server.rss_kib();
-    let mut subscribers = Vec::with_capacity(clients);
-    let mut pending = Vec::new();
-    let mut errors = 0;
-    for (i, mine) in followed.iter().enumerate() {
-        let mine: Vec<String> = mine.iter().map(|&r| codes[r].clone()).collect();
+    let (subscribers, errors) = connect_in_bursts(clients, |i| {
+        let mine: Vec<String> = followed[i].iter().map(|&r| codes[r].clone()).collect();
         let (addr, headers) = (server.addr, headers.clone());
-        pending.push(tokio::spawn(async move {
-            Subscriber::connect_multiplexed(addr, &mine, headers, epoch).await
-        }));
-        if pending.len() == CONNECT_BURST || i + 1 == clients {
-            for connecting in pending.drain(..) {
-                match connecting.await.expect("connect task") {
-                    Ok(subscriber) => subscribers.push(subscriber),
-                    Err(err) => {
-                        if errors == 0 {
-                            eprintln!("multiplexed subscriber failed: {err}");
-                        }
-                        errors += 1;
-                    }
-                }
-            }
-        }
-    }
+        async move { Subscriber::connect_multiplexed(addr, &mine, headers, epoch).await }
+    })
+    .await;
     if errors > 0 {
         row.failures
             .push(format!("{errors} subscribers failed to connect"));

@@ -138,6 +138,14 @@ pub struct Person {
 }
 
 impl Person {
+    /// Makes the tab `handle` the one commands go to.
+    pub async fn switch_to(&self, handle: &fantoccini::wd::WindowHandle) {
+        self.client
+            .switch_to_window(handle.clone())
+            .await
+            .expect("switch to a tab");
+    }
+
     pub async fn goto(&self, url: &str) {
         self.client.goto(url).await.unwrap();
     }

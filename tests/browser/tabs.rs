@@ -35,21 +35,13 @@ async fn tabs(app: &TestApp, person: &Person, share: &str) -> (Vec<String>, Vec<
         handles.push(opened.handle);
     }
     for (i, handle) in handles.iter().enumerate() {
-        person
-            .client
-            .switch_to_window(handle.clone())
-            .await
-            .unwrap();
+        person.switch_to(handle).await;
         person
             .goto(&format!("{base}/rooms/{}", codes[i % ROOMS]))
             .await;
     }
     for handle in &handles {
-        person
-            .client
-            .switch_to_window(handle.clone())
-            .await
-            .unwrap();
+        person.switch_to(handle).await;
         person.wait_until_live().await;
     }
     (codes, handles)
@@ -79,11 +71,7 @@ async fn everyone_sees_once(
         app.say(code, "bob", &format!("{round} in {code}")).await;
     }
     for (i, handle) in open {
-        person
-            .client
-            .switch_to_window(handle.clone())
-            .await
-            .unwrap();
+        person.switch_to(handle).await;
         let text = format!("{round} in {}", codes[i % ROOMS]);
         person.wait_for_text(&text).await;
         assert_eq!(times_shown(person, &text).await, 1, "tab {i}: {text}");
@@ -98,11 +86,7 @@ async fn every_tab_sends(
     open: &[(usize, WindowHandle)],
 ) {
     for (i, handle) in open {
-        person
-            .client
-            .switch_to_window(handle.clone())
-            .await
-            .unwrap();
+        person.switch_to(handle).await;
         person.say(&format!("from tab {i}")).await;
     }
     for (i, _) in open {
@@ -144,7 +128,7 @@ async fn ten_tabs_share_one_stream(share: &str) {
     let leader = if share == "locks" {
         let mut leader = None;
         for (i, handle) in &open {
-            alice.client.switch_to_window(handle.clone()).await.unwrap();
+            alice.switch_to(handle).await;
             if alice
                 .eval("document.documentElement.dataset.hub === 'leads'")
                 .await
@@ -158,11 +142,7 @@ async fn ten_tabs_share_one_stream(share: &str) {
         vec![0, 1, 2]
     };
     for i in &leader {
-        alice
-            .client
-            .switch_to_window(handles[*i].clone())
-            .await
-            .unwrap();
+        alice.switch_to(&handles[*i]).await;
         alice.client.close_window().await.unwrap();
     }
     let rest: Vec<(usize, WindowHandle)> = open
@@ -245,13 +225,13 @@ async fn your_rooms_count_unread_messages_live_and_across_reloads() {
     wait_for_badge(&alice, &a, "2").await;
     // Looking at a (in another tab) reads it, and b's page knows at once.
     let on_a = alice.client.new_window(true).await.unwrap().handle;
-    alice.client.switch_to_window(on_a.clone()).await.unwrap();
+    alice.switch_to(&on_a).await;
     alice.goto(&format!("{base}/rooms/{a}")).await;
     alice.wait_for_text("two").await;
     alice.say("mine").await;
     alice.wait_for_text("mine").await;
     alice.client.close_window().await.unwrap();
-    alice.client.switch_to_window(on_b).await.unwrap();
+    alice.switch_to(&on_b).await;
     wait_for_badge(&alice, &a, "").await;
     // What came while no page showed a is still unread after a reload.
     app.say(&a, "bob", "three").await;
