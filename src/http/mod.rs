@@ -43,7 +43,7 @@ use warp::http::{Method, Request, Response, StatusCode};
 
 use crate::client::Client;
 use crate::error::Reason;
-use crate::limits::{MAX_HEAD, MAX_URI};
+use crate::limits::{BODY_LIMIT, MAX_HEAD, MAX_URI};
 use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
 use crate::stream::{Handoff, RoomStream};
@@ -288,14 +288,29 @@ where
             }
         };
         let (routes, metrics, trusted) = (self.routes, self.metrics, self.trusted);
+        let within = self.request_timeout;
         let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
             let client = Client {
                 https: true,
                 ..Client::of(peer.ip(), request.headers(), &trusted)
             };
             tls::name_host(&mut request);
-            // Boxed, as on plain connections.
-            Box::pin(respond(routes.clone(), metrics.clone(), client, request))
+            let (routes, metrics) = (routes.clone(), metrics.clone());
+            // Boxed, as on plain connections. The body is read whole
+            // first, within the request timeout, as on the fast path:
+            // hyper's HTTP/2 has no such timer, and a hundred slow bodies
+            // on one connection would each hold their buffers.
+            Box::pin(async move {
+                match tls::read_whole(request, within, BODY_LIMIT as usize).await {
+                    Ok(request) => respond(routes, metrics, client, request).await,
+                    Err(unread) => {
+                        let (status, reason, message) = unread.refusal();
+                        metrics.refused(reason);
+                        let refusal = response::refusal(status, message);
+                        Ok(refusal.map(|body| body.map_err(Into::into).boxed_unsync()))
+                    }
+                }
+            })
         });
         let served = tls::serve(io, service, self.request_timeout, MAX_BUFFER, watcher);
         // A peer that hangs up is the normal end of a connection.
@@ -371,11 +386,11 @@ impl<T, B> Routes<B> for T where
 
 /// One request through hyper: an SSE stream handed off by its handler
 /// becomes the response body.
-async fn respond<S: Routes<Incoming>>(
+async fn respond<S: Routes<B>, B>(
     routes: S,
     metrics: Arc<Metrics>,
     client: Client,
-    request: Request<Incoming>,
+    request: Request<B>,
 ) -> Result<Response<Body>, Infallible> {
     let (response, stream) = route(routes, &metrics, client, request).await;
     Ok(match stream {

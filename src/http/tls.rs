@@ -11,6 +11,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -23,8 +25,9 @@ use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 use warp::http::header::{HeaderValue, HOST};
-use warp::http::{Request, Response};
+use warp::http::{Request, Response, StatusCode};
 
+use super::direct::LATE;
 use super::socket::TimedWrites;
 
 /// Streams one HTTP/2 connection may carry at once (as Chrome allows
@@ -126,6 +129,55 @@ where
         .keep_alive_timeout(PING_TIMEOUT);
     let connection = builder.serve_connection(TokioIo::new(io), service);
     watcher.watch(connection).await
+}
+
+/// Why a request's body was not read.
+pub enum Unread {
+    /// It did not arrive whole within the request timeout.
+    Late,
+    /// It is over the body limit.
+    TooLarge,
+    /// The peer broke it off (or sent a malformed one).
+    Broken,
+}
+
+impl Unread {
+    /// The answer: status, refusal reason (for /metrics), message.
+    pub fn refusal(&self) -> (StatusCode, &'static str, &'static str) {
+        match self {
+            Unread::Late => (StatusCode::REQUEST_TIMEOUT, "request_timeout", LATE),
+            Unread::TooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                "The request body is too large.",
+            ),
+            Unread::Broken => (
+                StatusCode::BAD_REQUEST,
+                "malformed",
+                "The request body was cut off.",
+            ),
+        }
+    }
+}
+
+/// `request` with its whole body, read within `within` and at most
+/// `limit` bytes, so the routes see it as they see a request of the fast
+/// path. (The routes still refuse a body over their own limit by its
+/// Content-Length; `limit` stops one that claims less, or none.)
+pub async fn read_whole(
+    request: Request<Incoming>,
+    within: Duration,
+    limit: usize,
+) -> Result<Request<Full<Bytes>>, Unread> {
+    let (head, body) = request.into_parts();
+    let read = Limited::new(body, limit).collect();
+    let body = match tokio::time::timeout(within, read).await {
+        Err(_) => return Err(Unread::Late),
+        Ok(Err(err)) if err.is::<LengthLimitError>() => return Err(Unread::TooLarge),
+        Ok(Err(_)) => return Err(Unread::Broken),
+        Ok(Ok(collected)) => collected.to_bytes(),
+    };
+    Ok(Request::from_parts(head, Full::new(body)))
 }
 
 /// An HTTP/2 request names its site in the `:authority` pseudo-header, not

@@ -2,6 +2,9 @@
 //! frames, resume, cookies and shutdown as plain HTTP/1.1; HTTP/1.1 over
 //! TLS for clients that ask for it; a bad certificate stops start-up.
 
+use std::time::Duration;
+
+use futures_util::StreamExt;
 use reqwest::{StatusCode, Version};
 use roomcast::{Config, Server};
 use serde_json::json;
@@ -198,4 +201,37 @@ async fn a_certificate_that_cannot_be_read_stops_start_up() {
         panic!("served with a missing certificate");
     };
     assert!(err.to_string().contains("missing.pem"), "{err}");
+}
+
+#[tokio::test]
+async fn a_body_that_never_arrives_whole_is_refused_in_time_and_nothing_is_kept() {
+    let app = spawn_tls(|config| config.request_timeout = Duration::from_millis(500)).await;
+    let code = app.create_room().await;
+    let token = app.token(&code, "alice").await;
+    // Half a form, then nothing more, on a stream of a live HTTP/2
+    // connection: hyper's HTTP/2 would wait for the rest for ever.
+    let half: Vec<Result<&'static str, std::io::Error>> = vec![Ok("text=hel")];
+    let body = futures_util::stream::iter(half).chain(futures_util::stream::pending());
+    let sent = app
+        .client
+        .post(app.url(&format!("/rooms/{code}/messages")))
+        .bearer_auth(&token)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("content-length", "10")
+        .body(reqwest::Body::wrap_stream(body))
+        .send();
+    let answer = tokio::time::timeout(HANG, sent)
+        .await
+        .expect("answered within the request timeout")
+        .unwrap();
+    assert_eq!(answer.version(), Version::HTTP_2);
+    assert_eq!(answer.status(), StatusCode::REQUEST_TIMEOUT);
+    let messages = app.whole_history(&code).await;
+    assert!(
+        messages.iter().all(|e| e["kind"] != "message"),
+        "nothing kept: {messages:?}"
+    );
+    // The connection still serves the next request.
+    let home = app.client.get(app.url("/")).send().await.unwrap();
+    assert_eq!(home.status(), StatusCode::OK);
 }
