@@ -246,7 +246,7 @@ impl Backend for Shared {
         &'a self,
         code: &'a RoomCode,
         since: Option<u64>,
-        _reader: Option<SessionId>,
+        reader: Option<SessionId>,
     ) -> Pending<'a, Opening> {
         Box::pin(async move {
             // Subscribed before history is read, so whatever the reader
@@ -257,6 +257,16 @@ impl Backend for Shared {
                 state.check_open()?;
                 state.room(code)?.subscribe()
             };
+            // The reader is still in the room now that its leave would
+            // reach this receiver: one that left since the handler looked
+            // (a multiplexed stream opens its rooms one after another)
+            // gets no stream of it.
+            if let Some(reader) = reader {
+                let session = self.redis.session(reader).await?;
+                if session.is_none_or(|s| s.in_room(code).is_none()) {
+                    return Err(RoomError::NotParticipant);
+                }
+            }
             let Some(looked) = self.redis.look(code).await? else {
                 return Err(self.forget(code));
             };
