@@ -9,6 +9,7 @@
 //! User text only ever travels inside the JSON `data:` line (serde escapes
 //! CR and LF), never in `event:` or `id:`, so no message can forge a field.
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
@@ -54,8 +55,10 @@ impl Handoff {
 /// A client's stream of SSE bytes, as an HTTP response body: one room's,
 /// or several rooms' multiplexed.
 pub struct RoomStream {
-    /// The backlog and members frame, sent first as one chunk.
-    opening: Option<Bytes>,
+    /// What each room sends first (gap, backlog, members), still to go:
+    /// encoded a chunk at a time as the connection takes it, so a resume
+    /// of many rooms from far back never sits in memory whole.
+    opening: VecDeque<Replay>,
     follows: Vec<Follow>,
     /// Set for a multiplexed stream: each event's `id:` is the cursor over
     /// every room it follows (`ABCD:57,EFGH:12`), not the room's own id.
@@ -74,6 +77,15 @@ pub struct RoomStream {
     /// client went away.
     guard: StreamGuard,
     metrics: Arc<Metrics>,
+}
+
+/// One room's opening, still to send.
+struct Replay {
+    /// The room's place in `follows`.
+    at: usize,
+    missed: Option<(u64, u64)>,
+    backlog: std::vec::IntoIter<Arc<Recorded>>,
+    members: Bytes,
 }
 
 /// One room a stream follows.
@@ -95,7 +107,7 @@ impl RoomStream {
             metrics,
         } = subscription;
         let mut stream = RoomStream {
-            opening: None,
+            opening: VecDeque::with_capacity(openings.len()),
             follows: Vec::with_capacity(openings.len()),
             cursor: multiplexed,
             turn: 0,
@@ -107,44 +119,55 @@ impl RoomStream {
             guard,
             metrics,
         };
-        // Every room's starting point first: the cursor of the first
-        // backlog event names them all.
-        let mut openings: Vec<_> = openings
-            .into_iter()
-            .map(|(code, opening)| {
-                let Opening {
-                    since,
-                    missed,
-                    backlog,
-                    members,
-                    updates,
-                } = opening;
-                stream.follows.push(Follow {
-                    code,
-                    live: BroadcastStream::new(updates),
-                    last_id: since,
-                });
-                (missed, backlog, members)
-            })
-            .collect();
-        let mut chunk = Chunk::default();
-        for (at, (missed, backlog, members)) in openings.drain(..).enumerate() {
-            if let Some((from, to)) = missed {
-                let code = &stream.follows[at].code;
+        // Every room's starting point is known before anything is sent:
+        // the cursor of the first backlog event names them all.
+        for (at, (code, opening)) in openings.into_iter().enumerate() {
+            let Opening {
+                since,
+                missed,
+                backlog,
+                members,
+                updates,
+            } = opening;
+            stream.follows.push(Follow {
+                code,
+                live: BroadcastStream::new(updates),
+                last_id: since,
+            });
+            stream.opening.push_back(Replay {
+                at,
+                missed,
+                backlog: backlog.into_iter(),
+                members,
+            });
+        }
+        stream
+    }
+
+    /// Adds what is left of the opening to `chunk`, up to [`CHUNK_LIMIT`].
+    fn replay(&mut self, chunk: &mut Chunk) {
+        let mut delivered = 0;
+        while chunk.len() < CHUNK_LIMIT {
+            let Some(replay) = self.opening.front_mut() else {
+                break;
+            };
+            let at = replay.at;
+            if let Some((from, to)) = replay.missed.take() {
+                let code = &self.follows[at].code;
                 chunk.push(&sse_frame(
                     None,
                     "gap",
                     &format!(r#"{{"room":"{code}","from":{from},"to":{to}}}"#),
                 ));
+            } else if let Some(event) = replay.backlog.next() {
+                self.push_event(at, &event, chunk);
+                delivered += 1;
+            } else {
+                chunk.push(&replay.members);
+                self.opening.pop_front();
             }
-            for event in &backlog {
-                stream.push_event(at, event, &mut chunk);
-            }
-            chunk.push(&members);
-            stream.metrics.delivered(backlog.len() as u64);
         }
-        stream.opening = Some(chunk.into_bytes().unwrap_or_default());
-        stream
+        self.metrics.delivered(delivered);
     }
 
     /// Adds one history event of the room followed at `at` to `chunk`,
@@ -244,11 +267,11 @@ impl http_body::Body for RoomStream {
         if this.ended {
             return Poll::Ready(None);
         }
-        if let Some(opening) = this.opening.take() {
-            return this.send(opening);
-        }
         let mut chunk = Chunk::default();
-        if !this.ending {
+        if !this.opening.is_empty() {
+            // Live updates wait in their channels until it is all sent.
+            this.replay(&mut chunk);
+        } else if !this.ending {
             this.gather(cx, &mut chunk);
         }
         if let Some(bytes) = chunk.into_bytes() {
@@ -394,6 +417,46 @@ mod tests {
         // join: notices are kept beside the messages, not instead).
         let resumed = registry.subscribe(&code, Some(0), someone()).await.unwrap();
         assert_eq!(resumed.openings[0].1.backlog.len(), 1001);
+    }
+
+    #[tokio::test]
+    async fn a_long_resume_goes_out_a_chunk_at_a_time_whole_and_in_order() {
+        let registry = registry();
+        let code = registry.create_room(someone()).await.unwrap();
+        let al = join(&registry, &code).await;
+        let long = "x".repeat(900);
+        for i in 0..300 {
+            let text = Text::parse(&format!("m{i} {long}")).unwrap();
+            registry.post(&code, al, &text, someone()).await.unwrap();
+        }
+        let subscription = registry.subscribe(&code, Some(0), someone()).await.unwrap();
+        let mut stream = RoomStream::new(subscription, Duration::from_secs(60), false);
+        let mut chunks = Vec::new();
+        loop {
+            let chunk = next_text(&mut stream).await.unwrap();
+            let done = chunk.contains("event: members");
+            chunks.push(chunk);
+            if done {
+                break;
+            }
+        }
+        // About 300 KB of backlog: never encoded as one piece.
+        assert!(chunks.len() >= 4, "{} chunks", chunks.len());
+        for chunk in &chunks {
+            assert!(
+                chunk.len() < CHUNK_LIMIT + 2048,
+                "a chunk of {}",
+                chunk.len()
+            );
+        }
+        let all = chunks.concat();
+        let mut at = 0;
+        for i in 0..300 {
+            let found = all[at..]
+                .find(&format!("\"text\":\"m{i} "))
+                .expect("every message, in order");
+            at += found + 1;
+        }
     }
 
     #[tokio::test]
