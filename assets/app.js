@@ -419,7 +419,8 @@
     }
   });
   link.follow(() => ({
-    rooms: { ...listed.wanted(), [code]: lastId },
+    // The room shown first: past the stream's limit, it is the one kept.
+    rooms: { [code]: lastId, ...listed.wanted() },
     kinds: ['message', ...Object.keys(notices)],
   }));
   window.addEventListener('online', () => setState(hubState));

@@ -18,6 +18,8 @@
   const LET_GO_MS = 2000;
   // Tabs that open together ask together: one stream for all of them.
   const GATHER_MS = 30;
+  // The most rooms one stream may follow (the server's limit).
+  const MAX_ROOMS = 50;
 
   class Hub {
     constructor() {
@@ -52,9 +54,11 @@
       tab.behind.clear();
       for (const kind of kinds) this.listen(kind);
       let lacking = false;
+      const want = this.wanted();
       for (const [code, since] of tab.rooms) {
         const members = this.members.get(code);
         if (members) tab.send({ type: 'frame', kind: 'members', room: code, data: members });
+        if (!want.has(code)) continue; // past the stream's limit: not followed
         const at = this.cursor.get(code);
         if (!this.followed.includes(code) || at === undefined) lacking = true;
         else if (since < at) {
@@ -82,14 +86,22 @@
       this.tabs.clear();
     }
 
-    // The rooms every tab needs, each from the earliest point any asked.
+    // The rooms every tab needs, each from the earliest point any asked,
+    // at most MAX_ROOMS: the room each tab shows (its first) before the
+    // rest (the unread counts of its other rooms).
     wanted() {
       const want = new Map();
+      const add = (code, since) => {
+        const earliest = want.get(code);
+        if (earliest !== undefined) want.set(code, Math.min(earliest, since));
+        else if (want.size < MAX_ROOMS) want.set(code, since);
+      };
       for (const tab of this.tabs.values()) {
-        for (const [code, since] of tab.rooms) {
-          const earliest = want.get(code);
-          want.set(code, earliest === undefined ? since : Math.min(earliest, since));
-        }
+        const shown = tab.rooms.entries().next().value;
+        if (shown) add(...shown);
+      }
+      for (const tab of this.tabs.values()) {
+        for (const [code, since] of tab.rooms) add(code, since);
       }
       return want;
     }

@@ -240,3 +240,45 @@ async fn your_rooms_count_unread_messages_live_and_across_reloads() {
     alice.wait_until_live().await;
     wait_for_badge(&alice, &a, "1").await;
 }
+
+#[tokio::test]
+async fn in_more_rooms_than_a_stream_follows_the_room_shown_stays_live() {
+    let Some(driver) = driver() else { return };
+    let app = spawn_with(|_| {}).await;
+    let alice = driver.person(DESKTOP, true).await;
+    let base = app.base();
+    let shown = alice.enter(&base, "alice", None).await;
+    // 50 more rooms in the same session, joined from the page itself: with
+    // the one shown, one more than a stream may follow.
+    let mut others = Vec::new();
+    for _ in 0..50 {
+        others.push(app.create_room().await);
+    }
+    let codes = serde_json::to_string(&others).unwrap();
+    let statuses = alice
+        .eval(&format!(
+            "Promise.all({codes}.map((c) => fetch(`/rooms/${{c}}/join`, {{
+                method: 'POST',
+                headers: {{ 'Content-Type': 'application/x-www-form-urlencoded', Accept: 'application/json' }},
+                body: 'name=alice',
+            }}).then((r) => r.status)))"
+        ))
+        .await;
+    assert!(
+        statuses.as_array().unwrap().iter().all(|s| s == 201),
+        "{statuses}"
+    );
+    alice.goto(&format!("{base}/rooms/{shown}")).await;
+    alice.wait_until_live().await;
+    one_stream(&app).await;
+    app.say(&shown, "bob", "still live with 51 rooms").await;
+    alice.wait_for_text("still live with 51 rooms").await;
+    // The other rooms are counted as far as the stream goes: the first
+    // listed is followed.
+    let first = alice
+        .eval("document.querySelector('.your-rooms li[data-room]').dataset.room")
+        .await;
+    let first = first.as_str().unwrap();
+    app.say(first, "bob", "in the first other room").await;
+    wait_for_badge(&alice, first, "1").await;
+}
