@@ -269,6 +269,10 @@ fn followed(
         if !rooms.iter().any(|(seen, _)| *seen == code) {
             rooms.push((code, None));
         }
+        // Refused as soon as it is over: a long list costs no more.
+        if rooms.len() > MAX_STREAM_ROOMS {
+            return Err(too_many());
+        }
     }
     for (code, id) in cursor {
         match rooms.iter_mut().find(|(seen, _)| *seen == code) {
@@ -281,10 +285,15 @@ fn followed(
         return Err(ApiError::Malformed(why));
     }
     if rooms.len() > MAX_STREAM_ROOMS {
-        let why = format!("a stream can follow at most {MAX_STREAM_ROOMS} rooms.");
-        return Err(ApiError::Malformed(why));
+        return Err(too_many());
     }
     Ok(rooms)
+}
+
+fn too_many() -> ApiError {
+    ApiError::Malformed(format!(
+        "a stream can follow at most {MAX_STREAM_ROOMS} rooms."
+    ))
 }
 
 /// The response of an SSE stream.

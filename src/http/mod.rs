@@ -148,7 +148,11 @@ pub async fn serve<S>(
         };
         let Some(counted) = per_address.admit(peer.ip(), &connection.trusted) else {
             connection.metrics.refused("connections_per_address");
-            tokio::spawn(refuse_busy(socket, connection.write_timeout));
+            if tls.is_none() {
+                tokio::spawn(refuse_busy(socket, connection.write_timeout));
+            }
+            // Over TLS a plain-text answer would be garbage before the
+            // handshake: the connection just closes (dropped here).
             continue;
         };
         // Streams are latency-bound and small: no Nagle delay.

@@ -235,3 +235,19 @@ async fn a_body_that_never_arrives_whole_is_refused_in_time_and_nothing_is_kept(
     let home = app.client.get(app.url("/")).send().await.unwrap();
     assert_eq!(home.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_connection_over_the_address_cap_is_closed_without_plain_text() {
+    use tokio::io::AsyncReadExt;
+    let app = spawn_tls(|config| config.max_connections_per_address = 1).await;
+    // The client's one HTTP/2 connection stays open between requests.
+    let home = app.client.get(app.url("/")).send().await.unwrap();
+    assert_eq!(home.status(), StatusCode::OK);
+    let mut second = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(HANG, second.read_to_end(&mut answer))
+        .await
+        .expect("closed")
+        .unwrap();
+    assert!(answer.is_empty(), "{:?}", String::from_utf8_lossy(&answer));
+}
