@@ -4,8 +4,9 @@
 //! six-connections-per-site limit of HTTP/1.1 no longer applies.
 //!
 //! The fast path ([`super::direct`]) is for plain connections only; on
-//! these every request goes through hyper, with the same service as any
-//! request hyper serves. Shutdown ends streams in band as everywhere, then
+//! these every request goes through hyper, its body read whole within the
+//! request timeout ([`read_whole`]), then through the same routes the
+//! fast path serves. Shutdown ends streams in band as everywhere, then
 //! hyper says goodbye (GOAWAY) and the connection closes.
 
 use std::sync::Arc;
