@@ -231,7 +231,8 @@
   let unread = 0;
 
   // ---- time and grouping -------------------------------------------------
-  const timeFormat = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
+  // "4:13 PM", as a clock reads: no leading zero on the hour.
+  const timeFormat = new Intl.DateTimeFormat(undefined, { hour: 'numeric', minute: '2-digit' });
   const fullFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'full', timeStyle: 'medium' });
   const dayFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium' });
   const GROUP_MS = 5 * 60 * 1000;

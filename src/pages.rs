@@ -70,8 +70,12 @@ pub struct EventView {
     pub kind: &'static str,
     pub name: String,
     pub text: Option<String>,
+    /// The text in plain runs and links, as the page script cuts a live
+    /// message: links are clickable in history too, also without JS.
+    pub segments: Vec<Segment>,
     pub ts: String,
-    /// "HH:MM UTC", shown until the page script writes local time.
+    /// "H:MM UTC" (no leading zero), shown until the page script writes
+    /// local time.
     pub time: String,
     pub mine: bool,
     /// How a kind other than a message reads: "NAME joined".
@@ -188,6 +192,67 @@ impl RoomView {
     }
 }
 
+/// A run of a message's text: a link, or plain.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct Segment {
+    pub text: String,
+    pub link: bool,
+}
+
+/// `text` cut into plain runs and links by the page script's rule
+/// (`/\bhttps?:\/\/[^\s<>"']+/`): `http://` or `https://` with no ASCII
+/// word character before it, and at least one character after it, up to
+/// whitespace or one of `<>"'`.
+fn segments(text: &str) -> Vec<Segment> {
+    let ends_link = |c: char| c.is_whitespace() || c == '\u{feff}' || "<>\"'".contains(c);
+    let mut out = Vec::new();
+    let (mut plain_from, mut at) = (0, 0);
+    while let Some(c) = text[at..].chars().next() {
+        let rest = &text[at..];
+        let scheme = ["https://", "http://"]
+            .into_iter()
+            .find(|s| rest.starts_with(s));
+        let word_before = text[..at]
+            .bytes()
+            .next_back()
+            .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if let (Some(scheme), false) = (scheme, word_before) {
+            let end = rest.find(ends_link).map_or(text.len(), |e| at + e);
+            if end > at + scheme.len() {
+                if plain_from < at {
+                    out.push(Segment {
+                        text: text[plain_from..at].to_string(),
+                        link: false,
+                    });
+                }
+                out.push(Segment {
+                    text: text[at..end].to_string(),
+                    link: true,
+                });
+                (plain_from, at) = (end, end);
+                continue;
+            }
+        }
+        at += c.len_utf8();
+    }
+    if plain_from < text.len() {
+        out.push(Segment {
+            text: text[plain_from..].to_string(),
+            link: false,
+        });
+    }
+    out
+}
+
+/// "H:MM UTC" of an RFC 3339 time, as a clock reads (no leading zero).
+fn clock(ts: &str) -> String {
+    let (Some(hour), Some(minute)) = (ts.get(11..13), ts.get(14..16)) else {
+        return String::new();
+    };
+    let hour = hour.strip_prefix('0').unwrap_or(hour);
+    format!("{hour}:{minute} UTC")
+}
+
 impl EventView {
     fn new(recorded: &Recorded, me: &Name) -> EventView {
         let event = &recorded.event;
@@ -196,11 +261,9 @@ impl EventView {
             kind: event.kind.as_str(),
             name: event.name.clone(),
             text: event.text.clone(),
+            segments: event.text.as_deref().map(segments).unwrap_or_default(),
             ts: event.ts.clone(),
-            time: event
-                .ts
-                .get(11..16)
-                .map_or_else(String::new, |hm| format!("{hm} UTC")),
+            time: clock(&event.ts),
             mine: event.kind == Kind::Message && event.name == me.as_str(),
             notice: notice(event.kind),
         }
@@ -210,6 +273,48 @@ impl EventView {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `text` cuts into `want`: (run, is a link).
+    fn cuts(text: &str, want: &[(&str, bool)]) {
+        let got = segments(text);
+        let got: Vec<(&str, bool)> = got.iter().map(|s| (s.text.as_str(), s.link)).collect();
+        assert_eq!(got, want, "{text:?}");
+    }
+
+    #[test]
+    fn links_are_cut_out_as_the_page_script_cuts_them() {
+        cuts(
+            "see https://a.example/x?y=1 now",
+            &[
+                ("see ", false),
+                ("https://a.example/x?y=1", true),
+                (" now", false),
+            ],
+        );
+        cuts("http://b.example", &[("http://b.example", true)]);
+        // A word character before it, or nothing after it: no link.
+        cuts("xhttp://c.example", &[("xhttp://c.example", false)]);
+        cuts("http:// alone", &[("http:// alone", false)]);
+        // Quotes and angle brackets end a link; non-ASCII before one is no
+        // word character (as in JavaScript's \b).
+        cuts(
+            "é<https://d.example/\"q\">",
+            &[
+                ("é<", false),
+                ("https://d.example/", true),
+                ("\"q\">", false),
+            ],
+        );
+        cuts("javascript:alert(1)", &[("javascript:alert(1)", false)]);
+    }
+
+    #[test]
+    fn clocks_have_no_leading_zero() {
+        assert_eq!(clock("2026-12-02T04:13:09.000Z"), "4:13 UTC");
+        assert_eq!(clock("2026-12-02T16:05:00.000Z"), "16:05 UTC");
+        assert_eq!(clock("2026-12-02T00:07:00.000Z"), "0:07 UTC");
+        assert_eq!(clock("bad"), "");
+    }
     use crate::model::{Event, Text};
     use std::sync::Arc;
 

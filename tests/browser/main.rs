@@ -460,3 +460,51 @@ async fn one_browser_in_three_rooms_reloads_each_without_being_sent_home() {
             .await;
     }
 }
+
+#[tokio::test]
+async fn the_room_reads_well_links_in_history_focus_log_grouping_and_clock() {
+    let Some(driver) = driver() else { return };
+    let app = server().await;
+    let alice = driver.person(DESKTOP, true).await;
+    let code = alice.enter(&base(&app), "alice", None).await;
+    alice.wait_until_live().await;
+    // The message box has focus as the room opens, and the log is one.
+    assert_eq!(alice.eval("document.activeElement.id").await, "text");
+    assert_eq!(
+        alice
+            .eval("document.querySelector('#log').getAttribute('role')")
+            .await,
+        "log"
+    );
+    app.say(&code, "bob", "see https://example.com/a?b=1 here")
+        .await;
+    app.say(&code, "bob", "and again").await;
+    // Reloaded: now history, rendered by the server.
+    alice.client.refresh().await.unwrap();
+    alice
+        .wait_for("document.querySelectorAll('#log li.message').length === 2")
+        .await;
+    let link = alice
+        .eval("(() => { const a = document.querySelector('#log li.message .text a'); return a && [a.href, a.target, a.textContent]; })()")
+        .await;
+    assert_eq!(
+        link,
+        serde_json::json!([
+            "https://example.com/a?b=1",
+            "_blank",
+            "https://example.com/a?b=1"
+        ])
+    );
+    // The second of bob's is grouped: its sender still read out (hidden
+    // from sight only), its time there for hover.
+    let grouped = alice
+        .eval("(() => { const li = document.querySelectorAll('#log li.message')[1]; const who = li.querySelector('.who'); const t = li.querySelector('time'); return [li.classList.contains('grouped'), who.textContent, getComputedStyle(who).display !== 'none', getComputedStyle(t).display !== 'none']; })()")
+        .await;
+    assert_eq!(grouped, serde_json::json!([true, "bob", true, true]));
+    // Times read as a clock does: "4:13 PM", no leading zero.
+    let clock = alice
+        .eval("(() => { const t = document.querySelector('#log li.message time'); const f = new Intl.DateTimeFormat(undefined, { hour: 'numeric', minute: '2-digit' }); return [t.textContent, f.format(new Date(t.getAttribute('datetime')))]; })()")
+        .await;
+    assert_eq!(clock[0], clock[1], "{clock}");
+    assert!(!clock[0].as_str().unwrap().starts_with('0'), "{clock}");
+}
