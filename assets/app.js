@@ -203,6 +203,9 @@
       const action = $('#code').value.trim() ? 'join' : 'create';
       homeForm.querySelector(`button[value="${action}"]`).click();
     });
+    // After "no such room" the code has focus: selected, to type anew.
+    const code = $('#code');
+    if (code.getAttribute('aria-invalid') === 'true') code.select();
     const listed = yourRooms();
     const link = openLink((message) => {
       if (message.type === 'frame') listed.frame(message);

@@ -28,6 +28,9 @@ pub struct HomeView {
     /// A private room's key, from its invite link (sent back with the form).
     pub key: String,
     pub error: Option<String>,
+    /// The error is the code's (no such room): the code field has focus,
+    /// marked invalid, and the main button joins whatever code comes next.
+    pub code_error: bool,
     pub your_rooms: Vec<YourRoom>,
 }
 
@@ -325,6 +328,7 @@ mod tests {
             code: "ab\"cd".into(),
             key: String::new(),
             error: Some("Please enter a room code.".into()),
+            code_error: true,
             your_rooms: vec![YourRoom {
                 code: "WXYZ".into(),
                 name: "<i>al</i>".into(),

@@ -105,6 +105,7 @@ fn home_again(app: &App, form: HomeForm, err: ApiError) -> Response {
         other => other.status(),
     };
     let view = HomeView {
+        code_error: is_the_codes(&err, &form),
         name: form.name.unwrap_or_default(),
         code: form.code.unwrap_or_default(),
         key: form.key.unwrap_or_default(),
@@ -112,6 +113,17 @@ fn home_again(app: &App, form: HomeForm, err: ApiError) -> Response {
         ..HomeView::default()
     };
     refused_page(html(status, app.pages.home(&view)), &err)
+}
+
+/// Whether `err` is about the code typed: no such room, or (the name is
+/// checked first, so with a good name) a code that is missing or no code.
+fn is_the_codes(err: &ApiError, form: &HomeForm) -> bool {
+    let name_ok = || Name::parse(form.name.as_deref().unwrap_or_default()).is_ok();
+    match err {
+        ApiError::RoomNotFound(_) => true,
+        ApiError::Invalid(_) => name_ok(),
+        _ => false,
+    }
 }
 
 /// The name is checked first, so a refused form never creates a room.

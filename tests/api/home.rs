@@ -99,15 +99,20 @@ async fn the_name_is_prefilled_from_the_session_and_rejoining_keeps_the_cookie()
 async fn form_errors_are_422_with_a_clear_message_and_the_input_kept() {
     let app = spawn_app().await;
     let long_name = "d".repeat(33);
+    // The last of each: whether the code is what has to be fixed.
     let cases = [
-        (("", "ABCD", "join"), "Please enter a name."),
-        (("   ", "", "create"), "Please enter a name."),
-        (("dave", "", "join"), "Please enter a room code."),
-        (("dave", "ZZZZ", "join"), "Room ZZZZ does not exist."),
-        (("dave", "zz1", "join"), "Room codes are 4 letters"),
-        ((long_name.as_str(), "", "create"), "at most 32 characters"),
+        (("", "ABCD", "join"), "Please enter a name.", false),
+        (("   ", "", "create"), "Please enter a name.", false),
+        (("dave", "", "join"), "Please enter a room code.", true),
+        (("dave", "ZZZZ", "join"), "Room ZZZZ does not exist.", true),
+        (("dave", "zz1", "join"), "Room codes are 4 letters", true),
+        (
+            (long_name.as_str(), "", "create"),
+            "at most 32 characters",
+            false,
+        ),
     ];
-    for ((name, code, action), message) in cases {
+    for ((name, code, action), message, code_error) in cases {
         let mut visitor = app.browser();
         let response = visitor
             .submit("/", &[("name", name), ("code", code), ("action", action)])
@@ -131,6 +136,25 @@ async fn form_errors_are_422_with_a_clear_message_and_the_input_kept() {
             html.contains(&format!(r#"name="code" value="{code}""#)),
             "code kept"
         );
+        // Focus, and the main button, fit what is to be done next: fix the
+        // code and join, or fix the name.
+        let code_input = html.split(r#"id="code""#).nth(1).unwrap();
+        let code_input = &code_input[..code_input.find('>').unwrap()];
+        let name_input = html.split(r#"id="name""#).nth(1).unwrap();
+        let name_input = &name_input[..name_input.find('>').unwrap()];
+        assert_eq!(code_input.contains("autofocus"), code_error, "{code_input}");
+        assert_eq!(code_input.contains(r#"aria-invalid="true""#), code_error);
+        assert_eq!(
+            name_input.contains("autofocus"),
+            !code_error,
+            "{name_input}"
+        );
+        if code_error {
+            assert!(
+                html.contains(r#"value="join" class="primary">Join room</button>"#),
+                "the main button joins the code typed next"
+            );
+        }
     }
 }
 

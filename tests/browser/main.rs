@@ -508,3 +508,25 @@ async fn the_room_reads_well_links_in_history_focus_log_grouping_and_clock() {
     assert_eq!(clock[0], clock[1], "{clock}");
     assert!(!clock[0].as_str().unwrap().starts_with('0'), "{clock}");
 }
+
+#[tokio::test]
+async fn after_an_unknown_code_the_code_has_focus_to_type_anew() {
+    let Some(driver) = driver() else { return };
+    let app = server().await;
+    let dave = driver.person(DESKTOP, true).await;
+    dave.goto(&format!("{}/", base(&app))).await;
+    dave.eval("document.querySelector('#name').value = 'dave'")
+        .await;
+    dave.eval("document.querySelector('#code').value = 'ZZZZ'")
+        .await;
+    dave.eval("document.querySelector('button[value=join]').click()")
+        .await;
+    dave.wait_for(
+        "document.querySelector('#form-error')?.textContent === 'Room ZZZZ does not exist.'",
+    )
+    .await;
+    let focus = dave
+        .eval("(() => { const e = document.activeElement; return [e.id, e.selectionStart, e.selectionEnd, document.querySelector('button.primary').textContent]; })()")
+        .await;
+    assert_eq!(focus, serde_json::json!(["code", 0, 4, "Join room"]));
+}
