@@ -171,7 +171,7 @@ fn post_message(app: App) -> impl Filter<Extract = (Response,), Error = warp::Re
         .then(handlers::post_message)
 }
 
-/// GET /rooms/CODE/messages?since=ID&limit=N
+/// GET /rooms/CODE/messages?since=ID&limit=N, or ?before=ID&limit=N
 fn list_messages(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     warp::path!("rooms" / RoomCode / "messages")
         .and(warp::get())

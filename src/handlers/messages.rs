@@ -34,6 +34,7 @@ pub struct MessageInput {
 #[derive(Debug, Default, Deserialize)]
 pub struct HistoryQuery {
     since: Option<u64>,
+    before: Option<u64>,
     limit: Option<usize>,
 }
 
@@ -133,7 +134,8 @@ fn may_send(me: &Participation, claimed: Option<&str>) -> Result<(), ApiError> {
 }
 
 /// GET /rooms/CODE/messages?since=ID&limit=N — history as a JSON array,
-/// oldest first: the N after ID, or the newest N without `since`.
+/// oldest first: the N after ID, or the newest N without `since`; with
+/// `before=ID` instead, the newest N below ID (paging back).
 pub async fn list_messages(
     code: RoomCode,
     query: Result<HistoryQuery, ApiError>,
@@ -152,7 +154,15 @@ pub async fn list_messages(
         let why = format!("limit can be at most {MAX_HISTORY_LIMIT}.");
         return ApiError::Malformed(why).into_response();
     }
-    match app.registry.history(&code, query.since, limit).await {
+    let read = match (query.since, query.before) {
+        (Some(_), Some(_)) => {
+            let why = "give since (to read on) or before (to page back), not both.";
+            return ApiError::Malformed(why.into()).into_response();
+        }
+        (since, None) => app.registry.history(&code, since, limit).await,
+        (None, Some(before)) => app.registry.history_before(&code, before, limit).await,
+    };
+    match read {
         Ok(events) => json(StatusCode::OK, history_json(&events, query.since.is_none())),
         Err(err) => ApiError::from(err).into_response(),
     }

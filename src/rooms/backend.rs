@@ -59,11 +59,13 @@ pub struct Post<'a> {
     pub visitor: VisitorKey,
 }
 
-/// Which part of a room's history to read: the events after `since`
-/// (the newest if `None`), oldest first, at most `limit`.
+/// Which part of a room's history to read: the events after `since`, or
+/// else the newest before `before` (the newest of all if `None`), oldest
+/// first, at most `limit`.
 #[derive(Debug, Clone, Copy)]
 pub struct Window {
     pub since: Option<u64>,
+    pub before: Option<u64>,
     pub limit: usize,
 }
 

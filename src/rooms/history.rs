@@ -2,7 +2,7 @@
 //! `--history`'s rule; memory keeps the newest part of it, bounded per
 //! room in events and bytes and over all rooms in bytes ([`Bounds`]), and
 //! says when a read must go to the store instead ([`Ring::holds_after`],
-//! [`Ring::holds_newest`]). Plain data, kept under the registry's lock.
+//! [`Ring::holds_newest_before`]). Plain data, kept under the registry's lock.
 //!
 //! `--history`'s rule, the same in memory, SQLite and Redis's scripts: a
 //! room keeps its newest N messages, and beside them its newest N notices
@@ -142,22 +142,22 @@ impl Ring {
         since >= self.forgot
     }
 
-    /// Whether memory holds the newest `limit` kept events.
-    pub fn holds_newest(&self, limit: usize) -> bool {
-        self.forgot == 0 || self.events.len() >= limit
+    /// Whether memory holds the newest `limit` kept events below the id
+    /// `before`.
+    pub fn holds_newest_before(&self, before: u64, limit: usize) -> bool {
+        self.forgot == 0 || self.events.partition_point(|e| e.event.id < before) >= limit
+    }
+
+    /// The newest `limit` events held below the id `before`, oldest first.
+    pub fn newest_before(&self, before: u64, limit: usize) -> impl Iterator<Item = &Arc<Recorded>> {
+        let end = self.events.partition_point(|e| e.event.id < before);
+        self.events.range(end.saturating_sub(limit)..end)
     }
 
     /// Events held with an id above `since`.
     pub fn after(&self, since: u64) -> impl Iterator<Item = &Arc<Recorded>> {
         let start = self.events.partition_point(|e| e.event.id <= since);
         self.events.range(start..)
-    }
-
-    /// The newest `limit` events held, oldest first.
-    pub fn newest(&self, limit: usize) -> impl Iterator<Item = &Arc<Recorded>> {
-        self.events
-            .iter()
-            .skip(self.events.len().saturating_sub(limit))
     }
 
     /// Whether the event `id` is held.

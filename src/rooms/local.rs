@@ -359,18 +359,24 @@ impl Backend for Local {
         code: &'a RoomCode,
         window: Window,
     ) -> Pending<'a, Vec<Arc<Recorded>>> {
-        let Window { since, limit } = window;
+        let Window {
+            since,
+            before,
+            limit,
+        } = window;
         let state = self.rooms.lock();
         let room = match state.room(code) {
             Ok(room) => room,
             Err(err) => return Box::pin(std::future::ready(Err(err))),
         };
+        // Past the newest published (or none): the newest of all.
+        let before = before.map_or(room.published_id + 1, |b| b.min(room.published_id + 1));
         let held = match since {
             Some(since) if room.history.holds_after(since) => {
                 Some(room.history.after(since).take(limit).cloned().collect())
             }
-            None if room.history.holds_newest(limit) => {
-                Some(room.history.newest(limit).cloned().collect())
+            None if room.history.holds_newest_before(before, limit) => {
+                Some(room.history.newest_before(before, limit).cloned().collect())
             }
             _ => None,
         };
@@ -379,7 +385,7 @@ impl Backend for Local {
         }
         let range = Range {
             after: since,
-            before: room.published_id + 1,
+            before,
             limit,
         };
         self.rooms.metrics.read_from_store();

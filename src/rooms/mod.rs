@@ -265,10 +265,28 @@ impl Registry {
         since: Option<u64>,
         limit: usize,
     ) -> Result<Vec<Arc<Recorded>>, RoomError> {
-        self.inner
-            .backend
-            .history(code, Window { since, limit })
-            .await
+        let window = Window {
+            since,
+            before: None,
+            limit,
+        };
+        self.inner.backend.history(code, window).await
+    }
+
+    /// The newest `limit` events before the id `before`, oldest first:
+    /// history paged backwards.
+    pub async fn history_before(
+        &self,
+        code: &RoomCode,
+        before: u64,
+        limit: usize,
+    ) -> Result<Vec<Arc<Recorded>>, RoomError> {
+        let window = Window {
+            since: None,
+            before: Some(before),
+            limit,
+        };
+        self.inner.backend.history(code, window).await
     }
 
     /// Sends a frame that is not history (no id, never kept or replayed)

@@ -131,6 +131,63 @@ async fn reads_older_than_memory_holds_come_from_the_store_exactly() {
     assert!(reads >= 3, "{reads} reads went to the store");
 }
 
+/// `before=ID` pages back: the newest N below ID, oldest first, from
+/// memory or (older than it holds) from the store; paging on from the
+/// oldest given walks the whole history once, in order.
+async fn check_paging_back(app: &TestApp) {
+    let code = app.create_room().await;
+    for i in 1..=20 {
+        app.say(&code, "al", &format!("m{i}")).await; // ids 2 to 21
+    }
+    assert_eq!(
+        ids(&app.history(&code, "?before=21&limit=3").await),
+        [18, 19, 20]
+    );
+    assert_eq!(
+        ids(&app.history(&code, "?before=4&limit=10").await),
+        [1, 2, 3]
+    );
+    assert!(app.history(&code, "?before=1").await.is_empty());
+    assert_eq!(
+        ids(&app.history(&code, "?before=99&limit=2").await),
+        [20, 21],
+        "past the newest: the newest"
+    );
+    let mut walked = Vec::new();
+    let mut before = 22;
+    loop {
+        let page = ids(&app
+            .history(&code, &format!("?before={before}&limit=4"))
+            .await);
+        let Some(&oldest) = page.first() else { break };
+        walked.splice(0..0, page);
+        before = oldest;
+    }
+    assert_eq!(walked, (1..=21).collect::<Vec<u64>>());
+    let both = app
+        .client
+        .get(app.url(&format!("/rooms/{code}/messages?since=2&before=9")))
+        .bearer_auth(app.reader(&code).await)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(both.status(), reqwest::StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn history_pages_back_with_before_from_memory_and_the_store() {
+    let app = spawn_with(|c| c.room_memory_events = 4).await;
+    check_paging_back(&app).await;
+}
+
+#[tokio::test]
+async fn history_pages_back_with_before_in_redis() {
+    let Some(redis) = Redis::start() else { return };
+    let url = redis.url();
+    let app = spawn_with(|c| c.redis = Some(url)).await;
+    check_paging_back(&app).await;
+}
+
 /// Twenty rooms of long messages in a memory budget that holds a few of
 /// them: memory stays within it, and every room's whole history still
 /// reads back exactly, from memory or from the store.

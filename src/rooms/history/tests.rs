@@ -80,8 +80,12 @@ fn memory_bounds_forget_the_oldest_and_send_reads_to_the_store() {
     assert_eq!(ids(&ring), [3, 4, 5]);
     assert!(!ring.holds_after(1), "2 is in the store only");
     assert!(ring.holds_after(2));
-    assert!(ring.holds_newest(3));
-    assert!(!ring.holds_newest(4));
+    assert!(ring.holds_newest_before(u64::MAX, 3));
+    assert!(!ring.holds_newest_before(u64::MAX, 4));
+    // Paging back: below 4, memory holds one (3), not the two asked for.
+    assert!(ring.holds_newest_before(4, 1) && !ring.holds_newest_before(4, 2));
+    let below: Vec<u64> = ring.newest_before(5, 1).map(|e| e.event.id).collect();
+    assert_eq!(below, [4]);
 
     let one = cost(&event("ABCD", 1, Kind::Message));
     tight.room_bytes = 2 * one;
@@ -99,7 +103,7 @@ fn a_restored_room_reads_the_store_until_memory_has_it() {
     assert!(ring.holds_after(37) && !ring.holds_after(36));
     let mut all = Ring::forgetting(2);
     all.restore((1..=2).map(from_store).collect(), true, &bounds(100));
-    assert!(all.holds_after(0) && all.holds_newest(10));
+    assert!(all.holds_after(0) && all.holds_newest_before(u64::MAX, 10));
 }
 
 #[test]

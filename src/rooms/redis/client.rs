@@ -327,21 +327,24 @@ impl Redis {
         }))
     }
 
-    /// History after `since`, oldest first, at most `limit`; or the newest
-    /// `limit` without `since`. `None` if the room is gone.
+    /// History after `since`, oldest first, at most `limit`; or without
+    /// `since` the newest `limit` below `before` (of all, without it).
+    /// `None` if the room is gone.
     pub async fn history(
         &self,
         code: &RoomCode,
         since: Option<u64>,
+        before: Option<u64>,
         limit: usize,
     ) -> Result<Option<Vec<Arc<Recorded>>>, RedisError> {
         let since_arg = since.map_or_else(String::new, |id| id.to_string());
+        let before_arg = before.map_or_else(String::new, |id| id.to_string());
         if limit == 0 {
             return Ok(self.look(code).await?.map(|_| Vec::new()));
         }
         // Redis counts in signed 64 bits.
         let limit = limit.min(i64::MAX as usize);
-        let args = [since_arg.as_str(), &limit.to_string()];
+        let args = [since_arg.as_str(), &limit.to_string(), &before_arg];
         let entries: Option<StreamRangeReply> = self
             .run("reading history", &self.inner.scripts.history, code, &args)
             .await?;

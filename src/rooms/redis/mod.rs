@@ -220,7 +220,12 @@ impl Backend for Shared {
         window: Window,
     ) -> Pending<'a, Vec<Arc<Recorded>>> {
         Box::pin(async move {
-            match self.redis.history(code, window.since, window.limit).await? {
+            let Window {
+                since,
+                before,
+                limit,
+            } = window;
+            match self.redis.history(code, since, before, limit).await? {
                 Some(events) => Ok(events),
                 None => Err(self.forget(code)),
             }
@@ -272,7 +277,11 @@ impl Backend for Shared {
             };
             let (newest, names) = (looked.last_id, looked.names);
             let since = since.map_or(newest, |since| since.min(newest));
-            let Some(backlog) = self.redis.history(code, Some(since), usize::MAX).await? else {
+            let Some(backlog) = self
+                .redis
+                .history(code, Some(since), None, usize::MAX)
+                .await?
+            else {
                 return Err(self.forget(code));
             };
             let first_kept = backlog.first().map_or(newest + 1, |e| e.event.id);
