@@ -250,18 +250,24 @@
   let previous = null; // {kind, name, when} of the last rendered event
   function dayOf(date) { return date.toDateString(); }
 
-  function decorate(li, ev) {
+  // Decorates `li` (placed already) as the event after `prev`: a day
+  // separator before it, or grouped under it; returns what it now is.
+  function decorateAfter(prev, li, ev) {
     const when = new Date(ev.ts);
-    if (!previous || dayOf(previous.when) !== dayOf(when)) {
+    if (!prev || dayOf(prev.when) !== dayOf(when)) {
       const day = document.createElement('li');
       day.className = 'day';
       day.textContent = dayFormat.format(when);
       li.before(day);
-    } else if (ev.kind === 'message' && previous.kind === 'message' &&
-               previous.name === ev.name && when - previous.when < GROUP_MS) {
+    } else if (ev.kind === 'message' && prev.kind === 'message' &&
+               prev.name === ev.name && when - prev.when < GROUP_MS) {
       li.classList.add('grouped');
     }
-    previous = { kind: ev.kind, name: ev.name, when };
+    return { kind: ev.kind, name: ev.name, when };
+  }
+
+  function decorate(li, ev) {
+    previous = decorateAfter(previous, li, ev);
   }
 
   // Server-rendered history: local times, day separators, grouping.
@@ -382,6 +388,70 @@
     if (!document.hidden) { unread = 0; document.title = baseTitle; }
   });
   scroller.scrollTop = scroller.scrollHeight;
+
+  // ---- older history, as you scroll up -----------------------------------
+  // The page opens with the newest events; scrolling near the top loads
+  // the ones before, keeping what you were looking at where it was.
+  const PAGE = 50;
+  let more = true; // there may be events before the oldest shown
+  let loadingOlder = false;
+
+  function oldestShown() {
+    const first = log.querySelector('li.event[data-id]');
+    return first ? Number(first.dataset.id) : null;
+  }
+
+  // Puts `events` (oldest first, all older than what is shown) at the top.
+  function prepend(events) {
+    const shown = new Set([...log.querySelectorAll('li.event[data-id]')].map((li) => li.dataset.id));
+    const batch = document.createDocumentFragment();
+    let prev = null;
+    for (const ev of events) {
+      if (shown.has(String(ev.id))) continue;
+      const li = eventItem(ev);
+      if (!li) continue;
+      batch.append(li);
+      prev = decorateAfter(prev, li, ev);
+    }
+    const top = log.querySelector('li.event[data-id]');
+    log.prepend(batch);
+    if (!prev || !top) return;
+    // Where the batch meets what was shown: one day separator, and the
+    // old top grouped under the batch's last if it follows on.
+    const day = top.previousElementSibling;
+    const time = top.querySelector('time');
+    const when = new Date(time.getAttribute('datetime'));
+    if (!day || !day.classList.contains('day') || dayOf(prev.when) !== dayOf(when)) return;
+    day.remove();
+    const who = top.querySelector('.who');
+    if (top.classList.contains('message') && prev.kind === 'message' && who &&
+        who.textContent === prev.name && when - prev.when < GROUP_MS) top.classList.add('grouped');
+  }
+
+  async function loadOlder() {
+    const before = oldestShown();
+    if (!more || loadingOlder || before === null) return;
+    loadingOlder = true;
+    try {
+      const response = await fetch(`/rooms/${code}/messages?before=${before}&limit=${PAGE}`, {
+        headers: { Accept: 'application/json' },
+      });
+      if (!response.ok) return;
+      const events = await response.json();
+      if (events.length === 0) { more = false; return; }
+      const height = scroller.scrollHeight;
+      prepend(events);
+      scroller.scrollTop += scroller.scrollHeight - height;
+    } catch {
+      // Unreachable: the next scroll tries again.
+    } finally {
+      loadingOlder = false;
+    }
+    // Still nothing to scroll: there is room for more.
+    if (more && scroller.scrollHeight <= scroller.clientHeight) loadOlder();
+  }
+  scroller.addEventListener('scroll', () => { if (scroller.scrollTop < 200) loadOlder(); });
+  if (scroller.scrollHeight <= scroller.clientHeight) loadOlder();
 
   // ---- the stream ----------------------------------------------------------
   // The hub reconnects with backoff and resumes by cursor; this page only

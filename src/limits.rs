@@ -17,6 +17,10 @@ pub const MAX_URI: usize = 8 * 1024;
 /// past it, 400.
 pub const MAX_STREAM_ROOMS: usize = 50;
 
+/// The events a room page shows as it opens (its newest); the page script
+/// loads older ones as you scroll up.
+pub const ROOM_PAGE_EVENTS: usize = 50;
+
 /// The most events one history read may ask for (`limit`); past it, 400.
 pub const MAX_HISTORY_LIMIT: usize = 500;
 

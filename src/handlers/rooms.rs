@@ -9,7 +9,7 @@ use crate::app::App;
 use crate::body;
 use crate::client::{Client, Visitor, VisitorKey};
 use crate::error::ApiError;
-use crate::limits::MAX_HISTORY_LIMIT;
+use crate::limits::ROOM_PAGE_EVENTS;
 use crate::model::{Name, RoomCode};
 use crate::pages::{RoomView, YourRoom};
 use crate::rooms::RoomError;
@@ -156,9 +156,8 @@ pub(super) async fn render_room(app: &App, code: &RoomCode, page: Page<'_>) -> R
     } = page;
     // Either may fail if the room expired since it was found, or if Redis
     // went away.
-    // The newest, as much as one history read gives: the page is made for
-    // every load, and HEAD makes one for free.
-    let history = match app.registry.history(code, None, MAX_HISTORY_LIMIT).await {
+    // The newest: older ones load as the page is scrolled up.
+    let history = match app.registry.history(code, None, ROOM_PAGE_EVENTS).await {
         Ok(history) => history,
         Err(err) => return room_error(app, code, err.into()),
     };

@@ -530,3 +530,47 @@ async fn after_an_unknown_code_the_code_has_focus_to_type_anew() {
         .await;
     assert_eq!(focus, serde_json::json!(["code", 0, 4, "Join room"]));
 }
+
+#[tokio::test]
+async fn scrolling_up_loads_older_messages_in_order_keeping_the_place() {
+    let Some(driver) = driver() else { return };
+    let app = server().await;
+    let alice = driver.person(DESKTOP, true).await;
+    let code = alice.enter(&base(&app), "alice", None).await;
+    for i in 1..=120 {
+        app.say(&code, "bob", &format!("m{i}")).await;
+    }
+    alice.client.refresh().await.unwrap();
+    alice.wait_until_live().await;
+    let count = "document.querySelectorAll('#log li.message').length";
+    assert_eq!(
+        alice.eval(count).await,
+        50,
+        "the page opens with the newest 50"
+    );
+    // To the top: the 50 before load, and what was at the top stays in view.
+    let top_before = alice
+        .eval("document.querySelector('#log li.message .text').textContent")
+        .await;
+    assert_eq!(top_before, "m71");
+    alice
+        .eval("document.querySelector('.messages').scrollTop = 0")
+        .await;
+    alice.wait_for(&format!("{count} === 100")).await;
+    let kept = alice
+        .eval("(() => { const s = document.querySelector('.messages'); const li = [...document.querySelectorAll('#log li.message')].find((e) => e.querySelector('.text').textContent === 'm71'); const r = li.getBoundingClientRect(), v = s.getBoundingClientRect(); return s.scrollTop > 0 && r.top >= v.top - 5 && r.top < v.bottom; })()")
+        .await;
+    assert_eq!(kept, true, "m71 stays where it was");
+    alice
+        .eval("document.querySelector('.messages').scrollTop = 0")
+        .await;
+    alice.wait_for(&format!("{count} === 120")).await;
+    let texts = alice.message_texts().await;
+    let expected: Vec<String> = (1..=120).map(|i| format!("m{i}")).collect();
+    assert_eq!(texts, expected, "every message once, in order");
+    // One day separator per day: where the pages met there is no second.
+    let days = alice
+        .eval("[document.querySelectorAll('#log li.day').length, new Set([...document.querySelectorAll('#log li.event time')].map((t) => new Date(t.getAttribute('datetime')).toDateString())).size]")
+        .await;
+    assert_eq!(days[0], days[1], "{days}");
+}
