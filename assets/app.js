@@ -270,13 +270,20 @@
     previous = decorateAfter(previous, li, ev);
   }
 
+  // What decorating needs of an event already on the page.
+  function eventOf(li) {
+    const who = li.querySelector('.who');
+    return {
+      kind: li.classList.contains('message') ? 'message' : 'notice',
+      name: who ? who.textContent : '',
+      ts: li.querySelector('time').getAttribute('datetime'),
+    };
+  }
+
   // Server-rendered history: local times, day separators, grouping.
   for (const li of log.querySelectorAll('li.event')) {
-    const time = li.querySelector('time');
-    localTime(time);
-    const nameEl = li.querySelector('.who');
-    const kind = li.classList.contains('message') ? 'message' : 'notice';
-    decorate(li, { kind, name: nameEl ? nameEl.textContent : '', ts: time.getAttribute('datetime') });
+    localTime(li.querySelector('time'));
+    decorate(li, eventOf(li));
   }
 
   // ---- rendering ---------------------------------------------------------
@@ -416,16 +423,12 @@
     const top = log.querySelector('li.event[data-id]');
     log.prepend(batch);
     if (!prev || !top) return;
-    // Where the batch meets what was shown: one day separator, and the
-    // old top grouped under the batch's last if it follows on.
+    // Where the batch meets what was shown, the old top is decorated
+    // again as the event after the batch's last (it opened the log, so a
+    // day separator stands before it).
     const day = top.previousElementSibling;
-    const time = top.querySelector('time');
-    const when = new Date(time.getAttribute('datetime'));
-    if (!day || !day.classList.contains('day') || dayOf(prev.when) !== dayOf(when)) return;
-    day.remove();
-    const who = top.querySelector('.who');
-    if (top.classList.contains('message') && prev.kind === 'message' && who &&
-        who.textContent === prev.name && when - prev.when < GROUP_MS) top.classList.add('grouped');
+    if (day && day.classList.contains('day')) day.remove();
+    decorateAfter(prev, top, eventOf(top));
   }
 
   async function loadOlder() {

@@ -212,6 +212,11 @@ pub struct Refusal(pub ApiError);
 
 impl reject::Reject for Refusal {}
 
+/// Why a body over [`BODY_LIMIT`] is refused (413), on every path.
+pub fn too_large() -> String {
+    format!("The request body is over {} KiB.", BODY_LIMIT / 1024)
+}
+
 /// Turns warp's rejections (no route, wrong method, body limits, bad
 /// query strings) into JSON errors.
 pub async fn recover(rejection: warp::Rejection) -> Result<Response, Infallible> {
@@ -227,11 +232,7 @@ pub async fn recover(rejection: warp::Rejection) -> Result<Response, Infallible>
             "This request must come from this site's own pages.".to_string(),
         )
     } else if rejection.find::<reject::PayloadTooLarge>().is_some() {
-        (
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
-            format!("The request body is over {} KiB.", BODY_LIMIT / 1024),
-        )
+        (StatusCode::PAYLOAD_TOO_LARGE, "too_large", too_large())
     } else if rejection.find::<reject::LengthRequired>().is_some() {
         (
             StatusCode::LENGTH_REQUIRED,

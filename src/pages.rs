@@ -277,6 +277,9 @@ impl EventView {
 mod tests {
     use super::*;
 
+    use crate::model::{Event, Text};
+    use std::sync::Arc;
+
     /// `text` cuts into `want`: (run, is a link).
     fn cuts(text: &str, want: &[(&str, bool)]) {
         let got = segments(text);
@@ -318,8 +321,6 @@ mod tests {
         assert_eq!(clock("2026-12-02T00:07:00.000Z"), "0:07 UTC");
         assert_eq!(clock("bad"), "");
     }
-    use crate::model::{Event, Text};
-    use std::sync::Arc;
 
     #[test]
     fn home_keeps_input_and_escapes_it() {

@@ -43,7 +43,7 @@ use warp::http::{Method, Request, Response, StatusCode};
 
 use crate::client::Client;
 use crate::error::Reason;
-use crate::limits::{BODY_LIMIT, MAX_HEAD, MAX_URI};
+use crate::limits::{MAX_HEAD, MAX_URI};
 use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
 use crate::stream::{Handoff, RoomStream};
@@ -305,12 +305,12 @@ where
             // hyper's HTTP/2 has no such timer, and a hundred slow bodies
             // on one connection would each hold their buffers.
             Box::pin(async move {
-                match tls::read_whole(request, within, BODY_LIMIT as usize).await {
+                match tls::read_whole(request, within).await {
                     Ok(request) => respond(routes, metrics, client, request).await,
                     Err(unread) => {
                         let (status, reason, message) = unread.refusal();
                         metrics.refused(reason);
-                        let refusal = response::refusal(status, message);
+                        let refusal = response::refusal(status, &message);
                         Ok(refusal.map(|body| body.map_err(Into::into).boxed_unsync()))
                     }
                 }

@@ -30,6 +30,8 @@ use warp::http::{Request, Response, StatusCode};
 
 use super::direct::LATE;
 use super::socket::TimedWrites;
+use crate::error::too_large;
+use crate::limits::BODY_LIMIT;
 
 /// Streams one HTTP/2 connection may carry at once (as Chrome allows
 /// itself): a browser's tabs, its page loads and posts.
@@ -70,17 +72,7 @@ impl Tls {
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(Tls(TlsAcceptor::from(Arc::new(config))))
     }
-}
 
-/// Why a TLS connection never got to HTTP.
-pub enum Refused {
-    /// The handshake failed (not TLS, no common cipher, a bad SNI).
-    Handshake(std::io::Error),
-    /// It did not finish within the request timeout.
-    Late,
-}
-
-impl Tls {
     /// The handshake on `socket`, within `timeout`.
     pub async fn accept(
         &self,
@@ -95,6 +87,14 @@ impl Tls {
             Err(_) => Err(Refused::Late),
         }
     }
+}
+
+/// Why a TLS connection never got to HTTP.
+pub enum Refused {
+    /// The handshake failed (not TLS, no common cipher, a bad SNI).
+    Handshake(std::io::Error),
+    /// It did not finish within the request timeout.
+    Late,
 }
 
 /// Serves `service` on the TLS connection `io` as HTTP/2 or HTTP/1.1 (as
@@ -144,34 +144,29 @@ pub enum Unread {
 
 impl Unread {
     /// The answer: status, refusal reason (for /metrics), message.
-    pub fn refusal(&self) -> (StatusCode, &'static str, &'static str) {
+    pub fn refusal(&self) -> (StatusCode, &'static str, String) {
         match self {
-            Unread::Late => (StatusCode::REQUEST_TIMEOUT, "request_timeout", LATE),
-            Unread::TooLarge => (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_large",
-                "The request body is too large.",
-            ),
+            Unread::Late => (StatusCode::REQUEST_TIMEOUT, "request_timeout", LATE.into()),
+            Unread::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "too_large", too_large()),
             Unread::Broken => (
                 StatusCode::BAD_REQUEST,
                 "malformed",
-                "The request body was cut off.",
+                "The request body was cut off.".into(),
             ),
         }
     }
 }
 
 /// `request` with its whole body, read within `within` and at most
-/// `limit` bytes, so the routes see it as they see a request of the fast
-/// path. (The routes still refuse a body over their own limit by its
-/// Content-Length; `limit` stops one that claims less, or none.)
+/// [`BODY_LIMIT`] bytes, so the routes see it as they see a request of the
+/// fast path. (The routes still refuse a body over the limit by its
+/// Content-Length; this stops one that claims less, or none.)
 pub async fn read_whole(
     request: Request<Incoming>,
     within: Duration,
-    limit: usize,
 ) -> Result<Request<Full<Bytes>>, Unread> {
     let (head, body) = request.into_parts();
-    let read = Limited::new(body, limit).collect();
+    let read = Limited::new(body, BODY_LIMIT as usize).collect();
     let body = match tokio::time::timeout(within, read).await {
         Err(_) => return Err(Unread::Late),
         Ok(Err(err)) if err.is::<LengthLimitError>() => return Err(Unread::TooLarge),
