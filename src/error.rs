@@ -130,6 +130,12 @@ impl From<RoomError> for ApiError {
                 "You are in this room already, as {name}; leave it first to take another name."
             )),
             RoomError::NotParticipant => ApiError::NotParticipant,
+            RoomError::KeyReused => ApiError::Invalid(Invalid(
+                "This Idempotency-Key was sent before with another message; make a new key for each message.".into(),
+            )),
+            RoomError::KeyInFlight => ApiError::Conflict(
+                "A message with this Idempotency-Key is being stored right now; send it again in a moment to learn its outcome.".into(),
+            ),
             RoomError::TooManyRooms => ApiError::Unavailable(
                 "max_rooms",
                 "There are too many rooms right now; try again later.".into(),

@@ -28,3 +28,7 @@ pub const MAX_HISTORY_LIMIT: usize = 500;
 /// window ends early (the oldest of the newest, or the newest after
 /// `since`, are left for the next read).
 pub const MAX_HISTORY_BYTES: usize = 1024 * 1024;
+
+/// How long a post's `Idempotency-Key` is remembered: a repeat within it
+/// is answered with the message stored the first time.
+pub const IDEMPOTENCY_WINDOW: std::time::Duration = std::time::Duration::from_secs(24 * 60 * 60);

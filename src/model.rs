@@ -226,6 +226,57 @@ impl Text {
     }
 }
 
+/// Longest `Idempotency-Key`, in bytes.
+pub const IDEMPOTENCY_KEY_MAX: usize = 64;
+
+/// A post's `Idempotency-Key`: the client's name for one message, so a
+/// retry of it is answered with the message stored the first time rather
+/// than stored again. Scoped to the sender's session in the room, and
+/// remembered for [`crate::limits::IDEMPOTENCY_WINDOW`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    /// The header's value: a token of up to [`IDEMPOTENCY_KEY_MAX`]
+    /// visible ASCII characters, bare or quoted (as the draft standard
+    /// writes it, a structured-field string).
+    pub fn parse(value: &str) -> Result<IdempotencyKey, Invalid> {
+        let value = value.trim();
+        let value = value
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .unwrap_or(value);
+        let visible = |c: char| c.is_ascii_graphic() && !matches!(c, '"' | '\\');
+        if value.is_empty() || value.len() > IDEMPOTENCY_KEY_MAX || !value.chars().all(visible) {
+            return Err(Invalid(format!(
+                "Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_MAX} visible ASCII characters (a UUID, say)."
+            )));
+        }
+        Ok(IdempotencyKey(value.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// What a post's key vouches for: the key, and the SHA-1 of the text it
+/// was first sent with (the same digest on every backend: Redis's scripts
+/// compare it), so the key sent again with other words is refused rather
+/// than answered with a message that is not the one asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostKey {
+    pub key: IdempotencyKey,
+    pub digest: String,
+}
+
+impl PostKey {
+    pub fn new(key: IdempotencyKey, text: &Text) -> PostKey {
+        let digest = sha1_smol::Sha1::from(text.as_str()).digest().to_string();
+        PostKey { key, digest }
+    }
+}
+
 /// What happened in a room. These are the room's history: each has an id.
 ///
 /// Every kind is declared here once: its name on the wire and in every
@@ -395,6 +446,22 @@ pub fn members_json(room: &RoomCode, names: &Names) -> Arc<str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_idempotency_key_is_a_short_visible_token_bare_or_quoted() {
+        let key = |v: &str| IdempotencyKey::parse(v).map(|k| k.as_str().to_string());
+        let uuid = "8e03978e-40d5-43e8-bc93-6894a57f9324";
+        assert_eq!(key(uuid).unwrap(), uuid);
+        assert_eq!(key(&format!("\"{uuid}\"")).unwrap(), uuid);
+        assert_eq!(key(&"x".repeat(64)).unwrap().len(), 64);
+        for bad in ["", "\"\"", "a b", "é", "a\\b", &"x".repeat(65)] {
+            assert!(key(bad).is_err(), "{bad:?}");
+        }
+        // The digest is SHA-1's, as Redis's scripts would write it.
+        let text = Text::parse("abc").unwrap();
+        let digest = PostKey::new(IdempotencyKey::parse("k").unwrap(), &text).digest;
+        assert_eq!(digest, "a9993e364706816aba3e25717850c26c9cd0d89d");
+    }
 
     #[test]
     fn names_that_look_alike_share_a_key_and_invisible_ones_are_refused() {

@@ -163,6 +163,7 @@ fn post_message(app: App) -> impl Filter<Extract = (Response,), Error = warp::Re
         .and(warp::post())
         .and(only_this_site(&app))
         .and(warp::header::optional::<String>("content-type"))
+        .and(header("idempotency-key"))
         .and(wants())
         .and(caller(&app))
         .and(site(&app))

@@ -408,7 +408,10 @@ mod tests {
         let al = join(&registry, &code).await;
         for i in 0..1000 {
             let text = Text::parse(&format!("m{i}")).unwrap();
-            registry.post(&code, al, &text, someone()).await.unwrap();
+            registry
+                .post(&code, al, &text, None, someone())
+                .await
+                .unwrap();
         }
         let opening = next_text(&mut stream).await.unwrap();
         assert!(opening.contains("event: members"));
@@ -427,7 +430,10 @@ mod tests {
         let long = "x".repeat(900);
         for i in 0..300 {
             let text = Text::parse(&format!("m{i} {long}")).unwrap();
-            registry.post(&code, al, &text, someone()).await.unwrap();
+            registry
+                .post(&code, al, &text, None, someone())
+                .await
+                .unwrap();
         }
         let subscription = registry.subscribe(&code, Some(0), someone()).await.unwrap();
         let mut stream = RoomStream::new(subscription, Duration::from_secs(60), false);
@@ -464,7 +470,10 @@ mod tests {
         let (registry, code, al, mut stream) = live_stream().await;
         for i in 1..=3 {
             let text = Text::parse(&format!("m{i}")).unwrap();
-            registry.post(&code, al, &text, someone()).await.unwrap();
+            registry
+                .post(&code, al, &text, None, someone())
+                .await
+                .unwrap();
         }
         let chunk = next_text(&mut stream).await.unwrap();
         let ids: Vec<&str> = chunk
@@ -478,7 +487,10 @@ mod tests {
     async fn a_stream_sends_what_came_before_the_close_then_ends() {
         let (registry, code, al, mut stream) = live_stream().await;
         let text = Text::parse("last words").unwrap();
-        registry.post(&code, al, &text, someone()).await.unwrap();
+        registry
+            .post(&code, al, &text, None, someone())
+            .await
+            .unwrap();
         registry.close();
         let chunk = next_text(&mut stream).await.unwrap();
         assert!(chunk.contains("last words"), "{chunk}");

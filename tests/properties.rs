@@ -99,7 +99,7 @@ proptest! {
         let mut store = SqliteStore::open(IN_MEMORY).unwrap();
         let changes = [
             Change::CreateRoom { code: code.clone(), key: None, at_ms: 1 },
-            Change::Append { code: code.clone(), event: Arc::new(Recorded::new(event)), at_ms: 2 },
+            Change::Append { code: code.clone(), event: Arc::new(Recorded::new(event)), key: None, at_ms: 2 },
         ];
         store.apply(&changes, 10).unwrap();
         store.load(10).unwrap();

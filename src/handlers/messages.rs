@@ -13,7 +13,7 @@ use crate::body;
 use crate::client::{Visitor, VisitorKey};
 use crate::error::ApiError;
 use crate::limits::{MAX_HISTORY_BYTES, MAX_HISTORY_LIMIT, MAX_STREAM_ROOMS};
-use crate::model::{Invalid, Name, Recorded, RoomCode, Text};
+use crate::model::{IdempotencyKey, Invalid, Name, PostKey, Recorded, RoomCode, Text};
 use crate::session::{Participation, SessionId};
 use crate::site::Site;
 use crate::stream::{Handoff, RoomStream};
@@ -45,11 +45,14 @@ pub struct StreamQuery {
 
 /// POST /rooms/CODE/messages (form or JSON: text) — 201 with the stored
 /// message, sent as the participant's name; a browser form without script
-/// gets 303 back to the room.
+/// gets 303 back to the room. With an `Idempotency-Key` header, the same
+/// key again (from the same session, within a day) is answered with the
+/// message stored the first time, 201 again, and nothing is stored twice.
 #[allow(clippy::too_many_arguments)] // one argument per part of the request
 pub async fn post_message(
     code: RoomCode,
     content_type: Option<String>,
+    idempotency_key: Option<String>,
     wants: Wants,
     visitor: Option<Visitor>,
     key: VisitorKey,
@@ -69,7 +72,13 @@ pub async fn post_message(
         Ok(input) => input,
         Err(err) => return err.into_response(),
     };
-    match (post(&app, &code, (id, me), key, &input).await, wants) {
+    let idempotency_key = match idempotency_key.as_deref().map(IdempotencyKey::parse) {
+        Some(Ok(key)) => Some(key),
+        Some(Err(Invalid(why))) => return ApiError::Malformed(why).into_response(),
+        None => None,
+    };
+    let posted = post(&app, &code, (id, me), key, &input, idempotency_key).await;
+    match (posted, wants) {
         (Ok(_), Wants::Html) => see_other(&format!("/rooms/{code}")),
         (Ok(message), Wants::Json) => json(StatusCode::CREATED, message.json.clone()),
         (Err(err @ ApiError::RoomNotFound(_)), Wants::Html) => room_error(&app, &code, err),
@@ -101,11 +110,16 @@ async fn post(
     (id, me): (SessionId, &Participation),
     key: VisitorKey,
     input: &MessageInput,
+    idempotency_key: Option<IdempotencyKey>,
 ) -> Result<Arc<Recorded>, ApiError> {
     app.registry.require_room(code).await?;
     may_send(me, input.name.as_deref())?;
     let text = Text::parse(input.text.as_deref().unwrap_or_default())?;
-    Ok(app.registry.post(code, id, &text, key).await?)
+    let once = idempotency_key.map(|k| PostKey::new(k, &text));
+    Ok(app
+        .registry
+        .post(code, id, &text, once.as_ref(), key)
+        .await?)
 }
 
 /// Whether the participant may send: a message is always from them (the

@@ -17,9 +17,10 @@ use tokio::sync::broadcast;
 use super::error::RoomError;
 use super::state::State;
 use crate::client::VisitorKey;
-use crate::model::{Names, Recorded, RoomCode, RoomKey, Text, Update};
+use crate::model::{Event, Kind, Names, PostKey, Recorded, RoomCode, RoomKey, Text, Update};
 use crate::session::{Participation, Session, SessionId};
 use crate::shutdown::Shutdown;
+use crate::store::KeptPost;
 
 /// How long a device link works.
 pub const DEVICE_LINK_TTL: std::time::Duration = std::time::Duration::from_secs(600);
@@ -56,6 +57,9 @@ pub struct Post<'a> {
     /// room when it is stored, and is refused if it holds none there then.
     pub session: SessionId,
     pub text: &'a Text,
+    /// The client's name for this message, if it gave one: a repeat is
+    /// answered with the message first stored under it.
+    pub key: Option<&'a PostKey>,
     pub visitor: VisitorKey,
 }
 
@@ -171,4 +175,26 @@ pub trait Backend: Send + Sync + 'static {
 /// oldest event still kept is `first_kept`, if any.
 pub fn gap(since: u64, first_kept: u64) -> Option<(u64, u64)> {
     (since + 1 < first_kept).then(|| (since + 1, first_kept - 1))
+}
+
+/// The answer to a post whose key was stored before: the message as it
+/// was stored then, if the text is the same (`digest`, the post's, says
+/// so); else the key is refused.
+pub fn repeated(
+    code: &RoomCode,
+    text: &Text,
+    digest: &str,
+    kept: KeptPost,
+) -> Result<Arc<Recorded>, RoomError> {
+    if kept.digest != digest {
+        return Err(RoomError::KeyReused);
+    }
+    Ok(Arc::new(Recorded::new(Event {
+        id: kept.id,
+        kind: Kind::Message,
+        room: code.to_string(),
+        name: kept.name,
+        text: Some(text.as_str().to_owned()),
+        ts: kept.ts,
+    })))
 }

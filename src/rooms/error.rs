@@ -34,4 +34,8 @@ pub enum RoomError {
     Store(String),
     /// Redis (with `--redis`) cannot be reached; nothing was changed.
     Unreachable,
+    /// A post's `Idempotency-Key` was sent before with other text.
+    KeyReused,
+    /// A post with this `Idempotency-Key` is being stored right now.
+    KeyInFlight,
 }

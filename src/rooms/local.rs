@@ -17,7 +17,7 @@ use log::{info, warn};
 use tokio::sync::oneshot;
 
 use super::backend::{
-    gap, Backend, Join, Opening, Pending, Post, Window, CODE_ATTEMPTS, DEVICE_LINK_TTL,
+    gap, repeated, Backend, Join, Opening, Pending, Post, Window, CODE_ATTEMPTS, DEVICE_LINK_TTL,
 };
 use super::error::RoomError;
 use super::room::Room;
@@ -26,10 +26,11 @@ use super::sessions::Sessions;
 use super::settings::Settings;
 use super::state::{Rooms, State, Writer};
 use crate::client::VisitorKey;
-use crate::model::{Kind, Names, Recorded, RoomCode, RoomKey, Update};
+use crate::limits::IDEMPOTENCY_WINDOW;
+use crate::model::{IdempotencyKey, Kind, Names, Recorded, RoomCode, RoomKey, Update};
 use crate::session::{Participation, Session, SessionId};
-use crate::store::writer::{self, Job, Reads};
-use crate::store::{now_ms, Change, Range, Store, StoreError};
+use crate::store::writer::{self, FindPost, Job, Reads};
+use crate::store::{now_ms, Change, KeptPost, Range, Store, StoreError};
 
 pub struct Local {
     rooms: Arc<Rooms>,
@@ -316,16 +317,29 @@ impl Backend for Local {
         Box::pin(std::future::ready(Ok(session)))
     }
 
-    /// Admission, the id and the queue in one hold of the lock.
+    /// Admission, the id and the queue in one hold of the lock. A post
+    /// with a key holds it (no other post with it runs meanwhile), looks
+    /// it up in the store, and is stored only if it is not there.
     fn post<'a>(&'a self, post: Post<'a>) -> Pending<'a, Arc<Recorded>> {
         let Post {
             code,
             session,
             text,
+            key,
             visitor,
         } = post;
         let rooms = &*self.rooms;
         Box::pin(async move {
+            let _held = match key {
+                Some(key) => {
+                    let held = KeyHeld::take(rooms, code, session, &key.key)?;
+                    if let Some(kept) = outcome(find_post(rooms, code, session, &key.key)?).await? {
+                        return repeated(code, text, &key.digest, kept);
+                    }
+                    Some(held)
+                }
+                None => None,
+            };
             let (message, stored) = {
                 let mut state = rooms.lock();
                 // Checked where it is stored: a leave just before cannot
@@ -342,6 +356,7 @@ impl Backend for Local {
                 let change = Change::Append {
                     code: code.clone(),
                     event: message.clone(),
+                    key: key.map(|key| (session, key.clone())),
                     at_ms: now_ms(),
                 };
                 let stored = enqueue_awaited(&state, change)?;
@@ -572,6 +587,59 @@ fn read(
         let events = outcome(events).await?;
         Ok(events.into_iter().map(Arc::new).collect())
     })
+}
+
+/// A post's key, held from its lookup until its outcome is known: the same
+/// key meanwhile is refused, so a key is never stored twice (a lookup after
+/// this one is let go sees what it stored).
+struct KeyHeld<'a> {
+    rooms: &'a Rooms,
+    held: (RoomCode, SessionId, IdempotencyKey),
+}
+
+impl<'a> KeyHeld<'a> {
+    fn take(
+        rooms: &'a Rooms,
+        code: &RoomCode,
+        session: SessionId,
+        key: &IdempotencyKey,
+    ) -> Result<KeyHeld<'a>, RoomError> {
+        let held = (code.clone(), session, key.clone());
+        if !rooms.lock().keys_in_flight.insert(held.clone()) {
+            return Err(RoomError::KeyInFlight);
+        }
+        Ok(KeyHeld { rooms, held })
+    }
+}
+
+impl Drop for KeyHeld<'_> {
+    fn drop(&mut self) {
+        self.rooms.lock().keys_in_flight.remove(&self.held);
+    }
+}
+
+/// Asks the writer whether `session` stored a message under `key` in the
+/// room within the idempotency window, once what is queued before is
+/// stored.
+fn find_post(
+    rooms: &Rooms,
+    code: &RoomCode,
+    session: SessionId,
+    key: &IdempotencyKey,
+) -> Result<oneshot::Receiver<Result<Option<KeptPost>, StoreError>>, RoomError> {
+    let state = rooms.lock();
+    state.room(code)?;
+    let (reply, found) = oneshot::channel();
+    let since_ms = now_ms().saturating_sub(IDEMPOTENCY_WINDOW.as_millis() as u64);
+    let find = FindPost {
+        code: code.clone(),
+        session,
+        key: key.clone(),
+        since_ms,
+        reply,
+    };
+    send(&state, Job::FindPost(find))?;
+    Ok(found)
 }
 
 /// Waits for the writer's answer on a change or a read.

@@ -36,7 +36,7 @@ use tokio::task::JoinHandle;
 
 use crate::client::VisitorKey;
 use crate::metrics::{Gauges, Metrics};
-use crate::model::{sse_frame, Names, Recorded, RoomCode, RoomKey, Text};
+use crate::model::{sse_frame, Names, PostKey, Recorded, RoomCode, RoomKey, Text};
 use crate::session::{Participation, Session, SessionId};
 use crate::shutdown::Shutdown;
 use crate::store::{Store, StoreError};
@@ -237,12 +237,15 @@ impl Registry {
     }
 
     /// Stores a message and sends it to every stream; returns once both
-    /// are done.
+    /// are done. With `key`, a message this session stored under the same
+    /// key within the window is returned instead (stored once, published
+    /// once), and the key with other text is refused.
     pub async fn post(
         &self,
         code: &RoomCode,
         session: SessionId,
         text: &Text,
+        key: Option<&PostKey>,
         visitor: VisitorKey,
     ) -> Result<Arc<Recorded>, RoomError> {
         // Admitted by the backend, in the same hold of the lock that gives
@@ -252,6 +255,7 @@ impl Registry {
             code,
             session,
             text,
+            key,
             visitor,
         };
         self.inner.backend.post(post).await

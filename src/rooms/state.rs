@@ -24,7 +24,7 @@ use super::sessions::Sessions;
 use super::settings::Settings;
 use crate::client::VisitorKey;
 use crate::metrics::Metrics;
-use crate::model::{Recorded, RoomCode, Update};
+use crate::model::{IdempotencyKey, Recorded, RoomCode, Update};
 use crate::session::SessionId;
 use crate::store::writer::{Job, Reads};
 
@@ -44,6 +44,10 @@ pub struct State {
     pub admission: Admission,
     /// Rooms with a `members` frame waiting for its turn.
     pub members_waiting: HashSet<RoomCode>,
+    /// Posts with an `Idempotency-Key` under way (local backend): while
+    /// one is looked up and stored, the same key again is refused (409),
+    /// so it can never be stored twice.
+    pub keys_in_flight: HashSet<(RoomCode, SessionId, IdempotencyKey)>,
     /// What all rooms' history takes in memory.
     pub budget: Budget,
     pub closing: bool,
@@ -68,6 +72,7 @@ impl Rooms {
             links: HashMap::new(),
             admission: Admission::new(settings.limits),
             members_waiting: HashSet::new(),
+            keys_in_flight: HashSet::new(),
             budget: Budget::default(),
             closing: false,
             writer: None,

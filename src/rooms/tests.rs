@@ -61,7 +61,10 @@ async fn kinds(registry: &Registry, code: &RoomCode) -> Vec<Kind> {
     let marker = format!("marker{}", fastrand::u32(..));
     let id = member(registry, code, &marker).await;
     let text = Text::parse("marker").unwrap();
-    registry.post(code, id, &text, someone()).await.unwrap();
+    registry
+        .post(code, id, &text, None, someone())
+        .await
+        .unwrap();
     let history = registry.history(code, Some(0), usize::MAX).await.unwrap();
     let kept = history
         .iter()
@@ -199,7 +202,7 @@ async fn a_closing_registry_refuses_new_work_and_finishes_its_queue() {
         Err(RoomError::ShuttingDown)
     );
     let text = Text::parse("hi").unwrap();
-    let refused = registry.post(&code, al, &text, someone()).await;
+    let refused = registry.post(&code, al, &text, None, someone()).await;
     assert_eq!(refused.unwrap_err(), RoomError::ShuttingDown);
     assert!(registry.subscribe(&code, None, someone()).await.is_err());
     registry.finish().await;
@@ -250,7 +253,10 @@ async fn a_post_is_published_before_it_is_acknowledged() {
     let al = member(&registry, &code, "al").await;
     while sub.openings[0].1.updates.try_recv().is_ok() {} // the join
     let text = Text::parse("hi").unwrap();
-    let posted = registry.post(&code, al, &text, someone()).await.unwrap();
+    let posted = registry
+        .post(&code, al, &text, None, someone())
+        .await
+        .unwrap();
     match sub.openings[0].1.updates.try_recv() {
         Ok(Update::Events(events)) => assert_eq!(events[0].event.id, posted.event.id),
         other => panic!("not yet sent: {other:?}"),
@@ -271,7 +277,7 @@ async fn a_post_is_refused_where_it_is_stored_once_its_sender_left() {
     registry.leave(al, &code).await.unwrap();
     let text = Text::parse("after").unwrap();
     for who in [al, eye, SessionId::random()] {
-        let refused = registry.post(&code, who, &text, someone()).await;
+        let refused = registry.post(&code, who, &text, None, someone()).await;
         assert_eq!(refused.unwrap_err(), RoomError::NotParticipant);
     }
     let history = registry.history(&code, Some(0), 10).await.unwrap();

@@ -15,7 +15,7 @@ pub mod writer;
 use std::fmt;
 use std::sync::Arc;
 
-use crate::model::{Recorded, RoomCode, RoomKey};
+use crate::model::{IdempotencyKey, PostKey, Recorded, RoomCode, RoomKey};
 use crate::session::{Participation, SessionId};
 
 /// One change to what is stored.
@@ -27,10 +27,13 @@ pub enum Change {
         key: Option<RoomKey>,
         at_ms: u64,
     },
-    /// A history event; it also marks the room active at `at_ms`.
+    /// A history event; it also marks the room active at `at_ms`. A
+    /// message sent with an `Idempotency-Key` carries it, with the sender's
+    /// session: both are kept with it for [`Store::find_post`].
     Append {
         code: RoomCode,
         event: Arc<Recorded>,
+        key: Option<(SessionId, PostKey)>,
         at_ms: u64,
     },
     DeleteRoom {
@@ -131,6 +134,17 @@ pub struct Range {
     pub limit: usize,
 }
 
+/// A message stored under an `Idempotency-Key`, as [`Store::find_post`]
+/// finds it: enough to answer a repeat with the original (whose text the
+/// digest vouches for).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptPost {
+    pub id: u64,
+    pub name: String,
+    pub ts: String,
+    pub digest: String,
+}
+
 /// What a backend does. It lives on the writer thread (loading happens
 /// before that thread starts), so it may block and need not be `Sync`.
 ///
@@ -147,6 +161,16 @@ pub trait Store: Send + 'static {
 
     /// A room's stored events in `range`.
     fn events(&mut self, code: &RoomCode, range: Range) -> Result<Vec<Recorded>, StoreError>;
+
+    /// The message `session` stored in the room under `key` at or after
+    /// `since_ms`, if any.
+    fn find_post(
+        &mut self,
+        code: &RoomCode,
+        session: SessionId,
+        key: &IdempotencyKey,
+        since_ms: u64,
+    ) -> Result<Option<KeptPost>, StoreError>;
 
     /// Housekeeping the writer does once a batch's requests are answered,
     /// so that it never delays an answer.

@@ -3,13 +3,14 @@
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions, TryLockError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use super::checkpoint::Checkpoints;
-use super::{Change, Range, Store, StoreError, Stored, StoredRoom};
-use crate::model::{Event, Kind, Name, Recorded, RoomCode, RoomKey};
+use super::{now_ms, Change, KeptPost, Range, Store, StoreError, Stored, StoredRoom};
+use crate::limits::IDEMPOTENCY_WINDOW;
+use crate::model::{Event, IdempotencyKey, Kind, Name, PostKey, Recorded, RoomCode, RoomKey};
 use crate::session::{Participation, SessionId};
 
 /// The path that keeps everything in memory, as SQLite spells it.
@@ -56,10 +57,30 @@ const MIGRATIONS: &[&str] = &[
      UPDATE rooms SET
          messages = (SELECT count(*) FROM events WHERE room = rooms.code AND kind = 'message'),
          notices = (SELECT count(*) FROM events WHERE room = rooms.code AND kind <> 'message');",
+    // v4: the Idempotency-Key each message was sent with, for a day: who
+    // sent it, and what answers a repeat (its id, name and time, and the
+    // digest of its text, never the text itself).
+    "CREATE TABLE post_keys (
+         room    TEXT    NOT NULL REFERENCES rooms(code) ON DELETE CASCADE,
+         session TEXT    NOT NULL,
+         key     TEXT    NOT NULL,
+         id      INTEGER NOT NULL,
+         name    TEXT    NOT NULL,
+         ts      TEXT    NOT NULL,
+         digest  TEXT    NOT NULL,
+         at_ms   INTEGER NOT NULL,
+         PRIMARY KEY (room, session, key)
+     ) WITHOUT ROWID;
+     CREATE INDEX post_keys_by_age ON post_keys(at_ms);",
 ];
+
+/// How often keys older than the window are deleted (in `tidy`).
+const FORGET_KEYS_EVERY: Duration = Duration::from_secs(60);
 
 pub struct SqliteStore {
     conn: Connection,
+    /// When keys past the idempotency window were last deleted.
+    keys_forgotten: Instant,
     /// For a file: its write-ahead log's checkpoints, out of the commits.
     checkpoints: Option<Checkpoints>,
     /// Held for as long as the store is open, so a second roomcast on the
@@ -87,6 +108,7 @@ impl SqliteStore {
         };
         let mut store = SqliteStore {
             conn,
+            keys_forgotten: Instant::now(),
             checkpoints: None,
             _lock: lock,
         };
@@ -168,9 +190,54 @@ impl Store for SqliteStore {
             .map_err(|e| StoreError(format!("cannot read the history of {code}: {e}")))
     }
 
+    fn find_post(
+        &mut self,
+        code: &RoomCode,
+        session: SessionId,
+        key: &IdempotencyKey,
+        since_ms: u64,
+    ) -> Result<Option<KeptPost>, StoreError> {
+        self.conn
+            .prepare_cached(
+                "SELECT id, name, ts, digest FROM post_keys
+                 WHERE room = ?1 AND session = ?2 AND key = ?3 AND at_ms >= ?4",
+            )
+            .and_then(|mut select| {
+                let at = params![
+                    code.as_str(),
+                    session.to_string(),
+                    key.as_str(),
+                    since_ms as i64
+                ];
+                select
+                    .query_row(at, |row| {
+                        Ok(KeptPost {
+                            id: uint(row, 0)?,
+                            name: row.get(1)?,
+                            ts: row.get(2)?,
+                            digest: row.get(3)?,
+                        })
+                    })
+                    .optional()
+            })
+            .map_err(|e| StoreError(format!("cannot look up a post's key in {code}: {e}")))
+    }
+
     fn tidy(&mut self) {
         if let Some(checkpoints) = &mut self.checkpoints {
             checkpoints.tidy(&self.conn);
+        }
+        if self.keys_forgotten.elapsed() >= FORGET_KEYS_EVERY {
+            self.keys_forgotten = Instant::now();
+            let until = now_ms().saturating_sub(IDEMPOTENCY_WINDOW.as_millis() as u64);
+            let forgotten = self
+                .conn
+                .prepare_cached("DELETE FROM post_keys WHERE at_ms < ?1")
+                .and_then(|mut delete| delete.execute([until as i64]));
+            if let Err(err) = forgotten {
+                // Kept a while longer: the lookup reads only the window.
+                log::warn!("old Idempotency-Keys stay stored for now: {err}");
+            }
         }
     }
 }
@@ -248,6 +315,15 @@ impl SqliteStore {
             if let (Some((_, event)), Some(at_ms)) = (change.event(), change.at_ms()) {
                 insert_event(&tx, &event.event).map_err(|e| e.to_string())?;
                 appended.note(&event.event, at_ms);
+            }
+            if let Change::Append {
+                event,
+                key: Some((session, key)),
+                at_ms,
+                ..
+            } = change
+            {
+                insert_key(&tx, &event.event, *session, key, *at_ms).map_err(|e| e.to_string())?;
             }
         }
         appended.settle(&tx, history).map_err(|e| e.to_string())?;
@@ -353,6 +429,33 @@ fn insert_event(tx: &rusqlite::Transaction<'_>, e: &Event) -> rusqlite::Result<(
         e.name,
         e.text,
         e.ts
+    ])?;
+    Ok(())
+}
+
+/// The key a message was sent with. (Two posts can never share one: the
+/// registry looks a key up before it stores, and refuses it while its
+/// post is under way.)
+fn insert_key(
+    tx: &rusqlite::Transaction<'_>,
+    e: &Event,
+    session: SessionId,
+    key: &PostKey,
+    at_ms: u64,
+) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO post_keys (room, session, key, id, name, ts, digest, at_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        e.room,
+        session.to_string(),
+        key.key.as_str(),
+        e.id as i64,
+        e.name,
+        e.ts,
+        key.digest,
+        at_ms as i64
     ])?;
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! to the store in one transaction (group commit: while one batch commits,
 //! the next one queues up), then hands the batch to `on_commit` in order,
 //! and only then answers each waiting request; then it serves the reads
-//! queued with the batch (so a read sees everything queued before it,
+//! (and the lookups of posts' keys) queued with the batch (so a read sees everything queued before it,
 //! stored and published); the store's housekeeping comes last.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -13,8 +13,9 @@ use std::thread::JoinHandle;
 use log::error;
 use tokio::sync::oneshot;
 
-use super::{Change, Range, Store, StoreError};
-use crate::model::{Recorded, RoomCode};
+use super::{Change, KeptPost, Range, Store, StoreError};
+use crate::model::{IdempotencyKey, Recorded, RoomCode};
+use crate::session::SessionId;
 
 /// Changes waiting for the writer, at most; past that posts get a 503
 /// rather than memory growing without bound.
@@ -70,6 +71,20 @@ pub enum Job {
         reply: Reply,
         ticket: Ticket,
     },
+    /// Whether a post's `Idempotency-Key` was stored already, looked up
+    /// once the changes queued before are stored.
+    FindPost(FindPost),
+}
+
+/// A lookup of [`Store::find_post`]. It takes no [`Ticket`]: each is a
+/// post that waits on it, and posts are bounded by admission and the
+/// queue's own limit.
+pub struct FindPost {
+    pub code: RoomCode,
+    pub session: SessionId,
+    pub key: IdempotencyKey,
+    pub since_ms: u64,
+    pub reply: oneshot::Sender<Result<Option<KeptPost>, StoreError>>,
 }
 
 /// What the writer takes from its queue at once.
@@ -78,6 +93,7 @@ struct Batch {
     changes: Vec<Change>,
     dones: Vec<Option<Done>>,
     reads: Vec<(RoomCode, Range, Reply, Ticket)>,
+    finds: Vec<FindPost>,
 }
 
 /// Starts the writer thread; it ends once every sender is dropped and the
@@ -96,6 +112,7 @@ pub fn spawn(
                     changes,
                     dones,
                     reads,
+                    finds,
                 } = batch;
                 if !changes.is_empty() {
                     let result = store.apply(&changes, history);
@@ -107,6 +124,10 @@ pub fn spawn(
                         // The request may have gone away; the outcome stands.
                         let _ = done.send(result.clone());
                     }
+                }
+                for find in finds {
+                    let found = store.find_post(&find.code, find.session, &find.key, find.since_ms);
+                    let _ = find.reply.send(found);
                 }
                 for (code, range, reply, _ticket) in reads {
                     let _ = reply.send(store.events(&code, range));
@@ -134,8 +155,9 @@ fn next_batch(rx: &Receiver<Job>) -> Option<Batch> {
                 reply,
                 ticket,
             } => batch.reads.push((code, range, reply, ticket)),
+            Job::FindPost(find) => batch.finds.push(find),
         }
-        if batch.changes.len() + batch.reads.len() < BATCH_LIMIT {
+        if batch.changes.len() + batch.reads.len() + batch.finds.len() < BATCH_LIMIT {
             next = rx.try_recv().ok();
         }
     }

@@ -520,11 +520,14 @@ async fn redis_stores_a_post_only_from_a_member_of_the_room_at_that_moment() {
         .await
         .unwrap();
     let text = Text::parse("hi").unwrap();
-    let posted = registry.post(&code, al, &text, someone).await.unwrap();
+    let posted = registry
+        .post(&code, al, &text, None, someone)
+        .await
+        .unwrap();
     assert_eq!(posted.event.name, "al", "named by the session");
     registry.leave(al, &code).await.unwrap();
     for who in [al, eye, SessionId::random()] {
-        let refused = registry.post(&code, who, &text, someone).await;
+        let refused = registry.post(&code, who, &text, None, someone).await;
         assert_eq!(refused.unwrap_err(), RoomError::NotParticipant);
     }
     let history = registry.history(&code, Some(0), 10).await.unwrap();

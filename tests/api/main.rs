@@ -11,6 +11,7 @@ mod errors;
 mod gaps;
 mod history;
 mod home;
+mod idempotency;
 mod lifecycle;
 mod limits;
 mod messages;

@@ -181,6 +181,7 @@ fn memory_keeps_what_the_store_keeps() {
     for batch in events.chunks(9) {
         let changes: Vec<Change> = (batch.iter())
             .map(|event| Change::Append {
+                key: None,
                 code: room.clone(),
                 event: event.clone(),
                 at_ms: 2,

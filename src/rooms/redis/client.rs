@@ -8,7 +8,9 @@
 //!   entry ids are `0-1`, `0-2`, … so an SSE id is the same plain integer
 //!   on every node, and Last-Event-ID and `since=` work anywhere;
 //! - `…:names`: who takes part, by name key: which session holds which
-//!   name, and whether it watches.
+//!   name, and whether it watches;
+//! - `…:posted`, `…:posted-at`: the Idempotency-Keys its messages were
+//!   sent with, for a day.
 //!
 //! A session is `roomcast:session:ID`, a hash of the rooms it joined, kept
 //! `--session-ttl` after its last use (see common.lua).
@@ -28,11 +30,14 @@ use redis::aio::ConnectionManager;
 use redis::streams::{StreamId, StreamRangeReply};
 use redis::{Script, Value};
 
+use crate::limits::IDEMPOTENCY_WINDOW;
 use crate::model::{
-    timestamp, Event, Kind, Name, Names, Recorded, RoomCode, RoomKey, Text, NAME_KEY_VERSION,
+    timestamp, Event, Kind, Name, Names, PostKey, Recorded, RoomCode, RoomKey, Text,
+    NAME_KEY_VERSION,
 };
 use crate::rooms::settings::Settings;
 use crate::session::{Participation, Session, SessionId};
+use crate::store::{now_ms, KeptPost};
 
 /// How long a node's wake-up stream outlives its last use, so a node that
 /// died leaves nothing behind for good.
@@ -113,6 +118,8 @@ pub enum Joining {
 pub enum Posting {
     /// Stored with this id, under this name.
     Posted(u64, Name),
+    /// Stored before under the same key: nothing was stored now.
+    Again(KeptPost),
     /// The session holds no member's name in the room.
     NotIn,
     RoomGone,
@@ -280,10 +287,23 @@ impl Redis {
         code: &RoomCode,
         id: SessionId,
         text: &Text,
+        key: Option<&PostKey>,
         ts: &str,
     ) -> Result<Posting, RedisError> {
         let id_text = id.to_string();
-        let args = [id_text.as_str(), code.as_str(), ts, text.as_str()];
+        let (key, digest) = key.map_or(("", ""), |k| (k.key.as_str(), k.digest.as_str()));
+        let now = now_ms().to_string();
+        let window = IDEMPOTENCY_WINDOW.as_millis().to_string();
+        let args = [
+            id_text.as_str(),
+            code.as_str(),
+            ts,
+            text.as_str(),
+            key,
+            digest,
+            &now,
+            &window,
+        ];
         let script = &self.inner.scripts.post;
         let reply: Vec<String> = self
             .run_with("posting", script, code, Some(id), &args)
@@ -294,6 +314,12 @@ impl Redis {
                 let name = Name::parse(name).map_err(|_| odd("posting"))?;
                 Posting::Posted(event_id, name)
             }
+            [again, event_id, name, ts, digest] if again == "again" => Posting::Again(KeptPost {
+                id: event_id.parse().map_err(|_| odd("posting"))?,
+                name: name.clone(),
+                ts: ts.clone(),
+                digest: digest.clone(),
+            }),
             [not] if not == "not" => Posting::NotIn,
             _ => Posting::RoomGone,
         })

@@ -17,6 +17,9 @@ end
 -- first: how --history's rule finds what goes (keys of the room's slot).
 local kept_messages = KEYS[1] .. ':kept-messages'
 local kept_notices = KEYS[1] .. ':kept-notices'
+-- The Idempotency-Keys of its messages (see post.lua).
+local posted = KEYS[1] .. ':posted'
+local posted_at = KEYS[1] .. ':posted-at'
 
 -- Activity: every key of the room lives another TTL.
 local function touch()
@@ -25,8 +28,9 @@ local function touch()
       redis.call('PEXPIRE', KEYS[i], ARGV[1])
     end
   end
-  redis.call('PEXPIRE', kept_messages, ARGV[1])
-  redis.call('PEXPIRE', kept_notices, ARGV[1])
+  for _, key in ipairs({ kept_messages, kept_notices, posted, posted_at }) do
+    redis.call('PEXPIRE', key, ARGV[1])
+  end
 end
 
 -- --history's rule, as in rooms/history.rs: the newest ARGV[2] messages

@@ -31,7 +31,8 @@ use bytes::Bytes;
 use log::info;
 
 use super::backend::{
-    gap, Backend, Join, Opening, Pending, Post, Task, Window, CODE_ATTEMPTS, DEVICE_LINK_TTL,
+    gap, repeated, Backend, Join, Opening, Pending, Post, Task, Window, CODE_ATTEMPTS,
+    DEVICE_LINK_TTL,
 };
 use super::error::RoomError;
 use super::room::Room;
@@ -202,11 +203,20 @@ impl Backend for Shared {
         Box::pin(async move {
             self.rooms.lock().admit_post(code, post.visitor)?;
             let ts = timestamp();
-            match self.redis.post(code, post.session, text, &ts).await? {
+            match self
+                .redis
+                .post(code, post.session, text, post.key, &ts)
+                .await?
+            {
                 Posting::Posted(id, name) => {
                     let mut event = Event::new(id, Kind::Message, code, &name, Some(text));
                     event.ts = ts; // the stored one, to the millisecond
                     Ok(Arc::new(Recorded::new(event)))
+                }
+                // (Only ever the answer to a post with a key.)
+                Posting::Again(kept) => {
+                    let digest = post.key.map_or("", |key| key.digest.as_str());
+                    repeated(code, text, digest, kept)
                 }
                 Posting::NotIn => Err(RoomError::NotParticipant),
                 Posting::RoomGone => Err(self.forget(code)),

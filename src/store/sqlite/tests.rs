@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use super::*;
-use crate::model::{Name, Text};
+use crate::model::{IdempotencyKey, Name, PostKey, Text};
+use crate::session::SessionId;
 
 fn message(code: &RoomCode, id: u64, text: &str) -> Change {
     let name = Name::parse("al").unwrap();
@@ -12,6 +13,7 @@ fn message(code: &RoomCode, id: u64, text: &str) -> Change {
     Change::Append {
         code: code.clone(),
         event: Arc::new(Recorded::new(event)),
+        key: None,
         at_ms: 1000 + id,
     }
 }
@@ -22,6 +24,7 @@ fn notice(code: &RoomCode, id: u64) -> Change {
     Change::Append {
         code: code.clone(),
         event: Arc::new(Recorded::new(event)),
+        key: None,
         at_ms: 1000 + id,
     }
 }
@@ -298,4 +301,33 @@ fn history_keeps_messages_and_notices_apart() {
         })
         .unwrap();
     assert_eq!(counts, (1, 1));
+}
+
+#[test]
+fn a_post_key_is_found_within_its_window_and_goes_with_its_room() {
+    let (mut store, code) = store_with_a_room();
+    let session = SessionId::random();
+    let key = IdempotencyKey::parse("k-1").unwrap();
+    let text = Text::parse("hello").unwrap();
+    let mut posted = message(&code, 1, "hello");
+    if let Change::Append { key: kept, .. } = &mut posted {
+        *kept = Some((session, PostKey::new(key.clone(), &text)));
+    }
+    store.apply(&[posted], 10).unwrap();
+    let found = store.find_post(&code, session, &key, 0).unwrap().unwrap();
+    assert_eq!((found.id, found.name.as_str()), (1, "al"));
+    assert_eq!(found.digest, PostKey::new(key.clone(), &text).digest);
+    // Sent at 1001 ms: a window that starts after it finds nothing.
+    assert_eq!(store.find_post(&code, session, &key, 1002).unwrap(), None);
+    // Another session's key of the same name is another key.
+    let other = SessionId::random();
+    assert_eq!(store.find_post(&code, other, &key, 0).unwrap(), None);
+    // A code made again starts with no keys.
+    let again = Change::CreateRoom {
+        code: code.clone(),
+        key: None,
+        at_ms: 2,
+    };
+    store.apply(&[again], 10).unwrap();
+    assert_eq!(store.find_post(&code, session, &key, 0).unwrap(), None);
 }
