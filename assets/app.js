@@ -118,6 +118,10 @@
           toHub({ type: 'follow', id, rooms, kinds });
         });
       },
+      // Opens the stream again now, if it is down.
+      retry() {
+        if (toHub) toHub({ type: 'retry', id });
+      },
     };
   }
 
@@ -227,6 +231,8 @@
   const log = $('#log');
   const scroller = $('.messages');
   const status = $('#status');
+  const statusText = $('#status-text');
+  const retryNow = $('#retry-now');
   const form = $('#compose');
   const box = $('#text');
   const sendError = $('#send-error');
@@ -460,12 +466,13 @@
   // The hub reconnects with backoff and resumes by cursor; this page only
   // shows what it hands over. The session cookie says who this is, and
   // the server keeps it across restarts.
-  const STATES = { connecting: 'Connecting…', live: 'Live', reconnecting: 'Reconnecting…', offline: 'Offline' };
+  const STATES = { connecting: 'Connecting…', live: 'Live', reconnecting: 'Server unreachable, reconnecting…', offline: 'Offline' };
   let hubState = 'connecting';
   function setState(state) {
     const shown = navigator.onLine === false ? 'offline' : state;
     status.dataset.state = shown;
-    status.textContent = STATES[shown];
+    statusText.textContent = STATES[shown];
+    retryNow.hidden = shown !== 'reconnecting';
   }
 
   // Marks this room read up to what is shown, while the page is in view.
@@ -477,7 +484,12 @@
 
   const listed = yourRooms();
   const link = openLink((message) => {
-    if (message.type === 'state') { hubState = message.state; setState(hubState); return; }
+    if (message.type === 'state') {
+      hubState = message.state;
+      setState(hubState);
+      if (hubState === 'live' && outbox.length) flush();
+      return;
+    }
     if (message.type === 'gone') {
       // Left in another tab, or the room is gone: home, with the code.
       if (message.room === code) location.assign(`/?code=${encodeURIComponent(code)}`);
@@ -500,46 +512,120 @@
     rooms: { [code]: lastId, ...listed.wanted() },
     kinds: ['message', ...Object.keys(notices)],
   }));
+  retryNow.addEventListener('click', () => { link.retry(); flush(); });
   window.addEventListener('online', () => setState(hubState));
   window.addEventListener('offline', () => setState(hubState));
 
   // ---- sending -------------------------------------------------------------
+  // Every message gets its own Idempotency-Key and waits in the outbox,
+  // shown as pending, until the server answers it. One that may or may not
+  // have been stored (no answer, a 5xx, a 409 while its first send is
+  // being stored) is sent again with the same key when the stream is live
+  // again or after a while, so it is stored once whatever happened; they
+  // go one at a time, in the order typed.
+  const outbox = []; // { key, text, li }
+  const outboxList = $('#outbox');
+  let flushing = false;
+  let retryTimer = null;
+
   function showError(message) {
     sendError.textContent = message;
     sendError.hidden = false;
   }
 
-  async function send() {
+  function newKey() {
+    // getRandomValues works on plain http too, where randomUUID does not.
+    const bytes = crypto.getRandomValues(new Uint8Array(16));
+    return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+  }
+
+  function pendingItem(text) {
+    const li = document.createElement('li');
+    li.className = 'event message mine pending';
+    const who = document.createElement('span');
+    who.className = 'who';
+    who.textContent = me;
+    const state = document.createElement('span');
+    state.className = 'sending';
+    state.textContent = 'Sending…';
+    const p = document.createElement('p');
+    p.className = 'text';
+    p.textContent = text;
+    li.append(who, ' ', state, p);
+    outboxList.append(li);
+    scroller.scrollTop = scroller.scrollHeight;
+    return li;
+  }
+
+  function send() {
     const text = box.value;
     if (!text.trim()) return;
     sendError.hidden = true;
+    box.value = '';
+    outbox.push({ key: newKey(), text, li: pendingItem(text) });
+    flush();
+  }
+
+  // One send of the oldest waiting message: 'sent', 'later' (with how
+  // long to wait, if the server said), or 'refused' (with why).
+  async function attempt({ key, text }) {
     let response;
     try {
       response = await fetch(`/rooms/${encodeURIComponent(code)}/messages`, {
         method: 'POST',
-        headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+        headers: { 'Content-Type': 'application/json', Accept: 'application/json', 'Idempotency-Key': key },
         body: JSON.stringify({ text }),
       });
     } catch {
-      showError('Not sent: you seem to be offline. Your message is kept; try again.');
-      return;
+      return { outcome: 'later' };
     }
+    if (response.status === 201) return { outcome: 'sent' };
     if (response.status === 401) {
       location.assign(`/?code=${encodeURIComponent(code)}`);
-      return;
+      return { outcome: 'later' };
     }
-    if (response.status === 201) {
-      // Clear only if nothing new was typed while sending.
-      if (box.value === text) box.value = '';
-      return;
+    const wait = Number(response.headers.get('Retry-After')) * 1000 || 0;
+    if (response.status === 409 || response.status === 429 || response.status >= 500) {
+      return { outcome: 'later', wait };
     }
-    let reason = `Not sent (${response.status}).`;
+    let why = `Not sent (${response.status}).`;
     try {
       const body = await response.json();
-      if (body.error) reason = `Not sent: ${body.error}`;
-    } catch { /* not JSON: keep the status line */ }
-    showError(reason);
+      if (body.error) why = `Not sent: ${body.error}`;
+    } catch { /* not JSON: keep the status */ }
+    return { outcome: 'refused', why };
   }
+
+  async function flush() {
+    if (flushing) return;
+    flushing = true;
+    clearTimeout(retryTimer);
+    try {
+      while (outbox.length) {
+        const item = outbox[0];
+        item.li.querySelector('.sending').textContent = 'Sending…';
+        const result = await attempt(item);
+        if (result.outcome === 'later') {
+          item.li.querySelector('.sending').textContent = 'Waiting to send…';
+          // Sent again once the stream is live, or after this long.
+          retryTimer = setTimeout(flush, Math.max(result.wait || 0, 3000));
+          return;
+        }
+        outbox.shift();
+        item.li.remove();
+        if (result.outcome === 'refused') {
+          showError(result.why);
+          // The words come back to the box, unless something new is there.
+          if (!box.value) box.value = item.text;
+        }
+      }
+    } finally {
+      flushing = false;
+    }
+  }
+
+  // Leaving with messages not sent yet: the browser asks first.
+  window.addEventListener('beforeunload', (e) => { if (outbox.length) e.preventDefault(); });
 
   form.addEventListener('submit', (e) => { e.preventDefault(); send(); });
   box.addEventListener('keydown', (e) => {

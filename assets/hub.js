@@ -20,6 +20,13 @@
   const GATHER_MS = 30;
   // The most rooms one stream may follow (the server's limit).
   const MAX_ROOMS = 50;
+  // A lost stream is opened again after this long at first, then twice
+  // as long each time up to the most, each wait jittered over its second
+  // half: a server back from a restart has its pages live within a second
+  // of accepting connections, and a crowd of them spread over that
+  // second. (A refused connection costs a down server nothing.)
+  const RETRY_FIRST_MS = 100;
+  const RETRY_MOST_MS = 1000;
 
   class Hub {
     constructor() {
@@ -35,7 +42,7 @@
       this.kinds = new Set(['members', 'gap']);
       this.state = 'connecting';
       this.opened = false;
-      this.retryMs = 250;
+      this.retryMs = RETRY_FIRST_MS;
       this.timer = null;
     }
 
@@ -139,7 +146,7 @@
       this.source = source;
       source.addEventListener('open', () => {
         this.opened = true;
-        this.retryMs = 250;
+        this.retryMs = RETRY_FIRST_MS;
         this.setState('live');
       });
       for (const kind of this.kinds) this.listenOn(source, kind);
@@ -192,8 +199,13 @@
       // would refuse the stream for ever, so find it and let it go.
       if (!this.opened) await this.dropGone();
       clearTimeout(this.timer);
-      this.timer = setTimeout(() => this.connect(), this.retryMs + Math.random() * this.retryMs);
-      this.retryMs = Math.min(this.retryMs * 2, 15000);
+      this.timer = setTimeout(() => this.connect(), (this.retryMs / 2) * (1 + Math.random()));
+      this.retryMs = Math.min(this.retryMs * 2, RETRY_MOST_MS);
+    }
+
+    // "Retry now": a stream that is down is opened again at once.
+    retry() {
+      if (this.state !== 'live') this.connect();
     }
 
     async dropGone() {
@@ -234,6 +246,9 @@
         break;
       case 'bye':
         hub.detach(message.id);
+        break;
+      case 'retry':
+        hub.retry();
         break;
       default:
     }

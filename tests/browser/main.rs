@@ -190,8 +190,12 @@ async fn a_reload_keeps_history_and_loses_nothing_posted_during_it() {
     );
 }
 
+/// A send while the server is down waits in the page, shown as pending,
+/// and goes by itself once the server is back: stored once (its
+/// Idempotency-Key), after what others posted meanwhile, and a reload
+/// after the restart keeps the name.
 #[tokio::test]
-async fn the_page_reconnects_after_a_server_restart_and_keeps_unsent_text() {
+async fn after_a_server_restart_the_page_is_live_and_a_send_queued_while_down_arrives_once() {
     let Some(driver) = driver() else { return };
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("chat.db").to_str().unwrap().to_string();
@@ -202,41 +206,81 @@ async fn the_page_reconnects_after_a_server_restart_and_keeps_unsent_text() {
     alice.say("before the restart").await;
     alice.wait_for_text("before the restart").await;
 
-    // Down: the page says so, and a send fails but keeps the text.
+    // Down: the page says the server is unreachable (the network is up),
+    // and a send waits in the page, shown as pending, the box cleared.
     app.shutdown().await;
     alice
-        .wait_for(
-            "['reconnecting', 'offline'].includes(document.querySelector('#status').dataset.state)",
-        )
+        .wait_for("document.querySelector('#status').dataset.state === 'reconnecting'")
         .await;
+    let status = alice.text_of("#status").await;
+    assert!(status.contains("Server unreachable"), "{status}");
+    // While down, the page offers to try again now (the button reconnects
+    // at once; the page tries by itself meanwhile).
+    assert_eq!(
+        alice
+            .eval("document.querySelector('#retry-now').hidden")
+            .await,
+        false
+    );
     alice.say("typed while down").await;
     alice
-        .wait_for("!document.querySelector('#send-error').hidden")
+        .wait_for("document.querySelector('#outbox .pending .sending').textContent === 'Waiting to send…'")
         .await;
-    assert_eq!(
-        alice.eval("document.querySelector('#text').value").await,
-        "typed while down"
-    );
-
-    // Up again: live, with what was posted meanwhile.
-    app.restart().await; // the same port and store
-    app.say(&code, "bob", "posted while you were away").await;
-    alice.wait_until_live().await;
-    alice.wait_for_text("posted while you were away").await;
-    alice.type_text(ENTER).await;
-    alice.wait_for_text("typed while down").await;
     assert_eq!(
         alice.eval("document.querySelector('#text').value").await,
         ""
     );
     assert_eq!(
-        alice.message_texts().await,
-        vec![
+        alice
+            .eval("document.querySelector('#send-error').hidden")
+            .await,
+        true
+    );
+
+    // Up again: live, and the queued message goes by itself, once.
+    app.restart().await; // the same port and store
+    app.say(&code, "bob", "posted while you were away").await;
+    alice.wait_until_live().await;
+    assert_eq!(
+        alice
+            .eval("document.querySelector('#retry-now').hidden")
+            .await,
+        true
+    );
+    alice.wait_for_text("posted while you were away").await;
+    alice.wait_for_text("typed while down").await;
+    alice
+        .wait_for("document.querySelectorAll('#outbox li').length === 0")
+        .await;
+    // In the order the server stored them (the queued one may go before
+    // or after bob's, as it reconnects), each once.
+    let history = app.whole_history(&code).await;
+    let expected: Vec<String> = (history.iter())
+        .filter(|e| e["kind"] == "message")
+        .map(|e| e["text"].as_str().unwrap().to_string())
+        .collect();
+    let mut sorted = expected.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        [
             "before the restart",
             "posted while you were away",
             "typed while down"
         ]
     );
+    assert_eq!(alice.message_texts().await, expected);
+
+    // A reload after the restart is the same person, in the same room.
+    alice.client.refresh().await.unwrap();
+    alice.wait_until_live().await;
+    assert_eq!(
+        alice
+            .eval("document.querySelector('#room').dataset.me")
+            .await,
+        "alice"
+    );
+    assert_eq!(alice.message_texts().await, expected);
 }
 
 #[tokio::test]
