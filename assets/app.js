@@ -437,30 +437,102 @@
     decorateAfter(prev, top, eventOf(top));
   }
 
-  async function loadOlder() {
+  // Loads up to `limit` events before the oldest shown; whether it could.
+  async function loadPage(limit) {
     const before = oldestShown();
-    if (!more || loadingOlder || before === null) return;
+    if (!more || loadingOlder || before === null) return false;
     loadingOlder = true;
     try {
-      const response = await fetch(`/rooms/${code}/messages?before=${before}&limit=${PAGE}`, {
+      const response = await fetch(`/rooms/${code}/messages?before=${before}&limit=${limit}`, {
         headers: { Accept: 'application/json' },
       });
-      if (!response.ok) return;
+      if (!response.ok) return false;
       const events = await response.json();
-      if (events.length === 0) { more = false; return; }
+      if (events.length === 0) { more = false; return false; }
       const height = scroller.scrollHeight;
       prepend(events);
       scroller.scrollTop += scroller.scrollHeight - height;
+      return true;
     } catch {
-      // Unreachable: the next scroll tries again.
+      return false; // unreachable: the next scroll tries again
     } finally {
       loadingOlder = false;
     }
+  }
+
+  async function loadOlder() {
+    await loadPage(PAGE);
     // Still nothing to scroll: there is room for more.
     if (more && scroller.scrollHeight <= scroller.clientHeight) loadOlder();
   }
   scroller.addEventListener('scroll', () => { if (scroller.scrollTop < 200) loadOlder(); });
   if (scroller.scrollHeight <= scroller.clientHeight) loadOlder();
+
+  // ---- search --------------------------------------------------------------
+  // The newest 50 messages with the words; a hit shows its message in the
+  // log, among the ones around it (older pages are loaded up to it).
+  const SEARCH_LIMIT = 50;
+  const searchForm = $('#search');
+  const results = $('#search-results');
+  const summary = $('#search-summary');
+  const hits = $('#search-hits');
+  searchForm.hidden = false;
+
+  function showHits(found) {
+    results.hidden = false;
+    hits.replaceChildren(...found.map((hit) => {
+      const li = document.createElement('li');
+      const button = document.createElement('button');
+      button.type = 'button';
+      const who = document.createElement('span');
+      who.className = 'who';
+      who.textContent = hit.name;
+      const text = document.createElement('span');
+      text.textContent = hit.text;
+      button.append(who, timeElement(hit.ts), text);
+      button.addEventListener('click', () => jumpTo(hit.id));
+      li.append(button);
+      return li;
+    }));
+    if (found.length === 0) summary.textContent = 'No messages found.';
+    else if (found.length < SEARCH_LIMIT) summary.textContent = `${found.length} found, newest first:`;
+    else summary.textContent = `The newest ${SEARCH_LIMIT} found:`;
+  }
+
+  searchForm.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const words = searchForm.q.value.trim();
+    if (!words) { results.hidden = true; return; }
+    results.hidden = false;
+    summary.textContent = 'Searching…';
+    hits.replaceChildren();
+    try {
+      const query = `q=${encodeURIComponent(words)}&limit=${SEARCH_LIMIT}`;
+      const response = await fetch(`/rooms/${code}/messages?${query}`, { headers: { Accept: 'application/json' } });
+      const body = await response.json().catch(() => ({}));
+      if (response.ok) showHits(body);
+      else summary.textContent = body.error || `Search failed (${response.status}).`;
+    } catch {
+      summary.textContent = 'Search failed: the server is unreachable.';
+    }
+  });
+  $('#search-close').addEventListener('click', () => { results.hidden = true; searchForm.q.focus(); });
+
+  async function jumpTo(id) {
+    const find = () => log.querySelector(`li.event[data-id="${id}"]`);
+    // The most a history read gives: a far hit takes a few reads.
+    while (!find() && more && (oldestShown() ?? 0) > id) {
+      if (loadingOlder) await new Promise((done) => { setTimeout(done, 50); });
+      else if (!await loadPage(500)) break;
+    }
+    const li = find();
+    if (!li) { summary.textContent = 'That message is no longer kept.'; return; }
+    for (const old of log.querySelectorAll('.found')) old.classList.remove('found');
+    li.classList.add('found');
+    li.tabIndex = -1;
+    li.scrollIntoView({ block: 'center' });
+    li.focus({ preventScroll: true });
+  }
 
   // ---- the stream ----------------------------------------------------------
   // The hub reconnects with backoff and resumes by cursor; this page only

@@ -277,6 +277,55 @@ impl PostKey {
     }
 }
 
+/// Longest search, in characters.
+pub const SEARCH_MAX_CHARS: usize = 200;
+
+/// What a search asks for (`?q=`): words, each of which a message must
+/// have, as the start of one of its words, case and accents aside where
+/// the store can tell (`hel` finds "Hello"). Every store reads words the
+/// same way: runs of letters and digits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Words(Vec<String>);
+
+impl Words {
+    pub fn parse(input: &str) -> Result<Words, Invalid> {
+        if input.chars().count() > SEARCH_MAX_CHARS {
+            return Err(Invalid(format!(
+                "A search can be at most {SEARCH_MAX_CHARS} characters."
+            )));
+        }
+        let words: Vec<String> = words_of(input).collect();
+        if words.is_empty() {
+            return Err(Invalid(
+                "Search for at least one word (letters or digits).".into(),
+            ));
+        }
+        Ok(Words(words))
+    }
+
+    /// As an FTS5 query: each word a quoted prefix, all of them required.
+    /// (Quoted, no word can be an operator; a word holds no quote.)
+    pub fn fts5(&self) -> String {
+        let terms: Vec<String> = self.0.iter().map(|w| format!("\"{w}\"*")).collect();
+        terms.join(" ")
+    }
+
+    /// Whether `text` has every word, each as the start of one of its own.
+    pub fn found_in(&self, text: &str) -> bool {
+        let own: Vec<String> = words_of(text).collect();
+        self.0
+            .iter()
+            .all(|word| own.iter().any(|w| w.starts_with(word.as_str())))
+    }
+}
+
+/// The words of `text`, lower case: runs of letters and digits.
+fn words_of(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+}
+
 /// What happened in a room. These are the room's history: each has an id.
 ///
 /// Every kind is declared here once: its name on the wire and in every

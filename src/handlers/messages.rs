@@ -13,7 +13,7 @@ use crate::body;
 use crate::client::{Visitor, VisitorKey};
 use crate::error::ApiError;
 use crate::limits::{MAX_HISTORY_BYTES, MAX_HISTORY_LIMIT, MAX_STREAM_ROOMS};
-use crate::model::{IdempotencyKey, Invalid, Name, PostKey, Recorded, RoomCode, Text};
+use crate::model::{IdempotencyKey, Invalid, Name, PostKey, Recorded, RoomCode, Text, Words};
 use crate::session::{Participation, SessionId};
 use crate::site::Site;
 use crate::stream::{Handoff, RoomStream};
@@ -36,6 +36,8 @@ pub struct HistoryQuery {
     since: Option<u64>,
     before: Option<u64>,
     limit: Option<usize>,
+    /// Words to search for: the matching messages, newest first.
+    q: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -149,7 +151,9 @@ fn may_send(me: &Participation, claimed: Option<&str>) -> Result<(), ApiError> {
 
 /// GET /rooms/CODE/messages?since=ID&limit=N — history as a JSON array,
 /// oldest first: the N after ID, or the newest N without `since`; with
-/// `before=ID` instead, the newest N below ID (paging back).
+/// `before=ID` instead, the newest N below ID (paging back). With `q=WORDS`
+/// (and `before` to page on), the newest N messages that have the words,
+/// newest first.
 pub async fn list_messages(
     code: RoomCode,
     query: Result<HistoryQuery, ApiError>,
@@ -167,6 +171,20 @@ pub async fn list_messages(
     if limit > MAX_HISTORY_LIMIT {
         let why = format!("limit can be at most {MAX_HISTORY_LIMIT}.");
         return ApiError::Malformed(why).into_response();
+    }
+    if let Some(q) = &query.q {
+        if query.since.is_some() {
+            let why = "a search pages back with before, not since.";
+            return ApiError::Malformed(why.into()).into_response();
+        }
+        let words = match Words::parse(q) {
+            Ok(words) => words,
+            Err(Invalid(why)) => return ApiError::Malformed(why).into_response(),
+        };
+        return match app.registry.search(&code, words, query.before, limit).await {
+            Ok(found) => json(StatusCode::OK, history_json(&found, false)),
+            Err(err) => ApiError::from(err).into_response(),
+        };
     }
     let read = match (query.since, query.before) {
         (Some(_), Some(_)) => {

@@ -17,7 +17,7 @@ use tokio::sync::broadcast;
 use super::error::RoomError;
 use super::state::State;
 use crate::client::VisitorKey;
-use crate::model::{Event, Kind, Names, PostKey, Recorded, RoomCode, RoomKey, Text, Update};
+use crate::model::{Event, Kind, Names, PostKey, Recorded, RoomCode, RoomKey, Text, Update, Words};
 use crate::session::{Participation, Session, SessionId};
 use crate::shutdown::Shutdown;
 use crate::store::KeptPost;
@@ -69,6 +69,15 @@ pub struct Post<'a> {
 #[derive(Debug, Clone, Copy)]
 pub struct Window {
     pub since: Option<u64>,
+    pub before: Option<u64>,
+    pub limit: usize,
+}
+
+/// A search of a room's messages: the newest `limit` that have `words`,
+/// below `before` if given, newest first.
+#[derive(Debug, Clone)]
+pub struct Search {
+    pub words: Words,
     pub before: Option<u64>,
     pub limit: usize,
 }
@@ -126,6 +135,9 @@ pub trait Backend: Send + Sync + 'static {
     /// Part of a room's history (see [`Window`]).
     fn history<'a>(&'a self, code: &'a RoomCode, window: Window)
         -> Pending<'a, Vec<Arc<Recorded>>>;
+
+    /// The messages a search finds (see [`Search`]).
+    fn search<'a>(&'a self, code: &'a RoomCode, search: Search) -> Pending<'a, Vec<Arc<Recorded>>>;
 
     /// Sends `frame`, which is not history, to every stream of the room
     /// (on every node).

@@ -17,7 +17,8 @@ use log::{info, warn};
 use tokio::sync::oneshot;
 
 use super::backend::{
-    gap, repeated, Backend, Join, Opening, Pending, Post, Window, CODE_ATTEMPTS, DEVICE_LINK_TTL,
+    gap, repeated, Backend, Join, Opening, Pending, Post, Search, Window, CODE_ATTEMPTS,
+    DEVICE_LINK_TTL,
 };
 use super::error::RoomError;
 use super::room::Room;
@@ -29,7 +30,7 @@ use crate::client::VisitorKey;
 use crate::limits::IDEMPOTENCY_WINDOW;
 use crate::model::{IdempotencyKey, Kind, Names, Recorded, RoomCode, RoomKey, Update};
 use crate::session::{Participation, Session, SessionId};
-use crate::store::writer::{self, FindPost, Job, Reads};
+use crate::store::writer::{self, FindPost, Job, Query, Reads};
 use crate::store::{now_ms, Change, KeptPost, Range, Store, StoreError};
 
 pub struct Local {
@@ -404,9 +405,33 @@ impl Backend for Local {
             limit,
         };
         self.rooms.metrics.read_from_store();
-        let stored = read(&state, code, range);
+        let stored = read(&state, code, Query::Range(range));
         drop(state);
         Box::pin(async move { stored?.await })
+    }
+
+    /// From the store's index (memory holds none), after what is queued.
+    fn search<'a>(&'a self, code: &'a RoomCode, search: Search) -> Pending<'a, Vec<Arc<Recorded>>> {
+        let state = self.rooms.lock();
+        let read = state.room(code).and_then(|room| {
+            let Search {
+                words,
+                before,
+                limit,
+            } = search;
+            let before = before.map_or(room.published_id + 1, |b| b.min(room.published_id + 1));
+            read(
+                &state,
+                code,
+                Query::Search {
+                    words,
+                    before,
+                    limit,
+                },
+            )
+        });
+        drop(state);
+        Box::pin(async move { read?.await })
     }
 
     fn send_frame<'a>(&'a self, code: &'a RoomCode, frame: Bytes) -> Pending<'a, ()> {
@@ -460,7 +485,7 @@ impl Backend for Local {
                 limit: usize::MAX,
             };
             self.rooms.metrics.read_from_store();
-            read(&state, code, range)
+            read(&state, code, Query::Range(range))
         });
         let members = room.roster.frame(code);
         let updates = room.subscribe();
@@ -571,14 +596,14 @@ fn publish(rooms: &Rooms, changes: &[Change]) {
 fn read(
     state: &State,
     code: &RoomCode,
-    range: Range,
+    query: Query,
 ) -> Result<impl std::future::Future<Output = Result<Vec<Arc<Recorded>>, RoomError>>, RoomError> {
     let writer = state.writer.as_ref().ok_or(RoomError::ShuttingDown)?;
     let ticket = writer.reads.take().ok_or(RoomError::Busy)?;
     let (reply, events) = oneshot::channel();
     let job = Job::Read {
         code: code.clone(),
-        range,
+        query,
         reply,
         ticket,
     };

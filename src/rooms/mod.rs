@@ -36,12 +36,12 @@ use tokio::task::JoinHandle;
 
 use crate::client::VisitorKey;
 use crate::metrics::{Gauges, Metrics};
-use crate::model::{sse_frame, Names, PostKey, Recorded, RoomCode, RoomKey, Text};
+use crate::model::{sse_frame, Names, PostKey, Recorded, RoomCode, RoomKey, Text, Words};
 use crate::session::{Participation, Session, SessionId};
 use crate::shutdown::Shutdown;
 use crate::store::{Store, StoreError};
 pub use backend::Opening;
-use backend::{Backend, Join, Post, Window};
+use backend::{Backend, Join, Post, Search, Window};
 pub use error::RoomError;
 pub use guard::StreamGuard;
 pub use history::Bounds;
@@ -259,6 +259,23 @@ impl Registry {
             visitor,
         };
         self.inner.backend.post(post).await
+    }
+
+    /// The newest `limit` messages with `words` (below `before`), newest
+    /// first.
+    pub async fn search(
+        &self,
+        code: &RoomCode,
+        words: Words,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<Arc<Recorded>>, RoomError> {
+        let search = Search {
+            words,
+            before,
+            limit,
+        };
+        self.inner.backend.search(code, search).await
     }
 
     /// History after `since` (or the newest events if `None`), oldest

@@ -15,7 +15,7 @@ pub mod writer;
 use std::fmt;
 use std::sync::Arc;
 
-use crate::model::{IdempotencyKey, PostKey, Recorded, RoomCode, RoomKey};
+use crate::model::{IdempotencyKey, PostKey, Recorded, RoomCode, RoomKey, Words};
 use crate::session::{Participation, SessionId};
 
 /// One change to what is stored.
@@ -161,6 +161,16 @@ pub trait Store: Send + 'static {
 
     /// A room's stored events in `range`.
     fn events(&mut self, code: &RoomCode, range: Range) -> Result<Vec<Recorded>, StoreError>;
+
+    /// The newest `limit` messages below `before` that have `words`,
+    /// newest first.
+    fn search(
+        &mut self,
+        code: &RoomCode,
+        words: &Words,
+        before: u64,
+        limit: usize,
+    ) -> Result<Vec<Recorded>, StoreError>;
 
     /// The message `session` stored in the room under `key` at or after
     /// `since_ms`, if any.

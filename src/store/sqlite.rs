@@ -10,7 +10,9 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::checkpoint::Checkpoints;
 use super::{now_ms, Change, KeptPost, Range, Store, StoreError, Stored, StoredRoom};
 use crate::limits::IDEMPOTENCY_WINDOW;
-use crate::model::{Event, IdempotencyKey, Kind, Name, PostKey, Recorded, RoomCode, RoomKey};
+use crate::model::{
+    Event, IdempotencyKey, Kind, Name, PostKey, Recorded, RoomCode, RoomKey, Words,
+};
 use crate::session::{Participation, SessionId};
 
 /// The path that keeps everything in memory, as SQLite spells it.
@@ -72,7 +74,35 @@ const MIGRATIONS: &[&str] = &[
          PRIMARY KEY (room, session, key)
      ) WITHOUT ROWID;
      CREATE INDEX post_keys_by_age ON post_keys(at_ms);",
+    // v5: the words of every message, for search (filled from the
+    // messages kept so far as it is made: see `index_kept_messages`).
+    // Each row's rowid is `text_rowid(room, id)`.
+    "CREATE VIRTUAL TABLE message_words USING fts5(text, tokenize = 'unicode61 remove_diacritics 2');",
 ];
+
+/// The schema version that made `message_words`: moving past it fills it.
+const SEARCH_VERSION: usize = 5;
+
+/// The ids of one room's events in `message_words`: its rowids are the
+/// room's number (its code in base 27, letters 1 to 26: codes of up to
+/// five letters fit) times this, plus the event's id, so a room's rows are
+/// one range and a trim or a room's end deletes them by range.
+const IDS_PER_ROOM: i64 = 1 << 38;
+
+/// The rowid of event `id` of `room` in `message_words`.
+fn text_rowid(room: &str, id: u64) -> i64 {
+    text_rowids(room).0 + (id as i64 & (IDS_PER_ROOM - 1))
+}
+
+/// The first and the last rowid of `room`'s rows in `message_words`.
+fn text_rowids(room: &str) -> (i64, i64) {
+    debug_assert!(room.len() <= 5 && room.bytes().all(|b| b.is_ascii_uppercase()));
+    let number = room
+        .bytes()
+        .fold(0i64, |n, b| n * 27 + i64::from(b.saturating_sub(b'A') + 1));
+    let first = number * IDS_PER_ROOM;
+    (first, first + IDS_PER_ROOM - 1)
+}
 
 /// How often keys older than the window are deleted (in `tidy`).
 const FORGET_KEYS_EVERY: Duration = Duration::from_secs(60);
@@ -168,10 +198,26 @@ fn migrate(conn: &mut Connection) -> Result<(), String> {
     let tx = conn.transaction().map_err(|e| e.to_string())?;
     for (done, sql) in MIGRATIONS.iter().enumerate().skip(version) {
         tx.execute_batch(sql).map_err(|e| e.to_string())?;
+        if done + 1 == SEARCH_VERSION {
+            index_kept_messages(&tx).map_err(|e| e.to_string())?;
+        }
         tx.pragma_update(None, "user_version", (done + 1) as i64)
             .map_err(|e| e.to_string())?;
     }
     tx.commit().map_err(|e| e.to_string())
+}
+
+/// Puts every message kept so far into `message_words`.
+fn index_kept_messages(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
+    let mut select = tx.prepare("SELECT room, id, text FROM events WHERE kind = 'message'")?;
+    let mut rows = select.query([])?;
+    while let Some(row) = rows.next()? {
+        let (room, id, text): (String, i64, Option<String>) =
+            (row.get(0)?, row.get(1)?, row.get(2)?);
+        tx.prepare_cached("INSERT INTO message_words (rowid, text) VALUES (?1, ?2)")?
+            .execute(params![text_rowid(&room, id as u64), text])?;
+    }
+    Ok(())
 }
 
 impl Store for SqliteStore {
@@ -188,6 +234,17 @@ impl Store for SqliteStore {
     fn events(&mut self, code: &RoomCode, range: Range) -> Result<Vec<Recorded>, StoreError> {
         events(&self.conn, code, range)
             .map_err(|e| StoreError(format!("cannot read the history of {code}: {e}")))
+    }
+
+    fn search(
+        &mut self,
+        code: &RoomCode,
+        words: &Words,
+        before: u64,
+        limit: usize,
+    ) -> Result<Vec<Recorded>, StoreError> {
+        search(&self.conn, code, words, before, limit)
+            .map_err(|e| StoreError(format!("cannot search {code}: {e}")))
     }
 
     fn find_post(
@@ -396,13 +453,22 @@ fn trim(
     let message = Kind::Message.as_str();
     if messages > history {
         let over = messages - history;
-        // Up to the newest message that goes, everything goes.
-        let gone = tx
+        // Up to the newest message that goes, everything goes, and its
+        // words with it.
+        let newest_gone: Option<u64> = tx
             .prepare_cached(
-                "DELETE FROM events WHERE room = ?1 AND id <=
-                     (SELECT id FROM events WHERE room = ?1 AND kind = ?2 ORDER BY id LIMIT 1 OFFSET ?3)",
+                "SELECT id FROM events WHERE room = ?1 AND kind = ?2 ORDER BY id LIMIT 1 OFFSET ?3",
             )?
-            .execute(params![room, message, (over - 1) as i64])? as u64;
+            .query_row(params![room, message, (over - 1) as i64], |row| {
+                uint(row, 0)
+            })
+            .optional()?;
+        // (None only if the counts were wrong: nothing goes then.)
+        let newest_gone = newest_gone.unwrap_or(0);
+        let gone = tx
+            .prepare_cached("DELETE FROM events WHERE room = ?1 AND id <= ?2")?
+            .execute(params![room, newest_gone as i64])? as u64;
+        forget_words(tx, room, newest_gone)?;
         messages -= over;
         notices = notices.saturating_sub(gone.saturating_sub(over));
     }
@@ -430,6 +496,20 @@ fn insert_event(tx: &rusqlite::Transaction<'_>, e: &Event) -> rusqlite::Result<(
         e.text,
         e.ts
     ])?;
+    if e.kind == Kind::Message {
+        tx.prepare_cached("INSERT INTO message_words (rowid, text) VALUES (?1, ?2)")?
+            .execute(params![text_rowid(&e.room, e.id), e.text])?;
+    }
+    Ok(())
+}
+
+/// Takes `room`'s events up to `id` (all of them for `u64::MAX`) out of
+/// the search index.
+fn forget_words(tx: &rusqlite::Transaction<'_>, room: &str, up_to: u64) -> rusqlite::Result<()> {
+    let (first, last) = text_rowids(room);
+    let last = last.min(first.saturating_add(up_to.min(IDS_PER_ROOM as u64 - 1) as i64));
+    tx.prepare_cached("DELETE FROM message_words WHERE rowid BETWEEN ?1 AND ?2")?
+        .execute(params![first, last])?;
     Ok(())
 }
 
@@ -466,6 +546,7 @@ fn apply_room_change(tx: &rusqlite::Transaction<'_>, change: &Change) -> rusqlit
             // A code can come back after its room expired: start it clean.
             tx.prepare_cached("DELETE FROM rooms WHERE code = ?1")?
                 .execute([code.as_str()])?;
+            forget_words(tx, code.as_str(), u64::MAX)?;
             tx.prepare_cached(
                 "INSERT INTO rooms (code, created_ms, last_activity_ms, last_id, invite_key) VALUES (?1, ?2, ?2, 0, ?3)",
             )?
@@ -474,6 +555,7 @@ fn apply_room_change(tx: &rusqlite::Transaction<'_>, change: &Change) -> rusqlit
         Change::DeleteRoom { code } => {
             tx.prepare_cached("DELETE FROM rooms WHERE code = ?1")?
                 .execute([code.as_str()])?;
+            forget_words(tx, code.as_str(), u64::MAX)?;
         }
         Change::Join {
             session,
@@ -587,35 +669,73 @@ fn events(conn: &Connection, room: &RoomCode, range: Range) -> Result<Vec<Record
     .map_err(|e| e.to_string())?;
     let after = after.unwrap_or(0).min(i64::MAX as u64) as i64;
     let rows = select
-        .query_map(params![room.as_str(), after, before, limit], |row| {
-            Ok((
-                uint(row, 0)?,
-                row.get::<_, String>(1)?,
-                row.get::<_, String>(2)?,
-                row.get::<_, Option<String>>(3)?,
-                row.get::<_, String>(4)?,
-            ))
-        })
+        .query_map(params![room.as_str(), after, before, limit], event_row)
         .map_err(|e| e.to_string())?;
     let mut events = Vec::new();
     for row in rows {
-        let (id, kind, name, text, ts) = row.map_err(|e| e.to_string())?;
-        let kind: Kind = kind
-            .parse()
-            .map_err(|err| format!("event {room}/{id}: {err}"))?;
-        events.push(Recorded::new(Event {
-            id,
-            kind,
-            room: room.to_string(),
-            name,
-            text,
-            ts,
-        }));
+        events.push(recorded(room, row.map_err(|e| e.to_string())?)?);
     }
     if range.after.is_none() {
         events.reverse();
     }
     Ok(events)
+}
+
+/// The newest `limit` messages below `before` that have `words`, newest
+/// first: FTS5 finds them in the room's range of rowids.
+fn search(
+    conn: &Connection,
+    room: &RoomCode,
+    words: &Words,
+    before: u64,
+    limit: usize,
+) -> Result<Vec<Recorded>, String> {
+    let (first, last) = text_rowids(room.as_str());
+    let below = text_rowid(room.as_str(), before.min(IDS_PER_ROOM as u64 - 1)).min(last + 1);
+    let mut select = conn
+        .prepare_cached(
+            "SELECT id, kind, name, text, ts FROM events WHERE room = ?1 AND id IN
+                 (SELECT rowid - ?2 FROM message_words
+                  WHERE message_words MATCH ?3 AND rowid >= ?2 AND rowid < ?4
+                  ORDER BY rowid DESC LIMIT ?5)
+             ORDER BY id DESC",
+        )
+        .map_err(|e| e.to_string())?;
+    let limit = limit.min(i64::MAX as usize) as i64;
+    let rows = select
+        .query_map(
+            params![room.as_str(), first, words.fts5(), below, limit],
+            event_row,
+        )
+        .map_err(|e| e.to_string())?;
+    rows.map(|row| recorded(room, row.map_err(|e| e.to_string())?))
+        .collect()
+}
+
+type EventRow = (u64, String, String, Option<String>, String);
+
+fn event_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<EventRow> {
+    Ok((
+        uint(row, 0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+    ))
+}
+
+fn recorded(room: &RoomCode, (id, kind, name, text, ts): EventRow) -> Result<Recorded, String> {
+    let kind: Kind = kind
+        .parse()
+        .map_err(|err| format!("event {room}/{id}: {err}"))?;
+    Ok(Recorded::new(Event {
+        id,
+        kind,
+        room: room.to_string(),
+        name,
+        text,
+        ts,
+    }))
 }
 
 #[cfg(test)]

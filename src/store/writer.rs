@@ -14,7 +14,7 @@ use log::error;
 use tokio::sync::oneshot;
 
 use super::{Change, KeptPost, Range, Store, StoreError};
-use crate::model::{IdempotencyKey, Recorded, RoomCode};
+use crate::model::{IdempotencyKey, Recorded, RoomCode, Words};
 use crate::session::SessionId;
 
 /// Changes waiting for the writer, at most; past that posts get a 503
@@ -67,13 +67,25 @@ pub enum Job {
     /// are stored.
     Read {
         code: RoomCode,
-        range: Range,
+        query: Query,
         reply: Reply,
         ticket: Ticket,
     },
     /// Whether a post's `Idempotency-Key` was stored already, looked up
     /// once the changes queued before are stored.
     FindPost(FindPost),
+}
+
+/// What a read asks the store for.
+pub enum Query {
+    /// [`Store::events`].
+    Range(Range),
+    /// [`Store::search`]: the newest `limit` with `words` below `before`.
+    Search {
+        words: Words,
+        before: u64,
+        limit: usize,
+    },
 }
 
 /// A lookup of [`Store::find_post`]. It takes no [`Ticket`]: each is a
@@ -92,7 +104,7 @@ pub struct FindPost {
 struct Batch {
     changes: Vec<Change>,
     dones: Vec<Option<Done>>,
-    reads: Vec<(RoomCode, Range, Reply, Ticket)>,
+    reads: Vec<(RoomCode, Query, Reply, Ticket)>,
     finds: Vec<FindPost>,
 }
 
@@ -129,8 +141,16 @@ pub fn spawn(
                     let found = store.find_post(&find.code, find.session, &find.key, find.since_ms);
                     let _ = find.reply.send(found);
                 }
-                for (code, range, reply, _ticket) in reads {
-                    let _ = reply.send(store.events(&code, range));
+                for (code, query, reply, _ticket) in reads {
+                    let read = match query {
+                        Query::Range(range) => store.events(&code, range),
+                        Query::Search {
+                            words,
+                            before,
+                            limit,
+                        } => store.search(&code, &words, before, limit),
+                    };
+                    let _ = reply.send(read);
                 }
                 store.tidy();
             }
@@ -151,10 +171,10 @@ fn next_batch(rx: &Receiver<Job>) -> Option<Batch> {
             }
             Job::Read {
                 code,
-                range,
+                query,
                 reply,
                 ticket,
-            } => batch.reads.push((code, range, reply, ticket)),
+            } => batch.reads.push((code, query, reply, ticket)),
             Job::FindPost(find) => batch.finds.push(find),
         }
         if batch.changes.len() + batch.reads.len() + batch.finds.len() < BATCH_LIMIT {

@@ -13,6 +13,8 @@ mod tabs;
 
 use std::time::Duration;
 
+use fantoccini::Locator;
+
 use harness::{driver, Person, DESKTOP, ENTER, PHONE, RELEASE_KEYS, SHIFT};
 use helpers::{spawn_with, TestApp};
 
@@ -617,4 +619,67 @@ async fn scrolling_up_loads_older_messages_in_order_keeping_the_place() {
         .eval("[document.querySelectorAll('#log li.day').length, new Set([...document.querySelectorAll('#log li.event time')].map((t) => new Date(t.getAttribute('datetime')).toDateString())).size]")
         .await;
     assert_eq!(days[0], days[1], "{days}");
+}
+
+/// A search from the room's box lists the messages with the words; a hit
+/// far back (not on the page yet) is shown in the log among its
+/// neighbours, marked and in view.
+#[tokio::test]
+async fn a_search_hit_is_shown_in_the_log_with_its_context() {
+    let Some(driver) = driver() else { return };
+    let app = server().await;
+    let alice = driver.person(DESKTOP, true).await;
+    let code = alice.enter(&base(&app), "alice", None).await;
+    for i in 1..=130 {
+        let text = if i == 7 {
+            "the needle is here".to_string()
+        } else {
+            format!("hay {i}")
+        };
+        app.say(&code, "bob", &text).await;
+    }
+    alice.wait_for_text("hay 130").await;
+    let field = alice
+        .client
+        .find(Locator::Css("#search-words"))
+        .await
+        .unwrap();
+    field.send_keys(&format!("need{ENTER}")).await.unwrap();
+    alice
+        .wait_for(
+            "document.querySelector('#search-summary').textContent === '1 found, newest first:'",
+        )
+        .await;
+    assert_eq!(alice.text_of("#search-hits li .who").await, "bob");
+    alice
+        .client
+        .find(Locator::Css("#search-hits button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let found = alice
+        .wait_for("document.querySelector('#log li.found .text')?.textContent")
+        .await;
+    assert_eq!(found, "the needle is here");
+    // Its context: the messages before and after it, in order, once each.
+    let texts = alice.message_texts().await;
+    let at = texts
+        .iter()
+        .position(|t| t == "the needle is here")
+        .unwrap();
+    assert_eq!(texts[at - 1], "hay 6");
+    assert_eq!(texts[at + 1], "hay 8");
+    assert_eq!(texts.len(), 130, "every message once");
+    let in_view = alice
+        .eval("(() => { const r = document.querySelector('#log li.found').getBoundingClientRect(), v = document.querySelector('.messages').getBoundingClientRect(); return r.top >= v.top && r.bottom <= v.bottom; })()")
+        .await;
+    assert_eq!(in_view, true);
+    assert_eq!(
+        alice
+            .eval("document.activeElement === document.querySelector('#log li.found')")
+            .await,
+        true
+    );
 }

@@ -31,7 +31,7 @@ use bytes::Bytes;
 use log::info;
 
 use super::backend::{
-    gap, repeated, Backend, Join, Opening, Pending, Post, Task, Window, CODE_ATTEMPTS,
+    gap, repeated, Backend, Join, Opening, Pending, Post, Search, Task, Window, CODE_ATTEMPTS,
     DEVICE_LINK_TTL,
 };
 use super::error::RoomError;
@@ -239,6 +239,34 @@ impl Backend for Shared {
                 Some(events) => Ok(events),
                 None => Err(self.forget(code)),
             }
+        })
+    }
+
+    /// A scan of the room's kept log, newest first, a page at a time
+    /// (Redis keeps no index of words), until `limit` are found or the
+    /// log's start is reached: at most the --history kept.
+    fn search<'a>(&'a self, code: &'a RoomCode, search: Search) -> Pending<'a, Vec<Arc<Recorded>>> {
+        const PAGE: usize = 500;
+        Box::pin(async move {
+            let mut found = Vec::new();
+            let mut before = search.before;
+            while found.len() < search.limit {
+                let Some(page) = self.redis.history(code, None, before, PAGE).await? else {
+                    return Err(self.forget(code));
+                };
+                let Some(oldest) = page.first() else { break };
+                before = Some(oldest.event.id);
+                let read = page.len();
+                let hits = page.into_iter().rev().filter(|e| {
+                    let text = e.event.text.as_deref();
+                    e.event.kind == Kind::Message && text.is_some_and(|t| search.words.found_in(t))
+                });
+                found.extend(hits.take(search.limit - found.len()));
+                if read < PAGE {
+                    break;
+                }
+            }
+            Ok(found)
         })
     }
 

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use super::*;
-use crate::model::{IdempotencyKey, Name, PostKey, Text};
+use crate::model::{IdempotencyKey, Name, PostKey, Text, Words};
 use crate::session::SessionId;
 
 fn message(code: &RoomCode, id: u64, text: &str) -> Change {
@@ -330,4 +330,54 @@ fn a_post_key_is_found_within_its_window_and_goes_with_its_room() {
     };
     store.apply(&[again], 10).unwrap();
     assert_eq!(store.find_post(&code, session, &key, 0).unwrap(), None);
+}
+
+#[test]
+fn messages_kept_before_the_index_are_found_and_go_with_trims_and_rooms() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    let path = path.to_str().unwrap();
+    let code = RoomCode::parse("ABCD").unwrap();
+    let words = Words::parse("apple").unwrap();
+    let found = |store: &mut SqliteStore| -> Vec<u64> {
+        let hits = store.search(&code, &words, u64::MAX, 10).unwrap();
+        hits.iter().map(|e| e.event.id).collect()
+    };
+    {
+        let mut store = SqliteStore::open(path).unwrap();
+        let mut changes = vec![Change::CreateRoom {
+            code: code.clone(),
+            key: None,
+            at_ms: 5,
+        }];
+        changes.extend((1..=4).map(|id| message(&code, id, &format!("apple {id}"))));
+        changes.push(notice(&code, 5));
+        store.apply(&changes, 10).unwrap();
+        // As a roomcast before search left it: schema v4, no index.
+        store
+            .conn
+            .execute_batch("DROP TABLE message_words; PRAGMA user_version = 4;")
+            .unwrap();
+    }
+    let mut store = SqliteStore::open(path).unwrap();
+    assert_eq!(found(&mut store), vec![4, 3, 2, 1], "filled as it was made");
+    // Another room's words are its own.
+    let other = RoomCode::parse("ABCE").unwrap();
+    let create = |code: &RoomCode| Change::CreateRoom {
+        code: code.clone(),
+        key: None,
+        at_ms: 6,
+    };
+    store
+        .apply(&[create(&other), message(&other, 1, "apple pie")], 10)
+        .unwrap();
+    assert_eq!(found(&mut store), vec![4, 3, 2, 1]);
+    // A trim takes the words of what it takes.
+    store.apply(&[message(&code, 6, "pear")], 2).unwrap();
+    assert_eq!(found(&mut store), vec![4]);
+    // A room made again under the code starts with none.
+    store.apply(&[create(&code)], 10).unwrap();
+    assert!(found(&mut store).is_empty());
+    let hits = store.search(&other, &words, u64::MAX, 10).unwrap();
+    assert_eq!(hits.len(), 1);
 }
