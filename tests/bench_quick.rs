@@ -37,7 +37,8 @@ async fn the_benchmark_runs_at_quick_sizes_and_loses_nothing() {
             "posts/1k-subs",
             "posts/memory",
             "cluster/1-node",
-            "cluster/2-nodes"
+            "cluster/2-nodes",
+            "search"
         ]
     );
     for row in &rows {

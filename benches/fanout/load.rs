@@ -590,6 +590,32 @@ impl Poster {
         id_of(&reply).ok_or_else(|| io::Error::other("no id in the reply"))
     }
 
+    /// Posts `text` (JSON-safe: letters, digits and spaces) as the
+    /// speaker; returns its id.
+    pub async fn say_text(&mut self, code: &str, text: &str) -> io::Result<u64> {
+        let body = format!(r#"{{"text":"{text}"}}"#);
+        let headers = credential(code, true);
+        let path = format!("/rooms/{code}/messages");
+        let reply = self
+            .request("POST", &path, &headers, "application/json", &body)
+            .await?;
+        if reply.status != 201 {
+            return Err(io::Error::other(format!("post answered {}", reply.status)));
+        }
+        id_of(&reply.body).ok_or_else(|| io::Error::other("no id in the reply"))
+    }
+
+    /// `GET /rooms/CODE/messages?QUERY` as the watcher: the status and the
+    /// body's length.
+    pub async fn read(&mut self, code: &str, query: &str) -> io::Result<(u16, usize)> {
+        let headers = credential(code, false);
+        let path = format!("/rooms/{code}/messages?{query}");
+        let reply = self
+            .request("GET", &path, &headers, "application/json", "")
+            .await?;
+        Ok((reply.status, reply.body.len()))
+    }
+
     /// Makes a room and joins it as "bench" and as "bench watcher" (see
     /// [`JOINED`]).
     pub async fn create_room(&mut self) -> io::Result<String> {

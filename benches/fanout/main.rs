@@ -13,6 +13,7 @@ mod cluster;
 mod floor;
 mod load;
 mod multiplex;
+mod search;
 mod soak;
 
 use std::fmt::Write as _;
@@ -161,6 +162,7 @@ pub async fn run(options: &Options) -> Vec<Row> {
         "multiplex",
         "posts",
         "cluster",
+        "search",
     ];
     if !fanout.into_iter().any(wanted) {
         return rows;
@@ -222,6 +224,12 @@ pub async fn run(options: &Options) -> Vec<Row> {
         // The same load on one node first, so the two rows compare.
         record(saturate("cluster/1-node", &[server.addr], subs, secs).await);
         record(cluster::two_nodes(&options.server, subs, secs).await);
+    }
+    if wanted("search") && options.url.is_none() {
+        let (events, searches) = if q { (500, 50) } else { (10_000, 1000) };
+        let history = events.to_string();
+        let flags = [LIFTED, &["--history", &history]].concat();
+        record(search::search(&start(&flags), events, searches).await);
     }
     rows
 }
