@@ -513,9 +513,10 @@ fn forget_words(tx: &rusqlite::Transaction<'_>, room: &str, up_to: u64) -> rusql
     Ok(())
 }
 
-/// The key a message was sent with. (Two posts can never share one: the
-/// registry looks a key up before it stores, and refuses it while its
-/// post is under way.)
+/// The key a message was sent with. (Two posts within the window never
+/// share one: the registry looks a key up before it stores, and refuses
+/// it while its post is under way. A row past the window that tidy has
+/// not deleted yet is replaced, never a conflict that fails the batch.)
 fn insert_key(
     tx: &rusqlite::Transaction<'_>,
     e: &Event,
@@ -525,7 +526,9 @@ fn insert_key(
 ) -> rusqlite::Result<()> {
     tx.prepare_cached(
         "INSERT INTO post_keys (room, session, key, id, name, ts, digest, at_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+         ON CONFLICT (room, session, key) DO UPDATE SET
+             id = ?4, name = ?5, ts = ?6, digest = ?7, at_ms = ?8",
     )?
     .execute(params![
         e.room,
