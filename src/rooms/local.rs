@@ -27,11 +27,10 @@ use super::sessions::Sessions;
 use super::settings::Settings;
 use super::state::{Rooms, State, Writer};
 use crate::client::VisitorKey;
-use crate::limits::IDEMPOTENCY_WINDOW;
 use crate::model::{IdempotencyKey, Kind, Names, Recorded, RoomCode, RoomKey, Update};
 use crate::session::{Participation, Session, SessionId};
 use crate::store::writer::{self, FindPost, Job, Query, Reads};
-use crate::store::{now_ms, Change, KeptPost, Range, Store, StoreError};
+use crate::store::{keys_window_start_ms, now_ms, Change, KeptPost, Range, Store, StoreError};
 
 pub struct Local {
     rooms: Arc<Rooms>,
@@ -655,7 +654,7 @@ fn find_post(
     let state = rooms.lock();
     state.room(code)?;
     let (reply, found) = oneshot::channel();
-    let since_ms = now_ms().saturating_sub(IDEMPOTENCY_WINDOW.as_millis() as u64);
+    let since_ms = keys_window_start_ms();
     let find = FindPost {
         code: code.clone(),
         session,

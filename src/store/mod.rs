@@ -187,6 +187,12 @@ pub trait Store: Send + 'static {
     fn tidy(&mut self) {}
 }
 
+/// When the idempotency window began, in ms since the epoch: keys sent
+/// before it are forgotten.
+pub fn keys_window_start_ms() -> u64 {
+    now_ms().saturating_sub(crate::limits::IDEMPOTENCY_WINDOW.as_millis() as u64)
+}
+
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()

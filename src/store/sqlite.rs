@@ -8,8 +8,7 @@ use std::time::{Duration, Instant};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::checkpoint::Checkpoints;
-use super::{now_ms, Change, KeptPost, Range, Store, StoreError, Stored, StoredRoom};
-use crate::limits::IDEMPOTENCY_WINDOW;
+use super::{keys_window_start_ms, Change, KeptPost, Range, Store, StoreError, Stored, StoredRoom};
 use crate::model::{
     Event, IdempotencyKey, Kind, Name, PostKey, Recorded, RoomCode, RoomKey, Words,
 };
@@ -286,7 +285,7 @@ impl Store for SqliteStore {
         }
         if self.keys_forgotten.elapsed() >= FORGET_KEYS_EVERY {
             self.keys_forgotten = Instant::now();
-            let until = now_ms().saturating_sub(IDEMPOTENCY_WINDOW.as_millis() as u64);
+            let until = keys_window_start_ms();
             let forgotten = self
                 .conn
                 .prepare_cached("DELETE FROM post_keys WHERE at_ms < ?1")
