@@ -155,9 +155,17 @@ pub struct Config {
     #[arg(long, env = "ROOMCAST_KEEP_ALIVE", default_value = "15", value_parser = seconds)]
     pub keep_alive: Duration,
 
-    /// Seconds a room with nobody connected lives on (fractions allowed).
-    #[arg(long, env = "ROOMCAST_ROOM_TTL", default_value = "300", value_parser = seconds)]
+    /// Seconds a room lives on with nobody connected and nothing said
+    /// (fractions allowed; default 30 days). Then it ends: its messages
+    /// are gone, and its code answers "ended" for `--ended-ttl`.
+    #[arg(long, env = "ROOMCAST_ROOM_TTL", default_value = "2592000", value_parser = seconds)]
     pub room_ttl: Duration,
+
+    /// Seconds an ended room's code answers "Room ABCD ended on DATE" and
+    /// is given to no new room (fractions allowed; default as long as
+    /// `--room-ttl`).
+    #[arg(long, env = "ROOMCAST_ENDED_TTL", value_parser = seconds)]
+    pub ended_ttl: Option<Duration>,
 
     /// Seconds a session (a browser's cookie, a script's token, and every
     /// name it holds) is kept after its last use (default 30 days).
@@ -185,6 +193,7 @@ impl Config {
                 total_bytes: self.total_memory_bytes,
             },
             room_ttl: self.room_ttl,
+            ended_ttl: self.ended_ttl.unwrap_or(self.room_ttl),
             session_ttl: self.session_ttl,
             limits: Limits {
                 max_streams: self.max_streams.unwrap_or_else(max_streams),

@@ -27,6 +27,8 @@ pub enum ApiError {
     Forbidden(String),
     /// 404: no such room.
     RoomNotFound(RoomCode),
+    /// 410: the room ended, on this day (UTC, `2026-12-03`).
+    RoomEnded(RoomCode, String),
     /// 409: the name is someone else's, or this session is in the room
     /// under another name.
     Conflict(String),
@@ -49,6 +51,7 @@ impl ApiError {
             ApiError::NotParticipant => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::RoomNotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::RoomEnded(..) => StatusCode::GONE,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::UnsupportedType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -65,6 +68,7 @@ impl ApiError {
             ApiError::NotParticipant => "not_participant",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::RoomNotFound(_) => "no_room",
+            ApiError::RoomEnded(..) => "room_ended",
             ApiError::Conflict(_) => "conflict",
             ApiError::UnsupportedType => "media_type",
             ApiError::Invalid(_) => "invalid",
@@ -79,6 +83,9 @@ impl ApiError {
             ApiError::Malformed(why) => format!("Malformed request: {why}"),
             ApiError::NotParticipant => "join the room first".into(),
             ApiError::RoomNotFound(code) => format!("Room {code} does not exist."),
+            ApiError::RoomEnded(code, day) => format!(
+                "Room {code} ended on {day}: nobody was in it for a long time, and its messages are gone."
+            ),
             ApiError::Conflict(why) | ApiError::Forbidden(why) => why.clone(),
             ApiError::UnsupportedType => {
                 "Send application/json or application/x-www-form-urlencoded.".into()
@@ -100,6 +107,7 @@ impl From<RoomError> for ApiError {
     fn from(err: RoomError) -> ApiError {
         match err {
             RoomError::NotFound(code) => ApiError::RoomNotFound(code),
+            RoomError::Ended(code, at_ms) => ApiError::RoomEnded(code, day_of(at_ms)),
             RoomError::NoFreeCode => ApiError::Unavailable(
                 "no_free_code",
                 "No free room code right now; try again.".into(),
@@ -280,4 +288,12 @@ pub async fn recover(rejection: warp::Rejection) -> Result<Response, Infallible>
     let mut response = json_error(status, &message);
     response.extensions_mut().insert(Reason(reason));
     Ok(response)
+}
+
+/// The day (UTC) of a time in ms since the epoch: `2026-12-03`.
+fn day_of(at_ms: u64) -> String {
+    let at = std::time::UNIX_EPOCH + Duration::from_millis(at_ms);
+    let mut day = humantime::format_rfc3339_seconds(at).to_string();
+    day.truncate("2026-12-03".len());
+    day
 }

@@ -280,6 +280,9 @@ impl PostKey {
 /// Longest search, in characters.
 pub const SEARCH_MAX_CHARS: usize = 200;
 
+/// Most words in one search (each one more index lookup).
+pub const SEARCH_MAX_WORDS: usize = 8;
+
 /// What a search asks for (`?q=`): words, each of which a message must
 /// have, as the start of one of its words, case and accents aside where
 /// the store can tell (`hel` finds "Hello"). Every store reads words the
@@ -294,11 +297,18 @@ impl Words {
                 "A search can be at most {SEARCH_MAX_CHARS} characters."
             )));
         }
-        let words: Vec<String> = words_of(input).collect();
+        let mut words: Vec<String> = words_of(input).collect();
+        words.sort();
+        words.dedup();
         if words.is_empty() {
             return Err(Invalid(
                 "Search for at least one word (letters or digits).".into(),
             ));
+        }
+        if words.len() > SEARCH_MAX_WORDS {
+            return Err(Invalid(format!(
+                "A search can have at most {SEARCH_MAX_WORDS} words."
+            )));
         }
         Ok(Words(words))
     }

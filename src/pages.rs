@@ -148,11 +148,18 @@ impl Pages {
     }
 
     pub fn not_found(&self, message: &str) -> Result<String, RenderError> {
+        self.refused("Not found", message)
+    }
+
+    /// A page that only says why what was asked for is not here.
+    pub fn refused(&self, heading: &str, message: &str) -> Result<String, RenderError> {
         #[derive(Serialize)]
-        struct NotFound<'a> {
+        struct Refused<'a> {
+            heading: &'a str,
             message: &'a str,
         }
-        self.render("not_found", "Not found · roomcast", &NotFound { message })
+        let title = format!("{heading} · roomcast");
+        self.render("not_found", &title, &Refused { heading, message })
     }
 
     fn render<T: Serialize>(

@@ -101,7 +101,9 @@ pub async fn enter(
 /// for what was typed, any other error with its own status.
 fn home_again(app: &App, form: HomeForm, err: ApiError) -> Response {
     let status = match &err {
-        ApiError::Invalid(_) | ApiError::RoomNotFound(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        ApiError::Invalid(_) | ApiError::RoomNotFound(_) | ApiError::RoomEnded(..) => {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
         other => other.status(),
     };
     let view = HomeView {
@@ -120,7 +122,7 @@ fn home_again(app: &App, form: HomeForm, err: ApiError) -> Response {
 fn is_the_codes(err: &ApiError, form: &HomeForm) -> bool {
     let name_ok = || Name::parse(form.name.as_deref().unwrap_or_default()).is_ok();
     match err {
-        ApiError::RoomNotFound(_) => true,
+        ApiError::RoomNotFound(_) | ApiError::RoomEnded(..) => true,
         ApiError::Invalid(_) => name_ok(),
         _ => false,
     }

@@ -83,7 +83,9 @@ pub async fn post_message(
     match (posted, wants) {
         (Ok(_), Wants::Html) => see_other(&format!("/rooms/{code}")),
         (Ok(message), Wants::Json) => json(StatusCode::CREATED, message.json.clone()),
-        (Err(err @ ApiError::RoomNotFound(_)), Wants::Html) => room_error(&app, &code, err),
+        (Err(err @ (ApiError::RoomNotFound(_) | ApiError::RoomEnded(..))), Wants::Html) => {
+            room_error(&app, &code, err)
+        }
         (Err(err @ (ApiError::Invalid(_) | ApiError::TooMany(..))), Wants::Html) => {
             // The room again with the text kept, so nothing typed is lost.
             let page = Page {

@@ -189,6 +189,11 @@ pub(super) fn room_error(app: &App, code: &RoomCode, err: ApiError) -> Response 
         ApiError::RoomNotFound(_) => ApiError::RoomNotFound(code.clone()),
         other => other,
     };
-    let page = html(err.status(), app.pages.not_found(&err.message()));
+    let heading = match &err {
+        ApiError::RoomEnded(..) => format!("Room {code} ended"),
+        ApiError::RoomNotFound(_) => "Not found".into(),
+        _ => format!("Room {code} is not available"),
+    };
+    let page = html(err.status(), app.pages.refused(&heading, &err.message()));
     refused_page(page, &err)
 }

@@ -160,8 +160,13 @@ pub trait Backend: Send + Sync + 'static {
     /// their names are free; say they left.
     fn sessions_ended(&self, state: &mut State, ended: Vec<(SessionId, Session)>);
 
-    /// A room was idle past its TTL and is gone from memory.
-    fn room_expired(&self, state: &mut State, code: &RoomCode);
+    /// A room was idle past its TTL and is gone from memory (`private`:
+    /// it had a key).
+    fn room_expired(&self, state: &mut State, code: &RoomCode, private: bool);
+
+    /// An ended room's code is free again (the local backend's: with
+    /// Redis, Redis keeps the reservation).
+    fn code_freed(&self, _state: &mut State, _code: &RoomCode) {}
 
     /// Run after every sweep: with Redis, rooms with streams on this node
     /// live on there (Redis expires a room's keys on its own).

@@ -4,10 +4,14 @@
 use std::time::Duration;
 
 use crate::model::{Name, RoomCode};
+use crate::store::EndedRoom;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RoomError {
     NotFound(RoomCode),
+    /// The room ended (its TTL passed with nobody in it) at this time, in
+    /// ms since the epoch; its code is not given to a new room for a while.
+    Ended(RoomCode, u64),
     NoFreeCode,
     ShuttingDown,
     /// `--max-streams` are open already.
@@ -38,4 +42,16 @@ pub enum RoomError {
     KeyReused,
     /// A post with this `Idempotency-Key` is being stored right now.
     KeyInFlight,
+}
+
+impl RoomError {
+    /// Why `code` is no room: it ended (`ended`), or it never was one. A
+    /// private room that ended is told as one that never was: nobody
+    /// outside may learn it existed.
+    pub fn missing(code: &RoomCode, ended: Option<&EndedRoom>) -> RoomError {
+        match ended {
+            Some(room) if !room.private => RoomError::Ended(code.clone(), room.at_ms),
+            _ => RoomError::NotFound(code.clone()),
+        }
+    }
 }

@@ -27,10 +27,12 @@ use super::sessions::Sessions;
 use super::settings::Settings;
 use super::state::{Rooms, State, Writer};
 use crate::client::VisitorKey;
-use crate::model::{IdempotencyKey, Kind, Names, Recorded, RoomCode, RoomKey, Update};
+use crate::model::{IdempotencyKey, Kind, Name, Names, Recorded, RoomCode, RoomKey, Update};
 use crate::session::{Participation, Session, SessionId};
 use crate::store::writer::{self, FindPost, Job, Query, Reads};
-use crate::store::{keys_window_start_ms, now_ms, Change, KeptPost, Range, Store, StoreError};
+use crate::store::{
+    keys_window_start_ms, now_ms, Change, EndedRoom, KeptPost, Range, Store, StoreError,
+};
 
 pub struct Local {
     rooms: Arc<Rooms>,
@@ -71,6 +73,7 @@ impl Local {
         {
             let mut state = rooms.lock();
             state.sessions = sessions;
+            state.ended = stored.ended.into_iter().collect();
             for code in order {
                 let newest = Range {
                     after: None,
@@ -114,7 +117,7 @@ impl Backend for Local {
                 state.admit_room(visitor)?;
                 let code = (0..CODE_ATTEMPTS)
                     .map(|_| RoomCode::random())
-                    .find(|code| !state.rooms.contains_key(code))
+                    .find(|code| state.code_free(code))
                     .ok_or(RoomError::NoFreeCode)?;
                 let change = Change::CreateRoom {
                     code: code.clone(),
@@ -318,8 +321,9 @@ impl Backend for Local {
     }
 
     /// Admission, the id and the queue in one hold of the lock. A post
-    /// with a key holds it (no other post with it runs meanwhile), looks
-    /// it up in the store, and is stored only if it is not there.
+    /// with a key is admitted first, then holds its key (no other post
+    /// with it runs meanwhile), looks it up in the store, and is stored
+    /// only if it is not there (its sender checked again as it is).
     fn post<'a>(&'a self, post: Post<'a>) -> Pending<'a, Arc<Recorded>> {
         let Post {
             code,
@@ -332,6 +336,9 @@ impl Backend for Local {
         Box::pin(async move {
             let _held = match key {
                 Some(key) => {
+                    // Admitted before the lookup, so only a speaker within
+                    // their allowance ever puts one on the writer's queue.
+                    admit_speaker(&mut rooms.lock(), code, session, visitor)?;
                     let held = KeyHeld::take(rooms, code, session, &key.key)?;
                     if let Some(kept) = outcome(find_post(rooms, code, session, &key.key)?).await? {
                         return repeated(code, text, &key.digest, kept);
@@ -344,12 +351,11 @@ impl Backend for Local {
                 let mut state = rooms.lock();
                 // Checked where it is stored: a leave just before cannot
                 // let the message in after.
-                let name = state
-                    .sessions
-                    .speaker(&session, code)
-                    .ok_or(RoomError::NotParticipant)?
-                    .clone();
-                state.admit_post(code, visitor)?;
+                let name = match key {
+                    Some(_) => speaker(&state, code, session)?,
+                    None => admit_speaker(&mut state, code, session, visitor)?,
+                };
+                state.check_open()?;
                 let message = state
                     .room(code)?
                     .next_event(code, Kind::Message, &name, Some(text));
@@ -540,12 +546,30 @@ impl Backend for Local {
         }
     }
 
-    fn room_expired(&self, state: &mut State, code: &RoomCode) {
-        match enqueue(state, Change::DeleteRoom { code: code.clone() }, None) {
-            Ok(()) => info!("room {code} removed after its TTL with nobody connected"),
+    /// Its code is reserved from now on, in memory at once and in the
+    /// store with the room's end.
+    fn room_expired(&self, state: &mut State, code: &RoomCode, private: bool) {
+        let at_ms = now_ms();
+        let ended = EndedRoom { at_ms, private };
+        state.ended.insert(code.clone(), ended);
+        let change = Change::EndRoom {
+            code: code.clone(),
+            at_ms,
+            private,
+        };
+        match enqueue(state, change, None) {
+            Ok(()) => info!("room {code} ended after its TTL with nobody connected"),
             Err(err) => {
-                warn!("room {code} expired but stays in the store until next start: {err:?}")
+                warn!("room {code} ended but stays in the store until next start: {err:?}")
             }
+        }
+    }
+
+    fn code_freed(&self, state: &mut State, code: &RoomCode) {
+        let change = Change::FreeCode { code: code.clone() };
+        if let Err(err) = enqueue(state, change, None) {
+            // Freed in memory; the next start frees it again.
+            warn!("room code {code} is free, but not yet in the store: {err:?}");
         }
     }
 
@@ -611,6 +635,24 @@ fn read(
         let events = outcome(events).await?;
         Ok(events.into_iter().map(Arc::new).collect())
     })
+}
+
+/// The name `session` speaks under in the room, if it may speak there.
+fn speaker(state: &State, code: &RoomCode, session: SessionId) -> Result<Name, RoomError> {
+    let name = state.sessions.speaker(&session, code);
+    name.cloned().ok_or(RoomError::NotParticipant)
+}
+
+/// [`speaker`], and the post admitted (taking the visitor's allowance).
+fn admit_speaker(
+    state: &mut State,
+    code: &RoomCode,
+    session: SessionId,
+    visitor: VisitorKey,
+) -> Result<Name, RoomError> {
+    let name = speaker(state, code, session)?;
+    state.admit_post(code, visitor)?;
+    Ok(name)
 }
 
 /// A post's key, held from its lookup until its outcome is known: the same

@@ -118,7 +118,7 @@ impl Registry {
     /// its miss allowance, and once that is spent the answer is 429, not
     /// 404 (so guessing codes runs at the allowance's rate).
     pub fn charge_miss(&self, ip: IpAddr, err: RoomError) -> RoomError {
-        if !matches!(err, RoomError::NotFound(_)) {
+        if !matches!(err, RoomError::NotFound(_) | RoomError::Ended(..)) {
             return err;
         }
         match self.inner.rooms.lock().admission.missed(ip) {
@@ -226,7 +226,8 @@ impl Registry {
         for (code, part) in &session.rooms {
             match self.history(code, None, 1).await {
                 Ok(newest) => found.push((code.clone(), part.clone(), newest.into_iter().next())),
-                Err(RoomError::NotFound(_)) => {} // gone since the session was read
+                // Gone since the session was read.
+                Err(RoomError::NotFound(_) | RoomError::Ended(..)) => {}
                 Err(err) => return Err(err),
             }
         }
@@ -388,13 +389,15 @@ impl Registry {
     }
 
     /// Ends sessions unused for longer than the session TTL (announcing
-    /// their leaves), removes rooms idle for longer than the room TTL with
-    /// everyone's part in them, and forgets what visitors left behind.
+    /// their leaves), ends rooms idle for longer than the room TTL with
+    /// everyone's part in them (their codes reserved for `ended_ttl`), and
+    /// forgets what visitors left behind.
     /// `now_ms` is the wall clock (sessions are kept across restarts),
     /// `now` the same moment on the monotonic one.
     pub fn sweep(&self, now: Instant, now_ms: u64) {
         let Settings {
             room_ttl,
+            ended_ttl,
             session_ttl,
             ..
         } = self.inner.rooms.settings;
@@ -404,8 +407,11 @@ impl Registry {
         if !ended.is_empty() {
             self.inner.backend.sessions_ended(&mut state, ended);
         }
-        for code in state.take_expired(now, room_ttl) {
-            self.inner.backend.room_expired(&mut state, &code);
+        for (code, private) in state.take_expired(now, room_ttl) {
+            self.inner.backend.room_expired(&mut state, &code, private);
+        }
+        for code in state.take_freed(now_ms, ended_ttl) {
+            self.inner.backend.code_freed(&mut state, &code);
         }
         state.links.retain(|_, (_, until)| now < *until);
         state.admission.forget_idle();

@@ -11,6 +11,8 @@ pub struct Settings {
     /// What `--history` keeps, and what of it memory holds.
     pub history: Bounds,
     pub room_ttl: Duration,
+    /// How long an ended room's code stays reserved.
+    pub ended_ttl: Duration,
     /// How long a session is kept after its last use.
     pub session_ttl: Duration,
     pub limits: Limits,

@@ -27,6 +27,7 @@ use crate::metrics::Metrics;
 use crate::model::{IdempotencyKey, Recorded, RoomCode, Update};
 use crate::session::SessionId;
 use crate::store::writer::{Job, Reads};
+use crate::store::EndedRoom;
 
 /// The rooms in memory, behind the lock; shared by the registry, its
 /// backend and every open stream's guard.
@@ -38,6 +39,9 @@ pub struct Rooms {
 
 pub struct State {
     pub rooms: HashMap<RoomCode, Room>,
+    /// Rooms that ended (local backend), while their codes stay reserved:
+    /// they answer "ended", and no new room gets their code.
+    pub ended: HashMap<RoomCode, EndedRoom>,
     pub sessions: Sessions,
     /// Device links not used yet (local backend): secret → session, until.
     pub links: HashMap<String, (SessionId, Instant)>,
@@ -68,6 +72,7 @@ impl Rooms {
     pub fn new(settings: Settings, rooms: HashMap<RoomCode, Room>) -> Rooms {
         let state = State {
             rooms,
+            ended: HashMap::new(),
             sessions: Sessions::default(),
             links: HashMap::new(),
             admission: Admission::new(settings.limits),
@@ -222,30 +227,48 @@ impl State {
     }
 
     pub fn room(&self, code: &RoomCode) -> Result<&Room, RoomError> {
-        self.rooms
-            .get(code)
-            .ok_or_else(|| RoomError::NotFound(code.clone()))
+        let ended = || RoomError::missing(code, self.ended.get(code));
+        self.rooms.get(code).ok_or_else(ended)
     }
 
     pub fn room_mut(&mut self, code: &RoomCode) -> Result<&mut Room, RoomError> {
-        self.rooms
-            .get_mut(code)
-            .ok_or_else(|| RoomError::NotFound(code.clone()))
+        let ended = || RoomError::missing(code, self.ended.get(code));
+        self.rooms.get_mut(code).ok_or_else(ended)
     }
 
-    /// Takes out the rooms idle for at least `ttl`, and their sessions.
-    pub fn take_expired(&mut self, now: Instant, ttl: Duration) -> Vec<RoomCode> {
+    /// Whether a new room may have `code`: no room has it, nor one that
+    /// ended not long ago.
+    pub fn code_free(&self, code: &RoomCode) -> bool {
+        !self.rooms.contains_key(code) && !self.ended.contains_key(code)
+    }
+
+    /// Takes out the rooms idle for at least `ttl`, and their sessions;
+    /// each with whether it was private.
+    pub fn take_expired(&mut self, now: Instant, ttl: Duration) -> Vec<(RoomCode, bool)> {
         let budget = &mut self.budget;
-        let expired: Vec<RoomCode> = self
+        let expired: Vec<(RoomCode, bool)> = self
             .rooms
             .extract_if(|_, room| room.idle_since.is_some_and(|t| now - t >= ttl))
             .map(|(code, room)| {
                 budget.ended(room.history.bytes());
-                code
+                (code, room.key.is_some())
             })
             .collect();
-        self.sessions.end_in(&expired);
+        let codes: Vec<RoomCode> = expired.iter().map(|(code, _)| code.clone()).collect();
+        self.sessions.end_in(&codes);
         shrink(&mut self.rooms);
         expired
+    }
+
+    /// Takes out the ended rooms whose codes are free again: those that
+    /// ended at least `reserved` before `now_ms`.
+    pub fn take_freed(&mut self, now_ms: u64, reserved: Duration) -> Vec<RoomCode> {
+        let until = |ended: &EndedRoom| ended.at_ms.saturating_add(reserved.as_millis() as u64);
+        let freed: Vec<RoomCode> = (self.ended)
+            .extract_if(|_, ended| until(ended) <= now_ms)
+            .map(|(code, _)| code)
+            .collect();
+        shrink(&mut self.ended);
+        freed
     }
 }

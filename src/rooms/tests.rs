@@ -22,6 +22,7 @@ fn registry_with(session_ttl_ms: u64, room_ttl_ms: u64, max_rooms: usize) -> Reg
             total_bytes: 1 << 28,
         },
         room_ttl: Duration::from_millis(room_ttl_ms),
+        ended_ttl: Duration::from_millis(room_ttl_ms),
         session_ttl: Duration::from_millis(session_ttl_ms),
         limits: Limits {
             max_streams: 100,
@@ -167,7 +168,7 @@ async fn a_device_link_works_once_and_not_after_ten_minutes() {
 }
 
 #[tokio::test]
-async fn sweep_removes_idle_rooms_and_everyones_part_in_them() {
+async fn sweep_ends_idle_rooms_and_everyones_part_in_them_and_frees_the_code_later() {
     let registry = registry(60_000, 1000);
     let code = registry.create_room(someone()).await.unwrap();
     let id = member(&registry, &code, "al").await;
@@ -182,12 +183,22 @@ async fn sweep_removes_idle_rooms_and_everyones_part_in_them() {
     registry.sweep(Instant::now() + Duration::from_millis(999), now);
     assert!(registry.require_room(&code).await.is_ok());
     registry.sweep(Instant::now() + Duration::from_millis(1001), now);
-    assert!(registry.require_room(&code).await.is_err());
+    let ended = registry.require_room(&code).await;
+    assert!(matches!(ended, Err(RoomError::Ended(..))), "{ended:?}");
     let session = registry.session(id).await.unwrap().unwrap();
     assert!(
         session.rooms.is_empty(),
         "the session lives on, out of the room"
     );
+    // Reserved for --ended-ttl (here 1 s, on the wall clock), then free.
+    let reserved = |registry: &Registry| !registry.inner.rooms.lock().code_free(&code);
+    assert!(reserved(&registry), "no new room gets an ended code");
+    registry.sweep(Instant::now(), now + 999);
+    assert!(reserved(&registry));
+    registry.sweep(Instant::now(), now + 60_000);
+    assert!(!reserved(&registry));
+    let gone = registry.require_room(&code).await;
+    assert_eq!(gone, Err(RoomError::NotFound(code.clone())));
 }
 
 #[tokio::test]

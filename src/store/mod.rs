@@ -36,9 +36,15 @@ pub enum Change {
         key: Option<(SessionId, PostKey)>,
         at_ms: u64,
     },
-    DeleteRoom {
+    /// The room's TTL passed with nobody in it: it and everything in it
+    /// go, and its code is kept as ended at `at_ms` (see [`EndedRoom`]).
+    EndRoom {
         code: RoomCode,
+        at_ms: u64,
+        private: bool,
     },
+    /// An ended room's code may be given to a new room again.
+    FreeCode { code: RoomCode },
     /// `session` (made if new) takes part in the room as `part`, and the
     /// room's history says so (`notice`; none for a watcher), in one.
     Join {
@@ -56,15 +62,10 @@ pub enum Change {
         at_ms: u64,
     },
     /// `session` was used at `at_ms` (kept `--session-ttl` after that).
-    Used {
-        session: SessionId,
-        at_ms: u64,
-    },
+    Used { session: SessionId, at_ms: u64 },
     /// `session` went unused past `--session-ttl`: it and its
     /// participations are gone.
-    EndSession {
-        session: SessionId,
-    },
+    EndSession { session: SessionId },
 }
 
 impl Change {
@@ -97,6 +98,18 @@ pub struct Stored {
     pub rooms: Vec<StoredRoom>,
     /// Every session, with when it was last used (ms since the epoch).
     pub sessions: Vec<(SessionId, u64)>,
+    /// The rooms that ended and whose codes are not free yet.
+    pub ended: Vec<(RoomCode, EndedRoom)>,
+}
+
+/// A room that ended: its code answers "ended on" (unless it was private:
+/// then it is a room nobody outside may learn of) and is not given to a new
+/// room until the reservation passes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EndedRoom {
+    /// When it ended, in ms since the epoch.
+    pub at_ms: u64,
+    pub private: bool,
 }
 
 /// A room as the store last saw it (its events are read apart, with

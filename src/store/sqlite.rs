@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::checkpoint::Checkpoints;
-use super::{keys_window_start_ms, Change, KeptPost, Range, Store, StoreError, Stored, StoredRoom};
+use super::{
+    keys_window_start_ms, Change, EndedRoom, KeptPost, Range, Store, StoreError, Stored, StoredRoom,
+};
 use crate::model::{
     Event, IdempotencyKey, Kind, Name, PostKey, Recorded, RoomCode, RoomKey, Words,
 };
@@ -77,6 +79,12 @@ const MIGRATIONS: &[&str] = &[
     // messages kept so far as it is made: see `index_kept_messages`).
     // Each row's rowid is `text_rowid(room, id)`.
     "CREATE VIRTUAL TABLE message_words USING fts5(text, tokenize = 'unicode61 remove_diacritics 2');",
+    // v6: the rooms that ended, while their codes are not given out again.
+    "CREATE TABLE ended_rooms (
+         code    TEXT    PRIMARY KEY,
+         at_ms   INTEGER NOT NULL,
+         private INTEGER NOT NULL
+     ) WITHOUT ROWID;",
 ];
 
 /// The schema version that made `message_words`: moving past it fills it.
@@ -344,10 +352,12 @@ impl SqliteStore {
             });
         }
         let sessions = sessions(&tx)?;
+        let ended = ended_rooms(&tx).map_err(|e| e.to_string())?;
         tx.commit().map_err(|e| e.to_string())?;
         Ok(Stored {
             rooms: loaded,
             sessions,
+            ended,
         })
     }
 
@@ -359,10 +369,7 @@ impl SqliteStore {
         let tx = self.conn.transaction().map_err(|e| e.to_string())?;
         let mut appended = Appended::default();
         for change in changes {
-            if matches!(
-                change,
-                Change::CreateRoom { .. } | Change::DeleteRoom { .. }
-            ) {
+            if matches!(change, Change::CreateRoom { .. } | Change::EndRoom { .. }) {
                 // Rooms made or removed in this batch see the appends
                 // before them settled, and none after.
                 appended.settle(&tx, history).map_err(|e| e.to_string())?;
@@ -545,8 +552,10 @@ fn insert_key(
 fn apply_room_change(tx: &rusqlite::Transaction<'_>, change: &Change) -> rusqlite::Result<()> {
     match change {
         Change::CreateRoom { code, key, at_ms } => {
-            // A code can come back after its room expired: start it clean.
+            // A code can come back after its room ended: start it clean.
             tx.prepare_cached("DELETE FROM rooms WHERE code = ?1")?
+                .execute([code.as_str()])?;
+            tx.prepare_cached("DELETE FROM ended_rooms WHERE code = ?1")?
                 .execute([code.as_str()])?;
             forget_words(tx, code.as_str(), u64::MAX)?;
             tx.prepare_cached(
@@ -554,10 +563,23 @@ fn apply_room_change(tx: &rusqlite::Transaction<'_>, change: &Change) -> rusqlit
             )?
             .execute(params![code.as_str(), *at_ms as i64, key.as_ref().map(RoomKey::as_str)])?;
         }
-        Change::DeleteRoom { code } => {
+        Change::EndRoom {
+            code,
+            at_ms,
+            private,
+        } => {
+            // Its events, participants and keys go with it (cascade).
             tx.prepare_cached("DELETE FROM rooms WHERE code = ?1")?
                 .execute([code.as_str()])?;
             forget_words(tx, code.as_str(), u64::MAX)?;
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO ended_rooms (code, at_ms, private) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![code.as_str(), *at_ms as i64, private])?;
+        }
+        Change::FreeCode { code } => {
+            tx.prepare_cached("DELETE FROM ended_rooms WHERE code = ?1")?
+                .execute([code.as_str()])?;
         }
         Change::Join {
             session,
@@ -592,6 +614,28 @@ fn apply_room_change(tx: &rusqlite::Transaction<'_>, change: &Change) -> rusqlit
         Change::Append { .. } => {}
     }
     Ok(())
+}
+
+/// The rooms that ended and whose codes are not free yet.
+fn ended_rooms(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<Vec<(RoomCode, EndedRoom)>> {
+    let mut select = tx.prepare("SELECT code, at_ms, private FROM ended_rooms")?;
+    let rows = select.query_map([], |row| {
+        let code: String = row.get(0)?;
+        let ended = EndedRoom {
+            at_ms: uint(row, 1)?,
+            private: row.get(2)?,
+        };
+        Ok((code, ended))
+    })?;
+    let mut ended = Vec::new();
+    for row in rows {
+        let (code, room) = row?;
+        // A code this roomcast cannot read is no room it could give out.
+        if let Ok(code) = RoomCode::parse(&code) {
+            ended.push((code, room));
+        }
+    }
+    Ok(ended)
 }
 
 /// An id or a time: stored as SQLite's i64, never negative.

@@ -124,7 +124,7 @@ async fn sessions_survive_a_restart_and_never_mix_people_up() {
 }
 
 #[tokio::test]
-async fn an_expired_room_is_deleted_from_the_store() {
+async fn an_ended_room_is_deleted_from_the_store_but_its_end_is_kept() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("chat.db");
     let db = path.to_str().unwrap();
@@ -132,6 +132,7 @@ async fn an_expired_room_is_deleted_from_the_store() {
     let mut app = spawn_with(|c| {
         c.db = db.to_string();
         c.room_ttl = Duration::from_millis(200);
+        c.ended_ttl = Some(Duration::from_secs(3600));
     })
     .await;
     let code = app.create_room().await;
@@ -145,8 +146,8 @@ async fn an_expired_room_is_deleted_from_the_store() {
         let request = app.client.get(app.url(&messages)).bearer_auth(&al);
         let status = request.send().await.unwrap().status();
         // Gone with the room: its participants too (401), or not yet
-        // swept from a session that still names it (404).
-        status == StatusCode::NOT_FOUND || status == StatusCode::UNAUTHORIZED
+        // swept from a session that still names it (410).
+        status == StatusCode::GONE || status == StatusCode::UNAUTHORIZED
     })
     .await;
     app.shutdown().await;
@@ -160,12 +161,19 @@ async fn an_expired_room_is_deleted_from_the_store() {
         count("SELECT count(*) FROM participants WHERE room = ?1"),
         0
     );
+    assert_eq!(count("SELECT count(*) FROM ended_rooms WHERE code = ?1"), 1);
     let kept_rows: i64 = conn
         .query_row("SELECT count(*) FROM rooms WHERE code = ?1", [&kept], |r| {
             r.get(0)
         })
         .unwrap();
     assert_eq!(kept_rows, 1, "a room with a follower was kept");
+    drop(conn);
+
+    // Its end is kept too: after a restart the code still says so.
+    app.restart().await;
+    let page = app.client.get(app.url(&format!("/rooms/{code}")));
+    assert_eq!(page.send().await.unwrap().status(), StatusCode::GONE);
 }
 
 #[tokio::test]

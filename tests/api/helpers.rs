@@ -205,6 +205,22 @@ impl TestApp {
         body["code"].as_str().unwrap().to_string()
     }
 
+    /// POST /rooms for a private room: its code and key.
+    pub async fn create_private_room(&self) -> (String, String) {
+        let request = self.client.post(self.url("/rooms"));
+        let response = request
+            .json(&serde_json::json!({"private": true}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let body: Value = response.json().await.unwrap();
+        let code = body["code"].as_str().unwrap().to_string();
+        let invite = body["invite"].as_str().unwrap();
+        let key = invite.strip_prefix(&format!("/join/{code}-")).unwrap();
+        (code.clone(), key.to_string())
+    }
+
     /// POST /rooms/CODE/join as a script; the whole reply.
     pub async fn join_as(&self, code: &str, body: Value) -> Response {
         self.client

@@ -61,6 +61,19 @@ async fn check_a_repeated_key_is_answered_with_the_original(app: &TestApp) {
         let (status, body) = post(app, &code, bad, "bad key").await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad:?}: {body}");
     }
+    // Bytes that are no text: refused too, never read as "no key".
+    let token = app.token(&code, "al").await;
+    let latin1 = reqwest::header::HeaderValue::from_bytes(b"caf\xe9").unwrap();
+    let response = app
+        .client
+        .post(app.url(&format!("/rooms/{code}/messages")))
+        .bearer_auth(token)
+        .header("idempotency-key", latin1)
+        .json(&json!({ "text": "bad key" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     assert_eq!(stored(app, &code, "bad key").await, 0);
 
     // Without a key, the same words twice are two messages, as ever.

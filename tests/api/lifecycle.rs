@@ -1,38 +1,156 @@
-//! Rooms that expire, and a server that shuts down with streams open.
+//! Rooms that end after their TTL (and say so), and a server that shuts
+//! down with streams open.
 
 use std::time::Duration;
 
 use reqwest::StatusCode;
 
-use crate::helpers::{eventually, spawn_app, spawn_with};
+use crate::helpers::{eventually, spawn_app, spawn_with, TestApp};
+use crate::redis::Redis;
 
-#[tokio::test]
-async fn an_empty_room_expires_after_the_ttl() {
-    let app = spawn_with(|c| c.room_ttl = Duration::from_millis(200)).await;
+/// Polls the room page until it is no longer there; its status.
+async fn page_gone(app: &TestApp, code: &str) -> StatusCode {
+    for _ in 0..200 {
+        let url = app.url(&format!("/rooms/{code}"));
+        let status = app.client.get(url).send().await.unwrap().status();
+        if status != StatusCode::SEE_OTHER && status != StatusCode::OK {
+            return status;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("room {code} did not end");
+}
+
+/// A room idle past --room-ttl ends: its page and its API say when, for
+/// --ended-ttl, during which no new room gets its code; a private room
+/// that ended is no room an outsider can learn of.
+async fn check_an_idle_room_ends_and_says_when(app: &TestApp) {
     let code = app.create_room().await;
     app.say(&code, "al", "anyone?").await;
-    let mut status = StatusCode::OK;
-    for _ in 0..100 {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        let url = app.url(&format!("/rooms/{code}"));
-        status = app.client.get(url).send().await.unwrap().status();
-        if status == StatusCode::NOT_FOUND {
-            break;
-        }
-    }
-    assert_eq!(status, StatusCode::NOT_FOUND, "the room is gone");
+    let (private, _key) = app.create_private_room().await;
+    assert_eq!(page_gone(app, &code).await, StatusCode::GONE);
+    let page = app.client.get(app.url(&format!("/rooms/{code}")));
+    let page = page.send().await.unwrap().text().await.unwrap();
+    assert!(
+        page.contains(&format!("<h1>Room {code} ended</h1>")),
+        "{page}"
+    );
+    let today = humantime::format_rfc3339(std::time::SystemTime::now()).to_string();
+    assert!(
+        page.contains(&format!("ended on {}", &today[..10])),
+        "{page}"
+    );
+
     let response = app.join_as(&code, serde_json::json!({"name":"bo"})).await;
-    assert_eq!(response.status(), StatusCode::NOT_FOUND);
-    // al's part went with it: their token reads nothing there.
+    assert_eq!(response.status(), StatusCode::GONE);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert!(
+        body["error"].as_str().unwrap().contains("ended on"),
+        "{body}"
+    );
+    // al's part went with it: their token reads and says nothing there.
     let response = app
         .post_json(&code, serde_json::json!({"name":"al","text":"hi"}))
         .await;
-    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert!(
+        [StatusCode::UNAUTHORIZED, StatusCode::GONE].contains(&response.status()),
+        "{}",
+        response.status()
+    );
+    // The home form says so where the code was typed.
+    let form = [("name", "cy"), ("code", code.as_str()), ("action", "join")];
+    let response = app
+        .client
+        .post(app.url("/"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(response.text().await.unwrap().contains("ended on"));
+
+    assert_eq!(page_gone(app, &private).await, StatusCode::NOT_FOUND);
+    let response = app
+        .join_as(&private, serde_json::json!({"name":"bo"}))
+        .await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn an_idle_room_ends_after_the_ttl_and_says_when() {
+    let app = spawn_with(|c| {
+        c.room_ttl = Duration::from_millis(200);
+        c.ended_ttl = Some(Duration::from_secs(3600));
+    })
+    .await;
+    check_an_idle_room_ends_and_says_when(&app).await;
+}
+
+#[tokio::test]
+async fn an_idle_room_ends_after_the_ttl_and_says_when_in_redis() {
+    let Some(redis) = Redis::start() else { return };
+    let url = redis.url();
+    let app = spawn_with(|c| {
+        c.redis = Some(url);
+        c.room_ttl = Duration::from_millis(200);
+        c.ended_ttl = Some(Duration::from_secs(3600));
+    })
+    .await;
+    check_an_idle_room_ends_and_says_when(&app).await;
+}
+
+/// Past --ended-ttl the code is no room at all again (404), and free.
+async fn check_an_ended_code_is_freed(app: &TestApp) {
+    let code = app.create_room().await;
+    let mut seen = Vec::new();
+    for _ in 0..200 {
+        let url = app.url(&format!("/rooms/{code}"));
+        let status = app.client.get(url).send().await.unwrap().status();
+        if seen.last() != Some(&status) {
+            seen.push(status);
+        }
+        if status == StatusCode::NOT_FOUND {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Outsiders are sent to the join form while it lives; then it
+    // ended; then it is no room.
+    assert_eq!(
+        seen,
+        [
+            StatusCode::SEE_OTHER,
+            StatusCode::GONE,
+            StatusCode::NOT_FOUND
+        ]
+    );
+}
+
+#[tokio::test]
+async fn an_ended_rooms_code_is_free_after_the_ended_ttl() {
+    let tweak = |c: &mut roomcast::Config| {
+        c.room_ttl = Duration::from_millis(300);
+        c.ended_ttl = Some(Duration::from_millis(600));
+        c.miss_burst = 1000.0; // each poll of the ended code is a miss
+    };
+    check_an_ended_code_is_freed(&spawn_with(tweak).await).await;
+    let Some(redis) = Redis::start() else { return };
+    let url = redis.url();
+    let app = spawn_with(move |c| {
+        tweak(c);
+        c.redis = Some(url);
+    })
+    .await;
+    check_an_ended_code_is_freed(&app).await;
 }
 
 #[tokio::test]
 async fn a_room_with_someone_connected_lives_on_and_expires_after_they_go() {
-    let app = spawn_with(|c| c.room_ttl = Duration::from_millis(200)).await;
+    let app = spawn_with(|c| {
+        c.room_ttl = Duration::from_millis(200);
+        c.ended_ttl = Some(Duration::from_secs(3600));
+    })
+    .await;
     let mut alice = app.browser();
     let code = alice.enter("alice", "", "create").await;
     let mut stream = alice.stream(&code, 0).await;
@@ -46,14 +164,14 @@ async fn a_room_with_someone_connected_lives_on_and_expires_after_they_go() {
     for _ in 0..100 {
         tokio::time::sleep(Duration::from_millis(50)).await;
         let response = alice.get(&format!("/rooms/{code}")).await;
-        if response.status() == StatusCode::NOT_FOUND {
+        if response.status() == StatusCode::GONE {
             gone = true;
             break;
         }
     }
     assert!(gone, "the room expired after its last stream closed");
     let response = alice.get(&format!("/rooms/{code}")).await;
-    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    assert_eq!(response.status(), StatusCode::GONE);
 }
 
 #[tokio::test]

@@ -42,6 +42,9 @@ async fn check_search(app: &TestApp) {
         ["hello there", "Hello world"]
     );
     assert_eq!(found(app, &code, "q=hello+world").await, ["Hello world"]);
+    // Words repeated count once: nine of one word is one word.
+    let nine = format!("q={}", ["world"; 9].join("+"));
+    assert_eq!(found(app, &code, &nine).await.len(), 2);
     assert_eq!(
         found(app, &code, "q=world").await,
         ["goodbye, world!", "Hello world"]
@@ -81,6 +84,7 @@ async fn check_search(app: &TestApp) {
         "q=%21%21",
         "q=hello&since=1",
         &format!("q={}", "a".repeat(201)),
+        "q=a+b+c+d+e+f+g+h+i",
     ] {
         let (status, body) = search(app, &code, bad).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");

@@ -37,7 +37,7 @@ use crate::model::{
 };
 use crate::rooms::settings::Settings;
 use crate::session::{Participation, Session, SessionId};
-use crate::store::{now_ms, KeptPost};
+use crate::store::{now_ms, EndedRoom, KeptPost};
 
 /// How long a node's wake-up stream outlives its last use, so a node that
 /// died leaves nothing behind for good.
@@ -237,6 +237,8 @@ impl Redis {
         for arg in args {
             call.arg(*arg);
         }
+        // Last, wherever the script's own arguments end (see common.lua).
+        call.arg(settings.ended_ttl.as_millis() as u64);
         let mut commands = self.inner.commands.clone();
         let result = call.invoke_async(&mut commands).await;
         self.note(what, result)
@@ -350,6 +352,26 @@ impl Redis {
                 watchers: names_of(watchers),
             },
             key: (!key.is_empty()).then(|| RoomKey::stored(key)),
+        }))
+    }
+
+    /// When the room that had `code` ended and whether it was private, if
+    /// its code is still reserved (see common.lua's `mark_end`).
+    pub async fn ended(&self, code: &RoomCode) -> Result<Option<EndedRoom>, RedisError> {
+        let mut commands = self.inner.commands.clone();
+        let result: redis::RedisResult<Option<String>> = redis::cmd("GET")
+            .arg(ends_key(code))
+            .query_async(&mut commands)
+            .await;
+        let Some(mark) = self.note("reading an ended room", result)? else {
+            return Ok(None);
+        };
+        let (at_ms, private) = mark.split_once('\t').ok_or_else(|| odd("an ended room"))?;
+        let at_ms: u64 = at_ms.parse().map_err(|_| odd("an ended room"))?;
+        Ok(Some(EndedRoom {
+            // A room gone before its time (deleted by hand) ended now.
+            at_ms: at_ms.min(now_ms()),
+            private: private == "1",
         }))
     }
 
@@ -572,6 +594,12 @@ fn room_keys(code: &RoomCode) -> [String; 4] {
         format!("{base}:log"),
         format!("{base}:names"),
     ]
+}
+
+/// When the room ends (if nothing happens first), and whether it is
+/// private: kept past the room's end for `--ended-ttl`.
+fn ends_key(code: &RoomCode) -> String {
+    format!("roomcast:{{{code}}}:ends")
 }
 
 pub(crate) fn log_key(code: &RoomCode) -> String {

@@ -2,7 +2,8 @@
 --   1 the room record (CREATED TAB KEY)  2 its last id  3 its log (a stream)
 --   4 its names: name key (lower case, confusable skeleton) ->
 --     SESSION TAB WATCH ('1' or '0') TAB NAME
--- ARGV[1] is the room TTL in ms, ARGV[2] --history (messages kept).
+-- ARGV[1] is the room TTL in ms, ARGV[2] --history (messages kept), and
+-- the last ARGV (after the script's own) --ended-ttl in ms.
 -- A session is the key roomcast:session:ID, a hash of
 -- CODE -> WATCH TAB KEY TAB NAME, and '' -> '1' (it exists, in no room or
 -- many); a participation is real only when the
@@ -21,6 +22,19 @@ local kept_notices = KEYS[1] .. ':kept-notices'
 local posted = KEYS[1] .. ':posted'
 local posted_at = KEYS[1] .. ':posted-at'
 
+-- When the room ends if nothing happens first, and whether it is private
+-- (ENDS TAB 1 or 0), kept --ended-ttl past that: once the room's keys
+-- expire, this answers "ended on", and create.lua gives nobody its code.
+local function mark_end()
+  local ttl = tonumber(ARGV[1])
+  local now = redis.call('TIME')
+  local ends = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) + ttl
+  local record = redis.call('GET', KEYS[1]) or ''
+  local private = string.find(record, '\t.') and '1' or '0'
+  local reserved = tonumber(ARGV[#ARGV])
+  redis.call('SET', KEYS[1] .. ':ends', string.format('%d', ends) .. '\t' .. private, 'PX', ttl + reserved)
+end
+
 -- Activity: every key of the room lives another TTL.
 local function touch()
   for i = 1, #KEYS do
@@ -31,6 +45,7 @@ local function touch()
   for _, key in ipairs({ kept_messages, kept_notices, posted, posted_at }) do
     redis.call('PEXPIRE', key, ARGV[1])
   end
+  mark_end()
 end
 
 -- --history's rule, as in rooms/history.rs: the newest ARGV[2] messages

@@ -44,6 +44,7 @@ use crate::model::{
 use crate::session::{Participation, Session, SessionId};
 use crate::shutdown::Shutdown;
 use crate::store::now_ms;
+use crate::store::writer::Reads;
 use client::{Joining, Leaving, Posting, Redis, RedisError};
 use settle::settled;
 
@@ -61,11 +62,18 @@ pub struct Shared {
     redis: Redis,
     /// This node's cache.
     rooms: Arc<Rooms>,
+    /// Searches under way on this node: each is many reads, so at most
+    /// [`READS_LIMIT`](crate::store::writer::READS_LIMIT) run at once (past it, 503).
+    searches: Reads,
 }
 
 impl Shared {
     pub fn new(redis: Redis, rooms: Arc<Rooms>) -> Shared {
-        Shared { redis, rooms }
+        Shared {
+            redis,
+            rooms,
+            searches: Reads::default(),
+        }
     }
 
     /// Takes a room kept in Redis into the cache, its events after
@@ -84,9 +92,16 @@ impl Shared {
 
     /// Redis says the room is gone: so is its cache entry, which ends its
     /// streams.
-    fn forget(&self, code: &RoomCode) -> RoomError {
+    fn forget(&self, code: &RoomCode) {
         self.rooms.lock().rooms.remove(code);
-        RoomError::NotFound(code.clone())
+    }
+
+    /// [`Shared::forget`], and why it is gone: it ended, or never was.
+    async fn gone(&self, code: &RoomCode) -> RoomError {
+        self.forget(code);
+        // Unreadable now, it is no room all the same.
+        let ended = self.redis.ended(code).await.ok().flatten();
+        RoomError::missing(code, ended.as_ref())
     }
 }
 
@@ -107,7 +122,7 @@ impl Backend for Shared {
     }
 
     /// A room this node has not seen yet is looked up in Redis and taken
-    /// into the cache.
+    /// into the cache; one that is not there may have ended.
     fn find<'a>(&'a self, code: &'a RoomCode) -> Pending<'a, Option<RoomKey>> {
         Box::pin(async move {
             if let Ok(room) = self.rooms.lock().room(code) {
@@ -118,7 +133,7 @@ impl Backend for Shared {
                     self.adopt(code, looked.last_id, looked.key.clone());
                     Ok(looked.key)
                 }
-                None => Err(RoomError::NotFound(code.clone())),
+                None => Err(self.gone(code).await),
             }
         })
     }
@@ -149,7 +164,7 @@ impl Backend for Shared {
                 Joining::Already(name) => Err(RoomError::AlreadyIn(name)),
                 Joining::Taken => Err(RoomError::NameTaken(part.name.clone())),
                 Joining::Denied => Err(RoomError::NotFound(code.clone())),
-                Joining::RoomGone => Err(self.forget(code)),
+                Joining::RoomGone => Err(self.gone(code).await),
             }
         })
     }
@@ -163,7 +178,7 @@ impl Backend for Shared {
                 // A retry that finds them out found the first try's work
                 // (the handler saw them in the room).
                 Leaving::NotIn => retried,
-                Leaving::RoomGone => return Err(self.forget(code)),
+                Leaving::RoomGone => return Err(self.gone(code).await),
             };
             if !left {
                 return Err(RoomError::NotParticipant);
@@ -219,7 +234,7 @@ impl Backend for Shared {
                     repeated(code, text, digest, kept)
                 }
                 Posting::NotIn => Err(RoomError::NotParticipant),
-                Posting::RoomGone => Err(self.forget(code)),
+                Posting::RoomGone => Err(self.gone(code).await),
             }
         })
     }
@@ -237,7 +252,7 @@ impl Backend for Shared {
             } = window;
             match self.redis.history(code, since, before, limit).await? {
                 Some(events) => Ok(events),
-                None => Err(self.forget(code)),
+                None => Err(self.gone(code).await),
             }
         })
     }
@@ -248,23 +263,22 @@ impl Backend for Shared {
     fn search<'a>(&'a self, code: &'a RoomCode, search: Search) -> Pending<'a, Vec<Arc<Recorded>>> {
         const PAGE: usize = 500;
         Box::pin(async move {
+            let _ticket = self.searches.take().ok_or(RoomError::Busy)?;
             let mut found = Vec::new();
             let mut before = search.before;
             while found.len() < search.limit {
                 let Some(page) = self.redis.history(code, None, before, PAGE).await? else {
-                    return Err(self.forget(code));
+                    return Err(self.gone(code).await);
                 };
+                // Only an empty page is the log's start: one short of
+                // PAGE may be short of an entry that did not decode.
                 let Some(oldest) = page.first() else { break };
                 before = Some(oldest.event.id);
-                let read = page.len();
                 let hits = page.into_iter().rev().filter(|e| {
                     let text = e.event.text.as_deref();
                     e.event.kind == Kind::Message && text.is_some_and(|t| search.words.found_in(t))
                 });
                 found.extend(hits.take(search.limit - found.len()));
-                if read < PAGE {
-                    break;
-                }
             }
             Ok(found)
         })
@@ -280,7 +294,7 @@ impl Backend for Shared {
         Box::pin(async move {
             match self.redis.look(code).await? {
                 Some(looked) => Ok(looked.names),
-                None => Err(self.forget(code)),
+                None => Err(self.gone(code).await),
             }
         })
     }
@@ -311,7 +325,7 @@ impl Backend for Shared {
                 }
             }
             let Some(looked) = self.redis.look(code).await? else {
-                return Err(self.forget(code));
+                return Err(self.gone(code).await);
             };
             let (newest, names) = (looked.last_id, looked.names);
             let since = since.map_or(newest, |since| since.min(newest));
@@ -320,7 +334,7 @@ impl Backend for Shared {
                 .history(code, Some(since), None, usize::MAX)
                 .await?
             else {
-                return Err(self.forget(code));
+                return Err(self.gone(code).await);
             };
             let first_kept = backlog.first().map_or(newest + 1, |e| e.event.id);
             Ok(Opening {
@@ -338,7 +352,7 @@ impl Backend for Shared {
         // Redis expires them on its own (the room scripts free their names).
     }
 
-    fn room_expired(&self, _state: &mut State, code: &RoomCode) {
+    fn room_expired(&self, _state: &mut State, code: &RoomCode, _private: bool) {
         info!("room {code} left this node's cache"); // Redis expires it on its own.
     }
 

@@ -98,13 +98,35 @@ fn what_is_applied_loads_back_trimmed_to_the_history() {
     };
     assert_eq!(store.events(&code, middle).unwrap().len(), 1);
 
-    store.apply(&[Change::DeleteRoom { code }], 3).unwrap();
-    assert!(store.load(3).unwrap().rooms.is_empty());
+    store.apply(&[end(&code)], 3).unwrap();
+    let loaded = store.load(3).unwrap();
+    assert!(loaded.rooms.is_empty());
+    let ended = EndedRoom {
+        at_ms: 9,
+        private: false,
+    };
+    assert_eq!(
+        loaded.ended,
+        vec![(code.clone(), ended)],
+        "its code is kept"
+    );
     let left: i64 = store
         .conn
         .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
         .unwrap();
     assert_eq!(left, 0, "the room's events went with it");
+
+    store.apply(&[Change::FreeCode { code }], 3).unwrap();
+    assert!(store.load(3).unwrap().ended.is_empty(), "the code is free");
+}
+
+/// The room ends, at 9 ms.
+fn end(code: &RoomCode) -> Change {
+    Change::EndRoom {
+        code: code.clone(),
+        at_ms: 9,
+        private: false,
+    }
 }
 
 #[test]
@@ -172,9 +194,7 @@ fn participants_and_sessions_load_back_and_go_with_their_room_or_session() {
         )
         .unwrap();
     assert_eq!(room(&mut store, &abcd), vec![(al, part("al", false))]);
-    store
-        .apply(&[Change::DeleteRoom { code: efgh.clone() }], 10)
-        .unwrap();
+    store.apply(&[end(&efgh)], 10).unwrap();
     store
         .apply(&[Change::EndSession { session: al }], 10)
         .unwrap();
@@ -198,11 +218,13 @@ fn a_code_removed_and_made_again_in_one_batch_starts_clean() {
         create(),
         message(&code, 1, "old"),
         message(&code, 2, "old"),
-        Change::DeleteRoom { code: code.clone() },
+        end(&code),
         create(),
     ];
     store.apply(&changes, 10).unwrap();
-    let rooms = store.load(10).unwrap().rooms;
+    let loaded = store.load(10).unwrap();
+    assert!(loaded.ended.is_empty(), "made again, it is no ended room");
+    let rooms = loaded.rooms;
     assert_eq!(rooms[0].last_id, 0);
     assert!(kept(&mut store, &code).is_empty());
     store.apply(&[message(&code, 1, "new")], 10).unwrap();
@@ -356,7 +378,9 @@ fn messages_kept_before_the_index_are_found_and_go_with_trims_and_rooms() {
         // As a roomcast before search left it: schema v4, no index.
         store
             .conn
-            .execute_batch("DROP TABLE message_words; PRAGMA user_version = 4;")
+            .execute_batch(
+                "DROP TABLE message_words; DROP TABLE ended_rooms; PRAGMA user_version = 4;",
+            )
             .unwrap();
     }
     let mut store = SqliteStore::open(path).unwrap();
