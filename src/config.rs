@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use crate::model::RoomCode;
 use crate::rooms::admission::{Limits, Rate};
 use crate::rooms::{Bounds, Settings};
 use crate::site::Origin;
@@ -167,6 +168,13 @@ pub struct Config {
     #[arg(long, env = "ROOMCAST_ENDED_TTL", value_parser = seconds)]
     pub ended_ttl: Option<Duration>,
 
+    /// Codes in use (rooms, and ended rooms' reserved codes) below which
+    /// new rooms get four-letter codes; from it on, five letters. Default:
+    /// half of the 456,976 four-letter codes, so a guess is never more
+    /// likely to hit a room than not.
+    #[arg(long, env = "ROOMCAST_SHORT_CODES", default_value_t = RoomCode::SHORT_CODES / 2)]
+    pub short_codes: usize,
+
     /// Seconds a session (a browser's cookie, a script's token, and every
     /// name it holds) is kept after its last use (default 30 days).
     #[arg(long, env = "ROOMCAST_SESSION_TTL", default_value = "2592000", value_parser = seconds)]
@@ -194,6 +202,7 @@ impl Config {
             },
             room_ttl: self.room_ttl,
             ended_ttl: self.ended_ttl.unwrap_or(self.room_ttl),
+            short_codes: self.short_codes,
             session_ttl: self.session_ttl,
             limits: Limits {
                 max_streams: self.max_streams.unwrap_or_else(max_streams),

@@ -34,12 +34,18 @@ macro_rules! display_inner {
 
 display_inner!(Invalid, RoomCode, Name);
 
-/// A room's code: four ASCII letters, kept in upper case.
+/// A room's code: four ASCII letters (five once many rooms are in use),
+/// kept in upper case.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RoomCode(String);
 
 impl RoomCode {
-    pub const LEN: usize = 4;
+    /// How long codes are: four letters, or five past
+    /// [`RoomCode::length_for`]'s bar.
+    pub const SHORT: usize = 4;
+    pub const LONG: usize = 5;
+    /// How many four-letter codes there are.
+    pub const SHORT_CODES: usize = 26usize.pow(Self::SHORT as u32);
 
     /// Accepts the code in any case (`abcd` is `ABCD`), trimmed.
     pub fn parse(input: &str) -> Result<RoomCode, Invalid> {
@@ -47,22 +53,37 @@ impl RoomCode {
         if code.is_empty() {
             return Err(Invalid("Please enter a room code.".into()));
         }
-        if code.len() != Self::LEN || !code.bytes().all(|b| b.is_ascii_alphabetic()) {
+        let length = Self::SHORT..=Self::LONG;
+        if !length.contains(&code.len()) || !code.bytes().all(|b| b.is_ascii_alphabetic()) {
             return Err(Invalid(format!(
-                "Room codes are {} letters, like ABCD; \"{}\" is not one.",
-                Self::LEN,
+                "Room codes are {} or {} letters, like ABCD; \"{}\" is not one.",
+                Self::SHORT,
+                Self::LONG,
                 code
             )));
         }
         Ok(RoomCode(code.to_ascii_uppercase()))
     }
 
-    /// A code made from random bytes; the registry checks it is not taken.
-    pub fn random() -> RoomCode {
+    /// How long a new room's code is when `in_use` codes are taken (by
+    /// rooms, or reserved by rooms that ended): four letters while fewer
+    /// than `short_limit` are, else five, so that a guessed four-letter
+    /// code stays unlikely to be a room.
+    pub fn length_for(in_use: usize, short_limit: usize) -> usize {
+        if in_use < short_limit {
+            Self::SHORT
+        } else {
+            Self::LONG
+        }
+    }
+
+    /// A code of `length` letters made from random bytes; the registry
+    /// checks it is not taken.
+    pub fn random(length: usize) -> RoomCode {
         let bytes = uuid::Uuid::new_v4().into_bytes();
         // 256 is not a multiple of 26, so a few letters come up slightly more
         // often; codes only need to be hard to collide, not uniform.
-        let code = bytes[..Self::LEN]
+        let code = bytes[..length.clamp(Self::SHORT, Self::LONG)]
             .iter()
             .map(|b| char::from(b'A' + b % 26))
             .collect();
@@ -567,11 +588,25 @@ mod tests {
     #[test]
     fn room_codes_accept_any_case_and_refuse_other_shapes() {
         assert_eq!(RoomCode::parse(" abCd ").unwrap().as_str(), "ABCD");
-        for bad in ["", "   ", "ABC", "ABCDE", "AB1D", "ÄBCD", "AB D"] {
+        assert_eq!(RoomCode::parse("abcDe").unwrap().as_str(), "ABCDE");
+        for bad in ["", "   ", "ABC", "ABCDEF", "AB1D", "ÄBCD", "AB D"] {
             assert!(RoomCode::parse(bad).is_err(), "{bad:?} accepted");
         }
-        let code = RoomCode::random();
-        assert_eq!(RoomCode::parse(code.as_str()).unwrap(), code);
+        for length in [RoomCode::SHORT, RoomCode::LONG] {
+            let code = RoomCode::random(length);
+            assert_eq!(code.as_str().len(), length);
+            assert_eq!(RoomCode::parse(code.as_str()).unwrap(), code);
+        }
+    }
+
+    #[test]
+    fn codes_get_a_fifth_letter_once_many_are_in_use() {
+        // A space of 10 short codes, of which at most half are given out.
+        assert_eq!(RoomCode::length_for(0, 5), 4);
+        assert_eq!(RoomCode::length_for(4, 5), 4);
+        assert_eq!(RoomCode::length_for(5, 5), 5);
+        assert_eq!(RoomCode::length_for(9, 5), 5);
+        assert_eq!(RoomCode::SHORT_CODES, 456_976);
     }
 
     #[test]

@@ -115,8 +115,10 @@ impl Backend for Local {
             let (code, stored) = {
                 let mut state = rooms.lock();
                 state.admit_room(visitor)?;
+                let in_use = state.rooms.len() + state.ended.len();
+                let length = RoomCode::length_for(in_use, rooms.settings.short_codes);
                 let code = (0..CODE_ATTEMPTS)
-                    .map(|_| RoomCode::random())
+                    .map(|_| RoomCode::random(length))
                     .find(|code| state.code_free(code))
                     .ok_or(RoomError::NoFreeCode)?;
                 let change = Change::CreateRoom {

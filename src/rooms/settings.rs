@@ -13,6 +13,9 @@ pub struct Settings {
     pub room_ttl: Duration,
     /// How long an ended room's code stays reserved.
     pub ended_ttl: Duration,
+    /// Codes in use below which new codes have four letters (see
+    /// [`crate::model::RoomCode::length_for`]).
+    pub short_codes: usize,
     /// How long a session is kept after its last use.
     pub session_ttl: Duration,
     pub limits: Limits,

@@ -23,6 +23,7 @@ fn registry_with(session_ttl_ms: u64, room_ttl_ms: u64, max_rooms: usize) -> Reg
         },
         room_ttl: Duration::from_millis(room_ttl_ms),
         ended_ttl: Duration::from_millis(room_ttl_ms),
+        short_codes: 3,
         session_ttl: Duration::from_millis(session_ttl_ms),
         limits: Limits {
             max_streams: 100,
@@ -309,4 +310,15 @@ async fn a_stream_is_refused_where_it_subscribes_once_its_session_left() {
     let refused = registry.subscribe(&code, None, as_al).await;
     assert_eq!(refused.err(), Some(RoomError::NotParticipant));
     assert_eq!(registry.gauges().streams, 0, "nothing stays counted");
+}
+
+#[tokio::test]
+async fn past_the_short_code_limit_new_rooms_get_five_letters() {
+    let registry = registry(60_000, 60_000); // 3 short codes at most
+    let mut lengths = Vec::new();
+    for _ in 0..5 {
+        let code = registry.create_room(someone()).await.unwrap();
+        lengths.push(code.as_str().len());
+    }
+    assert_eq!(lengths, [4, 4, 4, 5, 5]);
 }

@@ -96,6 +96,12 @@ const SEARCH_VERSION: usize = 5;
 /// one range and a trim or a room's end deletes them by range.
 const IDS_PER_ROOM: i64 = 1 << 38;
 
+// The longest code's number (27^5) times IDS_PER_ROOM must fit an i64.
+const _: () = assert!(
+    27i64.pow(crate::model::RoomCode::LONG as u32) <= i64::MAX / IDS_PER_ROOM,
+    "room codes this long do not fit message_words' rowids"
+);
+
 /// The rowid of event `id` of `room` in `message_words`.
 fn text_rowid(room: &str, id: u64) -> i64 {
     text_rowids(room).0 + (id as i64 & (IDS_PER_ROOM - 1))
@@ -103,7 +109,7 @@ fn text_rowid(room: &str, id: u64) -> i64 {
 
 /// The first and the last rowid of `room`'s rows in `message_words`.
 fn text_rowids(room: &str) -> (i64, i64) {
-    debug_assert!(room.len() <= 5 && room.bytes().all(|b| b.is_ascii_uppercase()));
+    debug_assert!(room.len() <= RoomCode::LONG && room.bytes().all(|b| b.is_ascii_uppercase()));
     let number = room
         .bytes()
         .fold(0i64, |n, b| n * 27 + i64::from(b.saturating_sub(b'A') + 1));

@@ -231,7 +231,7 @@ async fn only_well_formed_codes_are_routed() {
     let app = spawn_app().await;
     for path in [
         "/rooms/AB1D/messages",
-        "/rooms/ABCDE/events",
+        "/rooms/ABCDEF/events",
         "/rooms/ABC",
         "/nowhere",
         "/rooms//messages",

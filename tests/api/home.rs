@@ -105,7 +105,11 @@ async fn form_errors_are_422_with_a_clear_message_and_the_input_kept() {
         (("   ", "", "create"), "Please enter a name.", false),
         (("dave", "", "join"), "Please enter a room code.", true),
         (("dave", "ZZZZ", "join"), "Room ZZZZ does not exist.", true),
-        (("dave", "zz1", "join"), "Room codes are 4 letters", true),
+        (
+            ("dave", "zz1", "join"),
+            "Room codes are 4 or 5 letters",
+            true,
+        ),
         (
             (long_name.as_str(), "", "create"),
             "at most 32 characters",

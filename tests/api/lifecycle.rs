@@ -144,6 +144,37 @@ async fn an_ended_rooms_code_is_free_after_the_ended_ttl() {
     check_an_ended_code_is_freed(&app).await;
 }
 
+/// Past --short-codes, new rooms get five letters, and work as any room:
+/// joined by code in any case, through the form and the API.
+async fn check_five_letter_codes(app: &TestApp) {
+    for _ in 0..2 {
+        assert_eq!(app.create_room().await.len(), 4);
+    }
+    let code = app.create_room().await;
+    assert_eq!(code.len(), 5, "{code}");
+    let mut bo = app.browser();
+    let entered = bo.enter("bo", &code.to_lowercase(), "join").await;
+    assert_eq!(entered, code);
+    let mut stream = bo.stream(&code, 0).await;
+    app.say(&code, "al", "five letters").await;
+    assert_eq!(stream.next_message().await.json()["text"], "five letters");
+    let history = app.whole_history(&code).await;
+    assert!(history.iter().any(|e| e["text"] == "five letters"));
+}
+
+#[tokio::test]
+async fn past_the_short_code_limit_rooms_get_five_letter_codes() {
+    check_five_letter_codes(&spawn_with(|c| c.short_codes = 2).await).await;
+    let Some(redis) = Redis::start() else { return };
+    let url = redis.url();
+    let app = spawn_with(move |c| {
+        c.short_codes = 2;
+        c.redis = Some(url);
+    })
+    .await;
+    check_five_letter_codes(&app).await;
+}
+
 #[tokio::test]
 async fn a_room_with_someone_connected_lives_on_and_expires_after_they_go() {
     let app = spawn_with(|c| {

@@ -43,6 +43,11 @@ use crate::store::{now_ms, EndedRoom, KeptPost};
 /// died leaves nothing behind for good.
 const WAKE_TTL: Duration = Duration::from_secs(24 * 3600);
 
+/// Every code in use, node-wide (never in a room script): the code, scored
+/// by when its room's end and reservation would have passed, in ms. Read
+/// to choose a new code's length (see [`RoomCode::length_for`]).
+const CODES_KEY: &str = "roomcast:codes";
+
 /// How long one command may take before the caller gets a 503.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -279,7 +284,44 @@ impl Redis {
                 &[&at_ms.to_string(), key],
             )
             .await?;
+        if created == 1 {
+            self.count_codes(std::slice::from_ref(code)).await?;
+        }
         Ok(created == 1)
+    }
+
+    /// How many codes are in use (rooms, and ended rooms' codes), as
+    /// `roomcast:codes` counts them.
+    pub async fn codes_in_use(&self) -> Result<usize, RedisError> {
+        let mut commands = self.inner.commands.clone();
+        let result: redis::RedisResult<(u64, usize)> = redis::pipe()
+            .zrembyscore(CODES_KEY, "-inf", now_ms())
+            .zcard(CODES_KEY)
+            .query_async(&mut commands)
+            .await;
+        let (_gone, in_use) = self.note("counting codes", result)?;
+        Ok(in_use)
+    }
+
+    /// Counts `codes` as in use until their rooms' end and reservation
+    /// would pass from now: at creation, and while a node has streams in
+    /// them. (A room kept alive only by posts with no stream open is
+    /// counted again at its next stream: until then its code may be
+    /// counted as free, and only a new room's length can come out short.)
+    pub async fn count_codes(&self, codes: &[RoomCode]) -> Result<(), RedisError> {
+        if codes.is_empty() {
+            return Ok(());
+        }
+        let settings = &self.inner.settings;
+        let until = now_ms() + (settings.room_ttl + settings.ended_ttl).as_millis() as u64;
+        let members: Vec<(u64, &str)> = codes.iter().map(|c| (until, c.as_str())).collect();
+        let mut commands = self.inner.commands.clone();
+        let result: redis::RedisResult<u64> = redis::cmd("ZADD")
+            .arg(CODES_KEY)
+            .arg(&members)
+            .query_async(&mut commands)
+            .await;
+        self.note("counting codes", result).map(|_added| ())
     }
 
     /// Session `id` says `text` in `code` at `ts`, under the name it holds

@@ -110,8 +110,10 @@ impl Backend for Shared {
     fn create_room(&self, visitor: VisitorKey, key: Option<RoomKey>) -> Pending<'_, RoomCode> {
         Box::pin(async move {
             self.rooms.lock().admit_room(visitor)?;
+            let in_use = self.redis.codes_in_use().await?;
+            let length = RoomCode::length_for(in_use, self.rooms.settings.short_codes);
             for _ in 0..CODE_ATTEMPTS {
-                let code = RoomCode::random();
+                let code = RoomCode::random(length);
                 if self.redis.create(&code, key.as_ref(), now_ms()).await? {
                     self.adopt(&code, 0, key);
                     return Ok(code);
@@ -366,12 +368,15 @@ impl Backend for Shared {
                 let rooms = state.rooms.iter().filter(|(_, room)| room.streams > 0);
                 rooms.map(|(code, _)| code.clone()).collect()
             };
+            let mut kept = Vec::with_capacity(open.len());
             for code in open {
-                if !self.redis.keep(&code).await? {
+                if self.redis.keep(&code).await? {
+                    kept.push(code);
+                } else {
                     self.forget(&code);
                 }
             }
-            Ok(())
+            Ok(self.redis.count_codes(&kept).await?)
         })
     }
 
