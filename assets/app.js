@@ -385,15 +385,29 @@
     log.append(li);
   }
 
+  // Each member is {name, online}: online while any tab or stream of
+  // theirs is open in the room, else away (still in it until they leave).
   function showMembers({ members, watchers = [] }) {
     const list = $('#members');
-    list.replaceChildren(...members.map((name) => {
+    list.replaceChildren(...members.map(({ name, online }) => {
       const li = document.createElement('li');
-      li.textContent = name;
+      const state = online ? 'online' : 'away';
+      li.className = state;
+      li.title = state;
+      const dot = document.createElement('span');
+      dot.className = 'dot';
+      dot.setAttribute('aria-hidden', 'true');
+      const who = document.createElement('span');
+      who.className = 'name';
+      who.textContent = name;
+      const said = document.createElement('span');
+      said.className = 'visually-hidden';
+      said.textContent = ` (${state})`;
+      li.append(dot, who, said);
       return li;
     }));
     $('#member-count').textContent = String(members.length);
-    $('#watcher-names').textContent = watchers.join(', ');
+    $('#watcher-names').textContent = watchers.map(({ name }) => name).join(', ');
     $('#watchers').hidden = watchers.length === 0;
   }
 

@@ -140,7 +140,8 @@ impl fmt::Debug for RoomKey {
 /// A person's display name: trimmed, in NFC, 1 to 32 characters, no
 /// control or invisible formatting characters (they would garble every
 /// page and log line it appears in, or make two names look the same).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
 pub struct Name(String);
 
 /// What two names are compared by: the Unicode TR39 confusable skeleton
@@ -489,11 +490,20 @@ pub enum Update {
 }
 
 /// Who is in a room, sorted by name: those who take part, and those who
-/// only watch.
+/// only watch; each with whether they are here now.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Names {
-    pub members: Vec<Name>,
-    pub watchers: Vec<Name>,
+    pub members: Vec<Present>,
+    pub watchers: Vec<Present>,
+}
+
+/// A participant, and whether they are here now: online while any stream
+/// of their session (a tab, a script) is open in the room, else away.
+/// They are in the room either way, from their join until they leave.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Present {
+    pub name: Name,
+    pub online: bool,
 }
 
 /// The `members` frame for these names in `room`.
@@ -502,21 +512,19 @@ pub fn members_frame(room: &RoomCode, names: &Names) -> Bytes {
 }
 
 /// The JSON of a `members` update, naming its room (a multiplexed stream
-/// carries several): `{"room":"ABCD","members":["alice","bob"],"watchers":["logbot"]}`.
+/// carries several):
+/// `{"room":"ABCD","members":[{"name":"alice","online":true}],"watchers":[{"name":"logbot","online":false}]}`.
 pub fn members_json(room: &RoomCode, names: &Names) -> Arc<str> {
     #[derive(Serialize)]
     struct Members<'a> {
         room: &'a str,
-        members: Vec<&'a str>,
-        watchers: Vec<&'a str>,
-    }
-    fn list(names: &[Name]) -> Vec<&str> {
-        names.iter().map(Name::as_str).collect()
+        members: &'a [Present],
+        watchers: &'a [Present],
     }
     let members = Members {
         room: room.as_str(),
-        members: list(&names.members),
-        watchers: list(&names.watchers),
+        members: &names.members,
+        watchers: &names.watchers,
     };
     serde_json::to_string(&members)
         .expect("a list of names always serializes")

@@ -5,7 +5,7 @@
 use handlebars::{Handlebars, RenderError};
 use serde::Serialize;
 
-use crate::model::{Kind, Name, Names, Recorded, RoomCode};
+use crate::model::{Kind, Name, Names, Present, Recorded, RoomCode};
 
 const TEMPLATES: [(&str, &str); 5] = [
     ("device", include_str!("../templates/device.hbs")),
@@ -52,7 +52,8 @@ pub struct RoomView {
     pub code: String,
     pub invite: String,
     pub me: String,
-    pub members: Vec<String>,
+    /// The members, each online or away.
+    pub members: Vec<Present>,
     pub member_count: usize,
     /// Who only watches, shown after the members ("and logbot watching").
     pub watchers: Vec<String>,
@@ -190,8 +191,15 @@ impl RoomView {
             invite,
             me: me.to_string(),
             member_count: names.members.len(),
-            members: names.members.iter().map(Name::to_string).collect(),
-            watchers: names.watchers.iter().map(Name::to_string).collect(),
+            // Whoever reads the page is here, whether or not their
+            // stream has opened yet.
+            members: (names.members.into_iter())
+                .map(|p| Present {
+                    online: p.online || p.name == *me,
+                    name: p.name,
+                })
+                .collect(),
+            watchers: names.watchers.iter().map(|p| p.name.to_string()).collect(),
             last_id: events.last().map_or(0, |e| e.id),
             events,
             notices: notices_json(),
@@ -376,13 +384,21 @@ mod tests {
             "http://x/?code=ABCD".into(),
             &me,
             Names {
-                members: vec![me.clone()],
-                watchers: vec![Name::parse("logbot").unwrap()],
+                members: vec![
+                    present("al", false),
+                    present("bo", false),
+                    present("cy", true),
+                ],
+                watchers: vec![present("logbot", true)],
             },
             &history,
         );
         let html = Pages::load().room(&view).unwrap();
         assert!(html.contains("logbot"), "watchers are shown");
+        // The reader is here; the others as they are.
+        assert!(html.contains(r#"<li class="online" title="online"><span class="dot" aria-hidden="true"></span><span class="name">al</span><"#));
+        assert!(html.contains(r#"<li class="away" title="away"><span class="dot" aria-hidden="true"></span><span class="name">bo</span><"#));
+        assert!(html.contains(r#"cy</span><span class="visually-hidden"> (online)"#));
         assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
         assert!(!html.contains("<script>alert"));
         assert!(html.contains(r#"data-last-id="2""#));
@@ -413,5 +429,10 @@ mod tests {
             .unwrap();
         assert!(html.contains("Room ZZZZ does not exist."));
         assert!(html.contains(r#"href="/""#));
+    }
+
+    fn present(name: &str, online: bool) -> Present {
+        let name = Name::parse(name).unwrap();
+        Present { name, online }
     }
 }

@@ -75,6 +75,11 @@ impl SessionId {
         u128::from_be_bytes(self.0)
     }
 
+    /// The id whose [`SessionId::number`] this is.
+    pub fn from_number(number: u128) -> SessionId {
+        SessionId(number.to_be_bytes())
+    }
+
     /// The `Set-Cookie` value: HttpOnly (page script never needs it),
     /// SameSite=Lax (sent on top-level navigation, not on cross-site
     /// posts), kept by the browser as long as the server keeps the

@@ -94,6 +94,9 @@ struct Follow {
     live: BroadcastStream<Update>,
     /// The newest history id of this room the client has been sent.
     last_id: u64,
+    /// The last `members` frame sent for this room: one the same again
+    /// (the news of this very stream's opening, say) is not sent twice.
+    members: Bytes,
 }
 
 impl RoomStream {
@@ -133,6 +136,7 @@ impl RoomStream {
                 code,
                 live: BroadcastStream::new(updates),
                 last_id: since,
+                members: Bytes::new(),
             });
             stream.opening.push_back(Replay {
                 at,
@@ -164,6 +168,7 @@ impl RoomStream {
                 delivered += 1;
             } else {
                 chunk.push(&replay.members);
+                self.follows[at].members = replay.members.clone();
                 self.opening.pop_front();
             }
         }
@@ -238,7 +243,13 @@ impl RoomStream {
                     }
                     self.metrics.delivered(delivered);
                 }
-                Update::Members(frame) | Update::Frame(frame) => chunk.push(&frame),
+                Update::Members(frame) => {
+                    if frame != self.follows[at].members {
+                        chunk.push(&frame);
+                        self.follows[at].members = frame;
+                    }
+                }
+                Update::Frame(frame) => chunk.push(&frame),
                 // Leaving one room (or a session ending) ends the stream:
                 // a multiplexed client reconnects with the rooms it has.
                 Update::Left(session) if self.guard.is_of(session) => {

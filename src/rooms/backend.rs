@@ -7,6 +7,7 @@
 //! `admit_room`, in the hold of the lock that gives its id or code);
 //! nothing outside this folder knows which backend runs.
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -167,6 +168,11 @@ pub trait Backend: Send + Sync + 'static {
     /// An ended room's code is free again (the local backend's: with
     /// Redis, Redis keeps the reservation).
     fn code_freed(&self, _state: &mut State, _code: &RoomCode) {}
+
+    /// Someone came online or went away in each of these rooms (a first
+    /// stream of their session opened here, or its last closed): their
+    /// rooms' `members` frames say so.
+    fn presence_changed(&self, codes: HashSet<RoomCode>) -> Pending<'_, ()>;
 
     /// Run after every sweep: with Redis, rooms with streams on this node
     /// live on there (Redis expires a room's keys on its own).

@@ -7,7 +7,7 @@
 //! Ids are given out under the lock in queue order, so the writer stores
 //! and publishes them in id order.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::mpsc::TrySendError;
 use std::sync::Arc;
 use std::time::Instant;
@@ -199,7 +199,7 @@ impl Backend for Local {
                 let stored = enqueue_awaited(&state, change)?;
                 took(&mut state, code, notice_id);
                 state.sessions.join(id, code, part.clone(), at_ms);
-                roster_changed(&mut state, code, |roster| roster.add(part));
+                roster_changed(&mut state, code, |roster| roster.add(part, id.number()));
                 (id, stored)
             };
             match outcome(stored).await {
@@ -267,7 +267,7 @@ impl Backend for Local {
                         && state.room(code).is_ok()
                     {
                         state.sessions.join(id, code, part.clone(), now_ms());
-                        roster_changed(&mut state, code, |roster| roster.add(&part));
+                        roster_changed(&mut state, code, |roster| roster.add(&part, id.number()));
                     }
                 }
             }
@@ -448,7 +448,7 @@ impl Backend for Local {
     }
 
     fn members<'a>(&'a self, code: &'a RoomCode) -> Pending<'a, Names> {
-        let members = self.rooms.lock().room(code).map(|room| room.roster.names());
+        let members = self.rooms.lock().room(code).map(Room::names);
         Box::pin(std::future::ready(members))
     }
 
@@ -494,7 +494,7 @@ impl Backend for Local {
             self.rooms.metrics.read_from_store();
             read(&state, code, Query::Range(range))
         });
-        let members = room.roster.frame(code);
+        let members = room.members_frame(code);
         let updates = room.subscribe();
         drop(state);
         Box::pin(async move {
@@ -512,6 +512,17 @@ impl Backend for Local {
                 updates,
             })
         })
+    }
+
+    fn presence_changed(&self, codes: HashSet<RoomCode>) -> Pending<'_, ()> {
+        let mut state = self.rooms.lock();
+        for code in codes {
+            if let Ok(room) = state.room(&code) {
+                let frame = room.members_frame(&code);
+                state.send_members(&code, frame);
+            }
+        }
+        Box::pin(std::future::ready(Ok(())))
     }
 
     /// Each of their rooms hears they left; nobody waits for it, so a
@@ -744,7 +755,7 @@ fn enqueue_awaited(state: &State, change: Change) -> Result<Stored, RoomError> {
 fn roster_changed(state: &mut State, code: &RoomCode, change: impl FnOnce(&mut Roster)) {
     if let Ok(room) = state.room_mut(code) {
         change(&mut room.roster);
-        let frame = room.roster.frame(code);
+        let frame = room.members_frame(code);
         state.send_members(code, frame);
     }
 }

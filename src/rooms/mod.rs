@@ -366,7 +366,9 @@ impl Registry {
             state.admission.stream_opened(visitor);
             for code in &codes {
                 if let Some(room) = state.rooms.get_mut(code) {
-                    room.stream_opened(visitor.session.map(|id| id.number()));
+                    if room.stream_opened(visitor.session.map(|id| id.number())) {
+                        state.presence_changed.insert(code.clone());
+                    }
                 }
             }
         }
@@ -456,8 +458,9 @@ impl Registry {
         }
     }
 
-    /// Sends the `members` frames that waited their turn, every
-    /// [`room::MEMBERS_EVERY`], until shutdown.
+    /// Every [`room::MEMBERS_EVERY`] until shutdown: tells the backend of
+    /// the rooms where someone came online or went away (it sends their
+    /// new `members` frames), then sends the frames that waited their turn.
     async fn run_members_flusher(self, mut shutdown: Shutdown) {
         let mut ticks = tokio::time::interval(room::MEMBERS_EVERY);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -465,6 +468,14 @@ impl Registry {
             tokio::select! {
                 _ = ticks.tick() => {}
                 _ = shutdown.wait() => break,
+            }
+            let changed = std::mem::take(&mut self.inner.rooms.lock().presence_changed);
+            if !changed.is_empty() {
+                tokio::select! {
+                    // A failure was logged; the next sweep says it again.
+                    _ = self.inner.backend.presence_changed(changed) => {}
+                    _ = shutdown.wait() => break,
+                }
             }
             self.inner.rooms.lock().flush_members();
         }

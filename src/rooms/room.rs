@@ -11,7 +11,9 @@ use tokio::sync::broadcast;
 
 use super::history::Ring;
 use super::roster::Roster;
-use crate::model::{Event, Kind, Name, Recorded, RoomCode, RoomKey, Text, Update};
+use crate::model::{
+    members_frame, Event, Kind, Name, Names, Recorded, RoomCode, RoomKey, Text, Update,
+};
 use crate::store::{now_ms, StoredRoom};
 
 /// How many updates a stream may fall behind before it is closed and must
@@ -95,8 +97,8 @@ impl Room {
                 .unwrap_or_else(Instant::now),
         );
         room.history = Ring::forgetting(stored.last_id);
-        for (_, part) in &stored.participants {
-            room.roster.add(part);
+        for (id, part) in &stored.participants {
+            room.roster.add(part, id.number());
         }
         room
     }
@@ -176,29 +178,53 @@ impl Room {
     }
 
     /// A stream opened (a session's, if `session`): the room is no longer
-    /// idle.
-    pub fn stream_opened(&mut self, session: Option<u128>) {
+    /// idle. True if it is that session's first here: it is online now.
+    pub fn stream_opened(&mut self, session: Option<u128>) -> bool {
         self.streams += 1;
-        if let Some(session) = session {
-            *self.readers.entry(session).or_default() += 1;
-        }
         self.idle_since = None;
+        let Some(session) = session else {
+            return false;
+        };
+        let open = self.readers.entry(session).or_default();
+        *open += 1;
+        *open == 1
     }
 
     /// A stream closed; the idle clock starts if it was the last. (A room
     /// made again under the code of one that expired never counted the
-    /// old room's streams: nothing goes below zero.)
-    pub fn stream_closed(&mut self, session: Option<u128>, now: Instant) {
+    /// old room's streams: nothing goes below zero.) True if it was its
+    /// session's last here: it is away now.
+    pub fn stream_closed(&mut self, session: Option<u128>, now: Instant) -> bool {
         self.streams = self.streams.saturating_sub(1);
-        if let Some(session) = session {
-            if let Some(open) = self.readers.get_mut(&session) {
-                *open -= 1;
-                if *open == 0 {
-                    self.readers.remove(&session);
-                }
-            }
-        }
         self.touched(now);
+        let Some(session) = session else {
+            return false;
+        };
+        let Some(open) = self.readers.get_mut(&session) else {
+            return false;
+        };
+        *open -= 1;
+        if *open > 0 {
+            return false;
+        }
+        self.readers.remove(&session);
+        true
+    }
+
+    /// The sessions with a stream open here, by number.
+    pub fn online(&self) -> impl Iterator<Item = u128> + '_ {
+        self.readers.keys().copied()
+    }
+
+    /// Who is in the room (as this node knows it: with Redis, Redis
+    /// does), each online or away.
+    pub fn names(&self) -> Names {
+        self.roster.names(&self.readers)
+    }
+
+    /// The `members` frame of [`Room::names`].
+    pub fn members_frame(&self, code: &RoomCode) -> Bytes {
+        members_frame(code, &self.names())
     }
 
     /// Whether a join or leave may be announced now (see

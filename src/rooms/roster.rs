@@ -1,43 +1,60 @@
-//! Who is in a room: its participants by name, members and watchers.
-//! Plain data, kept under the registry's one lock (see [`super::state`]).
+//! Who is in a room: its participants by name, members and watchers, each
+//! with their session, so that whether they are here now can be told from
+//! the room's open streams. Plain data, kept under the registry's one lock
+//! (see [`super::state`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
-use bytes::Bytes;
-
-use crate::model::{members_frame, Name, Names, RoomCode};
+use crate::model::{Name, Names, Present};
 use crate::session::Participation;
 
-/// A room's participants, sorted by name; `true` for a watcher.
+/// A room's participants, sorted by name.
 #[derive(Debug, Default)]
 pub struct Roster {
-    people: BTreeMap<Name, bool>,
+    people: BTreeMap<Name, Person>,
+}
+
+#[derive(Debug)]
+struct Person {
+    watch: bool,
+    /// Their session's number (see [`crate::session::SessionId::number`]).
+    session: u128,
 }
 
 impl Roster {
-    pub fn add(&mut self, part: &Participation) {
-        self.people.insert(part.name.clone(), part.watch);
+    pub fn add(&mut self, part: &Participation, session: u128) {
+        let person = Person {
+            watch: part.watch,
+            session,
+        };
+        self.people.insert(part.name.clone(), person);
     }
 
     pub fn remove(&mut self, name: &Name) {
         self.people.remove(name);
     }
 
-    pub fn names(&self) -> Names {
+    /// Who is in the room; online if their session has a stream open here
+    /// (`readers`: open streams by session number).
+    pub fn names(&self, readers: &HashMap<u128, usize>) -> Names {
         let mut names = Names::default();
-        for (name, &watch) in &self.people {
-            let list = if watch {
+        for (name, person) in &self.people {
+            let list = if person.watch {
                 &mut names.watchers
             } else {
                 &mut names.members
             };
-            list.push(name.clone());
+            list.push(Present {
+                name: name.clone(),
+                online: readers.contains_key(&person.session),
+            });
         }
         names
     }
 
-    /// The `members` frame for the current list of `room`.
-    pub fn frame(&self, room: &RoomCode) -> Bytes {
-        members_frame(room, &self.names())
+    /// Whether `session` takes part here (so its coming and going changes
+    /// who is online).
+    pub fn has_session(&self, session: u128) -> bool {
+        self.people.values().any(|person| person.session == session)
     }
 }

@@ -48,6 +48,9 @@ pub struct State {
     pub admission: Admission,
     /// Rooms with a `members` frame waiting for its turn.
     pub members_waiting: HashSet<RoomCode>,
+    /// Rooms where someone came online (a first stream of their session)
+    /// or went away (its last) since the members flusher last looked.
+    pub presence_changed: HashSet<RoomCode>,
     /// Posts with an `Idempotency-Key` under way (local backend): while
     /// one is looked up and stored, the same key again is refused (409),
     /// so it can never be stored twice.
@@ -77,6 +80,7 @@ impl Rooms {
             links: HashMap::new(),
             admission: Admission::new(settings.limits),
             members_waiting: HashSet::new(),
+            presence_changed: HashSet::new(),
             keys_in_flight: HashSet::new(),
             budget: Budget::default(),
             closing: false,
@@ -106,7 +110,9 @@ impl Rooms {
         for code in codes {
             // A room that expired, or a server closing, has nothing to count.
             if let Ok(room) = state.room_mut(code) {
-                room.stream_closed(visitor.session.map(|id| id.number()), now);
+                if room.stream_closed(visitor.session.map(|id| id.number()), now) {
+                    state.presence_changed.insert(code.clone());
+                }
             }
         }
     }

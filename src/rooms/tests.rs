@@ -1,7 +1,7 @@
 //! The registry's tests, on the local backend over an in-memory store.
 
 use super::*;
-use crate::model::{Kind, Name, Update};
+use crate::model::{Kind, Name, Present, Update};
 use crate::store::sqlite::{SqliteStore, IN_MEMORY};
 use admission::{Limits, Rate};
 
@@ -122,8 +122,12 @@ async fn a_name_is_held_until_its_holder_leaves_and_watchers_are_not_announced()
         .await
         .unwrap();
     let names = registry.members(&code).await.unwrap();
-    assert_eq!(names.members, vec![name("al")]);
-    assert_eq!(names.watchers, vec![name("logbot")]);
+    let away = |n: &str| Present {
+        name: name(n),
+        online: false,
+    };
+    assert_eq!(names.members, vec![away("al")]);
+    assert_eq!(names.watchers, vec![away("logbot")]);
     registry.leave(al, &code).await.unwrap();
     registry.leave(bot, &code).await.unwrap();
     assert_eq!(

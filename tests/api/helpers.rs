@@ -637,15 +637,22 @@ impl Sse {
 
     /// The next `members` update, as a list of names.
     pub async fn next_members(&mut self) -> Vec<String> {
+        let present = self.next_presence().await;
+        present.into_iter().map(|(name, _)| name).collect()
+    }
+
+    /// The members of the next `members` frame, each with whether they
+    /// are online.
+    pub async fn next_presence(&mut self) -> Vec<(String, bool)> {
         loop {
             let event = self.next().await;
             if event.event == "members" {
-                return event.json()["members"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|n| n.as_str().unwrap().to_string())
-                    .collect();
+                let members = event.json()["members"].as_array().unwrap().clone();
+                let person = |p: &Value| {
+                    let name = p["name"].as_str().unwrap().to_string();
+                    (name, p["online"].as_bool().unwrap())
+                };
+                return members.iter().map(person).collect();
             }
         }
     }

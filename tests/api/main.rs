@@ -18,6 +18,7 @@ mod messages;
 mod metrics;
 mod multiplexed;
 mod participants;
+mod presence;
 mod search;
 mod security;
 mod streams;

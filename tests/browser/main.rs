@@ -28,9 +28,17 @@ fn base(app: &TestApp) -> String {
 
 async fn member_names(person: &Person) -> Vec<String> {
     let names = person
-        .eval("[...document.querySelectorAll('#members li')].map(e => e.textContent)")
+        .eval("[...document.querySelectorAll('#members li .name')].map(e => e.textContent)")
         .await;
     serde_json::from_value(names).unwrap()
+}
+
+/// A script that is true once `name` is shown as `state` (online, away).
+fn presence_is(name: &str, state: &str) -> String {
+    format!(
+        "[...document.querySelectorAll('#members li')].some(li => \
+         li.querySelector('.name').textContent === '{name}' && li.classList.contains('{state}'))"
+    )
 }
 
 #[tokio::test]
@@ -74,7 +82,28 @@ async fn two_people_chat_live_and_see_each_other_come_and_go() {
         .await;
     assert_eq!(mine, 2, "alice's own messages are marked as hers");
 
-    // Closing the tab is not leaving: bob keeps his name and his place.
+    // Away is not gone: bob closes his tab, and alice sees him away,
+    // still in the room, with no notice; back in it, he is online.
+    alice.wait_for(&presence_is("bob", "online")).await;
+    let blank = bob.client.new_window(true).await.unwrap().handle;
+    bob.client.close_window().await.unwrap();
+    bob.switch_to(&blank).await;
+    alice.wait_for(&presence_is("bob", "away")).await;
+    bob.goto(&format!("{}/rooms/{code}", base(&app))).await;
+    bob.wait_until_live().await;
+    alice.wait_for(&presence_is("bob", "online")).await;
+    let notices = alice
+        .eval("[...document.querySelectorAll('#log .notice')].map(n => n.textContent.trim())")
+        .await;
+    let notices: Vec<String> = serde_json::from_value(notices).unwrap();
+    let about_bob: Vec<&String> = notices.iter().filter(|n| n.contains("bob")).collect();
+    assert_eq!(
+        about_bob.len(),
+        1,
+        "one join, however he comes and goes: {notices:?}"
+    );
+
+    // Leaving is what ends his part: a notice, and his name is free.
     bob.eval("(document.querySelector('#leave').click(), true)")
         .await;
     alice.wait_for_text("bob left").await;

@@ -32,7 +32,7 @@ use redis::{Script, Value};
 
 use crate::limits::IDEMPOTENCY_WINDOW;
 use crate::model::{
-    timestamp, Event, Kind, Name, Names, PostKey, Recorded, RoomCode, RoomKey, Text,
+    timestamp, Event, Kind, Name, Names, PostKey, Present, Recorded, RoomCode, RoomKey, Text,
     NAME_KEY_VERSION,
 };
 use crate::rooms::settings::Settings;
@@ -47,6 +47,11 @@ const WAKE_TTL: Duration = Duration::from_secs(24 * 3600);
 /// by when its room's end and reservation would have passed, in ms. Read
 /// to choose a new code's length (see [`RoomCode::length_for`]).
 const CODES_KEY: &str = "roomcast:codes";
+
+/// How long a node's word on who has streams open in a room holds: it says
+/// it again every sweep (a second at most), so a node that stops or
+/// freezes has its people shown as away within this.
+const PRESENCE_TTL: Duration = Duration::from_secs(5);
 
 /// How long one command may take before the caller gets a 503.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -497,11 +502,24 @@ impl Redis {
         })
     }
 
-    /// A room with streams on this node lives another TTL; false if it is
-    /// gone.
-    pub async fn keep(&self, code: &RoomCode) -> Result<bool, RedisError> {
+    /// A room with streams on this node (or with some until just now)
+    /// lives another TTL, and `online` are the sessions with one open here
+    /// (`changed`: that changed since the last time, so the roster goes out
+    /// to every node); false if it is gone.
+    pub async fn keep(
+        &self,
+        code: &RoomCode,
+        online: &[SessionId],
+        changed: bool,
+    ) -> Result<bool, RedisError> {
+        let until = (now_ms() + PRESENCE_TTL.as_millis() as u64).to_string();
+        let sessions: Vec<String> = online.iter().map(SessionId::to_string).collect();
+        let (ts, frames) = (timestamp(), frames_key(code));
+        let changed = if changed { "1" } else { "0" };
+        let mut args = vec![code.as_str(), &ts, &until, &frames, self.node(), changed];
+        args.extend(sessions.iter().map(String::as_str));
         let kept: u8 = self
-            .run("keeping a room", &self.inner.scripts.keep, code, &[])
+            .run("keeping a room", &self.inner.scripts.keep, code, &args)
             .await?;
         Ok(kept == 1)
     }
@@ -682,10 +700,19 @@ fn session_key(id: SessionId) -> String {
     format!("roomcast:session:{id}")
 }
 
-fn names_of(names: Vec<String>) -> Vec<Name> {
-    let mut names: Vec<Name> = names.iter().filter_map(|n| Name::parse(n).ok()).collect();
-    names.sort();
-    names
+/// Names as look.lua gives them, '1NAME' (online) or '0NAME' (away).
+fn names_of(names: Vec<String>) -> Vec<Present> {
+    let mut present: Vec<Present> = names
+        .iter()
+        .filter_map(|flagged| {
+            let (online, name) = (flagged.strip_prefix('1'), flagged.strip_prefix('0'));
+            let (name, online) = online.map(|n| (n, true)).or(name.map(|n| (n, false)))?;
+            let name = Name::parse(name).ok()?;
+            Some(Present { name, online })
+        })
+        .collect();
+    present.sort_by(|a, b| a.name.cmp(&b.name));
+    present
 }
 
 /// A log entry as the event it records; `None` for an entry this version

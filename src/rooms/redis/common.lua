@@ -21,14 +21,23 @@ local kept_notices = KEYS[1] .. ':kept-notices'
 -- The Idempotency-Keys of its messages (see post.lua).
 local posted = KEYS[1] .. ':posted'
 local posted_at = KEYS[1] .. ':posted-at'
+-- Who is here now: node id -> UNTIL SESSION SESSION ..., the sessions
+-- with a stream open in the room on that node, until UNTIL (ms; see
+-- keep.lua).
+local online_key = KEYS[1] .. ':online'
+
+-- Redis's clock, in ms since the epoch.
+local function now_ms()
+  local now = redis.call('TIME')
+  return tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+end
 
 -- When the room ends if nothing happens first, and whether it is private
 -- (ENDS TAB 1 or 0), kept --ended-ttl past that: once the room's keys
 -- expire, this answers "ended on", and create.lua gives nobody its code.
 local function mark_end()
   local ttl = tonumber(ARGV[1])
-  local now = redis.call('TIME')
-  local ends = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) + ttl
+  local ends = now_ms() + ttl
   local record = redis.call('GET', KEYS[1]) or ''
   local private = string.find(record, '\t.') and '1' or '0'
   local reserved = tonumber(ARGV[#ARGV])
@@ -42,7 +51,7 @@ local function touch()
       redis.call('PEXPIRE', KEYS[i], ARGV[1])
     end
   end
-  for _, key in ipairs({ kept_messages, kept_notices, posted, posted_at }) do
+  for _, key in ipairs({ kept_messages, kept_notices, posted, posted_at, online_key }) do
     redis.call('PEXPIRE', key, ARGV[1])
   end
   mark_end()
@@ -135,17 +144,45 @@ end
 -- to end their streams.
 local ended = {}
 
--- The room's members and watchers, each sorted. A name whose session
--- expired is free again: it goes, with a leave for a member (at ts).
--- The third value is whether anything went (publish the roster then).
+-- The sessions with a stream open in the room on any node, as a set; a
+-- node's entry past its time goes (the node stopped or froze). The second
+-- value is whether one went.
+local function online_sessions()
+  local online, pruned = {}, false
+  local now = now_ms()
+  local nodes = redis.call('HGETALL', online_key)
+  for i = 1, #nodes, 2 do
+    local until_ms, sessions = string.match(nodes[i + 1], '^(%d+)(.*)$')
+    if until_ms and tonumber(until_ms) > now then
+      for session in string.gmatch(sessions, '%S+') do
+        online[session] = true
+      end
+    else
+      redis.call('HDEL', online_key, nodes[i])
+      pruned = true
+    end
+  end
+  return online, pruned
+end
+
+local function by_name(a, b)
+  return bytewise(a.name, b.name)
+end
+
+-- The room's members and watchers, each sorted by name, as
+-- { name = ..., online = ... }. A name whose session expired is free
+-- again: it goes, with a leave for a member (at ts). The third value is
+-- whether anything went (publish the roster then).
 local function roster(code, ts)
-  local members, watchers, pruned = {}, {}, false
+  local members, watchers = {}, {}
+  local online, pruned = online_sessions()
   local names = redis.call('HGETALL', KEYS[4])
   for i = 1, #names, 2 do
     local held = split(names[i + 1])
     local session, watch, name = held[1], held[2], held[3]
     if redis.call('HEXISTS', 'roomcast:session:' .. session, code) == 1 then
-      table.insert(watch == '1' and watchers or members, name)
+      local present = { name = name, online = online[session] == true }
+      table.insert(watch == '1' and watchers or members, present)
     else
       redis.call('HDEL', KEYS[4], names[i])
       table.insert(ended, session)
@@ -155,19 +192,20 @@ local function roster(code, ts)
       pruned = true
     end
   end
-  table.sort(members, bytewise)
-  table.sort(watchers, bytewise)
+  table.sort(members, by_name)
+  table.sort(watchers, by_name)
   return members, watchers, pruned
 end
 
--- Names as JSON strings, as serde_json writes them: cjson also escapes
--- '/', which serde_json leaves be (every '/' it writes follows its
--- escaping backslash, so that pair is the one to undo).
-local function json_list(names)
+-- The list as serde_json writes it, [{"name":"al","online":true},...]:
+-- cjson also escapes '/', which serde_json leaves be (every '/' it
+-- writes follows its escaping backslash, so that pair is the one to undo).
+local function json_list(present)
   local quoted = {}
-  for _, name in ipairs(names) do
-    local json = string.gsub(cjson.encode(name), '\\/', '/')
-    table.insert(quoted, json)
+  for _, person in ipairs(present) do
+    local name = string.gsub(cjson.encode(person.name), '\\/', '/')
+    local online = person.online and 'true' or 'false'
+    table.insert(quoted, '{"name":' .. name .. ',"online":' .. online .. '}')
   end
   return '[' .. table.concat(quoted, ',') .. ']'
 end

@@ -9,6 +9,6 @@ if not redis.call('SET', KEYS[1], ARGV[3] .. '\t' .. ARGV[4], 'NX', 'PX', ARGV[1
   return 0
 end
 -- Whatever an ended room of the same code left behind goes.
-redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], kept_messages, kept_notices, posted, posted_at)
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], kept_messages, kept_notices, posted, posted_at, online_key)
 mark_end()
 return 1

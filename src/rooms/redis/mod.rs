@@ -24,6 +24,7 @@ pub mod reader;
 mod rekey;
 mod settle;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -320,16 +321,24 @@ impl Backend for Shared {
             // reach this receiver: one that left since the handler looked
             // (a multiplexed stream opens its rooms one after another)
             // gets no stream of it.
+            let mut reading = None;
             if let Some(reader) = reader {
                 let session = self.redis.session(reader).await?;
-                if session.is_none_or(|s| s.in_room(code).is_none()) {
-                    return Err(RoomError::NotParticipant);
+                match session.as_ref().and_then(|s| s.in_room(code)) {
+                    Some(part) => reading = Some(part.name.clone()),
+                    None => return Err(RoomError::NotParticipant),
                 }
             }
             let Some(looked) = self.redis.look(code).await? else {
                 return Err(self.gone(code).await);
             };
-            let (newest, names) = (looked.last_id, looked.names);
+            let (newest, mut names) = (looked.last_id, looked.names);
+            // The reader is online now, whether or not Redis has heard it
+            // yet (the members flusher tells it within a tenth of a second).
+            let everyone = names.members.iter_mut().chain(names.watchers.iter_mut());
+            for present in everyone.filter(|p| Some(&p.name) == reading.as_ref()) {
+                present.online = true;
+            }
             let since = since.map_or(newest, |since| since.min(newest));
             let Some(backlog) = self
                 .redis
@@ -363,20 +372,38 @@ impl Backend for Shared {
     /// Redis says is gone leaves the cache, which ends its streams.
     fn keep_rooms(&self) -> Pending<'_, ()> {
         Box::pin(async move {
-            let open: Vec<RoomCode> = {
+            let open: Vec<(RoomCode, Vec<SessionId>)> = {
                 let state = self.rooms.lock();
                 let rooms = state.rooms.iter().filter(|(_, room)| room.streams > 0);
-                rooms.map(|(code, _)| code.clone()).collect()
+                rooms
+                    .map(|(code, room)| (code.clone(), online(room)))
+                    .collect()
             };
             let mut kept = Vec::with_capacity(open.len());
-            for code in open {
-                if self.redis.keep(&code).await? {
+            for (code, online) in open {
+                if self.redis.keep(&code, &online, false).await? {
                     kept.push(code);
                 } else {
                     self.forget(&code);
                 }
             }
             Ok(self.redis.count_codes(&kept).await?)
+        })
+    }
+
+    /// This node's word on who is online in each room goes to Redis at
+    /// once, and the room's roster to every node.
+    fn presence_changed(&self, codes: HashSet<RoomCode>) -> Pending<'_, ()> {
+        Box::pin(async move {
+            for code in codes {
+                let Some(online) = self.rooms.lock().room(&code).ok().map(online) else {
+                    continue; // left the cache meanwhile
+                };
+                if !self.redis.keep(&code, &online, true).await? {
+                    self.forget(&code);
+                }
+            }
+            Ok(())
         })
     }
 
@@ -403,6 +430,11 @@ impl Backend for Shared {
     fn reachable(&self) -> Option<bool> {
         Some(self.redis.is_up())
     }
+}
+
+/// The sessions with a stream open in the room on this node.
+fn online(room: &Room) -> Vec<SessionId> {
+    room.online().map(SessionId::from_number).collect()
 }
 
 /// How leave.lua marks the message that ends a session's streams.
