@@ -33,7 +33,7 @@ pub struct Config {
     /// Messages kept per room for history and resume (on disk, or in
     /// Redis), and beside them as many join/leave notices: a notice never
     /// pushes a message out.
-    #[arg(long, env = "ROOMCAST_HISTORY", default_value_t = 1000,
+    #[arg(long, env = "ROOMCAST_HISTORY", default_value_t = 10_000,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub history: u32,
 
