@@ -221,6 +221,12 @@
 
   const room = $('#room');
   if (!room) return;
+  // A page of older events or of a search's hits is read as it came, by
+  // its links (as without script); only the newest is followed live.
+  if (room.dataset.view !== 'live') return;
+  // Scrolling up loads older events here: no link needed.
+  const olderLink = $('#older-link');
+  if (olderLink) olderLink.parentElement.remove();
 
   const code = room.dataset.room;
   const me = room.dataset.me;

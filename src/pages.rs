@@ -66,6 +66,16 @@ pub struct RoomView {
     pub error: Option<String>,
     /// The session's other rooms.
     pub your_rooms: Vec<YourRoom>,
+    /// Which part of the room the log shows: "live" (the newest, kept up
+    /// by the page script), "older" (a page of what came before, by link)
+    /// or "search" (the hits of a search). Only "live" is followed.
+    pub view: &'static str,
+    /// Where the page of the events before these is (none at the start).
+    pub older: Option<String>,
+    /// The words searched for, in the "search" view, and what was found
+    /// (or why they are no search).
+    pub searched: Option<String>,
+    pub summary: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -84,6 +94,9 @@ pub struct EventView {
     pub mine: bool,
     /// How a kind other than a message reads: "NAME joined".
     pub notice: Option<&'static str>,
+    /// In the "search" view: the page with this event among those around
+    /// it, scrolled to it.
+    pub context: Option<String>,
 }
 
 /// How an event of `kind` reads in the page when it is not a message:
@@ -206,6 +219,10 @@ impl RoomView {
             draft: String::new(),
             error: None,
             your_rooms: Vec::new(),
+            view: "live",
+            older: None,
+            searched: None,
+            summary: None,
         }
     }
 }
@@ -284,6 +301,7 @@ impl EventView {
             time: clock(&event.ts),
             mine: event.kind == Kind::Message && event.name == me.as_str(),
             notice: notice(event.kind),
+            context: None,
         }
     }
 }

@@ -121,10 +121,11 @@ fn invite(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejectio
         .then(handlers::invite)
 }
 
-/// GET /rooms/CODE
+/// GET /rooms/CODE, ?before=ID (older events), ?q=WORDS (a search)
 fn room_page(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     warp::path!("rooms" / RoomCode)
         .and(warp::get())
+        .and(query::<handlers::RoomQuery>())
         .and(visitor(&app))
         .and(client())
         .and(site(&app))

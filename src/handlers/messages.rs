@@ -19,7 +19,7 @@ use crate::site::Site;
 use crate::stream::{Handoff, RoomStream};
 
 use super::respond::*;
-use super::rooms::{render_room, room_error, Page};
+use super::rooms::{render_room, room_error, Page, Shown};
 
 /// Events a history read returns when it names no limit.
 const DEFAULT_HISTORY_LIMIT: usize = 100;
@@ -95,6 +95,7 @@ pub async fn post_message(
                 draft: input.text.unwrap_or_default(),
                 error: Some(err.message()),
                 your_rooms: Vec::new(),
+                shown: Shown::Newest,
             };
             let mut page = render_room(&app, &code, page).await;
             if let Some(secs) = err.retry_after() {

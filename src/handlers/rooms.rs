@@ -10,7 +10,7 @@ use crate::body;
 use crate::client::{Client, Visitor, VisitorKey};
 use crate::error::ApiError;
 use crate::limits::ROOM_PAGE_EVENTS;
-use crate::model::{Name, RoomCode};
+use crate::model::{Invalid, Name, RoomCode, Words};
 use crate::pages::{RoomView, YourRoom};
 use crate::rooms::RoomError;
 use crate::site::Site;
@@ -20,6 +20,38 @@ use super::respond::*;
 #[derive(Debug, Default, Deserialize)]
 pub struct CreateInput {
     private: Option<bool>,
+}
+
+/// What of the room its page shows: `?before=ID` a page of older events,
+/// `?q=WORDS` a search (both work without script).
+#[derive(Debug, Default, Deserialize)]
+pub struct RoomQuery {
+    before: Option<u64>,
+    q: Option<String>,
+}
+
+/// Which events the room page shows.
+pub(super) enum Shown {
+    /// The newest, kept up live by the page script.
+    Newest,
+    /// Those before this id.
+    Before(u64),
+    /// The newest messages with these words (as typed), or why the words
+    /// are no search.
+    Found(String, Result<Words, String>),
+}
+
+impl Shown {
+    fn of(query: RoomQuery) -> Shown {
+        match (query.q, query.before) {
+            (Some(q), _) => {
+                let words = Words::parse(&q).map_err(|Invalid(why)| why);
+                Shown::Found(q, words)
+            }
+            (None, Some(id)) => Shown::Before(id),
+            (None, None) => Shown::Newest,
+        }
+    }
 }
 
 /// POST /rooms (optionally `{"private":true}`) — 201
@@ -68,6 +100,7 @@ pub async fn create_room(
 /// unknown room's 404: its code alone is no way in).
 pub async fn room_page(
     code: RoomCode,
+    query: Result<RoomQuery, ApiError>,
     visitor: Option<Visitor>,
     client: Client,
     site: Site,
@@ -96,6 +129,10 @@ pub async fn room_page(
         }
         None => return see_other(&format!("/?code={code}")),
     };
+    let shown = match query {
+        Ok(query) => Shown::of(query),
+        Err(err) => return room_error(&app, &code, err),
+    };
     let others = your_rooms(&app, visitor.as_ref(), Some(&code)).await;
     let page = Page {
         me: &me.name,
@@ -104,6 +141,7 @@ pub async fn room_page(
         draft: String::new(),
         error: None,
         your_rooms: others,
+        shown,
     };
     let mut page = render_room(&app, &code, page).await;
     keep_cookie(&mut page, &app, client, visitor.as_ref());
@@ -143,6 +181,7 @@ pub(super) struct Page<'a> {
     pub(super) draft: String,
     pub(super) error: Option<String>,
     pub(super) your_rooms: Vec<YourRoom>,
+    pub(super) shown: Shown,
 }
 
 pub(super) async fn render_room(app: &App, code: &RoomCode, page: Page<'_>) -> Response {
@@ -153,11 +192,32 @@ pub(super) async fn render_room(app: &App, code: &RoomCode, page: Page<'_>) -> R
         draft,
         error,
         your_rooms,
+        shown,
     } = page;
-    // Either may fail if the room expired since it was found, or if Redis
+    // Any may fail if the room ended since it was found, or if Redis
     // went away.
-    // The newest: older ones load as the page is scrolled up.
-    let history = match app.registry.history(code, None, ROOM_PAGE_EVENTS).await {
+    let registry = &app.registry;
+    let kind = match shown {
+        Shown::Newest => "live",
+        Shown::Before(_) => "older",
+        Shown::Found(..) => "search",
+    };
+    let (history, searched) = match shown {
+        // The newest: older ones load as the page is scrolled up.
+        Shown::Newest => (registry.history(code, None, ROOM_PAGE_EVENTS).await, None),
+        Shown::Before(id) => (
+            registry.history_before(code, id, ROOM_PAGE_EVENTS).await,
+            None,
+        ),
+        Shown::Found(typed, Ok(words)) => {
+            let found = registry.search(code, words, None, ROOM_PAGE_EVENTS).await;
+            // Shown in the order they were said, as the log is.
+            let found = found.map(|hits| hits.into_iter().rev().collect());
+            (found, Some((typed, None)))
+        }
+        Shown::Found(typed, Err(why)) => (Ok(Vec::new()), Some((typed, Some(why)))),
+    };
+    let history = match history {
         Ok(history) => history,
         Err(err) => return room_error(app, code, err.into()),
     };
@@ -173,12 +233,32 @@ pub(super) async fn render_room(app: &App, code: &RoomCode, page: Page<'_>) -> R
         Some(key) => site.link(&format!("/join/{code}-{}", key.as_str())),
         None => site.link(&format!("/?code={code}")),
     };
-    let view = RoomView {
+    let mut view = RoomView {
         draft,
         error,
         your_rooms,
         ..RoomView::new(code, invite, me, members, &history)
     };
+    let first = view.events.first().map(|e| e.id);
+    // A full page may have more before it; the page of those is a link.
+    if searched.is_none() && history.len() == ROOM_PAGE_EVENTS {
+        view.older = first.map(|id| format!("/rooms/{code}?before={id}"));
+    }
+    if let Some((typed, why)) = searched {
+        for event in &mut view.events {
+            // Half a page of what came after it, so it sits in the middle.
+            let until = event.id.saturating_add(ROOM_PAGE_EVENTS as u64 / 2);
+            event.context = Some(format!("/rooms/{code}?before={until}#e{}", event.id));
+        }
+        let found = match view.events.len() {
+            1 => "1 message".to_string(),
+            n => format!("{n} messages"),
+        };
+        view.summary =
+            Some(why.unwrap_or_else(|| format!("{found} with “{}”, newest last.", typed.trim())));
+        view.searched = Some(typed);
+    }
+    view.view = kind;
     html(status, app.pages.room(&view))
 }
 

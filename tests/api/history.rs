@@ -248,3 +248,97 @@ async fn a_restart_within_a_small_memory_resumes_exactly() {
     let held = crate::helpers::metric(&app, "roomcast_history_memory_bytes").await;
     assert!(held <= 4096, "{held} bytes held");
 }
+
+/// The texts of the messages a room page shows, in order.
+fn page_texts(html: &str) -> Vec<String> {
+    html.split(r#"<p class="text">"#)
+        .skip(1)
+        .map(|rest| rest.split("</p>").next().unwrap().to_string())
+        .collect()
+}
+
+/// The `href` of the link with this id, if the page has it.
+fn link(html: &str, id: &str) -> Option<String> {
+    let at = html.find(&format!(r#"id="{id}""#))?;
+    let start = html[..at].rfind("href=\"")? + "href=\"".len();
+    let end = start + html[start..].find('"')?;
+    Some(
+        html[start..end]
+            .replace("&#x3D;", "=")
+            .replace("&amp;", "&"),
+    )
+}
+
+/// Without script: the room page links to the page of older events, and
+/// that one to the one before, back to the start, each message once.
+async fn check_older_pages_and_search_without_script(app: &TestApp) {
+    let mut alice = app.browser();
+    let code = alice.enter("alice", "", "create").await;
+    for i in 1..=120 {
+        let fruit = if i % 40 == 0 { "apple" } else { "pear" };
+        app.say(&code, "al", &format!("{fruit} {i}")).await;
+    }
+    let mut html = alice.room_page(&code).await;
+    assert!(html.contains(r#"data-view="live""#));
+    let mut seen = page_texts(&html);
+    assert_eq!(seen.len(), 50, "the newest 50 events");
+    while let Some(older) = link(&html, "older-link") {
+        assert!(
+            older.starts_with(&format!("/rooms/{code}?before=")),
+            "{older}"
+        );
+        html = alice.get(&older).await.text().await.unwrap();
+        assert!(html.contains(r#"data-view="older""#));
+        assert!(html.contains(r#"id="newest-link""#));
+        let mut before = page_texts(&html);
+        before.append(&mut seen);
+        seen = before;
+    }
+    let all: Vec<String> = (1..=120)
+        .map(|i| format!("{} {i}", if i % 40 == 0 { "apple" } else { "pear" }))
+        .collect();
+    assert_eq!(seen, all, "every message once, in order");
+
+    // A search: its hits, in the order said, each linked in its context.
+    let html = alice.get(&format!("/rooms/{code}?q=APPLE")).await;
+    assert_eq!(html.status(), reqwest::StatusCode::OK);
+    let html = html.text().await.unwrap();
+    assert!(html.contains(r#"data-view="search""#));
+    assert!(html.contains("3 messages with “APPLE”"), "{html}");
+    assert_eq!(page_texts(&html), ["apple 40", "apple 80", "apple 120"]);
+    let start = html.find(r#"class="context" href=""#).unwrap() + r#"class="context" href=""#.len();
+    let context = &html[start..start + html[start..].find('"').unwrap()];
+    let context = context.replace("&#x3D;", "=");
+    let (path, anchor) = context.split_once('#').unwrap();
+    let around = alice.get(path).await.text().await.unwrap();
+    assert!(around.contains(&format!(r#"id="{anchor}""#)), "{context}");
+    assert!(page_texts(&around).contains(&"apple 40".to_string()));
+    // Words that are no search say so, and show nothing.
+    let html = alice.get(&format!("/rooms/{code}?q=%21%21")).await;
+    let html = html.text().await.unwrap();
+    assert!(html.contains("Search for at least one word"), "{html}");
+    assert!(page_texts(&html).is_empty());
+    // Someone not in the room learns nothing from either.
+    for path in [
+        format!("/rooms/{code}?q=apple"),
+        format!("/rooms/{code}?before=50"),
+    ] {
+        let outsider = app.browser().get(&path).await;
+        assert_eq!(outsider.status(), reqwest::StatusCode::SEE_OTHER);
+        assert!(!outsider.text().await.unwrap().contains("apple"));
+    }
+}
+
+#[tokio::test]
+async fn without_script_older_pages_and_search_are_links() {
+    let app = spawn_with(|_| {}).await;
+    check_older_pages_and_search_without_script(&app).await;
+}
+
+#[tokio::test]
+async fn without_script_older_pages_and_search_are_links_in_redis() {
+    let Some(redis) = Redis::start() else { return };
+    let url = redis.url();
+    let app = spawn_with(move |c| c.redis = Some(url)).await;
+    check_older_pages_and_search_without_script(&app).await;
+}
