@@ -70,6 +70,9 @@ pub struct RoomView {
     /// by the page script), "older" (a page of what came before, by link)
     /// or "search" (the hits of a search). Only "live" is followed.
     pub view: &'static str,
+    /// The `Idempotency-Key` the page's plain form sends: made for each
+    /// page, so sending the same form again stores nothing twice.
+    pub post_key: String,
     /// Where the page of the events before these is (none at the start).
     pub older: Option<String>,
     /// The words searched for, in the "search" view, and what was found
@@ -220,6 +223,7 @@ impl RoomView {
             error: None,
             your_rooms: Vec::new(),
             view: "live",
+            post_key: crate::model::RoomKey::random().as_str().to_string(),
             older: None,
             searched: None,
             summary: None,

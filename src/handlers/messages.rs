@@ -29,6 +29,9 @@ pub struct MessageInput {
     /// Refused unless it is the sender's own name (see [`may_send`]).
     name: Option<String>,
     text: Option<String>,
+    /// The key a page without script sends in its form (the header's
+    /// place): the same form sent twice is one message. The header wins.
+    idempotency_key: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -74,6 +77,7 @@ pub async fn post_message(
         Ok(input) => input,
         Err(err) => return err.into_response(),
     };
+    let idempotency_key = idempotency_key.or_else(|| input.idempotency_key.clone());
     let idempotency_key = match idempotency_key.as_deref().map(IdempotencyKey::parse) {
         Some(Ok(key)) => Some(key),
         Some(Err(Invalid(why))) => return ApiError::Malformed(why).into_response(),

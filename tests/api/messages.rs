@@ -107,6 +107,24 @@ async fn a_browser_form_without_script_gets_303_back_to_the_room() {
     );
     let html = alice.room_page(&code).await;
     assert!(html.contains("no js here"));
+
+    // The form carries a key made for the page: sent twice (a double
+    // click, a resubmit), it is one message.
+    let field = r#"name="idempotency_key" value=""#;
+    let start = html.find(field).expect("the form has a key") + field.len();
+    let key = html[start..start + html[start..].find('"').unwrap()].to_string();
+    for _ in 0..2 {
+        let form = [("text", "sent twice"), ("idempotency_key", key.as_str())];
+        let response = alice
+            .submit(&format!("/rooms/{code}/messages"), &form)
+            .await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    }
+    let history = app.whole_history(&code).await;
+    let kept = history.iter().filter(|e| e["text"] == "sent twice").count();
+    assert_eq!(kept, 1);
+    let next = alice.room_page(&code).await;
+    assert!(!next.contains(&key), "each page makes its own");
 }
 
 #[tokio::test]
