@@ -38,7 +38,8 @@ async fn the_benchmark_runs_at_quick_sizes_and_loses_nothing() {
             "posts/memory",
             "cluster/1-node",
             "cluster/2-nodes",
-            "search"
+            "search",
+            "search/redis"
         ]
     );
     for row in &rows {

@@ -10,7 +10,7 @@ use super::{saturate, Row, Target, LIFTED};
 
 /// A redis-server on a free port, persisting as the README advises
 /// (append-only file, fsync every second), in a temporary folder.
-struct Redis {
+pub(super) struct Redis {
     port: u16,
     child: Child,
     _dir: tempfile::TempDir,
@@ -54,20 +54,36 @@ impl Drop for Redis {
     }
 }
 
-/// Two nodes on one Redis, `subs` subscribers and the posters split between
-/// them, for `secs`.
-pub async fn two_nodes(binary: &str, subs: usize, secs: u64) -> Row {
-    let Some(redis) = Redis::start() else {
-        let mut row = Row::new("cluster/2-nodes");
-        println!("cluster: SKIPPED, redis-server is not installed (Debian package redis-server)");
+impl Redis {
+    /// A redis-server for the row `name`, or the row saying it was
+    /// SKIPPED (failed under ROOMCAST_REQUIRE_REDIS=1).
+    pub(super) fn for_row(name: &str) -> Result<Redis, Row> {
+        if let Some(redis) = Redis::start() {
+            return Ok(redis);
+        }
+        let mut row = Row::new(name);
+        println!("{name}: SKIPPED, redis-server is not installed (Debian package redis-server)");
         row.figure("skipped", "no redis-server");
         if std::env::var("ROOMCAST_REQUIRE_REDIS").is_ok_and(|v| v == "1") {
             row.failures
                 .push("ROOMCAST_REQUIRE_REDIS=1 but redis-server is missing".into());
         }
-        return row;
+        Err(row)
+    }
+
+    pub(super) fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+/// Two nodes on one Redis, `subs` subscribers and the posters split between
+/// them, for `secs`.
+pub async fn two_nodes(binary: &str, subs: usize, secs: u64) -> Row {
+    let redis = match Redis::for_row("cluster/2-nodes") {
+        Ok(redis) => redis,
+        Err(skipped) => return skipped,
     };
-    let url = format!("redis://127.0.0.1:{}", redis.port);
+    let url = redis.url();
     let mut flags = LIFTED.to_vec();
     flags.extend(["--redis", &url]);
     let nodes = [Target::start(binary, &flags), Target::start(binary, &flags)];

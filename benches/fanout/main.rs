@@ -229,7 +229,18 @@ pub async fn run(options: &Options) -> Vec<Row> {
         let (events, searches) = if q { (500, 50) } else { (10_000, 1000) };
         let history = events.to_string();
         let flags = [LIFTED, &["--history", &history]].concat();
-        record(search::search(&start(&flags), events, searches).await);
+        record(search::search("search", &start(&flags), events, searches).await);
+        // The same over Redis's kept log, which is scanned.
+        match cluster::Redis::for_row("search/redis") {
+            Ok(redis) => {
+                let url = redis.url();
+                let flags = [&flags[..], &["--redis", &url]].concat();
+                let node = start(&flags);
+                record(search::search("search/redis", &node, events, searches).await);
+                drop(node); // before its Redis
+            }
+            Err(skipped) => record(skipped),
+        }
     }
     rows
 }

@@ -12,8 +12,8 @@ use super::{round, Row, Target};
 /// Posters filling the room at once.
 const FILLERS: usize = 8;
 
-pub async fn search(server: &Target, events: usize, searches: usize) -> Row {
-    let mut row = Row::new("search");
+pub async fn search(name: &str, server: &Target, events: usize, searches: usize) -> Row {
+    let mut row = Row::new(name);
     let mut poster = Poster::connect(server.addr).await.expect("connect");
     let code = poster.create_room().await.expect("create a room");
     let filled = Instant::now();
