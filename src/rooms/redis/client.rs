@@ -254,22 +254,27 @@ impl Redis {
         self.note(what, result)
     }
 
+    /// Sends one command, noting its outcome.
+    async fn query<T: redis::FromRedisValue>(
+        &self,
+        what: &str,
+        command: &redis::Cmd,
+    ) -> Result<T, RedisError> {
+        let mut commands = self.inner.commands.clone();
+        let result = command.query_async(&mut commands).await;
+        self.note(what, result)
+    }
+
     /// Whether Redis answers: checked once at start.
     async fn ping(&self) -> Result<(), String> {
-        let mut commands = self.inner.commands.clone();
-        let result: redis::RedisResult<()> = redis::cmd("PING").query_async(&mut commands).await;
-        self.note("ping", result)
-            .map_err(|_| "Redis is unreachable".into())
+        let answer: Result<(), _> = self.query("ping", &redis::cmd("PING")).await;
+        answer.map_err(|_| "Redis is unreachable".into())
     }
 
     /// Clears up this node's wake-up stream as it stops.
     pub async fn depart(&self) {
-        let mut commands = self.inner.commands.clone();
-        let result: redis::RedisResult<()> = redis::cmd("DEL")
-            .arg(wake_key(self.node()))
-            .query_async(&mut commands)
-            .await;
-        let _ = self.note("leaving", result);
+        let del = redis::cmd("DEL").arg(wake_key(self.node())).clone();
+        let _: Result<(), _> = self.query("leaving", &del).await;
     }
 
     /// Claims `code` for a new room (private with `key`); false if some
@@ -320,13 +325,9 @@ impl Redis {
         let settings = &self.inner.settings;
         let until = now_ms() + (settings.room_ttl + settings.ended_ttl).as_millis() as u64;
         let members: Vec<(u64, &str)> = codes.iter().map(|c| (until, c.as_str())).collect();
-        let mut commands = self.inner.commands.clone();
-        let result: redis::RedisResult<u64> = redis::cmd("ZADD")
-            .arg(CODES_KEY)
-            .arg(&members)
-            .query_async(&mut commands)
-            .await;
-        self.note("counting codes", result).map(|_added| ())
+        let zadd = redis::cmd("ZADD").arg(CODES_KEY).arg(&members).clone();
+        let _added: u64 = self.query("counting codes", &zadd).await?;
+        Ok(())
     }
 
     /// Session `id` says `text` in `code` at `ts`, under the name it holds
@@ -376,13 +377,12 @@ impl Redis {
 
     /// Publishes a frame that is not history on the room's channel.
     pub async fn publish_frame(&self, code: &RoomCode, frame: &[u8]) -> Result<(), RedisError> {
-        let mut commands = self.inner.commands.clone();
-        let result: redis::RedisResult<u64> = redis::cmd("PUBLISH")
+        let publish = redis::cmd("PUBLISH")
             .arg(frames_key(code))
             .arg(frame)
-            .query_async(&mut commands)
-            .await;
-        self.note("publishing a frame", result).map(|_receivers| ())
+            .clone();
+        let _receivers: u64 = self.query("publishing a frame", &publish).await?;
+        Ok(())
     }
 
     /// The room's last id, who is in it and its key if it is private, or
@@ -405,12 +405,8 @@ impl Redis {
     /// When the room that had `code` ended and whether it was private, if
     /// its code is still reserved (see common.lua's `mark_end`).
     pub async fn ended(&self, code: &RoomCode) -> Result<Option<EndedRoom>, RedisError> {
-        let mut commands = self.inner.commands.clone();
-        let result: redis::RedisResult<Option<String>> = redis::cmd("GET")
-            .arg(ends_key(code))
-            .query_async(&mut commands)
-            .await;
-        let Some(mark) = self.note("reading an ended room", result)? else {
+        let get = redis::cmd("GET").arg(ends_key(code)).clone();
+        let Some(mark): Option<String> = self.query("reading an ended room", &get).await? else {
             return Ok(None);
         };
         let (at_ms, private) = mark.split_once('\t').ok_or_else(|| odd("an ended room"))?;
@@ -577,26 +573,20 @@ impl Redis {
         id: SessionId,
         ttl: Duration,
     ) -> Result<(), RedisError> {
-        let mut commands = self.inner.commands.clone();
-        let result: redis::RedisResult<()> = redis::cmd("SET")
+        let set = redis::cmd("SET")
             .arg(link_key(secret))
             .arg(id.to_string())
             .arg("PX")
             .arg(ttl.as_millis() as u64)
-            .query_async(&mut commands)
-            .await;
-        self.note("keeping a device link", result)
+            .clone();
+        self.query("keeping a device link", &set).await
     }
 
     /// The session a device link names, taking the link away (GETDEL: one
     /// use, even with two nodes asked at once).
     pub async fn take_link(&self, secret: &str) -> Result<Option<SessionId>, RedisError> {
-        let mut commands = self.inner.commands.clone();
-        let result: redis::RedisResult<Option<String>> = redis::cmd("GETDEL")
-            .arg(link_key(secret))
-            .query_async(&mut commands)
-            .await;
-        let id = self.note("using a device link", result)?;
+        let getdel = redis::cmd("GETDEL").arg(link_key(secret)).clone();
+        let id: Option<String> = self.query("using a device link", &getdel).await?;
         Ok(id.and_then(|id| id.parse().ok()))
     }
 
