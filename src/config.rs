@@ -62,7 +62,8 @@ pub struct Config {
     #[arg(long, env = "ROOMCAST_MAX_STREAMS_PER_VISITOR", default_value_t = 20)]
     pub max_streams_per_visitor: usize,
 
-    /// Live rooms allowed at once; past it, creating one answers 503.
+    /// Rooms held in memory at once (stored rooms nobody uses are not);
+    /// past it, creating one answers 503.
     #[arg(long, env = "ROOMCAST_MAX_ROOMS", default_value_t = 10_000)]
     pub max_rooms: usize,
 
@@ -162,6 +163,12 @@ pub struct Config {
     #[arg(long, env = "ROOMCAST_ROOM_TTL", default_value = "2592000", value_parser = seconds)]
     pub room_ttl: Duration,
 
+    /// Seconds a room (or a session) stays in memory once nobody uses it
+    /// (fractions allowed; default 5 minutes). It stays stored, and is read
+    /// back the next time someone opens, joins or posts to it.
+    #[arg(long, env = "ROOMCAST_UNLOAD_AFTER", default_value = "300", value_parser = seconds)]
+    pub unload_after: Duration,
+
     /// Seconds an ended room's code answers "Room ABCD ended on DATE" and
     /// is given to no new room (fractions allowed; default as long as
     /// `--room-ttl`).
@@ -203,6 +210,7 @@ impl Config {
             room_ttl: self.room_ttl,
             ended_ttl: self.ended_ttl.unwrap_or(self.room_ttl),
             short_codes: self.short_codes,
+            unload_after: self.unload_after,
             session_ttl: self.session_ttl,
             limits: Limits {
                 max_streams: self.max_streams.unwrap_or_else(max_streams),

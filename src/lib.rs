@@ -29,6 +29,7 @@ pub mod app;
 pub mod assets;
 pub mod body;
 pub mod client;
+pub mod code_set;
 pub mod config;
 pub mod cursor;
 pub mod error;

@@ -63,6 +63,7 @@ pub struct Metrics {
     deliveries: Counter,
     lagged_disconnects: Counter,
     store_reads: Counter,
+    rooms_loaded: Counter,
     rejected: Family<ByStatus, Counter>,
     refusals: Family<ByReason, Counter>,
     post_seconds: Histogram,
@@ -70,8 +71,11 @@ pub struct Metrics {
 
 /// Gauges read from the registry when scraped.
 pub struct Gauges {
-    /// Rooms this node holds (with Redis: has in its cache).
+    /// Rooms this node holds in memory (with Redis: has in its cache).
     pub rooms: usize,
+    /// Rooms stored, in memory or not (the local backend's: Redis has
+    /// its own count).
+    pub rooms_stored: Option<usize>,
     pub streams: usize,
     /// Bytes of history held in memory (see `--total-memory-bytes`).
     pub history_bytes: usize,
@@ -96,6 +100,7 @@ impl Default for Metrics {
             deliveries: Counter::default(),
             lagged_disconnects: Counter::default(),
             store_reads: Counter::default(),
+            rooms_loaded: Counter::default(),
             rejected,
             post_seconds: Histogram::new(LATENCY_BUCKETS),
         }
@@ -118,6 +123,11 @@ impl Metrics {
     /// A history read (or a stream's backlog) went to the store.
     pub fn read_from_store(&self) {
         self.store_reads.inc();
+    }
+
+    /// A room was read from where it is kept into memory.
+    pub fn room_loaded(&self) {
+        self.rooms_loaded.inc();
     }
 
     /// A request refused, for `reason` (see [`REASONS`]).
@@ -150,7 +160,18 @@ impl Metrics {
             "Open SSE streams",
             gauge(gauges.streams),
         );
-        registry.register("roomcast_rooms", "Live rooms", gauge(gauges.rooms));
+        registry.register(
+            "roomcast_rooms",
+            "Rooms held in memory",
+            gauge(gauges.rooms),
+        );
+        if let Some(stored) = gauges.rooms_stored {
+            registry.register(
+                "roomcast_rooms_stored",
+                "Rooms stored, in memory or not",
+                gauge(stored),
+            );
+        }
         registry.register(
             "roomcast_history_memory_bytes",
             "Bytes of history held in memory, all rooms",
@@ -168,6 +189,11 @@ impl Metrics {
                 "roomcast_history_store_reads",
                 "History reads memory could not answer, sent to the store",
                 &self.store_reads,
+            ),
+            (
+                "roomcast_rooms_loaded",
+                "Rooms read into memory when first asked for",
+                &self.rooms_loaded,
             ),
             (
                 "roomcast_events_appended",
@@ -233,6 +259,7 @@ mod tests {
         );
         let text = metrics.render(Gauges {
             rooms: 2,
+            rooms_stored: Some(3),
             streams: 5,
             history_bytes: 7,
             redis_up: Some(false),
@@ -240,6 +267,8 @@ mod tests {
         for line in [
             "roomcast_streams_open 5",
             "roomcast_rooms 2",
+            "roomcast_rooms_stored 3",
+            "roomcast_rooms_loaded_total 0",
             "roomcast_history_memory_bytes 7",
             "roomcast_history_store_reads_total 0",
             "roomcast_redis_up 0",

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use roomcast::model::{Event, Kind, Name, Recorded, RoomCode, Text};
 use roomcast::store::sqlite::{SqliteStore, IN_MEMORY};
-use roomcast::store::{Change, Range, Store};
+use roomcast::store::{Change, Store};
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
@@ -102,9 +102,7 @@ proptest! {
             Change::Append { code: code.clone(), event: Arc::new(Recorded::new(event)), key: None, at_ms: 2 },
         ];
         store.apply(&changes, 10).unwrap();
-        store.load(10).unwrap();
-        let newest = Range { after: None, before: u64::MAX, limit: 1 };
-        let recorded = store.events(&code, newest).unwrap().pop().unwrap();
+        let recorded = store.room(&code, 10, 1).unwrap().unwrap().newest.pop().unwrap();
         prop_assert_eq!(recorded.event.text.as_deref(), Some(text.as_str()));
         let frame = String::from_utf8(recorded.frame.to_vec()).unwrap();
         // Two frames back to back, as a stream sends them.

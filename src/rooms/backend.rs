@@ -16,6 +16,7 @@ use bytes::Bytes;
 use tokio::sync::broadcast;
 
 use super::error::RoomError;
+use super::room::Room;
 use super::state::State;
 use crate::client::VisitorKey;
 use crate::model::{Event, Kind, Names, PostKey, Recorded, RoomCode, RoomKey, Text, Update, Words};
@@ -169,13 +170,22 @@ pub trait Backend: Send + Sync + 'static {
     /// Redis, Redis keeps the reservation).
     fn code_freed(&self, _state: &mut State, _code: &RoomCode) {}
 
+    /// Memory let go of a room nobody used for `--unload-after` (it stays
+    /// where the backend keeps it).
+    fn room_unloaded(&self, _state: &mut State, _code: &RoomCode, _room: &Room) {}
+
+    /// Memory let go of a session nobody used for `--unload-after`;
+    /// `used_ms` is its last use, if that was not stored yet.
+    fn session_unloaded(&self, _state: &mut State, _id: SessionId, _used_ms: Option<u64>) {}
+
     /// Someone came online or went away in each of these rooms (a first
     /// stream of their session opened here, or its last closed): their
     /// rooms' `members` frames say so.
     fn presence_changed(&self, codes: HashSet<RoomCode>) -> Pending<'_, ()>;
 
     /// Run after every sweep: with Redis, rooms with streams on this node
-    /// live on there (Redis expires a room's keys on its own).
+    /// live on there (Redis expires a room's keys on its own); locally,
+    /// stored rooms and sessions not in memory end past their TTLs.
     fn keep_rooms(&self) -> Pending<'_, ()> {
         Box::pin(std::future::ready(Ok(())))
     }

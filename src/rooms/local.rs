@@ -23,7 +23,6 @@ use super::backend::{
 use super::error::RoomError;
 use super::room::Room;
 use super::roster::Roster;
-use super::sessions::Sessions;
 use super::settings::Settings;
 use super::state::{Rooms, State, Writer};
 use crate::client::VisitorKey;
@@ -32,59 +31,34 @@ use crate::session::{Participation, Session, SessionId};
 use crate::store::writer::{self, FindPost, Job, Query, Reads};
 use crate::store::{
     keys_window_start_ms, now_ms, Change, EndedRoom, KeptPost, Range, Store, StoreError,
+    StoredSession,
 };
 
 pub struct Local {
     rooms: Arc<Rooms>,
 }
 
+/// How many stored rooms, and sessions, one sweep ends at most.
+const SWEEP_LIMIT: usize = 256;
+
 /// Where a change's outcome arrives.
 type Stored = oneshot::Receiver<Result<(), StoreError>>;
 
 impl Local {
-    /// Loads every stored room and starts the writer thread. Blocking:
-    /// call it before serving or from `spawn_blocking`.
+    /// Reads which codes are rooms (not the rooms: each is read when
+    /// first asked for) and starts the writer thread. Blocking: call it
+    /// before serving or from `spawn_blocking`.
     pub fn open(settings: Settings, mut store: Box<dyn Store>) -> Result<Local, StoreError> {
+        let stored = store.load()?;
+        if !stored.codes.is_empty() {
+            info!("{} rooms stored", stored.codes.len());
+        }
         let bounds = settings.history;
-        let stored = store.load(bounds.keep)?;
-        let mut sessions = Sessions::default();
-        for (id, used_ms) in stored.sessions {
-            sessions.restore(id, used_ms);
-        }
-        // The most recently active first: they take memory for their
-        // history while it lasts.
-        let mut stored_rooms = stored.rooms;
-        stored_rooms.sort_by_key(|room| std::cmp::Reverse(room.last_activity_ms));
-        let mut order = Vec::with_capacity(stored_rooms.len());
-        let rooms: HashMap<RoomCode, Room> = stored_rooms
-            .into_iter()
-            .map(|room| {
-                for (id, part) in &room.participants {
-                    sessions.join(*id, &room.code, part.clone(), 0);
-                }
-                order.push(room.code.clone());
-                (room.code.clone(), Room::restore(room))
-            })
-            .collect();
-        if !rooms.is_empty() {
-            info!("loaded {} rooms from the store", rooms.len());
-        }
-        let rooms = Rooms::new(settings, rooms);
+        let rooms = Rooms::new(settings, HashMap::new());
         {
             let mut state = rooms.lock();
-            state.sessions = sessions;
+            state.codes = stored.codes;
             state.ended = stored.ended.into_iter().collect();
-            for code in order {
-                let newest = Range {
-                    after: None,
-                    before: u64::MAX,
-                    limit: bounds.room_events,
-                };
-                let events = store.events(&code, newest)?;
-                if !state.restore_history(&code, events, &bounds) {
-                    break; // memory is full: the rest read from the store
-                }
-            }
         }
         let rooms = Arc::new(rooms);
         let me = Arc::downgrade(&rooms);
@@ -101,8 +75,286 @@ impl Local {
         Ok(Local { rooms })
     }
 
+    /// Makes sure the room is in memory, reading it from the store if it
+    /// is stored and not there yet; else it is missing (or ended).
+    async fn loaded(&self, code: &RoomCode) -> Result<(), RoomError> {
+        let bounds = self.rooms.settings.history;
+        loop {
+            let (unloads, read) = {
+                let mut state = self.rooms.lock();
+                if let Some(room) = state.rooms.get_mut(code) {
+                    room.seen = Instant::now();
+                    return Ok(());
+                }
+                if !state.codes.contains(code) {
+                    return Err(RoomError::missing(code, state.ended.get(code)));
+                }
+                let wanted = code.clone();
+                let read = ask(&state, move |store| {
+                    store.room(&wanted, bounds.keep, bounds.room_events)
+                })?;
+                (state.unloads, read)
+            };
+            let stored = outcome(read).await?;
+            let mut state = self.rooms.lock();
+            if state.rooms.contains_key(code) {
+                return Ok(()); // another request took it in meanwhile
+            }
+            if state.unloads != unloads {
+                continue; // a room left memory meanwhile: this read may be older
+            }
+            return match stored {
+                Some(stored) => {
+                    self.rooms.metrics.room_loaded();
+                    state.restore_room(stored, &bounds);
+                    Ok(())
+                }
+                None => Err(RoomError::missing(code, state.ended.get(code))),
+            };
+        }
+    }
+
+    /// Makes sure the session is in memory if it is stored and live.
+    async fn loaded_session(&self, id: SessionId) -> Result<(), RoomError> {
+        let ttl = self.rooms.settings.session_ttl;
+        loop {
+            let (unloads, read) = {
+                let state = self.rooms.lock();
+                if state.sessions.get(&id).is_some() {
+                    return Ok(());
+                }
+                let read = ask(&state, move |store| store.session(id))?;
+                (state.session_unloads, read)
+            };
+            let stored = outcome(read).await?;
+            let mut state = self.rooms.lock();
+            if state.sessions.get(&id).is_some() {
+                return Ok(());
+            }
+            if state.session_unloads != unloads {
+                continue;
+            }
+            // One unused past its TTL is the sweep's to end.
+            let live_since = now_ms().saturating_sub(ttl.as_millis() as u64);
+            if let Some(stored) = stored.filter(|s| s.used_ms >= live_since) {
+                state.sessions.restore(id, stored);
+            }
+            return Ok(());
+        }
+    }
+
+    /// The session's use noted (see [`Backend::session`]), if it is in
+    /// memory.
+    fn use_session(&self, id: SessionId) -> Option<Arc<Session>> {
+        let mut state = self.rooms.lock();
+        let now = now_ms();
+        let every = (self.rooms.settings.session_ttl.as_millis() as u64 / 100).max(1000);
+        if state.sessions.used(&id, now, every) {
+            let change = Change::Used {
+                session: id,
+                at_ms: now,
+            };
+            if let Err(err) = enqueue(&state, change, None) {
+                warn!("a session's use was not recorded: {err:?}");
+            }
+        }
+        state.sessions.get(&id).cloned()
+    }
+
+    /// Ends the stored rooms idle past the TTL that memory does not hold
+    /// (it ends those it holds by its own clock, which also counts open
+    /// streams: the store hears that clock for them now).
+    fn end_idle_rooms(&self, idle: Vec<(RoomCode, bool)>) {
+        let mut state = self.rooms.lock();
+        let (now, now_wall) = (Instant::now(), now_ms());
+        for (code, private) in idle {
+            if let Some(room) = state.rooms.get(&code) {
+                let at_ms = wall_ms(room.idle_since, now, now_wall);
+                let _ = enqueue(&state, Change::Active { code, at_ms }, None);
+            } else if state.codes.contains(&code) {
+                state.end_room(&code);
+                self.room_expired(&mut state, &code, private);
+            }
+        }
+    }
+
+    /// Ends the stored sessions unused past the TTL that memory does not
+    /// hold, each leave announced in its rooms (read in for it).
+    async fn end_unused_sessions(&self, unused: Vec<(SessionId, StoredSession)>) {
+        for (id, stored) in unused {
+            if let Some(used_ms) = self.rooms.lock().sessions.used_ms(&id) {
+                // Memory's clock: the store hears it, and the sweep ends
+                // it if that comes to pass.
+                let change = Change::Used {
+                    session: id,
+                    at_ms: used_ms,
+                };
+                let _ = enqueue(&self.rooms.lock(), change, None);
+                continue;
+            }
+            for (code, _) in &stored.rooms {
+                // A room that ended took its part in it along.
+                let _ = self.loaded(code).await;
+            }
+            let mut state = self.rooms.lock();
+            if state.sessions.get(&id).is_some() {
+                continue;
+            }
+            let session = Session {
+                rooms: stored.rooms.into_iter().collect(),
+            };
+            state.sessions.release_all(id, &session);
+            self.sessions_ended(&mut state, vec![(id, session)]);
+        }
+    }
+
     pub fn rooms(&self) -> &Arc<Rooms> {
         &self.rooms
+    }
+}
+
+/// The reads of a room that is in memory (see [`Local::loaded`]).
+impl Local {
+    /// From memory when it holds the window, else from the store.
+    fn history_held<'a>(
+        &'a self,
+        code: &'a RoomCode,
+        window: Window,
+    ) -> Pending<'a, Vec<Arc<Recorded>>> {
+        let Window {
+            since,
+            before,
+            limit,
+        } = window;
+        let state = self.rooms.lock();
+        let room = match state.room(code) {
+            Ok(room) => room,
+            Err(err) => return Box::pin(std::future::ready(Err(err))),
+        };
+        // Past the newest published (or none): the newest of all.
+        let before = before.map_or(room.published_id + 1, |b| b.min(room.published_id + 1));
+        let held = match since {
+            Some(since) if room.history.holds_after(since) => {
+                Some(room.history.after(since).take(limit).cloned().collect())
+            }
+            None if room.history.holds_newest_before(before, limit) => {
+                Some(room.history.newest_before(before, limit).cloned().collect())
+            }
+            _ => None,
+        };
+        if let Some(events) = held {
+            return Box::pin(std::future::ready(Ok(events)));
+        }
+        let range = Range {
+            after: since,
+            before,
+            limit,
+        };
+        self.rooms.metrics.read_from_store();
+        let stored = read(&state, code, Query::Range(range));
+        drop(state);
+        Box::pin(async move { stored?.await })
+    }
+
+    /// From the store's index (memory holds none), after what is queued.
+    fn search_held<'a>(
+        &'a self,
+        code: &'a RoomCode,
+        search: Search,
+    ) -> Pending<'a, Vec<Arc<Recorded>>> {
+        let state = self.rooms.lock();
+        let read = state.room(code).and_then(|room| {
+            let Search {
+                words,
+                before,
+                limit,
+            } = search;
+            let before = before.map_or(room.published_id + 1, |b| b.min(room.published_id + 1));
+            read(
+                &state,
+                code,
+                Query::Search {
+                    words,
+                    before,
+                    limit,
+                },
+            )
+        });
+        drop(state);
+        Box::pin(async move { read?.await })
+    }
+
+    fn send_frame_held<'a>(&'a self, code: &'a RoomCode, frame: Bytes) -> Pending<'a, ()> {
+        let room = self.rooms.lock();
+        let sent = room.room(code).map(|room| room.send(Update::Frame(frame)));
+        Box::pin(std::future::ready(sent))
+    }
+
+    fn members_held<'a>(&'a self, code: &'a RoomCode) -> Pending<'a, Names> {
+        let members = self.rooms.lock().room(code).map(Room::names);
+        Box::pin(std::future::ready(members))
+    }
+
+    /// The participation is checked again in the hold that subscribes: a
+    /// leave just before cannot leave a stream reading on (its end would
+    /// have gone to a channel the stream was not on yet). What memory no
+    /// longer holds of the backlog is read from the store, up to the
+    /// oldest event it does hold.
+    fn subscribe_held<'a>(
+        &'a self,
+        code: &'a RoomCode,
+        since: Option<u64>,
+        reader: Option<SessionId>,
+    ) -> Pending<'a, Opening> {
+        let state = self.rooms.lock();
+        // (A stream with no session is the registry's own, in tests.)
+        let participant = reader.is_none_or(|id| {
+            let session = state.sessions.get(&id);
+            session.is_some_and(|session| session.in_room(code).is_some())
+        });
+        let room = state
+            .check_open()
+            .and_then(|()| participant.then_some(()).ok_or(RoomError::NotParticipant))
+            .and_then(|()| state.room(code));
+        let room = match room {
+            Ok(room) => room,
+            Err(err) => return Box::pin(std::future::ready(Err(err))),
+        };
+        // An id from the future (a client of another room that had
+        // this code) resumes from now rather than skipping events until
+        // the ids catch up. A stream with no resume point starts live,
+        // so it sees its own join.
+        let newest = room.published_id;
+        let since = since.map_or(newest, |since| since.min(newest));
+        let held: Vec<Arc<Recorded>> = room.history.after(since).cloned().collect();
+        let first_held = room.first_held();
+        let older = (!room.history.holds_after(since)).then(|| {
+            let range = Range {
+                after: Some(since),
+                before: first_held,
+                limit: usize::MAX,
+            };
+            self.rooms.metrics.read_from_store();
+            read(&state, code, Query::Range(range))
+        });
+        let members = room.members_frame(code);
+        let updates = room.subscribe();
+        drop(state);
+        Box::pin(async move {
+            let mut backlog = match older {
+                Some(stored) => stored?.await?,
+                None => Vec::new(),
+            };
+            backlog.extend(held);
+            let first_kept = backlog.first().map_or(newest + 1, |e| e.event.id);
+            Ok(Opening {
+                since,
+                missed: gap(since, first_kept),
+                backlog,
+                members,
+                updates,
+            })
+        })
     }
 }
 
@@ -115,7 +367,7 @@ impl Backend for Local {
             let (code, stored) = {
                 let mut state = rooms.lock();
                 state.admit_room(visitor)?;
-                let in_use = state.rooms.len() + state.ended.len();
+                let in_use = state.codes.len() + state.ended.len();
                 let length = RoomCode::length_for(in_use, rooms.settings.short_codes);
                 let code = (0..CODE_ATTEMPTS)
                     .map(|_| RoomCode::random(length))
@@ -130,21 +382,27 @@ impl Backend for Local {
                 let mut room = Room::new(0);
                 room.key = key;
                 state.rooms.insert(code.clone(), room);
+                state.codes.insert(&code);
                 (code, stored)
             };
             match outcome(stored).await {
                 Ok(()) => Ok(code),
                 Err(err) => {
-                    rooms.lock().rooms.remove(&code);
+                    let mut state = rooms.lock();
+                    state.rooms.remove(&code);
+                    state.codes.remove(&code);
                     Err(err)
                 }
             }
         })
     }
 
+    /// From memory, or read from the store into it.
     fn find<'a>(&'a self, code: &'a RoomCode) -> Pending<'a, Option<RoomKey>> {
-        let found = self.rooms.lock().room(code).map(|room| room.key.clone());
-        Box::pin(std::future::ready(found))
+        Box::pin(async move {
+            self.loaded(code).await?;
+            self.rooms.lock().room(code).map(|room| room.key.clone())
+        })
     }
 
     /// The checks, the admission, the roster and the queue in one hold of
@@ -161,6 +419,10 @@ impl Backend for Local {
         } = join;
         let rooms = &*self.rooms;
         Box::pin(async move {
+            self.loaded(code).await?;
+            if let Some(id) = session {
+                self.loaded_session(id).await?;
+            }
             let (id, stored) = {
                 let mut state = rooms.lock();
                 state.check_open()?;
@@ -222,6 +484,8 @@ impl Backend for Local {
     fn leave<'a>(&'a self, id: SessionId, code: &'a RoomCode) -> Pending<'a, ()> {
         let rooms = &*self.rooms;
         Box::pin(async move {
+            self.loaded(code).await?;
+            self.loaded_session(id).await?;
             let (part, stored) = {
                 let mut state = rooms.lock();
                 state.check_open()?;
@@ -292,34 +556,33 @@ impl Backend for Local {
     }
 
     fn use_device_link<'a>(&'a self, secret: &'a str) -> Pending<'a, Option<SessionId>> {
-        let mut state = self.rooms.lock();
-        let id = state.links.remove(secret);
-        let id = id
-            .filter(|(_, until)| Instant::now() < *until)
-            .map(|(id, _)| id)
-            .filter(|id| state.sessions.get(id).is_some());
-        Box::pin(std::future::ready(Ok(id)))
+        Box::pin(async move {
+            let link = self.rooms.lock().links.remove(secret);
+            let Some(id) = link
+                .filter(|(_, until)| Instant::now() < *until)
+                .map(|(id, _)| id)
+            else {
+                return Ok(None);
+            };
+            self.loaded_session(id).await?;
+            let live = self.rooms.lock().sessions.get(&id).is_some();
+            Ok(live.then_some(id))
+        })
     }
 
-    /// A use is stored now and then (see [`Sessions::used`]), never
-    /// awaited: losing one only makes the session end a little sooner.
+    /// From memory, or read from the store into it. A use is stored now
+    /// and then (see [`Sessions::used`]), never awaited: losing one only
+    /// makes the session end a little sooner.
     ///
     /// [`Sessions::used`]: super::sessions::Sessions::used
     fn session(&self, id: SessionId) -> Pending<'_, Option<Arc<Session>>> {
-        let mut state = self.rooms.lock();
-        let now = now_ms();
-        let every = (self.rooms.settings.session_ttl.as_millis() as u64 / 100).max(1000);
-        if state.sessions.used(&id, now, every) {
-            let change = Change::Used {
-                session: id,
-                at_ms: now,
-            };
-            if let Err(err) = enqueue(&state, change, None) {
-                warn!("a session's use was not recorded: {err:?}");
+        Box::pin(async move {
+            if let Some(session) = self.use_session(id) {
+                return Ok(Some(session));
             }
-        }
-        let session = state.sessions.get(&id).cloned();
-        Box::pin(std::future::ready(Ok(session)))
+            self.loaded_session(id).await?;
+            Ok(self.use_session(id))
+        })
     }
 
     /// Admission, the id and the queue in one hold of the lock. A post
@@ -336,6 +599,7 @@ impl Backend for Local {
         } = post;
         let rooms = &*self.rooms;
         Box::pin(async move {
+            self.loaded(code).await?;
             let _held = match key {
                 Some(key) => {
                     // Admitted before the lookup, so only a speaker within
@@ -376,141 +640,50 @@ impl Backend for Local {
         })
     }
 
-    /// From memory when it holds the window, else from the store.
     fn history<'a>(
         &'a self,
         code: &'a RoomCode,
         window: Window,
     ) -> Pending<'a, Vec<Arc<Recorded>>> {
-        let Window {
-            since,
-            before,
-            limit,
-        } = window;
-        let state = self.rooms.lock();
-        let room = match state.room(code) {
-            Ok(room) => room,
-            Err(err) => return Box::pin(std::future::ready(Err(err))),
-        };
-        // Past the newest published (or none): the newest of all.
-        let before = before.map_or(room.published_id + 1, |b| b.min(room.published_id + 1));
-        let held = match since {
-            Some(since) if room.history.holds_after(since) => {
-                Some(room.history.after(since).take(limit).cloned().collect())
-            }
-            None if room.history.holds_newest_before(before, limit) => {
-                Some(room.history.newest_before(before, limit).cloned().collect())
-            }
-            _ => None,
-        };
-        if let Some(events) = held {
-            return Box::pin(std::future::ready(Ok(events)));
-        }
-        let range = Range {
-            after: since,
-            before,
-            limit,
-        };
-        self.rooms.metrics.read_from_store();
-        let stored = read(&state, code, Query::Range(range));
-        drop(state);
-        Box::pin(async move { stored?.await })
+        Box::pin(async move {
+            self.loaded(code).await?;
+            self.history_held(code, window).await
+        })
     }
 
-    /// From the store's index (memory holds none), after what is queued.
     fn search<'a>(&'a self, code: &'a RoomCode, search: Search) -> Pending<'a, Vec<Arc<Recorded>>> {
-        let state = self.rooms.lock();
-        let read = state.room(code).and_then(|room| {
-            let Search {
-                words,
-                before,
-                limit,
-            } = search;
-            let before = before.map_or(room.published_id + 1, |b| b.min(room.published_id + 1));
-            read(
-                &state,
-                code,
-                Query::Search {
-                    words,
-                    before,
-                    limit,
-                },
-            )
-        });
-        drop(state);
-        Box::pin(async move { read?.await })
+        Box::pin(async move {
+            self.loaded(code).await?;
+            self.search_held(code, search).await
+        })
     }
 
     fn send_frame<'a>(&'a self, code: &'a RoomCode, frame: Bytes) -> Pending<'a, ()> {
-        let room = self.rooms.lock();
-        let sent = room.room(code).map(|room| room.send(Update::Frame(frame)));
-        Box::pin(std::future::ready(sent))
+        Box::pin(async move {
+            self.loaded(code).await?;
+            self.send_frame_held(code, frame).await
+        })
     }
 
     fn members<'a>(&'a self, code: &'a RoomCode) -> Pending<'a, Names> {
-        let members = self.rooms.lock().room(code).map(Room::names);
-        Box::pin(std::future::ready(members))
+        Box::pin(async move {
+            self.loaded(code).await?;
+            self.members_held(code).await
+        })
     }
 
-    /// The participation is checked again in the hold that subscribes: a
-    /// leave just before cannot leave a stream reading on (its end would
-    /// have gone to a channel the stream was not on yet). What memory no
-    /// longer holds of the backlog is read from the store, up to the
-    /// oldest event it does hold.
     fn subscribe<'a>(
         &'a self,
         code: &'a RoomCode,
         since: Option<u64>,
         reader: Option<SessionId>,
     ) -> Pending<'a, Opening> {
-        let state = self.rooms.lock();
-        // (A stream with no session is the registry's own, in tests.)
-        let participant = reader.is_none_or(|id| {
-            let session = state.sessions.get(&id);
-            session.is_some_and(|session| session.in_room(code).is_some())
-        });
-        let room = state
-            .check_open()
-            .and_then(|()| participant.then_some(()).ok_or(RoomError::NotParticipant))
-            .and_then(|()| state.room(code));
-        let room = match room {
-            Ok(room) => room,
-            Err(err) => return Box::pin(std::future::ready(Err(err))),
-        };
-        // An id from the future (a client of another room that had
-        // this code) resumes from now rather than skipping events until
-        // the ids catch up. A stream with no resume point starts live,
-        // so it sees its own join.
-        let newest = room.published_id;
-        let since = since.map_or(newest, |since| since.min(newest));
-        let held: Vec<Arc<Recorded>> = room.history.after(since).cloned().collect();
-        let first_held = room.first_held();
-        let older = (!room.history.holds_after(since)).then(|| {
-            let range = Range {
-                after: Some(since),
-                before: first_held,
-                limit: usize::MAX,
-            };
-            self.rooms.metrics.read_from_store();
-            read(&state, code, Query::Range(range))
-        });
-        let members = room.members_frame(code);
-        let updates = room.subscribe();
-        drop(state);
         Box::pin(async move {
-            let mut backlog = match older {
-                Some(stored) => stored?.await?,
-                None => Vec::new(),
-            };
-            backlog.extend(held);
-            let first_kept = backlog.first().map_or(newest + 1, |e| e.event.id);
-            Ok(Opening {
-                since,
-                missed: gap(since, first_kept),
-                backlog,
-                members,
-                updates,
-            })
+            self.loaded(code).await?;
+            if let Some(id) = reader {
+                self.loaded_session(id).await?;
+            }
+            self.subscribe_held(code, since, reader).await
         })
     }
 
@@ -576,6 +749,52 @@ impl Backend for Local {
                 warn!("room {code} ended but stays in the store until next start: {err:?}")
             }
         }
+    }
+
+    /// The store hears when it was last active (its streams kept it so
+    /// without a word said), so that its TTL counts from then.
+    fn room_unloaded(&self, state: &mut State, code: &RoomCode, room: &Room) {
+        let at_ms = wall_ms(room.idle_since, Instant::now(), now_ms());
+        let change = Change::Active {
+            code: code.clone(),
+            at_ms,
+        };
+        if let Err(err) = enqueue(state, change, None) {
+            warn!("room {code}'s last activity was not stored; it may end sooner: {err:?}");
+        }
+    }
+
+    fn session_unloaded(&self, state: &mut State, id: SessionId, used_ms: Option<u64>) {
+        if let Some(at_ms) = used_ms {
+            let change = Change::Used { session: id, at_ms };
+            if let Err(err) = enqueue(state, change, None) {
+                warn!("a session's use was not recorded: {err:?}");
+            }
+        }
+    }
+
+    /// Rooms and sessions past their TTLs that memory does not hold, a
+    /// few hundred a sweep, the longest idle first.
+    fn keep_rooms(&self) -> Pending<'_, ()> {
+        Box::pin(async move {
+            let Settings {
+                room_ttl,
+                session_ttl,
+                ..
+            } = self.rooms.settings;
+            let now = now_ms();
+            let rooms_before = now.saturating_sub(room_ttl.as_millis() as u64);
+            let sessions_before = now.saturating_sub(session_ttl.as_millis() as u64);
+            let idle = ask(&self.rooms.lock(), move |store| {
+                store.idle_rooms(rooms_before, SWEEP_LIMIT)
+            })?;
+            self.end_idle_rooms(outcome(idle).await?);
+            let unused = ask(&self.rooms.lock(), move |store| {
+                store.unused_sessions(sessions_before, SWEEP_LIMIT)
+            })?;
+            self.end_unused_sessions(outcome(unused).await?).await;
+            Ok(())
+        })
     }
 
     fn code_freed(&self, state: &mut State, code: &RoomCode) {
@@ -648,6 +867,31 @@ fn read(
         let events = outcome(events).await?;
         Ok(events.into_iter().map(Arc::new).collect())
     })
+}
+
+/// Asks the writer for any other read of the store, run once what is
+/// queued before is stored; busy (503) as [`read`].
+fn ask<T: Send + 'static>(
+    state: &State,
+    query: impl FnOnce(&mut dyn Store) -> Result<T, StoreError> + Send + 'static,
+) -> Result<oneshot::Receiver<Result<T, StoreError>>, RoomError> {
+    let writer = state.writer.as_ref().ok_or(RoomError::ShuttingDown)?;
+    let ticket = writer.reads.take().ok_or(RoomError::Busy)?;
+    let (reply, answer) = oneshot::channel();
+    let call = move |store: &mut dyn Store| {
+        let _served = ticket;
+        // The asker may have gone away; nothing was changed.
+        let _ = reply.send(query(store));
+    };
+    send(state, Job::Call(Box::new(call)))?;
+    Ok(answer)
+}
+
+/// The wall clock's ms at `at` on the monotonic clock (`now` and
+/// `now_ms` being one moment on each); now if `at` is none.
+fn wall_ms(at: Option<Instant>, now: Instant, now_ms: u64) -> u64 {
+    let ago = at.map_or(0, |at| now.saturating_duration_since(at).as_millis() as u64);
+    now_ms.saturating_sub(ago)
 }
 
 /// The name `session` speaks under in the room, if it may speak there.

@@ -99,11 +99,13 @@ impl Registry {
 
     pub fn gauges(&self) -> Gauges {
         let state = self.inner.rooms.lock();
+        let redis_up = self.inner.backend.reachable();
         Gauges {
             rooms: state.rooms.len(),
+            rooms_stored: redis_up.is_none().then_some(state.codes.len()),
             streams: state.admission.streams(),
             history_bytes: state.budget.bytes,
-            redis_up: self.inner.backend.reachable(),
+            redis_up,
         }
     }
 
@@ -392,8 +394,10 @@ impl Registry {
 
     /// Ends sessions unused for longer than the session TTL (announcing
     /// their leaves), ends rooms idle for longer than the room TTL with
-    /// everyone's part in them (their codes reserved for `ended_ttl`), and
-    /// forgets what visitors left behind.
+    /// everyone's part in them (their codes reserved for `ended_ttl`), lets
+    /// memory go of rooms and sessions unused for `--unload-after`, and
+    /// forgets what visitors left behind. (What memory does not hold ends
+    /// in [`Backend::keep_rooms`], which runs after.)
     /// `now_ms` is the wall clock (sessions are kept across restarts),
     /// `now` the same moment on the monotonic one.
     pub fn sweep(&self, now: Instant, now_ms: u64) {
@@ -401,6 +405,7 @@ impl Registry {
             room_ttl,
             ended_ttl,
             session_ttl,
+            unload_after,
             ..
         } = self.inner.rooms.settings;
         let mut state = self.inner.rooms.lock();
@@ -414,6 +419,19 @@ impl Registry {
         }
         for code in state.take_freed(now_ms, ended_ttl) {
             self.inner.backend.code_freed(&mut state, &code);
+        }
+        for (code, room) in state.take_idle(now, unload_after) {
+            self.inner.backend.room_unloaded(&mut state, &code, &room);
+        }
+        let unused_since = now_ms.saturating_sub(unload_after.as_millis() as u64);
+        let state = &mut *state;
+        let rooms = &state.rooms;
+        let idle = (state.sessions).take_idle(unused_since, |code| rooms.contains_key(code));
+        if !idle.is_empty() {
+            state.session_unloads += 1;
+        }
+        for (id, used_ms) in idle {
+            self.inner.backend.session_unloaded(state, id, used_ms);
         }
         state.links.retain(|_, (_, until)| now < *until);
         state.admission.forget_idle();

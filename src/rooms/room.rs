@@ -57,6 +57,9 @@ pub struct Room {
     pub streams: usize,
     /// Since when nobody has been connected and nothing was said, if so.
     pub idle_since: Option<Instant>,
+    /// When a request last asked for the room (it stays in memory a while
+    /// after: see [`Room::may_unload`]).
+    pub seen: Instant,
     /// When the last `members` frame went out, and the newest one waiting
     /// (see [`Room::send_members`]).
     members_sent: Option<Instant>,
@@ -78,6 +81,7 @@ impl Room {
             key: None,
             streams: 0,
             idle_since: Some(Instant::now()),
+            seen: Instant::now(),
             members_sent: None,
             members_due: None,
             readers: HashMap::new(),
@@ -244,6 +248,18 @@ impl Room {
         if self.readers.contains_key(&session) {
             self.send(Update::Left(session));
         }
+    }
+
+    /// Whether memory may let go of the room at `now` (it stays stored):
+    /// nobody connected, nothing said or asked for since `after`, every
+    /// event queued published, no `members` frame waiting.
+    pub fn may_unload(&self, now: Instant, after: Duration) -> bool {
+        let quiet = |since: Instant| now.saturating_duration_since(since) >= after;
+        self.streams == 0
+            && self.idle_since.is_some_and(quiet)
+            && quiet(self.seen)
+            && self.last_id == self.published_id
+            && self.members_due.is_none()
     }
 
     /// Something happened in the room: its idle clock starts now, unless

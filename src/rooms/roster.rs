@@ -52,9 +52,8 @@ impl Roster {
         names
     }
 
-    /// Whether `session` takes part here (so its coming and going changes
-    /// who is online).
-    pub fn has_session(&self, session: u128) -> bool {
-        self.people.values().any(|person| person.session == session)
+    /// Every name held here.
+    pub fn held(&self) -> impl Iterator<Item = &Name> {
+        self.people.keys()
     }
 }

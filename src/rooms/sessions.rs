@@ -11,6 +11,7 @@ use std::sync::Arc;
 use super::admission::shrink;
 use crate::model::{Name, NameKey, RoomCode};
 use crate::session::{Participation, Session, SessionId};
+use crate::store::StoredSession;
 
 /// The sessions holding one name key in one room: almost always one.
 type Holders = Vec<SessionId>;
@@ -54,17 +55,22 @@ impl Sessions {
         holders.first().copied()
     }
 
-    /// A session as the store kept it.
-    pub fn restore(&mut self, id: SessionId, used_ms: u64) {
+    /// A session as the store kept it, taken into memory. Its names are
+    /// held by the rooms it is in, as each is taken in ([`Sessions::hold_name`]).
+    pub fn restore(&mut self, id: SessionId, stored: StoredSession) {
+        let session = Session {
+            rooms: stored.rooms.into_iter().collect(),
+        };
         self.by_id.entry(id).or_insert(Held {
-            session: Arc::default(),
-            used_ms,
-            stored_used_ms: used_ms,
+            session: Arc::new(session),
+            used_ms: stored.used_ms,
+            stored_used_ms: stored.used_ms,
         });
     }
 
-    /// `id` (made if new) takes part in `room` as `part`.
-    pub fn join(&mut self, id: SessionId, room: &RoomCode, part: Participation, now_ms: u64) {
+    /// `id` holds `part`'s name in `room` (a room taken into memory holds
+    /// every participant's, whether their session is in memory or not).
+    pub fn hold_name(&mut self, id: SessionId, room: &RoomCode, part: &Participation) {
         let holders = self
             .by_name
             .entry((room.clone(), part.name.key()))
@@ -72,6 +78,16 @@ impl Sessions {
         if !holders.contains(&id) {
             holders.push(id);
         }
+    }
+
+    /// Nobody holds `name` in `room` in memory any more: the room left it.
+    pub fn forget_name(&mut self, room: &RoomCode, name: &Name) {
+        self.by_name.remove(&(room.clone(), name.key()));
+    }
+
+    /// `id` (made if new) takes part in `room` as `part`.
+    pub fn join(&mut self, id: SessionId, room: &RoomCode, part: Participation, now_ms: u64) {
+        self.hold_name(id, room, &part);
         let held = self.by_id.entry(id).or_insert(Held {
             session: Arc::default(),
             used_ms: now_ms,
@@ -129,15 +145,51 @@ impl Sessions {
             .map(|(id, held)| (id, Arc::unwrap_or_clone(held.session)))
             .collect();
         for (id, session) in &gone {
-            for (room, part) in &session.rooms {
-                self.release(*id, room, part);
-            }
+            self.release_all(*id, session);
         }
         if !gone.is_empty() {
             shrink(&mut self.by_id);
             shrink(&mut self.by_name);
         }
         gone
+    }
+
+    /// Frees every name `session` (ended) held.
+    pub fn release_all(&mut self, id: SessionId, session: &Session) {
+        for (room, part) in &session.rooms {
+            self.release(id, room, part);
+        }
+    }
+
+    /// Lets go of the sessions unused since before `cutoff_ms` that are in
+    /// no room held in memory (`in_memory`): they stay stored. Each with
+    /// when it was last used, if the store has not heard of it yet.
+    pub fn take_idle(
+        &mut self,
+        cutoff_ms: u64,
+        in_memory: impl Fn(&RoomCode) -> bool,
+    ) -> Vec<(SessionId, Option<u64>)> {
+        let idle: Vec<(SessionId, Option<u64>)> = self
+            .by_id
+            .extract_if(|_, held| {
+                held.used_ms < cutoff_ms && !held.session.rooms.keys().any(&in_memory)
+            })
+            .map(|(id, held)| {
+                (
+                    id,
+                    (held.used_ms > held.stored_used_ms).then_some(held.used_ms),
+                )
+            })
+            .collect();
+        if !idle.is_empty() {
+            shrink(&mut self.by_id);
+        }
+        idle
+    }
+
+    /// When `id` was last used, if it is in memory.
+    pub fn used_ms(&self, id: &SessionId) -> Option<u64> {
+        self.by_id.get(id).map(|held| held.used_ms)
     }
 
     /// Ends every participation in one of `rooms` (they are gone).

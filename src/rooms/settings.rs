@@ -16,6 +16,9 @@ pub struct Settings {
     /// Codes in use below which new codes have four letters (see
     /// [`crate::model::RoomCode::length_for`]).
     pub short_codes: usize,
+    /// How long a room or session nobody uses stays in memory (it stays
+    /// stored).
+    pub unload_after: Duration,
     /// How long a session is kept after its last use.
     pub session_ttl: Duration,
     pub limits: Limits,

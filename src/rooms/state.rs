@@ -23,11 +23,12 @@ use super::room::Room;
 use super::sessions::Sessions;
 use super::settings::Settings;
 use crate::client::VisitorKey;
+use crate::code_set::CodeSet;
 use crate::metrics::Metrics;
 use crate::model::{IdempotencyKey, Recorded, RoomCode, Update};
 use crate::session::SessionId;
 use crate::store::writer::{Job, Reads};
-use crate::store::EndedRoom;
+use crate::store::{EndedRoom, StoredRoom};
 
 /// The rooms in memory, behind the lock; shared by the registry, its
 /// backend and every open stream's guard.
@@ -38,7 +39,18 @@ pub struct Rooms {
 }
 
 pub struct State {
+    /// The rooms in memory: those someone opened, joined or posted to
+    /// lately (the local backend reads the others from the store when
+    /// first asked for; with Redis, this is this node's cache).
     pub rooms: HashMap<RoomCode, Room>,
+    /// The code of every stored room, in memory or not (local backend).
+    pub codes: CodeSet,
+    /// How many times a room left memory (let go idle, or ended): a room
+    /// read from the store while this changed may be older than what was
+    /// let go, and is read again.
+    pub unloads: u64,
+    /// The same for sessions.
+    pub session_unloads: u64,
     /// Rooms that ended (local backend), while their codes stay reserved:
     /// they answer "ended", and no new room gets their code.
     pub ended: HashMap<RoomCode, EndedRoom>,
@@ -75,6 +87,9 @@ impl Rooms {
     pub fn new(settings: Settings, rooms: HashMap<RoomCode, Room>) -> Rooms {
         let state = State {
             rooms,
+            codes: CodeSet::default(),
+            unloads: 0,
+            session_unloads: 0,
             ended: HashMap::new(),
             sessions: Sessions::default(),
             links: HashMap::new(),
@@ -242,27 +257,83 @@ impl State {
         self.rooms.get_mut(code).ok_or_else(ended)
     }
 
-    /// Whether a new room may have `code`: no room has it, nor one that
-    /// ended not long ago.
+    /// Whether a new room may have `code`: no room has it (in memory or
+    /// stored), nor one that ended not long ago.
     pub fn code_free(&self, code: &RoomCode) -> bool {
-        !self.rooms.contains_key(code) && !self.ended.contains_key(code)
+        !self.rooms.contains_key(code)
+            && !self.codes.contains(code)
+            && !self.ended.contains_key(code)
+    }
+
+    /// Takes a room read from the store into memory, with its names held
+    /// and its newest events (see [`State::restore_history`]).
+    pub fn restore_room(&mut self, mut stored: StoredRoom, bounds: &Bounds) {
+        let code = stored.code.clone();
+        for (id, part) in &stored.participants {
+            self.sessions.hold_name(*id, &code, part);
+        }
+        let newest = std::mem::take(&mut stored.newest);
+        self.rooms.insert(code.clone(), Room::restore(stored));
+        self.restore_history(&code, newest, bounds);
+    }
+
+    /// A room is no more (it ended): out of memory if it was there, its
+    /// code no longer a room's, everyone's part in it over. Whether it
+    /// was private, if it was in memory.
+    pub fn end_room(&mut self, code: &RoomCode) -> Option<bool> {
+        let private = self.unload(code).map(|room| room.key.is_some());
+        self.codes.remove(code);
+        self.sessions.end_in(std::slice::from_ref(code));
+        private
+    }
+
+    /// Takes a room out of memory (it stays stored), with its names.
+    fn unload(&mut self, code: &RoomCode) -> Option<Room> {
+        let room = self.rooms.remove(code)?;
+        self.unloads += 1;
+        self.budget.ended(room.history.bytes());
+        for name in room.roster.held() {
+            self.sessions.forget_name(code, name);
+        }
+        Some(room)
+    }
+
+    /// Lets go of the rooms nobody has used for `after`, and that have
+    /// nothing under way (see [`Room::may_unload`]): they stay stored.
+    pub fn take_idle(&mut self, now: Instant, after: Duration) -> Vec<(RoomCode, Room)> {
+        let idle: Vec<RoomCode> = (self.rooms.iter())
+            .filter(|(code, room)| {
+                room.may_unload(now, after)
+                    && !self.members_waiting.contains(*code)
+                    && !self.presence_changed.contains(*code)
+                    && !self.keys_in_flight.iter().any(|(held, ..)| held == *code)
+            })
+            .map(|(code, _)| code.clone())
+            .collect();
+        let unloaded: Vec<(RoomCode, Room)> = idle
+            .into_iter()
+            .filter_map(|code| self.unload(&code).map(|room| (code, room)))
+            .collect();
+        if !unloaded.is_empty() {
+            shrink(&mut self.rooms);
+        }
+        unloaded
     }
 
     /// Takes out the rooms idle for at least `ttl`, and their sessions;
     /// each with whether it was private.
     pub fn take_expired(&mut self, now: Instant, ttl: Duration) -> Vec<(RoomCode, bool)> {
-        let budget = &mut self.budget;
-        let expired: Vec<(RoomCode, bool)> = self
-            .rooms
-            .extract_if(|_, room| room.idle_since.is_some_and(|t| now - t >= ttl))
-            .map(|(code, room)| {
-                budget.ended(room.history.bytes());
-                (code, room.key.is_some())
-            })
+        let expired: Vec<RoomCode> = (self.rooms.iter())
+            .filter(|(_, room)| room.idle_since.is_some_and(|t| now - t >= ttl))
+            .map(|(code, _)| code.clone())
             .collect();
-        let codes: Vec<RoomCode> = expired.iter().map(|(code, _)| code.clone()).collect();
-        self.sessions.end_in(&codes);
-        shrink(&mut self.rooms);
+        let expired: Vec<(RoomCode, bool)> = expired
+            .into_iter()
+            .filter_map(|code| self.end_room(&code).map(|private| (code, private)))
+            .collect();
+        if !expired.is_empty() {
+            shrink(&mut self.rooms);
+        }
         expired
     }
 

@@ -10,11 +10,20 @@ pub(crate) fn registry(session_ttl_ms: u64, room_ttl_ms: u64) -> Registry {
 }
 
 fn registry_with(session_ttl_ms: u64, room_ttl_ms: u64, max_rooms: usize) -> Registry {
+    open(settings(session_ttl_ms, room_ttl_ms, max_rooms))
+}
+
+fn open(settings: Settings) -> Registry {
+    let store = SqliteStore::open(IN_MEMORY).unwrap();
+    Registry::open_local(settings, Box::new(store)).unwrap()
+}
+
+fn settings(session_ttl_ms: u64, room_ttl_ms: u64, max_rooms: usize) -> Settings {
     let lavish = Rate {
         burst: 1e9,
         per_second: 1e9,
     };
-    let settings = Settings {
+    Settings {
         history: Bounds {
             keep: 1000,
             room_events: 1000,
@@ -24,6 +33,7 @@ fn registry_with(session_ttl_ms: u64, room_ttl_ms: u64, max_rooms: usize) -> Reg
         room_ttl: Duration::from_millis(room_ttl_ms),
         ended_ttl: Duration::from_millis(room_ttl_ms),
         short_codes: 3,
+        unload_after: Duration::from_secs(300),
         session_ttl: Duration::from_millis(session_ttl_ms),
         limits: Limits {
             max_streams: 100,
@@ -34,9 +44,7 @@ fn registry_with(session_ttl_ms: u64, room_ttl_ms: u64, max_rooms: usize) -> Reg
             room_rate: lavish,
             miss_rate: lavish,
         },
-    };
-    let store = SqliteStore::open(IN_MEMORY).unwrap();
-    Registry::open_local(settings, Box::new(store)).unwrap()
+    }
 }
 
 /// A registry with one room and a silent follower's subscription on it.
@@ -326,3 +334,5 @@ async fn past_the_short_code_limit_new_rooms_get_five_letters() {
     }
     assert_eq!(lengths, [4, 4, 4, 5, 5]);
 }
+
+mod unloading;

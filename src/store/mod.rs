@@ -15,6 +15,7 @@ pub mod writer;
 use std::fmt;
 use std::sync::Arc;
 
+use crate::code_set::CodeSet;
 use crate::model::{IdempotencyKey, PostKey, Recorded, RoomCode, RoomKey, Words};
 use crate::session::{Participation, SessionId};
 
@@ -45,6 +46,10 @@ pub enum Change {
     },
     /// An ended room's code may be given to a new room again.
     FreeCode { code: RoomCode },
+    /// The room was active at `at_ms` without an event (streams were open
+    /// in it), as memory saw it when it let the room go: its TTL counts
+    /// from then.
+    Active { code: RoomCode, at_ms: u64 },
     /// `session` (made if new) takes part in the room as `part`, and the
     /// room's history says so (`notice`; none for a watcher), in one.
     Join {
@@ -92,14 +97,23 @@ impl Change {
     }
 }
 
-/// Everything stored, as loaded at start.
+/// What is loaded at start: which codes are rooms, not the rooms (each is
+/// read with [`Store::room`] when first asked for), nor the sessions
+/// ([`Store::session`]).
 #[derive(Debug, Default)]
 pub struct Stored {
-    pub rooms: Vec<StoredRoom>,
-    /// Every session, with when it was last used (ms since the epoch).
-    pub sessions: Vec<(SessionId, u64)>,
+    /// The code of every stored room.
+    pub codes: CodeSet,
     /// The rooms that ended and whose codes are not free yet.
     pub ended: Vec<(RoomCode, EndedRoom)>,
+}
+
+/// A session as stored: when it was last used (ms since the epoch), and
+/// every room it takes part in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSession {
+    pub used_ms: u64,
+    pub rooms: Vec<(RoomCode, Participation)>,
 }
 
 /// A room that ended: its code answers "ended on" (unless it was private:
@@ -112,8 +126,8 @@ pub struct EndedRoom {
     pub private: bool,
 }
 
-/// A room as the store last saw it (its events are read apart, with
-/// [`Store::events`]).
+/// A room as the store last saw it, with its newest events (at most as
+/// many as were asked for).
 #[derive(Debug)]
 pub struct StoredRoom {
     pub code: RoomCode,
@@ -125,6 +139,7 @@ pub struct StoredRoom {
     pub last_activity_ms: u64,
     /// Who takes part in it.
     pub participants: Vec<(SessionId, Participation)>,
+    pub newest: Vec<Recorded>,
 }
 
 #[derive(Debug, Clone)]
@@ -165,9 +180,36 @@ pub struct KeptPost {
 /// keeps its newest `history` messages and beside them its newest
 /// `history` notices; when a message goes, the notices before it go too.
 pub trait Store: Send + 'static {
-    /// Every room with its participants, and every session, to rebuild
-    /// the registry at start (a smaller `history` than last time trims).
-    fn load(&mut self, history: usize) -> Result<Stored, StoreError>;
+    /// Which codes are rooms, and the ended rooms, at start.
+    fn load(&mut self) -> Result<Stored, StoreError>;
+
+    /// A room with its participants and its newest `newest` events (a
+    /// smaller `history` than when they were stored trims them now).
+    fn room(
+        &mut self,
+        code: &RoomCode,
+        history: usize,
+        newest: usize,
+    ) -> Result<Option<StoredRoom>, StoreError>;
+
+    /// A session and every room it is in.
+    fn session(&mut self, id: SessionId) -> Result<Option<StoredSession>, StoreError>;
+
+    /// At most `limit` rooms last active before `before_ms`, the longest
+    /// idle first, each with whether it is private.
+    fn idle_rooms(
+        &mut self,
+        before_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<(RoomCode, bool)>, StoreError>;
+
+    /// At most `limit` sessions last used before `before_ms`, with their
+    /// rooms.
+    fn unused_sessions(
+        &mut self,
+        before_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<(SessionId, StoredSession)>, StoreError>;
 
     /// Applies `changes` in order, all or nothing, keeping `history`.
     fn apply(&mut self, changes: &[Change], history: usize) -> Result<(), StoreError>;

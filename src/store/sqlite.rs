@@ -9,8 +9,10 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::checkpoint::Checkpoints;
 use super::{
-    keys_window_start_ms, Change, EndedRoom, KeptPost, Range, Store, StoreError, Stored, StoredRoom,
+    keys_window_start_ms, Change, EndedRoom, KeptPost, Range, Store, StoreError, Stored,
+    StoredRoom, StoredSession,
 };
+use crate::code_set::CodeSet;
 use crate::model::{
     Event, IdempotencyKey, Kind, Name, PostKey, Recorded, RoomCode, RoomKey, Words,
 };
@@ -85,6 +87,10 @@ const MIGRATIONS: &[&str] = &[
          at_ms   INTEGER NOT NULL,
          private INTEGER NOT NULL
      ) WITHOUT ROWID;",
+    // v7: rooms are read when first asked for, and end (sessions too) by
+    // a query for the longest idle, not by holding them all in memory.
+    "CREATE INDEX rooms_by_activity ON rooms(last_activity_ms);
+     CREATE INDEX sessions_by_use ON sessions(used_ms);",
 ];
 
 /// The schema version that made `message_words`: moving past it fills it.
@@ -234,9 +240,41 @@ fn index_kept_messages(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
 }
 
 impl Store for SqliteStore {
-    fn load(&mut self, history: usize) -> Result<Stored, StoreError> {
-        self.load_rooms(history)
+    fn load(&mut self) -> Result<Stored, StoreError> {
+        self.load_codes()
             .map_err(|e| StoreError(format!("cannot load rooms: {e}")))
+    }
+
+    fn room(
+        &mut self,
+        code: &RoomCode,
+        history: usize,
+        newest: usize,
+    ) -> Result<Option<StoredRoom>, StoreError> {
+        self.read_room(code, history, newest)
+            .map_err(|e| StoreError(format!("cannot read room {code}: {e}")))
+    }
+
+    fn session(&mut self, id: SessionId) -> Result<Option<StoredSession>, StoreError> {
+        read_session(&self.conn, id).map_err(|e| StoreError(format!("cannot read a session: {e}")))
+    }
+
+    fn idle_rooms(
+        &mut self,
+        before_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<(RoomCode, bool)>, StoreError> {
+        idle_rooms(&self.conn, before_ms, limit)
+            .map_err(|e| StoreError(format!("cannot find idle rooms: {e}")))
+    }
+
+    fn unused_sessions(
+        &mut self,
+        before_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<(SessionId, StoredSession)>, StoreError> {
+        unused_sessions(&self.conn, before_ms, limit)
+            .map_err(|e| StoreError(format!("cannot find unused sessions: {e}")))
     }
 
     fn apply(&mut self, changes: &[Change], history: usize) -> Result<(), StoreError> {
@@ -313,58 +351,85 @@ impl Store for SqliteStore {
 }
 
 impl SqliteStore {
-    fn load_rooms(&mut self, history: usize) -> Result<Stored, String> {
+    /// Every room's code (one row read each: a million in well under a
+    /// second) and the ended rooms.
+    fn load_codes(&mut self) -> Result<Stored, String> {
         let tx = self.conn.transaction().map_err(|e| e.to_string())?;
-        type Row = (String, u64, u64, Option<String>, u64, u64);
-        let rooms: Vec<Row> = {
+        let mut codes = CodeSet::default();
+        {
             let mut select = tx
-                .prepare(
-                    "SELECT code, last_id, last_activity_ms, invite_key, messages, notices FROM rooms",
-                )
+                .prepare("SELECT code FROM rooms")
                 .map_err(|e| e.to_string())?;
-            let rows = select
-                .query_map([], |row| {
-                    Ok((
-                        row.get(0)?,
-                        uint(row, 1)?,
-                        uint(row, 2)?,
-                        row.get(3)?,
-                        uint(row, 4)?,
-                        uint(row, 5)?,
-                    ))
-                })
-                .map_err(|e| e.to_string())?;
-            rows.collect::<Result<_, _>>().map_err(|e| e.to_string())?
-        };
-        let mut loaded = Vec::with_capacity(rooms.len());
-        for (code, last_id, last_activity_ms, key, messages, notices) in rooms {
-            // A smaller --history than last time trims at once.
-            let kept = trim(&tx, &code, (messages, notices), history).map_err(|e| e.to_string())?;
-            if kept != (messages, notices) {
-                tx.execute(
-                    "UPDATE rooms SET messages = ?2, notices = ?3 WHERE code = ?1",
-                    params![code, kept.0 as i64, kept.1 as i64],
-                )
-                .map_err(|e| e.to_string())?;
+            let mut rows = select.query([]).map_err(|e| e.to_string())?;
+            while let Some(row) = rows.next().map_err(|e| e.to_string())? {
+                let code = row.get_ref(0).map_err(|e| e.to_string())?;
+                let code = code.as_str().map_err(|e| e.to_string())?;
+                let code = RoomCode::parse(code).map_err(|_| format!("bad room code {code:?}"))?;
+                codes.insert(&code);
             }
-            let room = RoomCode::parse(&code).map_err(|_| format!("bad room code {code:?}"))?;
-            let participants = participants(&tx, &room)?;
-            loaded.push(StoredRoom {
-                code: room,
-                last_id,
-                key: key.map(RoomKey::stored),
-                last_activity_ms,
-                participants,
-            });
         }
-        let sessions = sessions(&tx)?;
         let ended = ended_rooms(&tx).map_err(|e| e.to_string())?;
         tx.commit().map_err(|e| e.to_string())?;
-        Ok(Stored {
-            rooms: loaded,
-            sessions,
-            ended,
-        })
+        Ok(Stored { codes, ended })
+    }
+
+    /// One room, trimmed to `history` first if it keeps more (a smaller
+    /// `--history` than last time).
+    fn read_room(
+        &mut self,
+        code: &RoomCode,
+        history: usize,
+        newest: usize,
+    ) -> Result<Option<StoredRoom>, String> {
+        let tx = self.conn.transaction().map_err(|e| e.to_string())?;
+        type Row = (u64, u64, Option<String>, u64, u64);
+        let row: Option<Row> = tx
+            .prepare_cached(
+                "SELECT last_id, last_activity_ms, invite_key, messages, notices FROM rooms
+                 WHERE code = ?1",
+            )
+            .and_then(|mut select| {
+                select
+                    .query_row([code.as_str()], |row| {
+                        Ok((
+                            uint(row, 0)?,
+                            uint(row, 1)?,
+                            row.get(2)?,
+                            uint(row, 3)?,
+                            uint(row, 4)?,
+                        ))
+                    })
+                    .optional()
+            })
+            .map_err(|e| e.to_string())?;
+        let Some((last_id, last_activity_ms, key, messages, notices)) = row else {
+            return Ok(None);
+        };
+        let kept =
+            trim(&tx, code.as_str(), (messages, notices), history).map_err(|e| e.to_string())?;
+        if kept != (messages, notices) {
+            tx.execute(
+                "UPDATE rooms SET messages = ?2, notices = ?3 WHERE code = ?1",
+                params![code.as_str(), kept.0 as i64, kept.1 as i64],
+            )
+            .map_err(|e| e.to_string())?;
+        }
+        let participants = participants(&tx, code)?;
+        let range = Range {
+            after: None,
+            before: u64::MAX,
+            limit: newest,
+        };
+        let newest = events(&tx, code, range)?;
+        tx.commit().map_err(|e| e.to_string())?;
+        Ok(Some(StoredRoom {
+            code: code.clone(),
+            last_id,
+            key: key.map(RoomKey::stored),
+            last_activity_ms,
+            participants,
+            newest,
+        }))
     }
 
     /// One transaction for the batch. Appends only insert their event; each
@@ -587,6 +652,12 @@ fn apply_room_change(tx: &rusqlite::Transaction<'_>, change: &Change) -> rusqlit
             tx.prepare_cached("DELETE FROM ended_rooms WHERE code = ?1")?
                 .execute([code.as_str()])?;
         }
+        Change::Active { code, at_ms } => {
+            tx.prepare_cached(
+                "UPDATE rooms SET last_activity_ms = max(last_activity_ms, ?2) WHERE code = ?1",
+            )?
+            .execute(params![code.as_str(), *at_ms as i64])?;
+        }
         Change::Join {
             session,
             code,
@@ -681,18 +752,91 @@ fn participants(
     Ok(found)
 }
 
-fn sessions(tx: &rusqlite::Transaction<'_>) -> Result<Vec<(SessionId, u64)>, String> {
-    let mut select = tx
-        .prepare("SELECT id, used_ms FROM sessions")
+/// A session's participations, by the session's id as stored.
+fn session_rooms(conn: &Connection, id: &str) -> Result<Vec<(RoomCode, Participation)>, String> {
+    let mut select = conn
+        .prepare_cached("SELECT room, name, watch FROM participants WHERE session = ?1")
         .map_err(|e| e.to_string())?;
     let rows = select
-        .query_map([], |row| Ok((row.get::<_, String>(0)?, uint(row, 1)?)))
+        .query_map([id], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, bool>(2)?,
+            ))
+        })
         .map_err(|e| e.to_string())?;
     let mut found = Vec::new();
     for row in rows {
-        let (id, used_ms) = row.map_err(|e| e.to_string())?;
+        let (room, name, watch) = row.map_err(|e| e.to_string())?;
+        let room = RoomCode::parse(&room).map_err(|_| format!("bad room code {room:?}"))?;
+        let name = Name::parse(&name).map_err(|err| format!("participant of {room}: {err}"))?;
+        found.push((room, Participation { name, watch }));
+    }
+    Ok(found)
+}
+
+fn read_session(conn: &Connection, id: SessionId) -> Result<Option<StoredSession>, String> {
+    let id = id.to_string();
+    let used_ms = conn
+        .prepare_cached("SELECT used_ms FROM sessions WHERE id = ?1")
+        .and_then(|mut select| select.query_row([&id], |row| uint(row, 0)).optional())
+        .map_err(|e| e.to_string())?;
+    let Some(used_ms) = used_ms else {
+        return Ok(None);
+    };
+    let rooms = session_rooms(conn, &id)?;
+    Ok(Some(StoredSession { used_ms, rooms }))
+}
+
+fn idle_rooms(
+    conn: &Connection,
+    before_ms: u64,
+    limit: usize,
+) -> Result<Vec<(RoomCode, bool)>, String> {
+    let mut select = conn
+        .prepare_cached(
+            "SELECT code, invite_key IS NOT NULL FROM rooms WHERE last_activity_ms < ?1
+             ORDER BY last_activity_ms LIMIT ?2",
+        )
+        .map_err(|e| e.to_string())?;
+    let rows = select
+        .query_map(params![before_ms as i64, limit as i64], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, bool>(1)?))
+        })
+        .map_err(|e| e.to_string())?;
+    let mut found = Vec::new();
+    for row in rows {
+        let (code, private) = row.map_err(|e| e.to_string())?;
+        let code = RoomCode::parse(&code).map_err(|_| format!("bad room code {code:?}"))?;
+        found.push((code, private));
+    }
+    Ok(found)
+}
+
+fn unused_sessions(
+    conn: &Connection,
+    before_ms: u64,
+    limit: usize,
+) -> Result<Vec<(SessionId, StoredSession)>, String> {
+    let unused: Vec<(String, u64)> = {
+        let mut select = conn
+            .prepare_cached(
+                "SELECT id, used_ms FROM sessions WHERE used_ms < ?1 ORDER BY used_ms LIMIT ?2",
+            )
+            .map_err(|e| e.to_string())?;
+        let rows = select
+            .query_map(params![before_ms as i64, limit as i64], |row| {
+                Ok((row.get::<_, String>(0)?, uint(row, 1)?))
+            })
+            .map_err(|e| e.to_string())?;
+        rows.collect::<Result<_, _>>().map_err(|e| e.to_string())?
+    };
+    let mut found = Vec::with_capacity(unused.len());
+    for (id, used_ms) in unused {
+        let rooms = session_rooms(conn, &id)?;
         let id = id.parse().map_err(|_| "bad session id".to_string())?;
-        found.push((id, used_ms));
+        found.push((id, StoredSession { used_ms, rooms }));
     }
     Ok(found)
 }

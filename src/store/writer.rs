@@ -74,7 +74,14 @@ pub enum Job {
     /// Whether a post's `Idempotency-Key` was stored already, looked up
     /// once the changes queued before are stored.
     FindPost(FindPost),
+    /// Any other read of the store (a room or a session taken into
+    /// memory, the sweep's queries), run once the changes queued before
+    /// are stored; it sends its own answer.
+    Call(Call),
 }
+
+/// A read run on the writer thread: see [`Job::Call`].
+pub type Call = Box<dyn FnOnce(&mut dyn Store) + Send>;
 
 /// What a read asks the store for.
 pub enum Query {
@@ -106,6 +113,7 @@ struct Batch {
     dones: Vec<Option<Done>>,
     reads: Vec<(RoomCode, Query, Reply, Ticket)>,
     finds: Vec<FindPost>,
+    calls: Vec<Call>,
 }
 
 /// Starts the writer thread; it ends once every sender is dropped and the
@@ -125,6 +133,7 @@ pub fn spawn(
                     dones,
                     reads,
                     finds,
+                    calls,
                 } = batch;
                 if !changes.is_empty() {
                     let result = store.apply(&changes, history);
@@ -152,6 +161,9 @@ pub fn spawn(
                     };
                     let _ = reply.send(read);
                 }
+                for call in calls {
+                    call(&mut *store);
+                }
                 store.tidy();
             }
         })
@@ -176,8 +188,10 @@ fn next_batch(rx: &Receiver<Job>) -> Option<Batch> {
                 ticket,
             } => batch.reads.push((code, query, reply, ticket)),
             Job::FindPost(find) => batch.finds.push(find),
+            Job::Call(call) => batch.calls.push(call),
         }
-        if batch.changes.len() + batch.reads.len() + batch.finds.len() < BATCH_LIMIT {
+        let jobs = batch.changes.len() + batch.reads.len() + batch.finds.len() + batch.calls.len();
+        if jobs < BATCH_LIMIT {
             next = rx.try_recv().ok();
         }
     }

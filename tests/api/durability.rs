@@ -9,7 +9,7 @@ use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{eventually, spawn_with, whole_history, Process, HANG};
+use crate::helpers::{eventually, metric, spawn_with, whole_history, Process, HANG};
 
 fn on_file(path: &str) -> impl FnOnce(&mut roomcast::Config) + '_ {
     move |c| c.db = path.to_string()
@@ -41,7 +41,12 @@ async fn a_restart_keeps_rooms_history_and_ids() {
     before.restart().await;
 
     let after = &before;
+    // Rooms are read from the store when first asked for, not at start.
+    assert_eq!(metric(after, "roomcast_rooms").await, 0);
+    assert_eq!(metric(after, "roomcast_rooms_stored").await, 2);
     assert_eq!(after.history(&code, "?since=0").await, history_before);
+    assert_eq!(metric(after, "roomcast_rooms").await, 1);
+    assert_eq!(metric(after, "roomcast_rooms_loaded_total").await, 1);
     assert!(
         after.history(&empty, "?since=0").await.is_empty(),
         "an empty room is back too"
@@ -488,4 +493,33 @@ async fn sigterm_with_open_streams_and_half_sent_requests_exits_soon_and_keeps_e
     for (id, _) in acknowledged.0.lock().unwrap().iter() {
         assert!(stored.contains(id), "acknowledged message {id} was lost");
     }
+}
+
+#[tokio::test]
+async fn a_room_let_go_of_memory_answers_as_before_to_everyone() {
+    let app = spawn_with(|c| c.unload_after = Duration::from_millis(50)).await;
+    let mut alice = app.browser();
+    let code = alice.enter("alice", "", "create").await;
+    let said = app.say(&code, "bob", "hello").await;
+    eventually("the room leaves memory", || async {
+        metric(&app, "roomcast_rooms").await == 0
+    })
+    .await;
+    // A stranger taking alice's name is refused as before.
+    let refused = app
+        .join_as(&code, serde_json::json!({ "name": "ALICE" }))
+        .await;
+    assert_eq!(refused.status(), StatusCode::CONFLICT);
+    eventually("the room leaves memory again", || async {
+        metric(&app, "roomcast_rooms").await == 0
+    })
+    .await;
+    // Alice's page comes back with her name and the history.
+    let page = alice.get(&format!("/rooms/{code}")).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.unwrap();
+    assert!(html.contains(r#"data-me="alice""#), "{html}");
+    assert!(html.contains("hello"), "{html}");
+    let next = app.say(&code, "bob", "again").await;
+    assert_eq!(next["id"], said["id"].as_u64().unwrap() + 1);
 }

@@ -128,11 +128,13 @@ impl Backend for Shared {
     /// into the cache; one that is not there may have ended.
     fn find<'a>(&'a self, code: &'a RoomCode) -> Pending<'a, Option<RoomKey>> {
         Box::pin(async move {
-            if let Ok(room) = self.rooms.lock().room(code) {
+            if let Some(room) = self.rooms.lock().rooms.get_mut(code) {
+                room.seen = std::time::Instant::now();
                 return Ok(room.key.clone());
             }
             match self.redis.look(code).await? {
                 Some(looked) => {
+                    self.rooms.metrics.room_loaded();
                     self.adopt(code, looked.last_id, looked.key.clone());
                     Ok(looked.key)
                 }

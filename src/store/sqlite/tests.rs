@@ -73,10 +73,14 @@ fn what_is_applied_loads_back_trimmed_to_the_history() {
         store.apply(&changes, 3).unwrap();
     }
     let mut store = SqliteStore::open(path).unwrap();
-    let rooms = store.load(3).unwrap().rooms;
-    assert_eq!(rooms.len(), 1);
-    assert_eq!(rooms[0].last_id, 5);
-    assert_eq!(rooms[0].last_activity_ms, 1005);
+    let codes = store.load().unwrap().codes;
+    assert_eq!(codes.len(), 1);
+    assert!(codes.contains(&code));
+    let room = store.room(&code, 3, 2).unwrap().unwrap();
+    assert_eq!(room.last_id, 5);
+    assert_eq!(room.last_activity_ms, 1005);
+    let newest: Vec<u64> = room.newest.iter().map(|e| e.event.id).collect();
+    assert_eq!(newest, [4, 5], "as many of the newest as asked for");
     assert_eq!(kept_ids(&mut store, &code), vec![3, 4, 5]);
     assert_eq!(kept(&mut store, &code)[2].event.text.as_deref(), Some("m5"));
     let newest_two = Range {
@@ -99,8 +103,9 @@ fn what_is_applied_loads_back_trimmed_to_the_history() {
     assert_eq!(store.events(&code, middle).unwrap().len(), 1);
 
     store.apply(&[end(&code)], 3).unwrap();
-    let loaded = store.load(3).unwrap();
-    assert!(loaded.rooms.is_empty());
+    let loaded = store.load().unwrap();
+    assert!(loaded.codes.is_empty());
+    assert!(store.room(&code, 3, 10).unwrap().is_none());
     let ended = EndedRoom {
         at_ms: 9,
         private: false,
@@ -117,7 +122,7 @@ fn what_is_applied_loads_back_trimmed_to_the_history() {
     assert_eq!(left, 0, "the room's events went with it");
 
     store.apply(&[Change::FreeCode { code }], 3).unwrap();
-    assert!(store.load(3).unwrap().ended.is_empty(), "the code is free");
+    assert!(store.load().unwrap().ended.is_empty(), "the code is free");
 }
 
 /// The room ends, at 9 ms.
@@ -165,16 +170,17 @@ fn participants_and_sessions_load_back_and_go_with_their_room_or_session() {
         },
     ];
     store.apply(&changes, 10).unwrap();
-    let stored = store.load(10).unwrap();
-    let mut sessions = stored.sessions.clone();
-    sessions.sort();
-    let mut expected = vec![(al, 9), (bo, 7)];
-    expected.sort();
-    assert_eq!(sessions, expected);
+    let session = store.session(al).unwrap().unwrap();
+    assert_eq!(session.used_ms, 9);
+    assert_eq!(
+        session.rooms,
+        vec![
+            (abcd.clone(), part("al", false)),
+            (efgh.clone(), part("al", false))
+        ]
+    );
     fn room(store: &mut SqliteStore, code: &RoomCode) -> Vec<(SessionId, Participation)> {
-        let mut found = store.load(10).unwrap().rooms;
-        found.retain(|r| &r.code == code);
-        let mut people = found.remove(0).participants;
+        let mut people = store.room(code, 10, 10).unwrap().unwrap().participants;
         people.sort_by(|a, b| a.1.name.cmp(&b.1.name));
         people
     }
@@ -182,6 +188,20 @@ fn participants_and_sessions_load_back_and_go_with_their_room_or_session() {
         room(&mut store, &abcd),
         vec![(al, part("al", false)), (bo, part("logbot", true))]
     );
+    let unused = store.unused_sessions(8, 10).unwrap();
+    assert_eq!(unused.len(), 1, "bo, last used at 7");
+    assert_eq!(unused[0].0, bo);
+    assert_eq!(
+        unused[0].1.rooms,
+        vec![(abcd.clone(), part("logbot", true))]
+    );
+    assert_eq!(store.idle_rooms(2, 10).unwrap().len(), 2, "made at 1");
+    assert_eq!(
+        store.idle_rooms(2, 1).unwrap().len(),
+        1,
+        "at most the limit"
+    );
+    assert!(store.idle_rooms(1, 10).unwrap().is_empty());
     store
         .apply(
             &[Change::Leave {
@@ -202,7 +222,28 @@ fn participants_and_sessions_load_back_and_go_with_their_room_or_session() {
         room(&mut store, &abcd).is_empty(),
         "the session's rooms went with it"
     );
-    assert_eq!(store.load(10).unwrap().sessions, vec![(bo, 7)]);
+    assert!(store.session(al).unwrap().is_none());
+    let bo_now = store.session(bo).unwrap().unwrap();
+    assert_eq!((bo_now.used_ms, bo_now.rooms.len()), (7, 0));
+}
+
+#[test]
+fn a_room_active_without_events_is_not_found_idle() {
+    let (mut store, code) = store_with_a_room();
+    assert_eq!(
+        store.idle_rooms(50, 10).unwrap(),
+        vec![(code.clone(), false)]
+    );
+    let active = Change::Active {
+        code: code.clone(),
+        at_ms: 100,
+    };
+    store.apply(&[active], 10).unwrap();
+    assert!(store.idle_rooms(50, 10).unwrap().is_empty());
+    assert_eq!(
+        store.room(&code, 10, 10).unwrap().unwrap().last_activity_ms,
+        100
+    );
 }
 
 #[test]
@@ -222,14 +263,12 @@ fn a_code_removed_and_made_again_in_one_batch_starts_clean() {
         create(),
     ];
     store.apply(&changes, 10).unwrap();
-    let loaded = store.load(10).unwrap();
+    let loaded = store.load().unwrap();
     assert!(loaded.ended.is_empty(), "made again, it is no ended room");
-    let rooms = loaded.rooms;
-    assert_eq!(rooms[0].last_id, 0);
+    assert_eq!(store.room(&code, 10, 10).unwrap().unwrap().last_id, 0);
     assert!(kept(&mut store, &code).is_empty());
     store.apply(&[message(&code, 1, "new")], 10).unwrap();
-    let rooms = store.load(10).unwrap().rooms;
-    assert_eq!(rooms[0].last_id, 1);
+    assert_eq!(store.room(&code, 10, 10).unwrap().unwrap().last_id, 1);
     assert_eq!(
         kept(&mut store, &code)[0].event.text.as_deref(),
         Some("new")
@@ -289,7 +328,7 @@ fn the_log_is_checkpointed_after_answers_not_left_to_grow() {
     assert!(largest < 20_000_000, "the log grew to {largest} bytes");
     drop(store);
     let mut store = SqliteStore::open(path.to_str().unwrap()).unwrap();
-    store.load(100_000).unwrap();
+    store.load().unwrap();
     assert_eq!(kept(&mut store, &code).len(), 10_000);
 }
 
@@ -313,8 +352,9 @@ fn history_keeps_messages_and_notices_apart() {
     }
     assert_eq!(kept_ids(&mut store, &code), [12, 13, 14, 15, 16, 17]);
 
-    // A smaller --history at the next start trims at once, by the same rule.
-    store.load(1).unwrap();
+    // A smaller --history than before trims when the room is next read,
+    // by the same rule.
+    store.room(&code, 1, 10).unwrap();
     assert_eq!(kept_ids(&mut store, &code), [16, 17]);
     let counts: (i64, i64) = store
         .conn
@@ -379,7 +419,9 @@ fn messages_kept_before_the_index_are_found_and_go_with_trims_and_rooms() {
         store
             .conn
             .execute_batch(
-                "DROP TABLE message_words; DROP TABLE ended_rooms; PRAGMA user_version = 4;",
+                "DROP TABLE message_words; DROP TABLE ended_rooms;
+                 DROP INDEX rooms_by_activity; DROP INDEX sessions_by_use;
+                 PRAGMA user_version = 4;",
             )
             .unwrap();
     }
