@@ -15,6 +15,7 @@ mod load;
 mod multiplex;
 mod search;
 mod soak;
+mod startup;
 
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader};
@@ -152,6 +153,15 @@ pub async fn run(options: &Options) -> Vec<Row> {
         let flags = shape.server_flags();
         let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
         record(soak::soak(&start(&flags), shape).await);
+    }
+    if wanted("startup") && options.url.is_none() {
+        let sizes = if q { [100, 10_000] } else { [1000, 1_000_000] };
+        for (redis, backend) in [(false, ""), (true, "redis/")] {
+            for rooms in sizes {
+                let name = format!("startup/{backend}{rooms}");
+                record(startup::startup(&name, &options.server, rooms, redis).await);
+            }
+        }
     }
     let fanout = [
         "idle",
