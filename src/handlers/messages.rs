@@ -86,6 +86,9 @@ pub async fn post_message(
     let posted = post(&app, &code, (id, me), key, &input, idempotency_key).await;
     match (posted, wants) {
         (Ok(_), Wants::Html) => see_other(&format!("/rooms/{code}")),
+        // A form sent twice (a double click): the same key is being
+        // stored by the first send, so the room shows it once it lands.
+        (Err(ApiError::Conflict(_)), Wants::Html) => see_other(&format!("/rooms/{code}")),
         (Ok(message), Wants::Json) => json(StatusCode::CREATED, message.json.clone()),
         (Err(err @ (ApiError::RoomNotFound(_) | ApiError::RoomEnded(..))), Wants::Html) => {
             room_error(&app, &code, err)

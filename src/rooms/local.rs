@@ -896,6 +896,8 @@ fn wall_ms(at: Option<Instant>, now: Instant, now_ms: u64) -> u64 {
 
 /// The name `session` speaks under in the room, if it may speak there.
 fn speaker(state: &State, code: &RoomCode, session: SessionId) -> Result<Name, RoomError> {
+    // A room that ended took everyone's part in it: say it ended.
+    state.room(code)?;
     let name = state.sessions.speaker(&session, code);
     name.cloned().ok_or(RoomError::NotParticipant)
 }

@@ -361,7 +361,8 @@ impl Registry {
             state.check_open()?;
             let state = &mut *state;
             if let Some(gone) = codes.iter().find(|code| !state.rooms.contains_key(*code)) {
-                return Err(RoomError::NotFound(gone.clone()));
+                // Ended since it was found (or never was).
+                return Err(RoomError::missing(gone, state.ended.get(gone)));
             }
             state.admission.admit_stream(visitor)?;
             // Counted only once nothing can fail: the guard gives it back.
@@ -487,7 +488,11 @@ impl Registry {
                 _ = ticks.tick() => {}
                 _ = shutdown.wait() => break,
             }
-            let changed = std::mem::take(&mut self.inner.rooms.lock().presence_changed);
+            let changed = {
+                let mut state = self.inner.rooms.lock();
+                state.settle_away(Instant::now());
+                std::mem::take(&mut state.presence_changed)
+            };
             if !changed.is_empty() {
                 tokio::select! {
                     // A failure was logged; the next sweep says it again.

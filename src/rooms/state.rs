@@ -30,6 +30,11 @@ use crate::session::SessionId;
 use crate::store::writer::{Job, Reads};
 use crate::store::{EndedRoom, StoredRoom};
 
+/// How long after its last stream closes a session shows as away: a page
+/// reloading, or going from one room's page to another's, opens its next
+/// stream well within it, and nobody sees them flicker away and back.
+pub const AWAY_AFTER: Duration = Duration::from_secs(2);
+
 /// The rooms in memory, behind the lock; shared by the registry, its
 /// backend and every open stream's guard.
 pub struct Rooms {
@@ -63,6 +68,10 @@ pub struct State {
     /// Rooms where someone came online (a first stream of their session)
     /// or went away (its last) since the members flusher last looked.
     pub presence_changed: HashSet<RoomCode>,
+    /// Rooms where someone's last stream closed, and when: they show as
+    /// away once [`AWAY_AFTER`] has passed (unless a stream of theirs is
+    /// open again by then, when nothing changed).
+    pub going_away: Vec<(RoomCode, Instant)>,
     /// Posts with an `Idempotency-Key` under way (local backend): while
     /// one is looked up and stored, the same key again is refused (409),
     /// so it can never be stored twice.
@@ -96,6 +105,7 @@ impl Rooms {
             admission: Admission::new(settings.limits),
             members_waiting: HashSet::new(),
             presence_changed: HashSet::new(),
+            going_away: Vec::new(),
             keys_in_flight: HashSet::new(),
             budget: Budget::default(),
             closing: false,
@@ -126,7 +136,7 @@ impl Rooms {
             // A room that expired, or a server closing, has nothing to count.
             if let Ok(room) = state.room_mut(code) {
                 if room.stream_closed(visitor.session.map(|id| id.number()), now) {
-                    state.presence_changed.insert(code.clone());
+                    state.going_away.push((code.clone(), now));
                 }
             }
         }
@@ -161,6 +171,19 @@ impl State {
         if room.send_members(frame, Instant::now()) {
             self.members_waiting.insert(code.clone());
         }
+    }
+
+    /// The rooms where someone went away [`AWAY_AFTER`] ago or more join
+    /// those whose presence changed.
+    pub fn settle_away(&mut self, now: Instant) {
+        let changed = &mut self.presence_changed;
+        self.going_away.retain(|(code, at)| {
+            let settled = now.saturating_duration_since(*at) >= AWAY_AFTER;
+            if settled {
+                changed.insert(code.clone());
+            }
+            !settled
+        });
     }
 
     /// Sends the `members` frames whose turn has come.

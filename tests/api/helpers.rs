@@ -476,7 +476,7 @@ pub struct Browser<'a> {
 }
 
 impl Browser<'_> {
-    fn with_cookie(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    pub fn with_cookie(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         let request = request.header("accept", "text/html,application/xhtml+xml,*/*;q=0.8");
         match &self.cookie {
             Some(cookie) => request.header("cookie", cookie),

@@ -125,6 +125,23 @@ async fn a_browser_form_without_script_gets_303_back_to_the_room() {
     assert_eq!(kept, 1);
     let next = alice.room_page(&code).await;
     assert!(!next.contains(&key), "each page makes its own");
+
+    // Sent at once (the second click lands while the first is being
+    // stored): every send is led back to the room, and it is one message.
+    let start = next.find(field).unwrap() + field.len();
+    let key = next[start..start + next[start..].find('"').unwrap()].to_string();
+    let form = [
+        ("text", "clicked at once"),
+        ("idempotency_key", key.as_str()),
+    ];
+    let path = app.url(&format!("/rooms/{code}/messages"));
+    let sends = (0..6).map(|_| alice.with_cookie(app.client.post(&path)).form(&form).send());
+    for answer in futures_util::future::join_all(sends).await {
+        assert_eq!(answer.unwrap().status(), StatusCode::SEE_OTHER);
+    }
+    let history = app.whole_history(&code).await;
+    let kept = history.iter().filter(|e| e["text"] == "clicked at once");
+    assert_eq!(kept.count(), 1);
 }
 
 #[tokio::test]

@@ -100,3 +100,39 @@ async fn presence_crosses_nodes_and_a_node_gone_leaves_its_people_away_in_redis(
             .contains(&("carol".into(), false));
     }
 }
+
+#[tokio::test]
+async fn a_reload_never_shows_its_person_away_and_back() {
+    let app = crate::helpers::spawn_app().await;
+    let code = app.create_room().await;
+    let alice = app.token(&code, "alice").await;
+    let bob = app.token(&code, "bob").await;
+    let mut bobs = stream(&app, &code, &bob, None).await;
+    let first = stream(&app, &code, &alice, None).await;
+    until(&mut bobs, "alice", true).await;
+    // A reload: the page's stream closes and the next one opens at once.
+    drop(first);
+    let second = stream(&app, &code, &alice, None).await;
+    // Longer than a last stream may be closed before its person shows
+    // away (2 s), then a message as a marker.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    app.say(&code, "bob", "marker").await;
+    loop {
+        let event = bobs.next().await;
+        if event.event == "message" {
+            break;
+        }
+        if event.event == "members" {
+            let json = event.json();
+            let away = json["members"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["name"] == "alice" && p["online"] == false);
+            assert!(!away, "alice flickered away: {json}");
+        }
+    }
+    // Gone for good, she shows away.
+    drop(second);
+    until(&mut bobs, "alice", false).await;
+}

@@ -295,7 +295,11 @@ impl Redis {
             )
             .await?;
         if created == 1 {
-            self.count_codes(std::slice::from_ref(code)).await?;
+            // The room is made: a count missed now only lets a new code
+            // come out a letter short until the next sweep counts it.
+            if let Err(err) = self.count_codes(std::slice::from_ref(code)).await {
+                log::warn!("room {code} made but not counted yet: {err:?}");
+            }
         }
         Ok(created == 1)
     }
