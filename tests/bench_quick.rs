@@ -24,6 +24,10 @@ async fn the_benchmark_runs_at_quick_sizes_and_loses_nothing() {
     assert_eq!(
         names,
         [
+            "startup/100",
+            "startup/10000",
+            "startup/redis/100",
+            "startup/redis/10000",
             "idle",
             "room-1k@10/s",
             "room-1k@100/s",

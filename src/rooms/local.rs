@@ -38,6 +38,10 @@ pub struct Local {
     rooms: Arc<Rooms>,
 }
 
+/// How many times a read of a room or session is made again when rooms
+/// or sessions keep leaving memory meanwhile, before the answer is busy.
+const LOAD_ATTEMPTS: usize = 8;
+
 /// How many stored rooms, and sessions, one sweep ends at most.
 const SWEEP_LIMIT: usize = 256;
 
@@ -71,6 +75,7 @@ impl Local {
             queue,
             thread,
             reads: Reads::default(),
+            session_reads: Reads::default(),
         });
         Ok(Local { rooms })
     }
@@ -79,7 +84,7 @@ impl Local {
     /// is stored and not there yet; else it is missing (or ended).
     async fn loaded(&self, code: &RoomCode) -> Result<(), RoomError> {
         let bounds = self.rooms.settings.history;
-        loop {
+        for _ in 0..LOAD_ATTEMPTS {
             let (unloads, read) = {
                 let mut state = self.rooms.lock();
                 if let Some(room) = state.rooms.get_mut(code) {
@@ -103,7 +108,7 @@ impl Local {
             if state.unloads != unloads {
                 continue; // a room left memory meanwhile: this read may be older
             }
-            return match stored {
+            return match stored.filter(|_| state.codes.contains(code)) {
                 Some(stored) => {
                     self.rooms.metrics.room_loaded();
                     state.restore_room(stored, &bounds);
@@ -112,18 +117,21 @@ impl Local {
                 None => Err(RoomError::missing(code, state.ended.get(code))),
             };
         }
+        Err(RoomError::Busy)
     }
 
     /// Makes sure the session is in memory if it is stored and live.
     async fn loaded_session(&self, id: SessionId) -> Result<(), RoomError> {
         let ttl = self.rooms.settings.session_ttl;
-        loop {
+        for _ in 0..LOAD_ATTEMPTS {
             let (unloads, read) = {
                 let state = self.rooms.lock();
                 if state.sessions.get(&id).is_some() {
                     return Ok(());
                 }
-                let read = ask(&state, move |store| store.session(id))?;
+                let writer = state.writer.as_ref().ok_or(RoomError::ShuttingDown)?;
+                let reads = &writer.session_reads;
+                let read = ask_in(&state, reads, move |store| store.session(id))?;
                 (state.session_unloads, read)
             };
             let stored = outcome(read).await?;
@@ -136,11 +144,14 @@ impl Local {
             }
             // One unused past its TTL is the sweep's to end.
             let live_since = now_ms().saturating_sub(ttl.as_millis() as u64);
-            if let Some(stored) = stored.filter(|s| s.used_ms >= live_since) {
+            if let Some(mut stored) = stored.filter(|s| s.used_ms >= live_since) {
+                // Not a room that ended while this was read.
+                stored.rooms.retain(|(code, _)| state.codes.contains(code));
                 state.sessions.restore(id, stored);
             }
             return Ok(());
         }
+        Err(RoomError::Busy)
     }
 
     /// The session's use noted (see [`Backend::session`]), if it is in
@@ -174,6 +185,15 @@ impl Local {
             } else if state.codes.contains(&code) {
                 state.end_room(&code);
                 self.room_expired(&mut state, &code, private);
+            } else if let Some(ended) = state.ended.get(&code).copied() {
+                // Its end was not stored: again, or it would stay first
+                // in line and hold the rooms behind it up.
+                let change = Change::EndRoom {
+                    code,
+                    at_ms: ended.at_ms,
+                    private,
+                };
+                let _ = enqueue(&state, change, None);
             }
         }
     }
@@ -192,9 +212,17 @@ impl Local {
                 let _ = enqueue(&self.rooms.lock(), change, None);
                 continue;
             }
+            let mut readable = true;
             for (code, _) in &stored.rooms {
-                // A room that ended took its part in it along.
-                let _ = self.loaded(code).await;
+                // A room that ended took its part in it along; one that
+                // cannot be read now is read at a later sweep.
+                readable &= match self.loaded(code).await {
+                    Ok(()) | Err(RoomError::NotFound(_) | RoomError::Ended(..)) => true,
+                    Err(_) => false,
+                };
+            }
+            if !readable {
+                continue;
             }
             let mut state = self.rooms.lock();
             if state.sessions.get(&id).is_some() {
@@ -703,6 +731,21 @@ impl Backend for Local {
     /// next start ends again).
     fn sessions_ended(&self, state: &mut State, ended: Vec<(SessionId, Session)>) {
         for (id, session) in ended {
+            let cold =
+                |code: &RoomCode| state.codes.contains(code) && !state.rooms.contains_key(code);
+            if session.rooms.keys().any(cold) {
+                // Its leave of a room not in memory needs the room: the
+                // store's query ends it (as unused there too) at the next
+                // sweep, with every room read in. Its names stay held
+                // until then.
+                for (code, part) in &session.rooms {
+                    if state.rooms.contains_key(code) {
+                        state.sessions.hold_name(id, code, part);
+                    }
+                }
+                state.session_unloads += 1;
+                continue;
+            }
             for (code, part) in session.rooms {
                 roster_changed(state, &code, |roster| roster.remove(&part.name));
                 if let Ok(room) = state.room(&code) {
@@ -876,7 +919,16 @@ fn ask<T: Send + 'static>(
     query: impl FnOnce(&mut dyn Store) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<oneshot::Receiver<Result<T, StoreError>>, RoomError> {
     let writer = state.writer.as_ref().ok_or(RoomError::ShuttingDown)?;
-    let ticket = writer.reads.take().ok_or(RoomError::Busy)?;
+    ask_in(state, &writer.reads, query)
+}
+
+/// [`ask`], taking its place among `reads`.
+fn ask_in<T: Send + 'static>(
+    state: &State,
+    reads: &Reads,
+    query: impl FnOnce(&mut dyn Store) -> Result<T, StoreError> + Send + 'static,
+) -> Result<oneshot::Receiver<Result<T, StoreError>>, RoomError> {
+    let ticket = reads.take().ok_or(RoomError::Busy)?;
     let (reply, answer) = oneshot::channel();
     let call = move |store: &mut dyn Store| {
         let _served = ticket;

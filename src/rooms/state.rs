@@ -90,6 +90,10 @@ pub struct Writer {
     pub thread: JoinHandle<()>,
     /// The reads waiting in the queue.
     pub reads: Reads,
+    /// The reads of sessions waiting in the queue: apart, so that ids
+    /// nobody has (any request may name one) cannot take the places of
+    /// rooms' and history's reads.
+    pub session_reads: Reads,
 }
 
 impl Rooms {
@@ -305,6 +309,8 @@ impl State {
     /// was private, if it was in memory.
     pub fn end_room(&mut self, code: &RoomCode) -> Option<bool> {
         let private = self.unload(code).map(|room| room.key.is_some());
+        // Out of memory or not: a read of it under way is made again.
+        self.unloads += 1;
         self.codes.remove(code);
         self.sessions.end_in(std::slice::from_ref(code));
         private
@@ -324,40 +330,43 @@ impl State {
     /// Lets go of the rooms nobody has used for `after`, and that have
     /// nothing under way (see [`Room::may_unload`]): they stay stored.
     pub fn take_idle(&mut self, now: Instant, after: Duration) -> Vec<(RoomCode, Room)> {
-        let idle: Vec<RoomCode> = (self.rooms.iter())
-            .filter(|(code, room)| {
-                room.may_unload(now, after)
-                    && !self.members_waiting.contains(*code)
-                    && !self.presence_changed.contains(*code)
-                    && !self.keys_in_flight.iter().any(|(held, ..)| held == *code)
-            })
-            .map(|(code, _)| code.clone())
-            .collect();
-        let unloaded: Vec<(RoomCode, Room)> = idle
-            .into_iter()
-            .filter_map(|code| self.unload(&code).map(|room| (code, room)))
-            .collect();
-        if !unloaded.is_empty() {
-            shrink(&mut self.rooms);
-        }
-        unloaded
+        let idle = self.rooms_where(|code, room| {
+            room.may_unload(now, after)
+                && !self.members_waiting.contains(code)
+                && !self.presence_changed.contains(code)
+                && !self.keys_in_flight.iter().any(|(held, ..)| held == code)
+        });
+        self.take(idle, |state, code| state.unload(code))
     }
 
     /// Takes out the rooms idle for at least `ttl`, and their sessions;
     /// each with whether it was private.
     pub fn take_expired(&mut self, now: Instant, ttl: Duration) -> Vec<(RoomCode, bool)> {
-        let expired: Vec<RoomCode> = (self.rooms.iter())
-            .filter(|(_, room)| room.idle_since.is_some_and(|t| now - t >= ttl))
+        let expired = self.rooms_where(|_, room| room.idle_since.is_some_and(|t| now - t >= ttl));
+        self.take(expired, |state, code| state.end_room(code))
+    }
+
+    /// The codes of the rooms in memory that pass `test`.
+    fn rooms_where(&self, test: impl Fn(&RoomCode, &Room) -> bool) -> Vec<RoomCode> {
+        (self.rooms.iter())
+            .filter(|(code, room)| test(code, room))
             .map(|(code, _)| code.clone())
+            .collect()
+    }
+
+    /// Takes `codes` out of memory by `take`, each with what it gave.
+    fn take<T>(
+        &mut self,
+        codes: Vec<RoomCode>,
+        take: impl Fn(&mut State, &RoomCode) -> Option<T>,
+    ) -> Vec<(RoomCode, T)> {
+        let taken: Vec<(RoomCode, T)> = (codes.into_iter())
+            .filter_map(|code| take(self, &code).map(|out| (code, out)))
             .collect();
-        let expired: Vec<(RoomCode, bool)> = expired
-            .into_iter()
-            .filter_map(|code| self.end_room(&code).map(|private| (code, private)))
-            .collect();
-        if !expired.is_empty() {
+        if !taken.is_empty() {
             shrink(&mut self.rooms);
         }
-        expired
+        taken
     }
 
     /// Takes out the ended rooms whose codes are free again: those that

@@ -511,6 +511,10 @@ impl reader::Follower for Cache {
         if fresh.is_empty() {
             return;
         }
+        // Ids are given by Redis: the cache's last is the newest it saw
+        // (so that, everything seen published, it may let the room go).
+        let newest = fresh.last().map_or(0, |e| e.event.id);
+        room.last_id = room.last_id.max(newest);
         let roster_changed =
             (fresh.iter()).any(|e| matches!(e.event.kind, Kind::Join | Kind::Leave));
         self.rooms.metrics.appended(fresh.len() as u64);

@@ -133,3 +133,30 @@ async fn kinds_now(registry: &Registry, code: &RoomCode) -> Vec<Kind> {
     let history = registry.history(code, Some(0), usize::MAX).await.unwrap();
     history.iter().map(|e| e.event.kind).collect()
 }
+
+#[tokio::test]
+async fn a_session_ending_in_memory_says_it_left_its_rooms_out_of_memory_too() {
+    let registry = unloading(400, 60_000);
+    let (kept, cold) = (
+        registry.create_room(someone()).await.unwrap(),
+        registry.create_room(someone()).await.unwrap(),
+    );
+    let al = member(&registry, &kept, "al").await;
+    let al_there = part("al", false);
+    let again = registry.join(&cold, Some(al), &al_there, None, someone());
+    again.await.unwrap();
+    // A stream keeps one room, and with it al's session, in memory.
+    let _stream = registry.subscribe(&kept, None, someone()).await.unwrap();
+    sweep(&registry).await;
+    assert!(in_memory(&registry, &kept) && !in_memory(&registry, &cold));
+    assert!(registry.inner.rooms.lock().sessions.get(&al).is_some());
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    sweep(&registry).await;
+    sweep(&registry).await;
+    assert!(registry.session(al).await.unwrap().is_none(), "ended");
+    for code in [&kept, &cold] {
+        let leaves = kinds_now(&registry, code).await;
+        let leaves = leaves.iter().filter(|k| **k == Kind::Leave).count();
+        assert_eq!(leaves, 1, "al left {code} once");
+    }
+}
