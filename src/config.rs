@@ -63,7 +63,8 @@ pub struct Config {
     pub max_streams_per_visitor: usize,
 
     /// Rooms held in memory at once (stored rooms nobody uses are not);
-    /// past it, creating one answers 503.
+    /// past it, creating one answers 503, and opening a stored one lets
+    /// go of the one asked for least lately (503 if all are in use).
     #[arg(long, env = "ROOMCAST_MAX_ROOMS", default_value_t = 10_000)]
     pub max_rooms: usize,
 

@@ -398,6 +398,11 @@ impl Admission {
             .map_err(RoomError::RateLimited)
     }
 
+    /// How many rooms memory holds at most (`--max-rooms`).
+    pub fn max_rooms(&self) -> usize {
+        self.limits.max_rooms
+    }
+
     /// Whether this visitor's address may create a room now, `rooms` being
     /// live; takes its token.
     pub fn admit_room(&mut self, visitor: VisitorKey, rooms: usize) -> Result<(), RoomError> {

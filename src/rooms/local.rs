@@ -110,6 +110,9 @@ impl Local {
             }
             return match stored.filter(|_| state.codes.contains(code)) {
                 Some(stored) => {
+                    if let Some((out, room)) = state.place_for_one_more(Instant::now())? {
+                        self.room_unloaded(&mut state, &out, &room);
+                    }
                     self.rooms.metrics.room_loaded();
                     state.restore_room(stored, &bounds);
                     Ok(())

@@ -330,13 +330,35 @@ impl State {
     /// Lets go of the rooms nobody has used for `after`, and that have
     /// nothing under way (see [`Room::may_unload`]): they stay stored.
     pub fn take_idle(&mut self, now: Instant, after: Duration) -> Vec<(RoomCode, Room)> {
-        let idle = self.rooms_where(|code, room| {
-            room.may_unload(now, after)
-                && !self.members_waiting.contains(code)
-                && !self.presence_changed.contains(code)
-                && !self.keys_in_flight.iter().any(|(held, ..)| held == code)
-        });
+        let idle = self.rooms_where(|code, room| self.may_go(code, room, now, after));
         self.take(idle, |state, code| state.unload(code))
+    }
+
+    /// Whether the room may leave memory at `now`, unused for `after`.
+    fn may_go(&self, code: &RoomCode, room: &Room, now: Instant, after: Duration) -> bool {
+        room.may_unload(now, after)
+            && !self.members_waiting.contains(code)
+            && !self.presence_changed.contains(code)
+            && !self.keys_in_flight.iter().any(|(held, ..)| held == code)
+    }
+
+    /// Makes a place for one more room when memory holds `--max-rooms`:
+    /// lets go of the one asked for least lately of those that may go now
+    /// (it stays stored), or, if none may, refuses (503): a crowd asking
+    /// for stored rooms fills memory no further than creating them does.
+    pub fn place_for_one_more(
+        &mut self,
+        now: Instant,
+    ) -> Result<Option<(RoomCode, Room)>, RoomError> {
+        if self.rooms.len() < self.admission.max_rooms() {
+            return Ok(None);
+        }
+        let least_lately = (self.rooms.iter())
+            .filter(|(code, room)| self.may_go(code, room, now, Duration::ZERO))
+            .min_by_key(|(_, room)| room.seen)
+            .map(|(code, _)| code.clone())
+            .ok_or(RoomError::TooManyRooms)?;
+        Ok(self.unload(&least_lately).map(|room| (least_lately, room)))
     }
 
     /// Takes out the rooms idle for at least `ttl`, and their sessions;

@@ -134,6 +134,10 @@ impl Backend for Shared {
             }
             match self.redis.look(code).await? {
                 Some(looked) => {
+                    // (Redis keeps it all: letting a room go loses nothing.)
+                    self.rooms
+                        .lock()
+                        .place_for_one_more(std::time::Instant::now())?;
                     self.rooms.metrics.room_loaded();
                     self.adopt(code, looked.last_id, looked.key.clone());
                     Ok(looked.key)

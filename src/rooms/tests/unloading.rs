@@ -160,3 +160,31 @@ async fn a_session_ending_in_memory_says_it_left_its_rooms_out_of_memory_too() {
         assert_eq!(leaves, 1, "al left {code} once");
     }
 }
+
+#[tokio::test]
+async fn rooms_read_in_never_pass_max_rooms() {
+    let mut settings = settings(60_000, 60_000, 2);
+    settings.unload_after = Duration::ZERO;
+    let registry = open(settings);
+    let (a, b) = (
+        registry.create_room(someone()).await.unwrap(),
+        registry.create_room(someone()).await.unwrap(),
+    );
+    sweep(&registry).await;
+    let c = registry.create_room(someone()).await.unwrap();
+    registry.require_room(&a).await.unwrap();
+    // Memory is full: the room asked for least lately (c) makes way.
+    registry.require_room(&b).await.unwrap();
+    assert!(in_memory(&registry, &a) && in_memory(&registry, &b));
+    assert!(!in_memory(&registry, &c), "let go, still stored");
+    // With both held by streams, nothing may go: refused, not grown.
+    let _streams = (
+        registry.subscribe(&a, None, someone()).await.unwrap(),
+        registry.subscribe(&b, None, someone()).await.unwrap(),
+    );
+    assert_eq!(
+        registry.require_room(&c).await,
+        Err(RoomError::TooManyRooms)
+    );
+    assert_eq!(registry.inner.rooms.lock().rooms.len(), 2);
+}
