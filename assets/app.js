@@ -365,8 +365,50 @@
     if (jump && atBottom()) { jump.remove(); jump = null; }
   });
 
+  // ---- who is typing ------------------------------------------------------
+  // Each name shown for 5 s after its last `typing` frame, or until its
+  // message arrives; this page says its own typing at most every 2 s (the
+  // server passes on no more).
+  const TYPING_SHOWN_MS = 5000;
+  const TYPING_EVERY_MS = 2000;
+  const typingLine = $('#typing');
+  const typists = new Map(); // name → timer
+  let saidTyping = 0;
+
+  function showTypists() {
+    const names = [...typists.keys()];
+    let line = '';
+    if (names.length === 1) line = `${names[0]} is typing…`;
+    else if (names.length === 2) line = `${names[0]} and ${names[1]} are typing…`;
+    else if (names.length > 2) line = `${names.slice(0, -1).join(', ')} and ${names.at(-1)} are typing…`;
+    typingLine.textContent = line;
+  }
+
+  function typing(name) {
+    clearTimeout(typists.get(name));
+    typists.set(name, setTimeout(() => stoppedTyping(name), TYPING_SHOWN_MS));
+    showTypists();
+  }
+
+  function stoppedTyping(name) {
+    if (!typists.has(name)) return;
+    clearTimeout(typists.get(name));
+    typists.delete(name);
+    showTypists();
+  }
+
+  function sayTyping() {
+    const now = Date.now();
+    if (!box.value.trim() || now - saidTyping < TYPING_EVERY_MS) return;
+    saidTyping = now;
+    // Only a hint: a failure changes nothing.
+    fetch(`/rooms/${encodeURIComponent(code)}/typing`, { method: 'POST', credentials: 'same-origin' })
+      .catch(() => {});
+  }
+
   function show(ev) {
     if (ev.id <= lastId) return; // already shown (resume overlaps)
+    if (ev.kind === 'message') stoppedTyping(ev.name);
     lastId = ev.id;
     const stick = atBottom();
     const li = eventItem(ev);
@@ -592,6 +634,7 @@
     if (message.room !== code) { listed.frame(message); return; }
     const data = JSON.parse(message.data);
     if (message.kind === 'members') showMembers(data);
+    else if (message.kind === 'typing') typing(data.name);
     else if (message.kind === 'gap') {
       notice(`Messages ${data.from}–${data.to} are no longer kept and could not be shown.`);
     } else {
@@ -602,7 +645,7 @@
   link.follow(() => ({
     // The room shown first: past the stream's limit, it is the one kept.
     rooms: { [code]: lastId, ...listed.wanted() },
-    kinds: ['message', ...Object.keys(notices)],
+    kinds: ['message', 'typing', ...Object.keys(notices)],
   }));
   retryNow.addEventListener('click', () => { link.retry(); flush(); });
   window.addEventListener('online', () => setState(hubState));
@@ -720,6 +763,7 @@
   window.addEventListener('beforeunload', (e) => { if (outbox.length) e.preventDefault(); });
 
   form.addEventListener('submit', (e) => { e.preventDefault(); send(); });
+  box.addEventListener('input', sayTyping);
   box.addEventListener('keydown', (e) => {
     if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
       e.preventDefault();

@@ -478,8 +478,9 @@ pub enum Update {
     /// The member list changed: a `members` frame, no id.
     Members(Bytes),
     /// Any other frame that is not history (no id): it goes to the streams
-    /// open now and is never kept or replayed.
-    Frame(Bytes),
+    /// open now and is never kept or replayed; never to the streams of the
+    /// session that sent it, if one did (by `SessionId::number`).
+    Frame(Bytes, Option<u128>),
     /// The session with this id (see `SessionId::number`) left the room,
     /// or ended: its streams end, so nobody reads a room they are not in.
     Left(u128),

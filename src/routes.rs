@@ -34,6 +34,7 @@ pub fn routes(app: App) -> impl Filter<Extract = (impl Reply,), Error = Infallib
         .or(join(app.clone()))
         .or(leave(app.clone()))
         .or(post_message(app.clone()))
+        .or(typing(app.clone()))
         .or(list_messages(app.clone()))
         .or(events(app.clone()))
         .or(multiplexed(app.clone()))
@@ -171,6 +172,16 @@ fn post_message(app: App) -> impl Filter<Extract = (Response,), Error = warp::Re
         .and(body())
         .and(with_app(app))
         .then(handlers::post_message)
+}
+
+/// POST /rooms/CODE/typing
+fn typing(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    warp::path!("rooms" / RoomCode / "typing")
+        .and(warp::post())
+        .and(only_this_site(&app))
+        .and(visitor(&app))
+        .and(with_app(app))
+        .then(handlers::typing)
 }
 
 /// GET /rooms/CODE/messages?since=ID&limit=N, or ?before=ID&limit=N

@@ -249,7 +249,11 @@ impl RoomStream {
                         self.follows[at].members = frame;
                     }
                 }
-                Update::Frame(frame) => chunk.push(&frame),
+                Update::Frame(frame, from) => {
+                    if !from.is_some_and(|from| self.guard.is_of(from)) {
+                        chunk.push(&frame);
+                    }
+                }
                 // Leaving one room (or a session ending) ends the stream:
                 // a multiplexed client reconnects with the rooms it has.
                 Update::Left(session) if self.guard.is_of(session) => {

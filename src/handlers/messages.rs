@@ -114,6 +114,28 @@ pub async fn post_message(
     }
 }
 
+/// POST /rooms/CODE/typing (no body) — 204: every other stream open on
+/// the room hears `event: typing` `{"room","name"}` with the
+/// participant's name (no id: never history), at most once per 2 s for
+/// each participant; a watcher may not (403), as for a post.
+pub async fn typing(code: RoomCode, visitor: Option<Visitor>, app: App) -> Response {
+    let (id, me) = match visitor
+        .as_ref()
+        .map(|v| (v.id, participant(Some(v), &code)))
+    {
+        Some((id, Ok(me))) => (id, me),
+        Some((_, Err(err))) => return err.into_response(),
+        None => return ApiError::NotParticipant.into_response(),
+    };
+    if let Err(err) = may_send(me, None) {
+        return err.into_response();
+    }
+    match app.registry.typing(&code, id, &me.name).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(err) => ApiError::from(err).into_response(),
+    }
+}
+
 /// Stores one message: 404 for a room gone comes before 422 for bad
 /// content.
 async fn post(

@@ -142,8 +142,13 @@ pub trait Backend: Send + Sync + 'static {
     fn search<'a>(&'a self, code: &'a RoomCode, search: Search) -> Pending<'a, Vec<Arc<Recorded>>>;
 
     /// Sends `frame`, which is not history, to every stream of the room
-    /// (on every node).
-    fn send_frame<'a>(&'a self, code: &'a RoomCode, frame: Bytes) -> Pending<'a, ()>;
+    /// (on every node) but those of the session numbered `from`.
+    fn send_frame<'a>(
+        &'a self,
+        code: &'a RoomCode,
+        frame: Bytes,
+        from: Option<u128>,
+    ) -> Pending<'a, ()>;
 
     /// Who is in the room.
     fn members<'a>(&'a self, code: &'a RoomCode) -> Pending<'a, Names>;

@@ -315,9 +315,14 @@ impl Local {
         Box::pin(async move { read?.await })
     }
 
-    fn send_frame_held<'a>(&'a self, code: &'a RoomCode, frame: Bytes) -> Pending<'a, ()> {
+    fn send_frame_held<'a>(
+        &'a self,
+        code: &'a RoomCode,
+        frame: Bytes,
+        from: Option<u128>,
+    ) -> Pending<'a, ()> {
         let room = self.rooms.lock();
-        let sent = room.room(code).map(|room| room.send(Update::Frame(frame)));
+        let sent = (room.room(code)).map(|room| room.send(Update::Frame(frame, from)));
         Box::pin(std::future::ready(sent))
     }
 
@@ -689,10 +694,15 @@ impl Backend for Local {
         })
     }
 
-    fn send_frame<'a>(&'a self, code: &'a RoomCode, frame: Bytes) -> Pending<'a, ()> {
+    fn send_frame<'a>(
+        &'a self,
+        code: &'a RoomCode,
+        frame: Bytes,
+        from: Option<u128>,
+    ) -> Pending<'a, ()> {
         Box::pin(async move {
             self.loaded(code).await?;
-            self.send_frame_held(code, frame).await
+            self.send_frame_held(code, frame, from).await
         })
     }
 

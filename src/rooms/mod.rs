@@ -57,6 +57,9 @@ pub struct Subscription {
     pub metrics: Arc<Metrics>,
 }
 
+/// How often one session's typing in one room is passed on at most.
+pub const TYPING_EVERY: Duration = Duration::from_secs(2);
+
 /// A cheap, cloneable handle on the one shared registry.
 #[derive(Clone)]
 pub struct Registry {
@@ -314,18 +317,45 @@ impl Registry {
     }
 
     /// Sends a frame that is not history (no id, never kept or replayed)
-    /// to every stream open on the room, on every node: `event` names it
-    /// (a constant of ours, so no user text reaches the `event:` line) and
-    /// `json` is its data.
+    /// to every stream open on the room, on every node, but those of the
+    /// session it is `from` (if any): `event` names it (a constant of
+    /// ours, so no user text reaches the `event:` line) and `json` is its
+    /// data.
     pub async fn send_frame(
         &self,
         code: &RoomCode,
         event: &'static str,
         json: &str,
+        from: Option<SessionId>,
     ) -> Result<(), RoomError> {
         self.require_room(code).await?;
         let frame = sse_frame(None, event, json);
-        self.inner.backend.send_frame(code, frame).await
+        let from = from.map(|id| id.number());
+        self.inner.backend.send_frame(code, frame, from).await
+    }
+
+    /// `session` is typing in the room as `name` (a speaker's: the
+    /// caller checked): every other stream there hears it, at most once
+    /// per [`TYPING_EVERY`] for each session and room (more are dropped,
+    /// not refused: a page says it as often as keys are pressed).
+    pub async fn typing(
+        &self,
+        code: &RoomCode,
+        session: SessionId,
+        name: &crate::model::Name,
+    ) -> Result<(), RoomError> {
+        let now = Instant::now();
+        {
+            let mut state = self.inner.rooms.lock();
+            let said = state.typing.get(&(code.clone(), session.number()));
+            if said.is_some_and(|at| now.saturating_duration_since(*at) < TYPING_EVERY) {
+                return Ok(());
+            }
+            state.typing.insert((code.clone(), session.number()), now);
+        }
+        let json = serde_json::json!({ "room": code.as_str(), "name": name.as_str() });
+        self.send_frame(code, "typing", &json.to_string(), Some(session))
+            .await
     }
 
     /// Who is in the room: members and watchers, each sorted by name.
@@ -435,6 +465,9 @@ impl Registry {
             self.inner.backend.session_unloaded(state, id, used_ms);
         }
         state.links.retain(|_, (_, until)| now < *until);
+        state
+            .typing
+            .retain(|_, at| now.saturating_duration_since(*at) < TYPING_EVERY);
         state.admission.forget_idle();
     }
 

@@ -314,7 +314,7 @@ mod tests {
                     "{:?}",
                     events.iter().map(|e| e.event.id).collect::<Vec<_>>()
                 ),
-                Update::Members(_) | Update::Frame(_) => "frame".to_string(),
+                Update::Members(_) | Update::Frame(..) => "frame".to_string(),
                 Update::Left(_) => "left".to_string(),
                 Update::Close => "close".to_string(),
             });

@@ -72,6 +72,9 @@ pub struct State {
     /// away once [`AWAY_AFTER`] has passed (unless a stream of theirs is
     /// open again by then, when nothing changed).
     pub going_away: Vec<(RoomCode, Instant)>,
+    /// When each session (by number) last said it was typing in a room,
+    /// while that is recent (see `Registry::typing`).
+    pub typing: HashMap<(RoomCode, u128), Instant>,
     /// Posts with an `Idempotency-Key` under way (local backend): while
     /// one is looked up and stored, the same key again is refused (409),
     /// so it can never be stored twice.
@@ -110,6 +113,7 @@ impl Rooms {
             members_waiting: HashSet::new(),
             presence_changed: HashSet::new(),
             going_away: Vec::new(),
+            typing: HashMap::new(),
             keys_in_flight: HashSet::new(),
             budget: Budget::default(),
             closing: false,
@@ -221,17 +225,13 @@ impl State {
     }
 
     /// Takes a room's newest stored `events` (at most
-    /// `bounds.room_events` of them) into memory at start, the most
-    /// recently active room first (each older than those before it);
-    /// false once memory is full (this room's oldest then had to go).
-    pub fn restore_history(
-        &mut self,
-        code: &RoomCode,
-        events: Vec<Recorded>,
-        bounds: &Bounds,
-    ) -> bool {
+    /// `bounds.room_events` of them) into memory as it is read in. They
+    /// count as the newest held: the room is in use now, so other rooms'
+    /// oldest go before them when memory is full (else each read-in would
+    /// read events only to let them go at once).
+    fn restore_history(&mut self, code: &RoomCode, events: Vec<Recorded>, bounds: &Bounds) {
         let Some(room) = self.rooms.get_mut(code) else {
-            return true;
+            return;
         };
         let all = events.len() < bounds.room_events;
         let before = room.history.bytes();
@@ -239,14 +239,8 @@ impl State {
         let after = room.history.bytes();
         let ids: Vec<u64> = room.history.after(0).map(|e| e.event.id).collect();
         let bytes = (before, after);
-        (self.budget).took(
-            code,
-            ids.into_iter(),
-            bytes,
-            Age::Oldest,
-            &mut self.rooms,
-            bounds,
-        )
+        let rings = &mut self.rooms;
+        (self.budget).took(code, ids.into_iter(), bytes, Age::Newest, rings, bounds);
     }
 
     pub fn check_open(&self) -> Result<(), RoomError> {

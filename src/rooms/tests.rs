@@ -255,11 +255,11 @@ async fn rooms_created_at_once_never_pass_max_rooms() {
 async fn a_frame_that_is_not_history_goes_to_open_streams_only() {
     let (registry, code, mut open) = room_with_follower().await;
     registry
-        .send_frame(&code, "typing", r#"{"name":"al"}"#)
+        .send_frame(&code, "typing", r#"{"name":"al"}"#, None)
         .await
         .unwrap();
     match open.openings[0].1.updates.try_recv() {
-        Ok(Update::Frame(frame)) => {
+        Ok(Update::Frame(frame, None)) => {
             assert_eq!(&frame[..], b"event: typing\ndata: {\"name\":\"al\"}\n\n")
         }
         other => panic!("no frame: {other:?}"),
@@ -267,7 +267,7 @@ async fn a_frame_that_is_not_history_goes_to_open_streams_only() {
     let later = registry.subscribe(&code, Some(0), someone()).await.unwrap();
     assert!(later.openings[0].1.backlog.is_empty(), "never replayed");
     let unknown = RoomCode::parse("ZZZZ").unwrap();
-    let refused = registry.send_frame(&unknown, "typing", "{}").await;
+    let refused = registry.send_frame(&unknown, "typing", "{}", None).await;
     assert_eq!(refused, Err(RoomError::NotFound(unknown)));
 }
 

@@ -354,11 +354,11 @@ async fn a_frame_that_is_not_history_reaches_every_node_and_is_never_replayed() 
     // until one arrives.
     let mut got = None;
     for _ in 0..100 {
-        a.send_frame(&code, "typing", r#"{"name":"al"}"#)
+        a.send_frame(&code, "typing", r#"{"name":"al"}"#, None)
             .await
             .unwrap();
         tokio::time::sleep(Duration::from_millis(50)).await;
-        if let Ok(Update::Frame(frame)) = on_b.openings[0].1.updates.try_recv() {
+        if let Ok(Update::Frame(frame, None)) = on_b.openings[0].1.updates.try_recv() {
             got = Some(frame);
             break;
         }

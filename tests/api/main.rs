@@ -23,3 +23,4 @@ mod search;
 mod security;
 mod streams;
 mod tls;
+mod typing;

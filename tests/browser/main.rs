@@ -712,3 +712,40 @@ async fn a_search_hit_is_shown_in_the_log_with_its_context() {
         true
     );
 }
+
+#[tokio::test]
+async fn who_is_typing_shows_on_the_other_page_and_clears() {
+    let Some(driver) = driver() else { return };
+    let app = server().await;
+    let alice = driver.person(DESKTOP, true).await;
+    let bob = driver.person(PHONE, true).await;
+    let code = alice.enter(&base(&app), "alice", None).await;
+    alice.wait_until_live().await;
+    bob.enter(&base(&app), "bob", Some(&code)).await;
+    bob.wait_until_live().await;
+    alice.wait_for_text("bob joined").await;
+
+    bob.type_text("half a thought").await;
+    alice
+        .wait_for("document.querySelector('#typing').textContent === 'bob is typing…'")
+        .await;
+    let own = bob
+        .eval("document.querySelector('#typing').textContent")
+        .await;
+    assert_eq!(own, "", "nobody is told of their own typing");
+    // Five seconds after the last word of it, the line clears.
+    alice
+        .wait_for("document.querySelector('#typing').textContent === ''")
+        .await;
+    // And at once when the message arrives.
+    bob.type_text(" more").await;
+    alice
+        .wait_for("document.querySelector('#typing').textContent === 'bob is typing…'")
+        .await;
+    bob.type_text(ENTER).await;
+    alice.wait_for_text("half a thought more").await;
+    let line = alice
+        .eval("document.querySelector('#typing').textContent")
+        .await;
+    assert_eq!(line, "");
+}

@@ -295,8 +295,24 @@ impl Backend for Shared {
 
     /// Published on the room's channel; every node's reader (this one's
     /// too) hands it to the streams it has in the room.
-    fn send_frame<'a>(&'a self, code: &'a RoomCode, frame: Bytes) -> Pending<'a, ()> {
-        Box::pin(async move { Ok(self.redis.publish_frame(code, &frame).await?) })
+    /// Published with the sender's session number in front (see
+    /// [`FROM_PREFIX`]), if any.
+    fn send_frame<'a>(
+        &'a self,
+        code: &'a RoomCode,
+        frame: Bytes,
+        from: Option<u128>,
+    ) -> Pending<'a, ()> {
+        let message = match from {
+            Some(from) => {
+                let mut message = FROM_PREFIX.to_vec();
+                message.extend_from_slice(format!("{from:032x} ").as_bytes());
+                message.extend_from_slice(&frame);
+                Bytes::from(message)
+            }
+            None => frame,
+        };
+        Box::pin(async move { Ok(self.redis.publish_frame(code, &message).await?) })
     }
 
     fn members<'a>(&'a self, code: &'a RoomCode) -> Pending<'a, Names> {
@@ -446,6 +462,10 @@ fn online(room: &Room) -> Vec<SessionId> {
 /// How leave.lua marks the message that ends a session's streams.
 const LEFT_PREFIX: &[u8] = b"\0left ";
 
+/// How a frame that is not for its sender's own streams is published:
+/// this, the session's number in 32 hex digits and a space, the frame.
+const FROM_PREFIX: &[u8] = b"\0from ";
+
 /// How a `members` frame starts, as common.lua publishes it.
 const MEMBERS_FRAME: &[u8] = b"event: members\n";
 
@@ -496,8 +516,17 @@ impl reader::Follower for Cache {
             // The roster, as the scripts publish it: one a tenth of a
             // second at most, as locally.
             state.send_members(code, frame);
+        } else if let Some(rest) = frame.strip_prefix(FROM_PREFIX) {
+            let from = rest.get(..32).and_then(|hex| std::str::from_utf8(hex).ok());
+            let from = from.and_then(|hex| u128::from_str_radix(hex, 16).ok());
+            if let (Some(from), Some(b' '), Ok(room)) = (from, rest.get(32), state.room(code)) {
+                room.send(Update::Frame(
+                    frame.slice(FROM_PREFIX.len() + 33..),
+                    Some(from),
+                ));
+            }
         } else if let Ok(room) = state.room(code) {
-            room.send(Update::Frame(frame));
+            room.send(Update::Frame(frame, None));
         }
     }
 
