@@ -65,13 +65,9 @@ pub async fn post_message(
     body: Bytes,
     app: App,
 ) -> Response {
-    let (id, me) = match visitor
-        .as_ref()
-        .map(|v| (v.id, participant(Some(v), &code)))
-    {
-        Some((id, Ok(me))) => (id, me),
-        Some((_, Err(err))) => return err.into_response(),
-        None => return ApiError::NotParticipant.into_response(),
+    let (id, me) = match asking(visitor.as_ref(), &code) {
+        Ok(asking) => asking,
+        Err(err) => return err.into_response(),
     };
     let input: MessageInput = match body::parse(content_type.as_deref(), &body) {
         Ok(input) => input,
@@ -119,13 +115,9 @@ pub async fn post_message(
 /// participant's name (no id: never history), at most once per 2 s for
 /// each participant; a watcher may not (403), as for a post.
 pub async fn typing(code: RoomCode, visitor: Option<Visitor>, app: App) -> Response {
-    let (id, me) = match visitor
-        .as_ref()
-        .map(|v| (v.id, participant(Some(v), &code)))
-    {
-        Some((id, Ok(me))) => (id, me),
-        Some((_, Err(err))) => return err.into_response(),
-        None => return ApiError::NotParticipant.into_response(),
+    let (id, me) = match asking(visitor.as_ref(), &code) {
+        Ok(asking) => asking,
+        Err(err) => return err.into_response(),
     };
     if let Err(err) = may_send(me, None) {
         return err.into_response();
@@ -134,6 +126,15 @@ pub async fn typing(code: RoomCode, visitor: Option<Visitor>, app: App) -> Respo
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(err) => ApiError::from(err).into_response(),
     }
+}
+
+/// The participant asking, with their session (401 for anyone else).
+fn asking<'a>(
+    visitor: Option<&'a Visitor>,
+    code: &RoomCode,
+) -> Result<(SessionId, &'a Participation), ApiError> {
+    let visitor = visitor.ok_or(ApiError::NotParticipant)?;
+    Ok((visitor.id, participant(Some(visitor), code)?))
 }
 
 /// Stores one message: 404 for a room gone comes before 422 for bad
