@@ -1,5 +1,9 @@
 //! The `roomcast` binary: flags, logging, bind, serve until SIGINT/SIGTERM.
 
+// The routes are one warp filter of many `or`s: its type is deep enough
+// that the release build's check of it passes the default limit of 128.
+#![recursion_limit = "256"]
+
 use std::process::ExitCode;
 
 use clap::Parser;
