@@ -205,15 +205,18 @@ impl Local {
     /// hold, each leave announced in its rooms (read in for it).
     async fn end_unused_sessions(&self, unused: Vec<(SessionId, StoredSession)>) {
         for (id, stored) in unused {
-            if let Some(used_ms) = self.rooms.lock().sessions.used_ms(&id) {
-                // Memory's clock: the store hears it, and the sweep ends
-                // it if that comes to pass.
-                let change = Change::Used {
-                    session: id,
-                    at_ms: used_ms,
-                };
-                let _ = enqueue(&self.rooms.lock(), change, None);
-                continue;
+            {
+                let state = self.rooms.lock();
+                if let Some(used_ms) = state.sessions.used_ms(&id) {
+                    // Memory's clock: the store hears it, and the sweep
+                    // ends it if that comes to pass.
+                    let change = Change::Used {
+                        session: id,
+                        at_ms: used_ms,
+                    };
+                    let _ = enqueue(&state, change, None);
+                    continue;
+                }
             }
             let mut readable = true;
             for (code, _) in &stored.rooms {
