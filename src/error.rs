@@ -27,6 +27,8 @@ pub enum ApiError {
     Forbidden(String),
     /// 404: no such room.
     RoomNotFound(RoomCode),
+    /// 404: the room has no message with this id (any more).
+    MessageNotFound(u64),
     /// 410: the room ended, on this day (UTC, `2026-12-03`).
     RoomEnded(RoomCode, String),
     /// 409: the name is someone else's, or this session is in the room
@@ -50,7 +52,7 @@ impl ApiError {
             ApiError::Malformed(_) => StatusCode::BAD_REQUEST,
             ApiError::NotParticipant => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
-            ApiError::RoomNotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::RoomNotFound(_) | ApiError::MessageNotFound(_) => StatusCode::NOT_FOUND,
             ApiError::RoomEnded(..) => StatusCode::GONE,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::UnsupportedType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -68,6 +70,7 @@ impl ApiError {
             ApiError::NotParticipant => "not_participant",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::RoomNotFound(_) => "no_room",
+            ApiError::MessageNotFound(_) => "no_message",
             ApiError::RoomEnded(..) => "room_ended",
             ApiError::Conflict(_) => "conflict",
             ApiError::UnsupportedType => "media_type",
@@ -83,6 +86,9 @@ impl ApiError {
             ApiError::Malformed(why) => format!("Malformed request: {why}"),
             ApiError::NotParticipant => "join the room first".into(),
             ApiError::RoomNotFound(code) => format!("Room {code} does not exist."),
+            ApiError::MessageNotFound(id) => format!(
+                "This room has no message {id}: it was deleted, or is older than what the room keeps."
+            ),
             ApiError::RoomEnded(code, day) => format!(
                 "Room {code} ended on {day}: nobody was in it for a long time, and its messages are gone."
             ),
@@ -138,6 +144,10 @@ impl From<RoomError> for ApiError {
                 "You are in this room already, as {name}; leave it first to take another name."
             )),
             RoomError::NotParticipant => ApiError::NotParticipant,
+            RoomError::NoSuchMessage(id) => ApiError::MessageNotFound(id),
+            RoomError::NotYours => ApiError::Forbidden(
+                "Only its sender can edit or delete a message.".into(),
+            ),
             RoomError::KeyReused => ApiError::Invalid(Invalid(
                 "This Idempotency-Key was sent before with another message; make a new key for each message.".into(),
             )),

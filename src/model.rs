@@ -365,23 +365,47 @@ fn words_of(text: &str) -> impl Iterator<Item = String> + '_ {
 /// tells of a change the roster already made (the `members` frame carries
 /// the list). The page renders kinds by the same names (templates/room.hbs
 /// and assets/app.js).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+///
+/// An edit, a delete and a reaction each change the message they
+/// `target` (see [`amend`]); they are history too, so a stream or a
+/// resume sees each change in order, but they count as notices, not as
+/// messages, for `--history`'s rule.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
+    #[default]
     Message,
     Join,
     Leave,
+    Edit,
+    Delete,
+    Reaction,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 3] = [Kind::Message, Kind::Join, Kind::Leave];
+    pub const ALL: [Kind; 6] = [
+        Kind::Message,
+        Kind::Join,
+        Kind::Leave,
+        Kind::Edit,
+        Kind::Delete,
+        Kind::Reaction,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Message => "message",
             Kind::Join => "join",
             Kind::Leave => "leave",
+            Kind::Edit => "edit",
+            Kind::Delete => "delete",
+            Kind::Reaction => "reaction",
         }
+    }
+
+    /// Whether events of this kind change a message (their `target`).
+    pub fn amends(self) -> bool {
+        matches!(self, Kind::Edit | Kind::Delete | Kind::Reaction)
     }
 }
 
@@ -403,17 +427,42 @@ impl FromStr for Kind {
     }
 }
 
-/// One history event, exactly as it goes out in JSON.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// One history event, exactly as it goes out in JSON. A message reads
+/// as it is now: its text as last edited (and when), its reactions, or
+/// only that it was deleted (no name, no text).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Event {
     pub id: u64,
     pub kind: Kind,
     pub room: String,
+    /// Who: empty (and left out) for a deleted message and a delete.
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub name: String,
+    /// A message's text, an edit's new text.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
     /// UTC, RFC 3339 with milliseconds.
     pub ts: String,
+    /// The message an edit, a delete or a reaction changes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<u64>,
+    /// A reaction's emoji, and whether it is put on or taken off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub emoji: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on: Option<bool>,
+    /// When a message was last edited.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub edited: Option<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
+    /// A message's reactions, each emoji once, in the order first given.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reactions: Vec<Reactions>,
+    /// Who sent a message (or gave a reaction), as [`Author`]: never in
+    /// the JSON.
+    #[serde(skip)]
+    pub author: Option<Author>,
 }
 
 impl Event {
@@ -425,9 +474,13 @@ impl Event {
             name: name.to_string(),
             text: text.map(|t| t.as_str().to_owned()),
             ts: timestamp(),
+            ..Event::default()
         }
     }
 }
+
+mod amend;
+pub use amend::{Amend, Author, Emoji, Reactions, Refused, REACTIONS};
 
 /// Now, as an event's `ts`: UTC, RFC 3339 with milliseconds.
 pub fn timestamp() -> String {

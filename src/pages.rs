@@ -108,9 +108,10 @@ pub struct EventView {
 /// is shown as a message if it is one, and otherwise not at all.
 fn notice(kind: Kind) -> Option<&'static str> {
     match kind {
-        Kind::Message => None,
         Kind::Join => Some("joined"),
         Kind::Leave => Some("left"),
+        // A message shows as one; a change of one, in the message.
+        Kind::Message | Kind::Edit | Kind::Delete | Kind::Reaction => None,
     }
 }
 
@@ -431,7 +432,8 @@ mod tests {
     #[test]
     fn every_kind_but_a_message_has_one_notice_for_template_and_script() {
         for kind in Kind::ALL {
-            assert_eq!(notice(kind).is_none(), kind == Kind::Message, "{kind}");
+            let shown_apart = kind == Kind::Message || kind.amends();
+            assert_eq!(notice(kind).is_none(), shown_apart, "{kind}");
         }
         assert_eq!(notices_json(), r#"{"join":"joined","leave":"left"}"#);
         let code = RoomCode::parse("ABCD").unwrap();

@@ -35,6 +35,11 @@ pub fn routes(app: App) -> impl Filter<Extract = (impl Reply,), Error = Infallib
         .or(leave(app.clone()))
         .or(post_message(app.clone()))
         .or(typing(app.clone()))
+        .or(edit_message(app.clone()))
+        .or(delete_message(app.clone()))
+        .or(react(app.clone()))
+        .or(edit_form(app.clone()))
+        .or(delete_form(app.clone()))
         .or(list_messages(app.clone()))
         .or(events(app.clone()))
         .or(multiplexed(app.clone()))
@@ -182,6 +187,77 @@ fn typing(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejectio
         .and(visitor(&app))
         .and(with_app(app))
         .then(handlers::typing)
+}
+
+/// What every change of a message is asked with: its room and id, who
+/// asks, from this site only.
+fn asked(
+    app: &App,
+    method: warp::filters::BoxedFilter<()>,
+    end: &'static str,
+) -> impl Filter<Extract = (handlers::Asked,), Error = warp::Rejection> + Clone {
+    warp::path!("rooms" / RoomCode / "messages" / u64 / ..)
+        .and(end_with(end))
+        .and(method)
+        .and(only_this_site(app))
+        .and(caller(app))
+        .map(|code, target, visitor, key| handlers::Asked {
+            code,
+            target,
+            visitor,
+            key,
+        })
+}
+
+/// The rest of the path: nothing, or one more segment.
+fn end_with(end: &'static str) -> warp::filters::BoxedFilter<()> {
+    if end.is_empty() {
+        warp::path::end().boxed()
+    } else {
+        warp::path(end).and(warp::path::end()).boxed()
+    }
+}
+
+/// PATCH /rooms/CODE/messages/ID with a form or JSON body
+fn edit_message(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    asked(&app, warp::patch().boxed(), "")
+        .and(warp::header::optional::<String>("content-type"))
+        .and(body())
+        .and(with_app(app))
+        .then(handlers::edit_message)
+}
+
+/// DELETE /rooms/CODE/messages/ID
+fn delete_message(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    asked(&app, warp::delete().boxed(), "")
+        .and(with_app(app))
+        .then(handlers::delete_message)
+}
+
+/// POST /rooms/CODE/messages/ID/reactions with a form or JSON body
+fn react(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    asked(&app, warp::post().boxed(), "reactions")
+        .and(warp::header::optional::<String>("content-type"))
+        .and(wants())
+        .and(body())
+        .and(with_app(app))
+        .then(handlers::react)
+}
+
+/// POST /rooms/CODE/messages/ID/edit with a form body (no script)
+fn edit_form(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    asked(&app, warp::post().boxed(), "edit")
+        .and(body())
+        .and(with_app(app))
+        .then(handlers::edit_form)
+}
+
+/// POST /rooms/CODE/messages/ID/delete (no script)
+fn delete_form(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    asked(&app, warp::post().boxed(), "delete")
+        .and(optional_body())
+        .and(with_app(app))
+        .then(|asked, _body, app| handlers::delete_form(asked, app))
 }
 
 /// GET /rooms/CODE/messages?since=ID&limit=N, or ?before=ID&limit=N

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use cookie::{Cookie, SameSite};
 
-use crate::model::{Name, RoomCode};
+use crate::model::{Author, Name, RoomCode};
 
 /// The cookie's name over plain HTTP.
 pub const COOKIE_NAME: &str = "roomcast_session";
@@ -73,6 +73,11 @@ impl SessionId {
     /// updates: `model` comes before sessions).
     pub fn number(&self) -> u128 {
         u128::from_be_bytes(self.0)
+    }
+
+    /// Who this session is as the sender of a message (never its id).
+    pub fn author(&self) -> Author {
+        Author::of_session(&self.to_string())
     }
 
     /// The id whose [`SessionId::number`] this is.

@@ -129,7 +129,7 @@ pub async fn typing(code: RoomCode, visitor: Option<Visitor>, app: App) -> Respo
 }
 
 /// The participant asking, with their session (401 for anyone else).
-fn asking<'a>(
+pub(super) fn asking<'a>(
     visitor: Option<&'a Visitor>,
     code: &RoomCode,
 ) -> Result<(SessionId, &'a Participation), ApiError> {
@@ -161,7 +161,7 @@ async fn post(
 /// backend names them as it stores it). A `name` in the body is refused
 /// unless it is theirs (a script that sends one learns at once that it is
 /// not believed); a watcher may not speak.
-fn may_send(me: &Participation, claimed: Option<&str>) -> Result<(), ApiError> {
+pub(super) fn may_send(me: &Participation, claimed: Option<&str>) -> Result<(), ApiError> {
     if me.watch {
         return Err(ApiError::Forbidden(
             "Watchers cannot post: join as a member to speak.".into(),

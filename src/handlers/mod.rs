@@ -3,6 +3,7 @@
 //! One file per part of the HTTP contract; what they share is in
 //! `respond`.
 
+mod amend;
 mod home;
 mod messages;
 mod participants;
@@ -10,6 +11,7 @@ mod respond;
 mod rooms;
 mod service;
 
+pub use amend::*;
 pub use home::*;
 pub use messages::*;
 pub use participants::*;

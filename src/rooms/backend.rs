@@ -19,7 +19,9 @@ use super::error::RoomError;
 use super::room::Room;
 use super::state::State;
 use crate::client::VisitorKey;
-use crate::model::{Event, Kind, Names, PostKey, Recorded, RoomCode, RoomKey, Text, Update, Words};
+use crate::model::{
+    Amend, Event, Kind, Names, PostKey, Recorded, RoomCode, RoomKey, Text, Update, Words,
+};
 use crate::session::{Participation, Session, SessionId};
 use crate::shutdown::Shutdown;
 use crate::store::KeptPost;
@@ -63,6 +65,26 @@ pub struct Post<'a> {
     /// answered with the message first stored under it.
     pub key: Option<&'a PostKey>,
     pub visitor: VisitorKey,
+}
+
+/// A change of a message: who asks for what, and who is charged for it.
+#[derive(Clone, Copy)]
+pub struct Amendment<'a> {
+    pub code: &'a RoomCode,
+    /// Who asks: a member of the room now, and (to edit or delete) the
+    /// message's sender.
+    pub session: SessionId,
+    pub target: u64,
+    pub amend: &'a Amend,
+    pub visitor: VisitorKey,
+}
+
+/// What an amendment did: the event that says so (none if it changed
+/// nothing: an edit to the words the message has), and the message as it
+/// reads after it.
+pub struct Amended {
+    pub change: Option<Arc<Recorded>>,
+    pub message: Arc<Recorded>,
 }
 
 /// Which part of a room's history to read: the events after `since`, or
@@ -133,6 +155,11 @@ pub trait Backend: Send + Sync + 'static {
     /// Admits (`State::admit_post`) and appends a message, and returns it
     /// once it is kept and published.
     fn post<'a>(&'a self, post: Post<'a>) -> Pending<'a, Arc<Recorded>>;
+
+    /// Admits (`State::admit_post`) and appends an edit, a delete or a
+    /// reaction of a message (see [`Amendment`]), and returns once it is
+    /// kept and published.
+    fn amend<'a>(&'a self, amendment: Amendment<'a>) -> Pending<'a, Amended>;
 
     /// Part of a room's history (see [`Window`]).
     fn history<'a>(&'a self, code: &'a RoomCode, window: Window)
@@ -234,5 +261,6 @@ pub fn repeated(
         name: kept.name,
         text: Some(text.as_str().to_owned()),
         ts: kept.ts,
+        ..Event::default()
     })))
 }

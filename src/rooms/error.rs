@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::model::{Name, RoomCode};
+use crate::model::{Name, Refused, RoomCode};
 use crate::store::EndedRoom;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +42,20 @@ pub enum RoomError {
     KeyReused,
     /// A post with this `Idempotency-Key` is being stored right now.
     KeyInFlight,
+    /// The room has no message with this id (any more).
+    NoSuchMessage(u64),
+    /// Only a message's sender may edit or delete it.
+    NotYours,
+}
+
+impl RoomError {
+    /// Why an amendment of message `id` was refused.
+    pub fn refused(id: u64, refused: Refused) -> RoomError {
+        match refused {
+            Refused::NoSuchMessage => RoomError::NoSuchMessage(id),
+            Refused::NotYours => RoomError::NotYours,
+        }
+    }
 }
 
 impl RoomError {

@@ -14,7 +14,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-use crate::model::{Kind, Recorded, RoomCode};
+use crate::model::{Event, Kind, Recorded, RoomCode};
 
 /// How much history memory holds.
 #[derive(Debug, Clone, Copy)]
@@ -50,7 +50,19 @@ fn is_message(event: &Recorded) -> bool {
 pub fn cost(event: &Recorded) -> usize {
     let e = &event.event;
     let text = e.text.as_ref().map_or(0, String::capacity);
-    std::mem::size_of::<Recorded>()
+    let strings = [&e.emoji, &e.edited].map(|s| s.as_ref().map_or(0, String::capacity));
+    let author = e.author.as_ref().map_or(0, |a| a.as_str().len());
+    let reactions: usize = (e.reactions.iter())
+        .map(|r| {
+            std::mem::size_of_val(r)
+                + r.emoji.capacity()
+                + (r.names.iter()).map(|n| n.capacity() + 64).sum::<usize>()
+        })
+        .sum();
+    strings.iter().sum::<usize>()
+        + author
+        + reactions
+        + std::mem::size_of::<Recorded>()
         + 2 * std::mem::size_of::<usize>() // the Arc's counts
         + event.json.capacity()
         + event.frame.len()
@@ -86,11 +98,53 @@ impl Ring {
 
     /// Takes published events (in id order) into memory, then lets go of
     /// what the rule and the room's bounds no longer keep.
+    /// An edit, a delete or a reaction changes the message it targets,
+    /// if memory holds it (`Event::amended_by`); a delete takes the
+    /// message's edits out with its words.
     pub fn keep(&mut self, events: &[Arc<Recorded>], bounds: &Bounds) {
         for event in events {
+            if event.event.kind.amends() {
+                self.amend(&event.event);
+            }
             self.push(event.clone());
         }
         self.trim(bounds);
+    }
+
+    fn amend(&mut self, change: &Event) {
+        let Some(target) = change.target.and_then(|id| self.index_of(id)) else {
+            return;
+        };
+        let old = &self.events[target];
+        let new = Arc::new(Recorded::new(old.event.amended_by(change)));
+        self.bytes = self.bytes - cost(old) + cost(&new);
+        self.events[target] = new;
+        if change.kind == Kind::Delete {
+            let gone: Vec<usize> = (self.events.iter().enumerate())
+                .filter(|(_, e)| e.event.goes_with(change))
+                .map(|(i, _)| i)
+                .collect();
+            for i in gone.into_iter().rev() {
+                if let Some(event) = self.events.remove(i) {
+                    self.take(&event);
+                }
+            }
+        }
+    }
+
+    /// The message `id` as memory holds it: `None` if memory does not hold
+    /// it, `Some(None)` if memory would hold it but it is not there (it
+    /// never was a message, or went by the rule).
+    pub fn message(&self, id: u64) -> Option<Option<&Arc<Recorded>>> {
+        if id <= self.forgot {
+            return None;
+        }
+        let held = self.index_of(id).map(|i| &self.events[i]);
+        Some(held.filter(|e| e.event.kind == Kind::Message))
+    }
+
+    fn index_of(&self, id: u64) -> Option<usize> {
+        (self.events).binary_search_by_key(&id, |e| e.event.id).ok()
     }
 
     fn push(&mut self, event: Arc<Recorded>) {
@@ -162,9 +216,7 @@ impl Ring {
 
     /// Whether the event `id` is held.
     fn holds(&self, id: u64) -> bool {
-        (self.events)
-            .binary_search_by_key(&id, |e| e.event.id)
-            .is_ok()
+        self.index_of(id).is_some()
     }
 
     /// The oldest id held.

@@ -17,8 +17,8 @@ use log::{info, warn};
 use tokio::sync::oneshot;
 
 use super::backend::{
-    gap, repeated, Backend, Join, Opening, Pending, Post, Search, Window, CODE_ATTEMPTS,
-    DEVICE_LINK_TTL,
+    gap, repeated, Amended, Amendment, Backend, Join, Opening, Pending, Post, Search, Window,
+    CODE_ATTEMPTS, DEVICE_LINK_TTL,
 };
 use super::error::RoomError;
 use super::room::Room;
@@ -26,13 +26,15 @@ use super::roster::Roster;
 use super::settings::Settings;
 use super::state::{Rooms, State, Writer};
 use crate::client::VisitorKey;
-use crate::model::{IdempotencyKey, Kind, Name, Names, Recorded, RoomCode, RoomKey, Update};
+use crate::model::{Event, IdempotencyKey, Kind, Name, Names, Recorded, RoomCode, RoomKey, Update};
 use crate::session::{Participation, Session, SessionId};
 use crate::store::writer::{self, FindPost, Job, Query, Reads};
 use crate::store::{
     keys_window_start_ms, now_ms, Change, EndedRoom, KeptPost, Range, Store, StoreError,
     StoredSession,
 };
+
+mod amend;
 
 pub struct Local {
     rooms: Arc<Rooms>,
@@ -661,9 +663,13 @@ impl Backend for Local {
                     None => admit_speaker(&mut state, code, session, visitor)?,
                 };
                 state.check_open()?;
-                let message = state
+                let said = state
                     .room(code)?
                     .next_event(code, Kind::Message, &name, Some(text));
+                let message = Arc::new(Recorded::new(Event {
+                    author: Some(session.author()),
+                    ..said.event.clone()
+                }));
                 let change = Change::Append {
                     code: code.clone(),
                     event: message.clone(),
@@ -677,6 +683,10 @@ impl Backend for Local {
             outcome(stored).await?;
             Ok(message)
         })
+    }
+
+    fn amend<'a>(&'a self, amendment: Amendment<'a>) -> Pending<'a, Amended> {
+        Box::pin(self.amend_message(amendment))
     }
 
     fn history<'a>(
@@ -897,6 +907,10 @@ fn publish(rooms: &Rooms, changes: &[Change]) {
         // The room may have expired while the events were being stored.
         if let Ok(room) = state.room_mut(code) {
             rooms.metrics.appended(events.len() as u64);
+            if !room.amending.is_empty() {
+                room.amending
+                    .retain(|e| !events.iter().any(|p| Arc::ptr_eq(e, p)));
+            }
             room.publish(&events);
             state.remember(code, &events, &bounds);
         }

@@ -36,12 +36,12 @@ use tokio::task::JoinHandle;
 
 use crate::client::VisitorKey;
 use crate::metrics::{Gauges, Metrics};
-use crate::model::{sse_frame, Names, PostKey, Recorded, RoomCode, RoomKey, Text, Words};
+use crate::model::{sse_frame, Amend, Names, PostKey, Recorded, RoomCode, RoomKey, Text, Words};
 use crate::session::{Participation, Session, SessionId};
 use crate::shutdown::Shutdown;
 use crate::store::{Store, StoreError};
-pub use backend::Opening;
-use backend::{Backend, Join, Post, Search, Window};
+pub use backend::{Amended, Opening};
+use backend::{Amendment, Backend, Join, Post, Search, Window};
 pub use error::RoomError;
 pub use guard::StreamGuard;
 pub use history::Bounds;
@@ -265,6 +265,26 @@ impl Registry {
             visitor,
         };
         self.inner.backend.post(post).await
+    }
+
+    /// Session `session` makes `amend` to message `target` (see
+    /// [`Amendment`]).
+    pub async fn amend(
+        &self,
+        code: &RoomCode,
+        session: SessionId,
+        target: u64,
+        amend: &Amend,
+        visitor: VisitorKey,
+    ) -> Result<Amended, RoomError> {
+        let amendment = Amendment {
+            code,
+            session,
+            target,
+            amend,
+            visitor,
+        };
+        self.inner.backend.amend(amendment).await
     }
 
     /// The newest `limit` messages with `words` (below `before`), newest

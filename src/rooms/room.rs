@@ -68,6 +68,12 @@ pub struct Room {
     readers: HashMap<u128, usize>,
     /// Notices the room may still make, as of when.
     notices: (f64, Instant),
+    /// Edits, deletes and reactions queued and not yet published: what
+    /// the next one sees its message as (locally; see `local::amend`).
+    pub amending: Vec<Arc<Recorded>>,
+    /// How many were ever queued: a read of a message from the store is
+    /// made again if another change was queued meanwhile.
+    pub amendments: u64,
 }
 
 impl Room {
@@ -86,6 +92,8 @@ impl Room {
             members_due: None,
             readers: HashMap::new(),
             notices: (NOTICE_BURST, Instant::now()),
+            amending: Vec::new(),
+            amendments: 0,
         }
     }
 

@@ -14,7 +14,7 @@ use super::{
 };
 use crate::code_set::CodeSet;
 use crate::model::{
-    Event, IdempotencyKey, Kind, Name, PostKey, Recorded, RoomCode, RoomKey, Words,
+    Author, Event, IdempotencyKey, Kind, Name, PostKey, Recorded, RoomCode, RoomKey, Words,
 };
 use crate::session::{Participation, SessionId};
 
@@ -91,6 +91,26 @@ const MIGRATIONS: &[&str] = &[
     // a query for the longest idle, not by holding them all in memory.
     "CREATE INDEX rooms_by_activity ON rooms(last_activity_ms);
      CREATE INDEX sessions_by_use ON sessions(used_ms);",
+    // v8: messages are edited, deleted and reacted to. An event keeps who
+    // sent it (`author`, never a session id: see `model::Author`), and a
+    // change of a message the message it changes (`target`); a message
+    // reads as it is now (`edited`, `deleted`, and its rows in
+    // `reactions`, in the order given: `seq` is the reaction's event id).
+    "ALTER TABLE events ADD COLUMN target INTEGER;
+     ALTER TABLE events ADD COLUMN author TEXT;
+     ALTER TABLE events ADD COLUMN edited TEXT;
+     ALTER TABLE events ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;
+     ALTER TABLE events ADD COLUMN emoji TEXT;
+     ALTER TABLE events ADD COLUMN turned_on INTEGER;
+     CREATE TABLE reactions (
+         room   TEXT    NOT NULL REFERENCES rooms(code) ON DELETE CASCADE,
+         target INTEGER NOT NULL,
+         emoji  TEXT    NOT NULL,
+         author TEXT    NOT NULL,
+         name   TEXT    NOT NULL,
+         seq    INTEGER NOT NULL,
+         PRIMARY KEY (room, target, emoji, author)
+     ) WITHOUT ROWID;",
 ];
 
 /// The schema version that made `message_words`: moving past it fills it.
@@ -546,6 +566,8 @@ fn trim(
             .prepare_cached("DELETE FROM events WHERE room = ?1 AND id <= ?2")?
             .execute(params![room, newest_gone as i64])? as u64;
         forget_words(tx, room, newest_gone)?;
+        tx.prepare_cached("DELETE FROM reactions WHERE room = ?1 AND target <= ?2")?
+            .execute(params![room, newest_gone as i64])?;
         messages -= over;
         notices = notices.saturating_sub(gone.saturating_sub(over));
     }
@@ -563,7 +585,8 @@ fn trim(
 
 fn insert_event(tx: &rusqlite::Transaction<'_>, e: &Event) -> rusqlite::Result<()> {
     tx.prepare_cached(
-        "INSERT INTO events (room, id, kind, name, text, ts) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO events (room, id, kind, name, text, ts, target, author, emoji, turned_on)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?
     .execute(params![
         e.room,
@@ -571,11 +594,87 @@ fn insert_event(tx: &rusqlite::Transaction<'_>, e: &Event) -> rusqlite::Result<(
         e.kind.as_str(),
         e.name,
         e.text,
-        e.ts
+        e.ts,
+        e.target.map(|t| t as i64),
+        e.author.as_ref().map(Author::as_str),
+        e.emoji,
+        e.on
     ])?;
-    if e.kind == Kind::Message {
-        tx.prepare_cached("INSERT INTO message_words (rowid, text) VALUES (?1, ?2)")?
-            .execute(params![text_rowid(&e.room, e.id), e.text])?;
+    match (e.kind, e.target) {
+        (Kind::Message, _) => {
+            tx.prepare_cached("INSERT INTO message_words (rowid, text) VALUES (?1, ?2)")?
+                .execute(params![text_rowid(&e.room, e.id), e.text])?;
+        }
+        (Kind::Edit | Kind::Delete | Kind::Reaction, Some(target)) => amend(tx, e, target)?,
+        _ => {}
+    }
+    Ok(())
+}
+
+/// The change `e` makes to the message `target`, as `Event::amended_by`
+/// makes it in memory. A delete leaves no words anywhere: not the
+/// message's, not its edits', not in the index or its post's key.
+fn amend(tx: &rusqlite::Transaction<'_>, e: &Event, target: u64) -> rusqlite::Result<()> {
+    let (room, target) = (e.room.as_str(), target as i64);
+    let live = "room = ?1 AND id = ?2 AND kind = 'message' AND deleted = 0";
+    let rowid = text_rowid(room, target as u64);
+    match e.kind {
+        Kind::Edit => {
+            let edited = tx
+                .prepare_cached(&format!(
+                    "UPDATE events SET text = ?3, edited = ?4 WHERE {live}"
+                ))?
+                .execute(params![room, target, e.text, e.ts])?;
+            if edited > 0 {
+                tx.prepare_cached("DELETE FROM message_words WHERE rowid = ?1")?
+                    .execute([rowid])?;
+                tx.prepare_cached("INSERT INTO message_words (rowid, text) VALUES (?1, ?2)")?
+                    .execute(params![rowid, e.text])?;
+            }
+        }
+        Kind::Delete => {
+            tx.prepare_cached(&format!(
+                "UPDATE events SET name = '', text = NULL, edited = NULL, author = NULL, deleted = 1
+                 WHERE {live}"
+            ))?
+            .execute(params![room, target])?;
+            tx.prepare_cached("DELETE FROM message_words WHERE rowid = ?1")?
+                .execute([rowid])?;
+            tx.prepare_cached("DELETE FROM reactions WHERE room = ?1 AND target = ?2")?
+                .execute(params![room, target])?;
+            tx.prepare_cached("DELETE FROM post_keys WHERE room = ?1 AND id = ?2")?
+                .execute(params![room, target])?;
+            let edits = tx
+                .prepare_cached(
+                    "DELETE FROM events WHERE room = ?1 AND kind = 'edit' AND target = ?2",
+                )?
+                .execute(params![room, target])?;
+            tx.prepare_cached("UPDATE rooms SET notices = max(notices - ?2, 0) WHERE code = ?1")?
+                .execute(params![room, edits as i64])?;
+        }
+        Kind::Reaction => {
+            let author = e.author.as_ref().map(Author::as_str);
+            if e.on == Some(true) {
+                tx.prepare_cached(&format!(
+                    "INSERT OR IGNORE INTO reactions (room, target, emoji, author, name, seq)
+                     SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS (SELECT 1 FROM events WHERE {live})"
+                ))?
+                .execute(params![
+                    room,
+                    target,
+                    e.emoji,
+                    author,
+                    e.name,
+                    e.id as i64
+                ])?;
+            } else {
+                tx.prepare_cached(
+                    "DELETE FROM reactions WHERE room = ?1 AND target = ?2 AND emoji = ?3 AND author = ?4",
+                )?
+                .execute(params![room, target, e.emoji, author])?;
+            }
+        }
+        Kind::Message | Kind::Join | Kind::Leave => {}
     }
     Ok(())
 }
@@ -854,12 +953,12 @@ fn events(conn: &Connection, room: &RoomCode, range: Range) -> Result<Vec<Record
     );
     let mut select = match after {
         Some(_) => conn.prepare_cached(
-            "SELECT id, kind, name, text, ts FROM events
-             WHERE room = ?1 AND id > ?2 AND id < ?3 ORDER BY id LIMIT ?4",
+            "SELECT id, kind, name, text, ts, target, author, edited, deleted, emoji, turned_on
+             FROM events WHERE room = ?1 AND id > ?2 AND id < ?3 ORDER BY id LIMIT ?4",
         ),
         None => conn.prepare_cached(
-            "SELECT id, kind, name, text, ts FROM events
-             WHERE room = ?1 AND id > ?2 AND id < ?3 ORDER BY id DESC LIMIT ?4",
+            "SELECT id, kind, name, text, ts, target, author, edited, deleted, emoji, turned_on
+             FROM events WHERE room = ?1 AND id > ?2 AND id < ?3 ORDER BY id DESC LIMIT ?4",
         ),
     }
     .map_err(|e| e.to_string())?;
@@ -869,12 +968,12 @@ fn events(conn: &Connection, room: &RoomCode, range: Range) -> Result<Vec<Record
         .map_err(|e| e.to_string())?;
     let mut events = Vec::new();
     for row in rows {
-        events.push(recorded(room, row.map_err(|e| e.to_string())?)?);
+        events.push(row.map_err(|e| e.to_string())?);
     }
     if range.after.is_none() {
         events.reverse();
     }
-    Ok(events)
+    recorded(conn, room, events)
 }
 
 /// The newest `limit` messages below `before` that have `words`, newest
@@ -890,7 +989,8 @@ fn search(
     let below = text_rowid(room.as_str(), before.min(IDS_PER_ROOM as u64 - 1)).min(last + 1);
     let mut select = conn
         .prepare_cached(
-            "SELECT id, kind, name, text, ts FROM events WHERE room = ?1 AND id IN
+            "SELECT id, kind, name, text, ts, target, author, edited, deleted, emoji, turned_on
+             FROM events WHERE room = ?1 AND id IN
                  (SELECT rowid - ?2 FROM message_words
                   WHERE message_words MATCH ?3 AND rowid >= ?2 AND rowid < ?4
                   ORDER BY rowid DESC LIMIT ?5)
@@ -904,34 +1004,86 @@ fn search(
             event_row,
         )
         .map_err(|e| e.to_string())?;
-    rows.map(|row| recorded(room, row.map_err(|e| e.to_string())?))
-        .collect()
+    let rows: Vec<Event> = rows.collect::<Result<_, _>>().map_err(|e| e.to_string())?;
+    recorded(conn, room, rows)
 }
 
-type EventRow = (u64, String, String, Option<String>, String);
-
-fn event_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<EventRow> {
-    Ok((
-        uint(row, 0)?,
-        row.get(1)?,
-        row.get(2)?,
-        row.get(3)?,
-        row.get(4)?,
-    ))
-}
-
-fn recorded(room: &RoomCode, (id, kind, name, text, ts): EventRow) -> Result<Recorded, String> {
-    let kind: Kind = kind
-        .parse()
-        .map_err(|err| format!("event {room}/{id}: {err}"))?;
-    Ok(Recorded::new(Event {
-        id,
+/// An event as its row reads (its room and reactions not yet filled in;
+/// its kind checked by `recorded`).
+fn event_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Event> {
+    let kind: String = row.get(1)?;
+    let kind = kind.parse().map_err(|err: crate::model::Invalid| {
+        rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, err.0.into())
+    })?;
+    let target: Option<i64> = row.get(5)?;
+    Ok(Event {
+        id: uint(row, 0)?,
         kind,
-        room: room.to_string(),
-        name,
-        text,
-        ts,
-    }))
+        name: row.get(2)?,
+        text: row.get(3)?,
+        ts: row.get(4)?,
+        target: target.map(|t| t as u64),
+        author: row.get::<_, Option<String>>(6)?.map(Author::stored),
+        edited: row.get(7)?,
+        deleted: row.get(8)?,
+        emoji: row.get(9)?,
+        on: row.get(10)?,
+        ..Event::default()
+    })
+}
+
+/// The events of `room` read (in any order), with each
+/// message's reactions as they stand: one query for all of them.
+fn recorded(
+    conn: &Connection,
+    room: &RoomCode,
+    mut events: Vec<Event>,
+) -> Result<Vec<Recorded>, String> {
+    let ids = events
+        .iter()
+        .filter(|e| e.kind == Kind::Message)
+        .map(|e| e.id);
+    if let (Some(low), Some(high)) = (ids.clone().min(), ids.max()) {
+        let mut select = conn
+            .prepare_cached(
+                "SELECT target, emoji, author, name, seq FROM reactions
+                 WHERE room = ?1 AND target BETWEEN ?2 AND ?3 ORDER BY target, seq",
+            )
+            .map_err(|e| e.to_string())?;
+        let rows = select
+            .query_map(params![room.as_str(), low as i64, high as i64], |row| {
+                let change = Event {
+                    kind: Kind::Reaction,
+                    target: Some(uint(row, 0)?),
+                    emoji: row.get(1)?,
+                    author: Some(Author::stored(row.get(2)?)),
+                    name: row.get(3)?,
+                    id: uint(row, 4)?,
+                    on: Some(true),
+                    ..Event::default()
+                };
+                Ok(change)
+            })
+            .map_err(|e| e.to_string())?;
+        let at: HashMap<u64, usize> = (events.iter().enumerate())
+            .map(|(i, e)| (e.id, i))
+            .collect();
+        for reaction in rows {
+            let reaction = reaction.map_err(|e| e.to_string())?;
+            if let Some(&i) = reaction.target.and_then(|target| at.get(&target)) {
+                events[i] = events[i].amended_by(&reaction);
+            }
+        }
+    }
+    Ok(events
+        .into_iter()
+        .map(|event| {
+            Recorded::new(Event {
+                room: room.to_string(),
+                ..event
+            })
+        })
+        .collect())
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 mod helpers;
 mod redis;
 
+mod amend;
 mod cluster;
 mod connections;
 mod durability;

@@ -27,13 +27,14 @@ use std::time::Duration;
 
 use log::{info, warn};
 use redis::aio::ConnectionManager;
-use redis::streams::{StreamId, StreamRangeReply};
-use redis::{Script, Value};
+use redis::streams::StreamRangeReply;
+use redis::Script;
 
+use super::entries;
 use crate::limits::IDEMPOTENCY_WINDOW;
 use crate::model::{
-    timestamp, Event, Kind, Name, Names, PostKey, Present, Recorded, RoomCode, RoomKey, Text,
-    NAME_KEY_VERSION,
+    timestamp, Amend, Author, Event, Name, Names, PostKey, Present, Recorded, Refused, RoomCode,
+    RoomKey, Text, NAME_KEY_VERSION,
 };
 use crate::rooms::settings::Settings;
 use crate::session::{Participation, Session, SessionId};
@@ -89,6 +90,7 @@ struct Scripts {
     look: Script,
     keep: Script,
     history: Script,
+    amend: Script,
     join: Script,
     leave: Script,
     session: Script,
@@ -135,6 +137,19 @@ pub enum Posting {
     RoomGone,
 }
 
+/// The outcome of amending a message.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Amending {
+    /// The change's id (and whether a reaction went on), if anything
+    /// changed; the asker's name (a delete names nobody); and the
+    /// message as it reads now.
+    Done(Option<(u64, bool)>, Name, Box<Event>),
+    Refused(Refused),
+    /// The session holds no member's name in the room.
+    NotIn,
+    RoomGone,
+}
+
 /// The outcome of leaving a room.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Leaving {
@@ -168,6 +183,7 @@ impl Redis {
                     look: room_script!("look.lua"),
                     keep: room_script!("keep.lua"),
                     history: room_script!("history.lua"),
+                    amend: room_script!("amend.lua"),
                     join: room_script!("join.lua"),
                     leave: room_script!("leave.lua"),
                     session: Script::new(include_str!("session.lua")),
@@ -348,6 +364,7 @@ impl Redis {
         let (key, digest) = key.map_or(("", ""), |k| (k.key.as_str(), k.digest.as_str()));
         let now = now_ms().to_string();
         let window = IDEMPOTENCY_WINDOW.as_millis().to_string();
+        let author = id.author();
         let args = [
             id_text.as_str(),
             code.as_str(),
@@ -357,6 +374,7 @@ impl Redis {
             digest,
             &now,
             &window,
+            author.as_str(),
         ];
         let script = &self.inner.scripts.post;
         let reply: Vec<String> = self
@@ -440,18 +458,98 @@ impl Redis {
         // Redis counts in signed 64 bits.
         let limit = limit.min(i64::MAX as usize);
         let args = [since_arg.as_str(), &limit.to_string(), &before_arg];
-        let entries: Option<StreamRangeReply> = self
+        type Read = (StreamRangeReply, Vec<String>, Vec<String>);
+        let read: Option<Read> = self
             .run("reading history", &self.inner.scripts.history, code, &args)
             .await?;
-        let Some(entries) = entries else {
+        let Some((entries, states, deleted)) = read else {
             return Ok(None);
         };
-        let mut events: Vec<Arc<Recorded>> =
-            entries.ids.iter().filter_map(|e| decode(code, e)).collect();
-        if since.is_none() {
-            events.reverse();
+        let mut events: Vec<Event> = (entries.ids.iter().zip(&states))
+            .filter_map(|(entry, state)| {
+                Some(entries::amended(entries::decode(code, entry)?, state))
+            })
+            .chain(
+                deleted
+                    .iter()
+                    .filter_map(|mark| entries::deleted(code, mark)),
+            )
+            .collect();
+        events.sort_by_key(|e| e.id);
+        // What the log had, and the deleted ones among it: `limit` of them.
+        if since.is_some() {
+            events.truncate(limit);
+        } else {
+            events.drain(..events.len().saturating_sub(limit));
         }
-        Ok(Some(events))
+        Ok(Some(
+            events
+                .into_iter()
+                .map(|e| Arc::new(Recorded::new(e)))
+                .collect(),
+        ))
+    }
+
+    /// Session `id` makes `amend` to message `target` in `code` at `ts`,
+    /// under the name it holds there (checked in the same script).
+    pub async fn amend(
+        &self,
+        code: &RoomCode,
+        id: SessionId,
+        target: u64,
+        amend: &Amend,
+        ts: &str,
+    ) -> Result<Amending, RedisError> {
+        let (what, arg) = match amend {
+            Amend::Edit(text) => ("edit", text.as_str()),
+            Amend::Delete => ("delete", ""),
+            Amend::React(emoji) => ("react", emoji.as_str()),
+        };
+        let (id_text, target_text, author) = (id.to_string(), target.to_string(), id.author());
+        let args = [
+            &id_text,
+            code.as_str(),
+            ts,
+            &target_text,
+            what,
+            arg,
+            author.as_str(),
+        ];
+        let script = &self.inner.scripts.amend;
+        let reply: Vec<String> = self
+            .run_with("amending", script, code, Some(id), &args)
+            .await?;
+        let number = |n: &str| n.parse::<u64>().map_err(|_| odd("amending"));
+        Ok(match &reply[..] {
+            [done, change, on, said, name, posted, by, text, state] if done == "done" => {
+                let message = Event {
+                    id: target,
+                    room: code.to_string(),
+                    name: name.clone(),
+                    text: Some(text.clone()),
+                    ts: posted.clone(),
+                    author: (!by.is_empty()).then(|| Author::stored(by.clone())),
+                    ..Event::default()
+                };
+                let change = match &change[..] {
+                    "" => None,
+                    change => Some((number(change)?, on == "1")),
+                };
+                let said = Name::parse(said).map_err(|_| odd("amending"))?;
+                Amending::Done(change, said, Box::new(entries::amended(message, state)))
+            }
+            [deleted, change, posted] if deleted == "deleted" => {
+                let mark = format!("{target}\t{posted}");
+                let message = entries::deleted(code, &mark).ok_or_else(|| odd("amending"))?;
+                // A delete names nobody: `Event::amendment` keeps no name.
+                let nobody = Name::parse("-").map_err(|_| odd("amending"))?;
+                Amending::Done(Some((number(change)?, true)), nobody, Box::new(message))
+            }
+            [not] if not == "not" => Amending::NotIn,
+            [none] if none == "none" => Amending::Refused(Refused::NoSuchMessage),
+            [theirs] if theirs == "not-yours" => Amending::Refused(Refused::NotYours),
+            _ => Amending::RoomGone,
+        })
     }
 
     /// Session `id` joins `code` as `part`, giving `key` (which a private
@@ -709,42 +807,6 @@ fn names_of(names: Vec<String>) -> Vec<Present> {
     present
 }
 
-/// A log entry as the event it records; `None` for an entry this version
-/// cannot read (it is skipped, and said so).
-pub(crate) fn decode(code: &RoomCode, entry: &StreamId) -> Option<Arc<Recorded>> {
-    let id = entry
-        .id
-        .strip_prefix("0-")
-        .and_then(|n| n.parse::<u64>().ok());
-    let text = |field: &str| -> Option<String> {
-        match entry.map.get(field)? {
-            Value::BulkString(bytes) => String::from_utf8(bytes.clone()).ok(),
-            Value::SimpleString(s) => Some(s.clone()),
-            _ => None,
-        }
-    };
-    let kind = match text("kind").unwrap_or_default().parse::<Kind>() {
-        Ok(kind) => kind,
-        Err(err) => {
-            warn!("skipping entry {} in room {code}: {err}", entry.id);
-            return None;
-        }
-    };
-    let (Some(id), Some(name), Some(ts)) = (id, text("name"), text("ts")) else {
-        warn!("skipping an unreadable entry {} in room {code}", entry.id);
-        return None;
-    };
-    let event = Event {
-        id,
-        kind,
-        room: code.to_string(),
-        name,
-        text: text("text"),
-        ts,
-    };
-    Some(Arc::new(Recorded::new(event)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -758,28 +820,5 @@ mod tests {
         assert_eq!(room_of_log("other"), None);
         assert_eq!(room_of_frames(&frames_key(&code)), Some(code.clone()));
         assert_eq!(room_of_frames("roomcast:{ABCD}:log"), None);
-    }
-
-    #[test]
-    fn entries_decode_to_events_and_odd_ones_are_skipped() {
-        let code = RoomCode::parse("ABCD").unwrap();
-        let field = |v: &str| Value::BulkString(v.as_bytes().to_vec());
-        let mut entry = StreamId {
-            id: "0-7".into(),
-            map: [
-                ("kind".to_string(), field("message")),
-                ("name".to_string(), field("al")),
-                ("ts".to_string(), field("2026-11-22T10:00:00.000Z")),
-                ("text".to_string(), field("hi\r\nthere")),
-            ]
-            .into(),
-            ..StreamId::default()
-        };
-        let event = decode(&code, &entry).unwrap();
-        assert_eq!(event.event.id, 7);
-        assert_eq!(event.event.kind, Kind::Message);
-        assert_eq!(event.event.text.as_deref(), Some("hi\r\nthere"));
-        entry.id = "1700000000000-0".into();
-        assert!(decode(&code, &entry).is_none(), "not an id roomcast gave");
     }
 }

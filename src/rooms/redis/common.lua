@@ -21,6 +21,13 @@ local kept_notices = KEYS[1] .. ':kept-notices'
 -- The Idempotency-Keys of its messages (see post.lua).
 local posted = KEYS[1] .. ':posted'
 local posted_at = KEYS[1] .. ':posted-at'
+-- How its messages read now, if changed: ID -> JSON {"text","edited",
+-- "reactions":[{"emoji","names":[...],"by":[...]}]} (see amend.lua); the
+-- messages deleted, ID -> ID TAB TS, scored by ID (their log entries are
+-- gone); and which key each keyed message was posted under, ID -> FIELD.
+local amended = KEYS[1] .. ':amended'
+local deleted = KEYS[1] .. ':deleted'
+local posted_ids = KEYS[1] .. ':posted-ids'
 -- Who is here now: node id -> UNTIL SESSION SESSION ..., the sessions
 -- with a stream open in the room on that node, until UNTIL (ms; see
 -- keep.lua).
@@ -51,7 +58,7 @@ local function touch()
       redis.call('PEXPIRE', KEYS[i], ARGV[1])
     end
   end
-  for _, key in ipairs({ kept_messages, kept_notices, posted, posted_at, online_key }) do
+  for _, key in ipairs({ kept_messages, kept_notices, posted, posted_at, online_key, amended, deleted, posted_ids }) do
     redis.call('PEXPIRE', key, ARGV[1])
   end
   mark_end()
@@ -71,6 +78,8 @@ local function keep(id, message)
   while redis.call('LLEN', kept_messages) > most do
     local gone = tonumber(redis.call('LPOP', kept_messages))
     redis.call('XTRIM', KEYS[3], 'MINID', '0-' .. (gone + 1))
+    redis.call('HDEL', amended, gone)
+    redis.call('ZREMRANGEBYSCORE', deleted, '-inf', gone)
     while true do
       local oldest = redis.call('LINDEX', kept_notices, 0)
       if not oldest or tonumber(oldest) > gone then
@@ -85,13 +94,18 @@ local function keep(id, message)
 end
 
 -- The room's next event. Its stream id is 0-N with N from the room's
--- counter, so SSE ids stay plain integers on every node.
-local function append(kind, name, ts, text)
+-- counter, so SSE ids stay plain integers on every node. `extra`: more
+-- fields, { FIELD, VALUE, ... } (a message's sender `by`, a change's
+-- `target`...).
+local function append(kind, name, ts, text, extra)
   local id = redis.call('INCR', KEYS[2])
   local entry = { 'XADD', KEYS[3], '0-' .. id, 'kind', kind, 'name', name, 'ts', ts }
   if text then
     table.insert(entry, 'text')
     table.insert(entry, text)
+  end
+  for _, part in ipairs(extra or {}) do
+    table.insert(entry, part)
   end
   redis.call(unpack(entry))
   keep(id, kind == 'message')
@@ -126,6 +140,22 @@ local function split(value)
     table.insert(parts, part)
   end
   return parts
+end
+
+-- The name session `id` speaks under in room `code`, if it is a member
+-- there now (KEYS[5] is the session): its participation is real only
+-- when the room's names point back at it.
+local function speaker(id, code)
+  local mine = redis.call('HGET', KEYS[5], code)
+  if not mine then
+    return nil
+  end
+  local held = split(mine)
+  local theirs = redis.call('HGET', KEYS[4], held[2])
+  if held[1] == '1' or not (theirs and split(theirs)[1] == id) then
+    return nil
+  end
+  return held[3]
 end
 
 -- Byte order, as Rust sorts strings (Lua's '<' follows the server's

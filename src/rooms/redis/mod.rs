@@ -20,6 +20,7 @@
 //! for an event Redis has taken.
 
 pub mod client;
+mod entries;
 pub mod reader;
 mod rekey;
 mod settle;
@@ -32,8 +33,8 @@ use bytes::Bytes;
 use log::info;
 
 use super::backend::{
-    gap, repeated, Backend, Join, Opening, Pending, Post, Search, Task, Window, CODE_ATTEMPTS,
-    DEVICE_LINK_TTL,
+    gap, repeated, Amended, Amendment, Backend, Join, Opening, Pending, Post, Search, Task, Window,
+    CODE_ATTEMPTS, DEVICE_LINK_TTL,
 };
 use super::error::RoomError;
 use super::room::Room;
@@ -46,7 +47,7 @@ use crate::session::{Participation, Session, SessionId};
 use crate::shutdown::Shutdown;
 use crate::store::now_ms;
 use crate::store::writer::Reads;
-use client::{Joining, Leaving, Posting, Redis, RedisError};
+use client::{Amending, Joining, Leaving, Posting, Redis, RedisError};
 use settle::settled;
 
 impl From<RedisError> for RoomError {
@@ -235,6 +236,7 @@ impl Backend for Shared {
                 Posting::Posted(id, name) => {
                     let mut event = Event::new(id, Kind::Message, code, &name, Some(text));
                     event.ts = ts; // the stored one, to the millisecond
+                    event.author = Some(post.session.author());
                     Ok(Arc::new(Recorded::new(event)))
                 }
                 // (Only ever the answer to a post with a key.)
@@ -244,6 +246,34 @@ impl Backend for Shared {
                 }
                 Posting::NotIn => Err(RoomError::NotParticipant),
                 Posting::RoomGone => Err(self.gone(code).await),
+            }
+        })
+    }
+
+    fn amend<'a>(&'a self, a: Amendment<'a>) -> Pending<'a, Amended> {
+        Box::pin(async move {
+            self.rooms.lock().admit_post(a.code, a.visitor)?;
+            let ts = timestamp();
+            match (self.redis)
+                .amend(a.code, a.session, a.target, a.amend, &ts)
+                .await?
+            {
+                Amending::Done(change, said, message) => {
+                    let author = a.session.author();
+                    let change = change.map(|(id, on)| {
+                        let who = (&said, &author);
+                        let change = Event::amendment(id, a.code, a.target, who, a.amend, on);
+                        Arc::new(Recorded::new(Event {
+                            ts: ts.clone(),
+                            ..change
+                        }))
+                    });
+                    let message = Arc::new(Recorded::new(*message));
+                    Ok(Amended { change, message })
+                }
+                Amending::Refused(refused) => Err(RoomError::refused(a.target, refused)),
+                Amending::NotIn => Err(RoomError::NotParticipant),
+                Amending::RoomGone => Err(self.gone(a.code).await),
             }
         })
     }

@@ -20,9 +20,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio_stream::StreamExt;
 
-use super::client::{
-    decode, log_key, room_of_frames, room_of_log, wake_key, Redis, FRAMES_PATTERN,
-};
+use super::client::{log_key, room_of_frames, room_of_log, wake_key, Redis, FRAMES_PATTERN};
+use super::entries::recorded;
 use crate::model::{Recorded, RoomCode};
 use crate::shutdown::Shutdown;
 
@@ -94,7 +93,7 @@ pub async fn run(redis: Redis, follower: impl Follower, mut shutdown: Shutdown) 
                 let Some(code) = room_of_log(&stream.key) else {
                     continue;
                 };
-                let events = stream.ids.iter().filter_map(|e| decode(&code, e));
+                let events = stream.ids.iter().filter_map(|e| recorded(&code, e));
                 follower.deliver(&code, events.collect());
             }
         }

@@ -421,6 +421,10 @@ fn messages_kept_before_the_index_are_found_and_go_with_trims_and_rooms() {
             .execute_batch(
                 "DROP TABLE message_words; DROP TABLE ended_rooms;
                  DROP INDEX rooms_by_activity; DROP INDEX sessions_by_use;
+                 DROP TABLE reactions;
+                 ALTER TABLE events DROP COLUMN target; ALTER TABLE events DROP COLUMN author;
+                 ALTER TABLE events DROP COLUMN edited; ALTER TABLE events DROP COLUMN deleted;
+                 ALTER TABLE events DROP COLUMN emoji; ALTER TABLE events DROP COLUMN turned_on;
                  PRAGMA user_version = 4;",
             )
             .unwrap();

@@ -1,0 +1,520 @@
+//! Changing messages: `PATCH` and `DELETE /rooms/CODE/messages/ID` by the
+//! sender only, `POST …/ID/reactions` by any member; each is history
+//! (`kind` edit, delete, reaction) that streams and resumes see in order,
+//! and a message reads as it is now. A delete leaves nothing of the words
+//! or the name: not in history, search, the store or Redis.
+
+use reqwest::header::{HeaderMap, AUTHORIZATION};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::helpers::{Sse, TestApp};
+use crate::redis::Redis;
+
+async fn stream(app: &TestApp, code: &str, token: &str, since: u64) -> Sse {
+    let mut headers = HeaderMap::new();
+    headers.insert(AUTHORIZATION, format!("Bearer {token}").parse().unwrap());
+    app.stream_with(&format!("/rooms/{code}/events?since={since}"), headers)
+        .await
+}
+
+/// Sends `method` to `/rooms/CODE/messages/PATH` as `token` (none: as
+/// nobody), with `body` as JSON if any.
+async fn ask(
+    app: &TestApp,
+    method: &str,
+    code: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let mut request = app
+        .client
+        .request(method, app.url(&format!("/rooms/{code}/messages/{path}")));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+async fn edit(app: &TestApp, code: &str, id: u64, token: &str, text: &str) -> (StatusCode, Value) {
+    ask(
+        app,
+        "PATCH",
+        code,
+        &id.to_string(),
+        Some(token),
+        Some(json!({ "text": text })),
+    )
+    .await
+}
+
+async fn delete(app: &TestApp, code: &str, id: u64, token: &str) -> StatusCode {
+    ask(app, "DELETE", code, &id.to_string(), Some(token), None)
+        .await
+        .0
+}
+
+async fn react(
+    app: &TestApp,
+    code: &str,
+    id: u64,
+    token: &str,
+    emoji: &str,
+) -> (StatusCode, Value) {
+    let path = format!("{id}/reactions");
+    ask(
+        app,
+        "POST",
+        code,
+        &path,
+        Some(token),
+        Some(json!({ "emoji": emoji })),
+    )
+    .await
+}
+
+fn id(message: &Value) -> u64 {
+    message["id"].as_u64().unwrap()
+}
+
+/// The next history event on `stream` of one of `kinds`.
+async fn next_of(stream: &mut Sse, kinds: &[&str]) -> Value {
+    loop {
+        let event = stream.next().await;
+        if kinds.contains(&event.event.as_str()) {
+            assert!(event.id.is_some(), "history has ids");
+            return event.json();
+        }
+    }
+}
+
+fn find(history: &[Value], id: u64) -> Option<&Value> {
+    history.iter().find(|e| e["id"] == id)
+}
+
+/// alice speaks and changes her words on `a`; bob follows and tries on `b`.
+async fn check_edit_and_delete(a: &TestApp, b: &TestApp) -> (String, u64) {
+    let code = a.create_room().await;
+    let alice = a.token(&code, "alice").await;
+    let bob = b.token(&code, "bob").await;
+    let watcher = a.join(&code, "logbot", true).await;
+    let first = a.say(&code, "alice", "teh first").await;
+    let secret = a.say(&code, "alice", "my password is swordfish").await;
+    let mut bobs = stream(b, &code, &bob, id(&secret)).await;
+
+    // The sender edits: 200 with the message as it reads now.
+    let (status, now) = edit(a, &code, id(&first), &alice, "the first").await;
+    assert_eq!(status, StatusCode::OK, "{now}");
+    assert_eq!(
+        (now["id"].as_u64(), &now["text"], &now["name"]),
+        (Some(id(&first)), &json!("the first"), &json!("alice"))
+    );
+    assert!(now["edited"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(now["ts"], first["ts"], "still sent when it was");
+    let change = next_of(&mut bobs, &["edit"]).await;
+    assert_eq!(
+        (&change["target"], &change["text"], &change["name"]),
+        (&json!(id(&first)), &json!("the first"), &json!("alice"))
+    );
+
+    // Nobody else may, nor with bad words, nor a message that is none.
+    assert_eq!(
+        edit(b, &code, id(&first), &bob, "mine now").await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        delete(b, &code, id(&first), &bob).await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        edit(a, &code, id(&first), &watcher, "x").await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        edit(a, &code, id(&first), &alice, "  ").await.0,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    let long = "x".repeat(2001);
+    assert_eq!(
+        edit(a, &code, id(&first), &alice, &long).await.0,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert_eq!(
+        edit(a, &code, 9999, &alice, "x").await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        edit(a, &code, 1, &alice, "x").await.0,
+        StatusCode::NOT_FOUND,
+        "a join is no message"
+    );
+    let nobody = ask(
+        a,
+        "PATCH",
+        &code,
+        &id(&first).to_string(),
+        None,
+        Some(json!({"text": "x"})),
+    )
+    .await;
+    assert_eq!(nobody.0, StatusCode::UNAUTHORIZED);
+    let stranger = a.join(&a.create_room().await, "mallory", false).await;
+    assert_eq!(
+        edit(a, &code, id(&first), &stranger, "x").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        delete(a, &code, id(&first), &stranger).await,
+        StatusCode::UNAUTHORIZED
+    );
+    let history = b.whole_history(&code).await;
+    assert_eq!(
+        find(&history, id(&first)).unwrap()["text"],
+        "the first",
+        "nothing refused changed it"
+    );
+
+    // A delete: 204, and nothing of it is left to read.
+    let (status, _) = edit(a, &code, id(&secret), &alice, "my password is swordfish2").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        delete(a, &code, id(&secret), &alice).await,
+        StatusCode::NO_CONTENT
+    );
+    let gone = next_of(&mut bobs, &["delete"]).await;
+    assert_eq!(gone["target"], id(&secret));
+    assert!(
+        gone.get("name").is_none() && gone.get("text").is_none(),
+        "{gone}"
+    );
+    assert_eq!(
+        delete(a, &code, id(&secret), &alice).await,
+        StatusCode::NOT_FOUND,
+        "once"
+    );
+    assert_eq!(
+        edit(a, &code, id(&secret), &alice, "back").await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        react(b, &code, id(&secret), &bob, "👍").await.0,
+        StatusCode::NOT_FOUND
+    );
+    let history = b.whole_history(&code).await;
+    let placeholder = find(&history, id(&secret)).unwrap();
+    assert_eq!(placeholder["deleted"], true);
+    assert_eq!(placeholder["kind"], "message");
+    assert!(placeholder.get("name").is_none() && placeholder.get("text").is_none());
+    let all = serde_json::to_string(&history).unwrap();
+    assert!(!all.contains("swordfish"), "no words of it: {all}");
+    let search = format!("/rooms/{code}/messages?q=swordfish");
+    let found: Value = b
+        .client
+        .get(b.url(&search))
+        .bearer_auth(&bob)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(found, json!([]));
+
+    // A resume from the start replays every change in order, as it reads now.
+    let mut again = stream(b, &code, &bob, 0).await;
+    let mut seen = Vec::new();
+    while seen.len() < history.len() {
+        let event = again.next().await;
+        if event.id.is_some() {
+            seen.push(event.json());
+        }
+    }
+    assert_eq!(seen, history);
+    let kinds: Vec<&str> = history.iter().filter_map(|e| e["kind"].as_str()).collect();
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "edit").count(),
+        1,
+        "the deleted one's edit went with it: {kinds:?}"
+    );
+    assert_eq!(*kinds.last().unwrap(), "delete");
+    (code, id(&secret))
+}
+
+#[tokio::test]
+async fn the_sender_edits_and_deletes_and_nobody_else_can() {
+    let app = crate::helpers::spawn_app().await;
+    check_edit_and_delete(&app, &app).await;
+}
+
+#[tokio::test]
+async fn a_delete_leaves_nothing_in_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("chat.db").to_str().unwrap().to_string();
+    let path = db.clone();
+    let mut app = crate::helpers::spawn_with(move |c| c.db = path).await;
+    let (code, _) = check_edit_and_delete(&app, &app).await;
+    let before = app.whole_history(&code).await;
+    app.restart().await;
+    assert_eq!(
+        app.whole_history(&code).await,
+        before,
+        "as it read, after a restart"
+    );
+    app.shutdown().await;
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let count = |sql: &str| conn.query_row(sql, [], |row| row.get::<_, i64>(0)).unwrap();
+    assert_eq!(
+        count("SELECT count(*) FROM events WHERE text LIKE '%swordfish%'"),
+        0
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM message_words WHERE message_words MATCH 'swordfish'"),
+        0
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM message_words WHERE message_words MATCH 'password'"),
+        0
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM events WHERE deleted = 1 AND (name <> '' OR text IS NOT NULL)"),
+        0
+    );
+    assert_eq!(count("SELECT count(*) FROM events WHERE deleted = 1"), 1);
+}
+
+#[tokio::test]
+async fn edits_and_deletes_cross_nodes_and_leave_nothing_in_redis() {
+    let Some(redis) = Redis::start() else { return };
+    let node = || {
+        let url = redis.url();
+        crate::helpers::spawn_with(move |c| c.redis = Some(url))
+    };
+    let (a, b) = (node().await, node().await);
+    let (code, _) = check_edit_and_delete(&a, &b).await;
+    let client = ::redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = ::redis::cmd("KEYS")
+        .arg(format!("roomcast:{{{code}}}*"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(!keys.is_empty());
+    for key in keys {
+        let kind: String = ::redis::cmd("TYPE")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let dump: ::redis::Value = match kind.as_str() {
+            "stream" => ::redis::cmd("XRANGE")
+                .arg(&key)
+                .arg("-")
+                .arg("+")
+                .query_async(&mut conn)
+                .await
+                .unwrap(),
+            "hash" => ::redis::cmd("HGETALL")
+                .arg(&key)
+                .query_async(&mut conn)
+                .await
+                .unwrap(),
+            "zset" => ::redis::cmd("ZRANGE")
+                .arg(&key)
+                .arg(0)
+                .arg(-1)
+                .query_async(&mut conn)
+                .await
+                .unwrap(),
+            "list" => ::redis::cmd("LRANGE")
+                .arg(&key)
+                .arg(0)
+                .arg(-1)
+                .query_async(&mut conn)
+                .await
+                .unwrap(),
+            _ => ::redis::cmd("GET")
+                .arg(&key)
+                .query_async(&mut conn)
+                .await
+                .unwrap(),
+        };
+        assert!(
+            !format!("{dump:?}").contains("swordfish"),
+            "{key}: {dump:?}"
+        );
+    }
+}
+
+/// bob and carol react to alice's message on `a` and `b`.
+async fn check_reactions(a: &TestApp, b: &TestApp) {
+    let code = a.create_room().await;
+    let alice = a.token(&code, "alice").await;
+    let bob = b.token(&code, "bob").await;
+    let carol = a.token(&code, "carol").await;
+    let watcher = a.join(&code, "logbot", true).await;
+    let hi = a.say(&code, "alice", "hi").await;
+    let mut alices = stream(a, &code, &alice, id(&hi)).await;
+
+    let (status, now) = react(b, &code, id(&hi), &bob, "👍").await;
+    assert_eq!(status, StatusCode::OK, "{now}");
+    assert_eq!(
+        now["reactions"],
+        json!([{ "emoji": "👍", "count": 1, "names": ["bob"] }])
+    );
+    let change = next_of(&mut alices, &["reaction"]).await;
+    assert_eq!(
+        (
+            &change["target"],
+            &change["emoji"],
+            &change["name"],
+            &change["on"]
+        ),
+        (&json!(id(&hi)), &json!("👍"), &json!("bob"), &json!(true))
+    );
+    react(a, &code, id(&hi), &carol, "👍").await;
+    let (_, now) = react(a, &code, id(&hi), &carol, "❤️").await;
+    assert_eq!(
+        now["reactions"],
+        json!([
+            { "emoji": "👍", "count": 2, "names": ["bob", "carol"] },
+            { "emoji": "❤️", "count": 1, "names": ["carol"] },
+        ])
+    );
+    let history = b.whole_history(&code).await;
+    assert_eq!(
+        find(&history, id(&hi)).unwrap()["reactions"],
+        now["reactions"]
+    );
+
+    // Twice is none; only the short set; a watcher may not; nor anyone outside.
+    let (_, now) = react(b, &code, id(&hi), &bob, "👍").await;
+    let change = loop {
+        let change = next_of(&mut alices, &["reaction"]).await;
+        if change["name"] == "bob" {
+            break change;
+        }
+    };
+    assert_eq!(change["on"], false);
+    react(a, &code, id(&hi), &carol, "👍").await;
+    let (_, now_) = react(a, &code, id(&hi), &carol, "❤️").await;
+    assert_eq!(now["reactions"][0]["count"], 1);
+    assert!(now_.get("reactions").is_none(), "{now_}");
+    assert!(find(&b.whole_history(&code).await, id(&hi))
+        .unwrap()
+        .get("reactions")
+        .is_none());
+    assert_eq!(
+        react(b, &code, id(&hi), &bob, "🦀").await.0,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert_eq!(
+        react(b, &code, id(&hi), &bob, "").await.0,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert_eq!(
+        react(a, &code, id(&hi), &watcher, "👍").await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        react(a, &code, 9999, &bob, "👍").await.0,
+        StatusCode::NOT_FOUND
+    );
+    let nobody = ask(
+        a,
+        "POST",
+        &code,
+        &format!("{}/reactions", id(&hi)),
+        None,
+        Some(json!({"emoji": "👍"})),
+    )
+    .await;
+    assert_eq!(nobody.0, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn reactions_toggle_and_count_by_member() {
+    let app = crate::helpers::spawn_app().await;
+    check_reactions(&app, &app).await;
+}
+
+#[tokio::test]
+async fn reactions_cross_nodes_in_redis() {
+    let Some(redis) = Redis::start() else { return };
+    let node = || {
+        let url = redis.url();
+        crate::helpers::spawn_with(move |c| c.redis = Some(url))
+    };
+    let (a, b) = (node().await, node().await);
+    check_reactions(&a, &b).await;
+}
+
+#[tokio::test]
+async fn an_old_message_out_of_memory_is_edited_from_the_store() {
+    // Memory holds 4 events a room; the message is long out of it.
+    let app = crate::helpers::spawn_with(|c| c.room_memory_events = 4).await;
+    let code = app.create_room().await;
+    let alice = app.token(&code, "alice").await;
+    let old = app.say(&code, "alice", "old words").await;
+    for n in 0..10 {
+        app.say(&code, "alice", &format!("filler {n}")).await;
+    }
+    let (status, now) = edit(&app, &code, id(&old), &alice, "new words").await;
+    assert_eq!(status, StatusCode::OK, "{now}");
+    assert_eq!(now["text"], "new words");
+    let (_, now) = react(&app, &code, id(&old), &alice, "🎉").await;
+    assert_eq!(
+        (&now["text"], &now["reactions"][0]["count"]),
+        (&json!("new words"), &json!(1))
+    );
+    let history = app.whole_history(&code).await;
+    assert_eq!(find(&history, id(&old)).unwrap()["text"], "new words");
+    assert_eq!(
+        delete(&app, &code, id(&old), &alice).await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        find(&app.whole_history(&code).await, id(&old)).unwrap()["deleted"],
+        true
+    );
+}
+
+#[tokio::test]
+async fn changes_from_another_site_are_refused_and_change_nothing() {
+    let app = crate::helpers::spawn_app().await;
+    let mut alice = app.browser();
+    let code = alice.enter("alice", "", "create").await;
+    let cookie = alice.cookie.clone().unwrap();
+    let token = app.token(&code, "bob").await;
+    let hi = app.say(&code, "bob", "hi").await;
+    let _ = token;
+    for (method, path) in [
+        ("POST", format!("{}/reactions", id(&hi))),
+        ("POST", format!("{}/delete", id(&hi))),
+        ("DELETE", id(&hi).to_string()),
+    ] {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let response = app
+            .client
+            .request(method, app.url(&format!("/rooms/{code}/messages/{path}")))
+            .header("cookie", &cookie)
+            .header("origin", "http://evil.example")
+            .form(&[("emoji", "👍")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{path}");
+    }
+    let history = app.whole_history(&code).await;
+    assert!(find(&history, id(&hi)).unwrap().get("reactions").is_none());
+    assert!(history
+        .iter()
+        .all(|e| e["kind"] != "reaction" && e["kind"] != "delete"));
+}
