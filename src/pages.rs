@@ -5,7 +5,7 @@
 use handlebars::{Handlebars, RenderError};
 use serde::Serialize;
 
-use crate::model::{Kind, Name, Names, Present, Recorded, RoomCode};
+use crate::model::{Author, Kind, Name, Names, Present, Recorded, RoomCode, REACTIONS};
 
 const TEMPLATES: [(&str, &str); 5] = [
     ("device", include_str!("../templates/device.hbs")),
@@ -70,6 +70,8 @@ pub struct RoomView {
     /// by the page script), "older" (a page of what came before, by link)
     /// or "search" (the hits of a search). Only "live" is followed.
     pub view: &'static str,
+    /// The emoji a message can be given (`model::REACTIONS`).
+    pub reaction_set: [&'static str; REACTIONS.len()],
     /// The `Idempotency-Key` the page's plain form sends: made for each
     /// page, so sending the same form again stores nothing twice.
     pub post_key: String,
@@ -100,6 +102,24 @@ pub struct EventView {
     /// In the "search" view: the page with this event among those around
     /// it, scrolled to it.
     pub context: Option<String>,
+    /// When a message was last edited, and that it was deleted (then it
+    /// has no name or text).
+    pub edited: Option<String>,
+    pub deleted: bool,
+    pub reactions: Vec<ReactionView>,
+}
+
+/// One emoji on a message: how many gave it, who, and whether the reader
+/// is among them (the button then takes it off).
+#[derive(Debug, Serialize)]
+pub struct ReactionView {
+    pub emoji: String,
+    pub count: usize,
+    /// "al, bo", for the button's title.
+    pub names: String,
+    /// The same as a JSON array, for the page script.
+    pub names_json: String,
+    pub mine: bool,
 }
 
 /// How an event of `kind` reads in the page when it is not a message:
@@ -198,11 +218,11 @@ impl RoomView {
     pub fn new(
         code: &RoomCode,
         invite: String,
-        me: &Name,
+        (me, author): (&Name, &Author),
         names: Names,
         history: &[std::sync::Arc<Recorded>],
     ) -> RoomView {
-        let events: Vec<EventView> = history.iter().map(|e| EventView::new(e, me)).collect();
+        let events: Vec<EventView> = history.iter().map(|e| EventView::new(e, author)).collect();
         RoomView {
             code: code.to_string(),
             invite,
@@ -224,6 +244,7 @@ impl RoomView {
             error: None,
             your_rooms: Vec::new(),
             view: "live",
+            reaction_set: REACTIONS,
             post_key: crate::model::RoomKey::random().as_str().to_string(),
             older: None,
             searched: None,
@@ -294,8 +315,17 @@ fn clock(ts: &str) -> String {
 }
 
 impl EventView {
-    fn new(recorded: &Recorded, me: &Name) -> EventView {
+    /// `event` as the participant `me` sees it: their own messages (by
+    /// who sent them, not by name) can be edited and deleted.
+    fn new(recorded: &Recorded, me: &Author) -> EventView {
         let event = &recorded.event;
+        let reactions = event.reactions.iter().map(|r| ReactionView {
+            emoji: r.emoji.clone(),
+            count: r.count,
+            names: r.names.join(", "),
+            names_json: serde_json::to_string(&r.names).expect("strings always serialize"),
+            mine: r.authors.contains(me),
+        });
         EventView {
             id: event.id,
             kind: event.kind.as_str(),
@@ -304,9 +334,12 @@ impl EventView {
             segments: event.text.as_deref().map(segments).unwrap_or_default(),
             ts: event.ts.clone(),
             time: clock(&event.ts),
-            mine: event.kind == Kind::Message && event.name == me.as_str(),
+            mine: event.kind == Kind::Message && event.author.as_ref() == Some(me),
             notice: notice(event.kind),
             context: None,
+            edited: event.edited.clone(),
+            deleted: event.deleted,
+            reactions: reactions.collect(),
         }
     }
 }
@@ -315,7 +348,7 @@ impl EventView {
 mod tests {
     use super::*;
 
-    use crate::model::{Event, Text};
+    use crate::model::{timestamp, Event, Reactions, Text};
     use std::sync::Arc;
 
     /// `text` cuts into `want`: (run, is a link).
@@ -405,7 +438,7 @@ mod tests {
         let view = RoomView::new(
             &code,
             "http://x/?code=ABCD".into(),
-            &me,
+            (&me, &Author::of_session("al's")),
             Names {
                 members: vec![
                     present("al", false),
@@ -438,11 +471,84 @@ mod tests {
         assert_eq!(notices_json(), r#"{"join":"joined","leave":"left"}"#);
         let code = RoomCode::parse("ABCD").unwrap();
         let me = Name::parse("al").unwrap();
-        let view = RoomView::new(&code, String::new(), &me, Names::default(), &[]);
+        let author = Author::of_session("al's");
+        let view = RoomView::new(&code, String::new(), (&me, &author), Names::default(), &[]);
         let html = Pages::load().room(&view).unwrap();
         assert!(
             html.contains(r#"data-notices="{&quot;join&quot;:&quot;joined&quot;"#),
             "{html}"
+        );
+    }
+
+    #[test]
+    fn changes_show_and_only_ones_own_messages_offer_edit_and_delete() {
+        let code = RoomCode::parse("ABCD").unwrap();
+        let al = Name::parse("al").unwrap();
+        let (mine, theirs) = (Author::of_session("al's"), Author::of_session("other al's"));
+        let said = |id, text: &str, author: &Author| Event {
+            author: Some(author.clone()),
+            ..Event::new(
+                id,
+                Kind::Message,
+                &code,
+                &al,
+                Some(&Text::parse(text).unwrap()),
+            )
+        };
+        let edited = Event {
+            edited: Some("2026-12-04T10:00:00.000Z".into()),
+            reactions: vec![Reactions {
+                emoji: "👍".into(),
+                count: 2,
+                names: vec!["bo".into(), "al".into()],
+                authors: vec![Author::of_session("bo's"), mine.clone()],
+            }],
+            ..said(1, "fixed typo", &mine)
+        };
+        // Someone who had the name before, in this room: not the reader.
+        let same_name = said(2, "an older al's words", &theirs);
+        let deleted = Event {
+            id: 3,
+            room: code.to_string(),
+            ts: timestamp(),
+            deleted: true,
+            ..Event::default()
+        };
+        let history: Vec<_> = [edited, same_name, deleted]
+            .into_iter()
+            .map(|e| Arc::new(Recorded::new(e)))
+            .collect();
+        let view = RoomView::new(
+            &code,
+            String::new(),
+            (&al, &mine),
+            Names::default(),
+            &history,
+        );
+        assert!(view.events[0].mine && !view.events[1].mine && !view.events[2].mine);
+        let html = Pages::load().room(&view).unwrap();
+        assert!(html.contains("(edited)"));
+        assert!(
+            html.contains(r#"aria-pressed="true" title="bo, al""#),
+            "{html}"
+        );
+        assert!(html.contains(r#"<span class="count">2</span>"#));
+        assert_eq!(
+            html.matches(r#"action="/rooms/ABCD/messages/1/edit""#)
+                .count(),
+            1
+        );
+        assert_eq!(
+            html.matches(r#"action="/rooms/ABCD/messages/1/delete""#)
+                .count(),
+            1
+        );
+        assert!(!html.contains("/messages/2/edit") && !html.contains("/messages/2/delete"));
+        assert!(html.contains(r#"action="/rooms/ABCD/messages/2/reactions""#));
+        assert!(html.contains("message deleted"));
+        assert!(
+            !html.contains("/messages/3/"),
+            "a deleted message offers nothing"
         );
     }
 

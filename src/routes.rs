@@ -239,6 +239,7 @@ fn react(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejection
     asked(&app, warp::post().boxed(), "reactions")
         .and(warp::header::optional::<String>("content-type"))
         .and(wants())
+        .and(site(&app))
         .and(body())
         .and(with_app(app))
         .then(handlers::react)
@@ -247,6 +248,7 @@ fn react(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejection
 /// POST /rooms/CODE/messages/ID/edit with a form body (no script)
 fn edit_form(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     asked(&app, warp::post().boxed(), "edit")
+        .and(site(&app))
         .and(body())
         .and(with_app(app))
         .then(handlers::edit_form)
@@ -255,9 +257,10 @@ fn edit_form(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejec
 /// POST /rooms/CODE/messages/ID/delete (no script)
 fn delete_form(app: App) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     asked(&app, warp::post().boxed(), "delete")
+        .and(site(&app))
         .and(optional_body())
         .and(with_app(app))
-        .then(|asked, _body, app| handlers::delete_form(asked, app))
+        .then(|asked, site, _body, app| handlers::delete_form(asked, site, app))
 }
 
 /// GET /rooms/CODE/messages?since=ID&limit=N, or ?before=ID&limit=N

@@ -17,7 +17,9 @@ use crate::rooms::Amended;
 
 use super::messages::{asking, may_send};
 use super::respond::*;
+use super::rooms::{render_room, room_error, Page, Shown};
 use crate::model::RoomCode;
+use crate::site::Site;
 
 #[derive(Debug, Default, Deserialize)]
 pub struct EditInput {
@@ -78,6 +80,7 @@ pub async fn react(
     asked: Asked,
     content_type: Option<String>,
     wants: Wants,
+    site: Site,
     body: Bytes,
     app: App,
 ) -> Response {
@@ -88,38 +91,60 @@ pub async fn react(
     let react = Emoji::parse(input.emoji.as_deref().unwrap_or_default()).map(Amend::React);
     let reacted = amend(&app, &asked, react.map_err(ApiError::from)).await;
     match (reacted, wants) {
-        (Ok(_), Wants::Html) => back_to(&asked),
         (Ok(amended), Wants::Json) => json(StatusCode::OK, amended.message.json.clone()),
-        (Err(err), _) => err.into_response(),
+        (Err(err), Wants::Json) => err.into_response(),
+        (reacted, Wants::Html) => back_to(&app, &asked, site, reacted).await,
     }
 }
 
 /// POST /rooms/CODE/messages/ID/edit (form: text) — the page's plain
-/// form for PATCH: 303 back to the message.
-pub async fn edit_form(asked: Asked, body: Bytes, app: App) -> Response {
-    let input: EditInput = match body::form(&body) {
-        Ok(input) => input,
-        Err(err) => return err.into_response(),
-    };
-    let edit = Text::parse(input.text.as_deref().unwrap_or_default()).map(Amend::Edit);
-    match amend(&app, &asked, edit.map_err(ApiError::from)).await {
-        Ok(_) => back_to(&asked),
-        Err(err) => err.into_response(),
-    }
+/// form for PATCH: 303 back to the message, or the room saying why not.
+pub async fn edit_form(asked: Asked, site: Site, body: Bytes, app: App) -> Response {
+    let edit = body::form::<EditInput>(&body).and_then(|input| {
+        let text = Text::parse(input.text.as_deref().unwrap_or_default());
+        Ok(Amend::Edit(text?))
+    });
+    let edited = amend(&app, &asked, edit).await;
+    back_to(&app, &asked, site, edited).await
 }
 
 /// POST /rooms/CODE/messages/ID/delete — the page's plain form for
-/// DELETE: 303 back to the room.
-pub async fn delete_form(asked: Asked, app: App) -> Response {
-    match amend(&app, &asked, Ok(Amend::Delete)).await {
-        Ok(_) => back_to(&asked),
-        Err(err) => err.into_response(),
-    }
+/// DELETE: 303 back to the room, or the room saying why not.
+pub async fn delete_form(asked: Asked, site: Site, app: App) -> Response {
+    let deleted = amend(&app, &asked, Ok(Amend::Delete)).await;
+    back_to(&app, &asked, site, deleted).await
 }
 
-/// The room page, at the message.
-fn back_to(asked: &Asked) -> Response {
-    see_other(&format!("/rooms/{}#e{}", asked.code, asked.target))
+/// A plain form's answer: done, the room page at the message (303);
+/// refused, the room page again with why, under the refusal's status
+/// (a stranger and a room gone get the answer they always get).
+async fn back_to(
+    app: &App,
+    asked: &Asked,
+    site: Site,
+    done: Result<Amended, ApiError>,
+) -> Response {
+    let err = match done {
+        Ok(_) => return see_other(&format!("/rooms/{}#e{}", asked.code, asked.target)),
+        Err(err) => err,
+    };
+    let Ok((session, me)) = asking(asked.visitor.as_ref(), &asked.code) else {
+        return err.into_response();
+    };
+    if matches!(err, ApiError::RoomNotFound(_) | ApiError::RoomEnded(..)) {
+        return room_error(app, &asked.code, err);
+    }
+    let page = Page {
+        me: &me.name,
+        author: session.author(),
+        site,
+        status: err.status(),
+        draft: String::new(),
+        error: Some(err.message()),
+        your_rooms: Vec::new(),
+        shown: Shown::Newest,
+    };
+    render_room(app, &asked.code, page).await
 }
 
 /// Makes the change: 401 for anyone not in the room, 404 for a room gone,

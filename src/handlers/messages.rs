@@ -93,6 +93,7 @@ pub async fn post_message(
             // The room again with the text kept, so nothing typed is lost.
             let page = Page {
                 me: &me.name,
+                author: id.author(),
                 site,
                 status: err.status(),
                 draft: input.text.unwrap_or_default(),

@@ -10,11 +10,12 @@ use crate::body;
 use crate::client::{Client, Visitor, VisitorKey};
 use crate::error::ApiError;
 use crate::limits::ROOM_PAGE_EVENTS;
-use crate::model::{Invalid, Name, RoomCode, Words};
+use crate::model::{Author, Invalid, Name, RoomCode, Words};
 use crate::pages::{RoomView, YourRoom};
 use crate::rooms::RoomError;
 use crate::site::Site;
 
+use super::messages::asking;
 use super::respond::*;
 
 #[derive(Debug, Default, Deserialize)]
@@ -108,7 +109,7 @@ pub async fn room_page(
 ) -> Response {
     // Whether a code is a room shows here (a page or a 404) to those not
     // in it: they spend from their address's miss allowance.
-    let me = participant(visitor.as_ref(), &code).ok();
+    let me = asking(visitor.as_ref(), &code).ok();
     let outsider = |err: RoomError| match me {
         Some(_) => ApiError::from(err),
         None => ApiError::from(app.registry.charge_miss(client.ip, err)),
@@ -122,7 +123,7 @@ pub async fn room_page(
         Ok(key) => key.is_some(),
         Err(err) => return room_error(&app, &code, outsider(err)),
     };
-    let me = match me {
+    let (session, me) = match me {
         Some(me) => me,
         None if private => {
             return room_error(&app, &code, outsider(RoomError::NotFound(code.clone())))
@@ -136,6 +137,7 @@ pub async fn room_page(
     let others = your_rooms(&app, visitor.as_ref(), Some(&code)).await;
     let page = Page {
         me: &me.name,
+        author: session.author(),
         site,
         status: StatusCode::OK,
         draft: String::new(),
@@ -175,6 +177,8 @@ pub(super) async fn your_rooms(
 /// What a room page is rendered with, besides the room.
 pub(super) struct Page<'a> {
     pub(super) me: &'a Name,
+    /// Who the reader is as a sender: their own messages can be changed.
+    pub(super) author: Author,
     pub(super) site: Site,
     pub(super) status: StatusCode,
     /// Text to put back in the message box, and why it was refused.
@@ -187,6 +191,7 @@ pub(super) struct Page<'a> {
 pub(super) async fn render_room(app: &App, code: &RoomCode, page: Page<'_>) -> Response {
     let Page {
         me,
+        author,
         site,
         status,
         draft,
@@ -237,7 +242,7 @@ pub(super) async fn render_room(app: &App, code: &RoomCode, page: Page<'_>) -> R
         draft,
         error,
         your_rooms,
-        ..RoomView::new(code, invite, me, members, &history)
+        ..RoomView::new(code, invite, (me, &author), members, &history)
     };
     let first = view.events.first().map(|e| e.id);
     // A full page may have more before it; the page of those is a link.

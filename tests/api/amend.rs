@@ -491,14 +491,21 @@ async fn changes_from_another_site_are_refused_and_change_nothing() {
     let app = crate::helpers::spawn_app().await;
     let mut alice = app.browser();
     let code = alice.enter("alice", "", "create").await;
+    let sent = alice
+        .submit(&format!("/rooms/{code}/messages"), &[("text", "mine")])
+        .await;
+    assert_eq!(sent.status(), StatusCode::SEE_OTHER);
     let cookie = alice.cookie.clone().unwrap();
-    let token = app.token(&code, "bob").await;
-    let hi = app.say(&code, "bob", "hi").await;
-    let _ = token;
+    let mine = app.whole_history(&code).await.last().unwrap().clone();
+    assert_eq!(mine["text"], "mine");
+    // Her own message, with her own cookie, from a page of another site:
+    // each would be allowed from this one.
     for (method, path) in [
-        ("POST", format!("{}/reactions", id(&hi))),
-        ("POST", format!("{}/delete", id(&hi))),
-        ("DELETE", id(&hi).to_string()),
+        ("POST", format!("{}/reactions", id(&mine))),
+        ("POST", format!("{}/edit", id(&mine))),
+        ("POST", format!("{}/delete", id(&mine))),
+        ("PATCH", id(&mine).to_string()),
+        ("DELETE", id(&mine).to_string()),
     ] {
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
         let response = app
@@ -506,15 +513,70 @@ async fn changes_from_another_site_are_refused_and_change_nothing() {
             .request(method, app.url(&format!("/rooms/{code}/messages/{path}")))
             .header("cookie", &cookie)
             .header("origin", "http://evil.example")
-            .form(&[("emoji", "👍")])
+            .form(&[("emoji", "👍"), ("text", "forged")])
             .send()
             .await
             .unwrap();
         assert_eq!(response.status(), StatusCode::FORBIDDEN, "{path}");
     }
     let history = app.whole_history(&code).await;
-    assert!(find(&history, id(&hi)).unwrap().get("reactions").is_none());
-    assert!(history
-        .iter()
-        .all(|e| e["kind"] != "reaction" && e["kind"] != "delete"));
+    assert_eq!(find(&history, id(&mine)), Some(&mine), "unchanged");
+    assert!(history.iter().all(|e| e["id"].as_u64() <= Some(id(&mine))));
+}
+
+#[tokio::test]
+async fn without_script_the_forms_edit_delete_and_react() {
+    let app = crate::helpers::spawn_app().await;
+    let mut alice = app.browser();
+    let code = alice.enter("alice", "", "create").await;
+    let mut bob = app.browser();
+    assert_eq!(bob.enter("bob", &code, "join").await, code);
+    let messages = format!("/rooms/{code}/messages");
+    alice.submit(&messages, &[("text", "helo")]).await;
+    let said = app.whole_history(&code).await.last().unwrap().clone();
+    let at = format!("{messages}/{}", id(&said));
+
+    // Her page offers her the edit and delete forms; bob's does not.
+    let hers = alice.room_page(&code).await;
+    assert!(hers.contains(&format!(r#"action="{at}/edit""#)), "{hers}");
+    let his = bob.room_page(&code).await;
+    assert!(!his.contains(&format!("{at}/edit")) && !his.contains(&format!("{at}/delete")));
+    assert!(his.contains(&format!(r#"action="{at}/reactions""#)));
+
+    // bob's forged form is refused, with the room saying why.
+    let forged = bob
+        .submit(&format!("{at}/edit"), &[("text", "bob was here")])
+        .await;
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    let page = forged.text().await.unwrap();
+    assert!(
+        page.contains(r#"id="send-error">"#) && page.contains("helo"),
+        "{page}"
+    );
+    let empty = alice.submit(&format!("{at}/edit"), &[("text", "  ")]).await;
+    assert_eq!(empty.status(), StatusCode::UNPROCESSABLE_ENTITY);
+
+    let edited = alice
+        .submit(&format!("{at}/edit"), &[("text", "hello")])
+        .await;
+    assert_eq!(edited.status(), StatusCode::SEE_OTHER);
+    let back = format!("/rooms/{code}#e{}", id(&said));
+    assert_eq!(edited.headers()["location"], back.as_str());
+    let reacted = bob
+        .submit(&format!("{at}/reactions"), &[("emoji", "🎉")])
+        .await;
+    assert_eq!(reacted.status(), StatusCode::SEE_OTHER);
+    let page = bob.room_page(&code).await;
+    assert!(page.contains("hello") && page.contains("(edited)"));
+    assert!(
+        page.contains(r#"aria-pressed="true" title="bob""#),
+        "{page}"
+    );
+
+    let deleted = alice.submit(&format!("{at}/delete"), &[]).await;
+    assert_eq!(deleted.status(), StatusCode::SEE_OTHER);
+    let page = bob.room_page(&code).await;
+    assert!(page.contains("message deleted") && !page.contains("hello"));
+    let history = app.whole_history(&code).await;
+    assert_eq!(find(&history, id(&said)).unwrap()["deleted"], true);
 }
