@@ -187,6 +187,7 @@
         const entry = rooms.get(message.room);
         if (!entry || message.kind === 'members' || message.kind === 'gap') return;
         const ev = JSON.parse(message.data);
+        if (typeof ev.id !== 'number') return; // not history (typing)
         entry.since = Math.max(entry.since, ev.id);
         count(entry, ev);
       },
@@ -253,6 +254,7 @@
   const GROUP_MS = 5 * 60 * 1000;
 
   function localTime(el) {
+    if (!el) return;
     const when = new Date(el.getAttribute('datetime'));
     if (Number.isNaN(when.getTime())) return;
     el.textContent = timeFormat.format(when);
@@ -292,10 +294,60 @@
     };
   }
 
-  // Server-rendered history: local times, day separators, grouping.
+  // ---- mentions ------------------------------------------------------------
+  // `@name` of someone in the room (any case) is marked; a message that
+  // mentions the reader is marked as a whole.
+  let memberNames = [...document.querySelectorAll('#members .name')].map((e) => e.textContent);
+  const WORD = /[\p{L}\p{N}_]/u;
+  const same = (a, b) => a.toLocaleLowerCase() === b.toLocaleLowerCase();
+
+  // The name mentioned at `text[at]` (an `@`), if any: the longest that
+  // fits, not run on into a word (`@alice` is not `@al`).
+  function mentionAt(text, at, names) {
+    if (at > 0 && WORD.test(text[at - 1])) return null; // an address: a@b
+    return names.find((name) => same(text.slice(at + 1, at + 1 + name.length), name) &&
+      !WORD.test(text[at + 1 + name.length] || '')) || null;
+  }
+
+  // Marks the mentions in `li`'s text; whether one is of the reader.
+  function markMentions(li) {
+    const p = li.querySelector('.text');
+    if (!p) return false;
+    const names = [...memberNames].sort((a, b) => b.length - a.length);
+    let ofMe = false;
+    const walker = document.createTreeWalker(p, NodeFilter.SHOW_TEXT);
+    const runs = [];
+    while (walker.nextNode()) if (!walker.currentNode.parentElement.closest('a, .mention')) runs.push(walker.currentNode);
+    for (const run of runs) {
+      const text = run.data;
+      const parts = [];
+      let from = 0;
+      for (let at = text.indexOf('@'); at !== -1; at = text.indexOf('@', at + 1)) {
+        const name = at >= from && mentionAt(text, at, names);
+        if (!name) continue;
+        const mark = document.createElement('span');
+        mark.className = 'mention';
+        mark.textContent = text.slice(at, at + 1 + name.length);
+        if (same(name, me)) {
+          mark.classList.add('me');
+          ofMe = true;
+        }
+        parts.push(text.slice(from, at), mark);
+        from = at + 1 + name.length;
+      }
+      if (parts.length) run.replaceWith(...parts, text.slice(from));
+    }
+    const mentionsMe = ofMe && !li.classList.contains('mine');
+    li.classList.toggle('mentions-me', mentionsMe);
+    return mentionsMe;
+  }
+
+  // Server-rendered history: local times, day separators, grouping, and
+  // mentions (the page script marks them, in history as live).
   for (const li of log.querySelectorAll('li.event')) {
     localTime(li.querySelector('time'));
     decorate(li, eventOf(li));
+    markMentions(li);
   }
 
   // ---- rendering ---------------------------------------------------------
@@ -327,15 +379,27 @@
     const li = document.createElement('li');
     li.className = `event ${ev.kind}`;
     li.dataset.id = ev.id;
-    if (ev.kind === 'message') {
-      if (ev.name === me) li.classList.add('mine');
+    if (ev.kind === 'message' && ev.deleted) {
+      const p = document.createElement('p');
+      p.append('message deleted ', timeElement(ev.ts));
+      showDeleted(li, p);
+    } else if (ev.kind === 'message') {
+      // Whose it is, by name: a name is one participant's while they are
+      // in the room (the server decides by who sent it, on every change).
+      const mine = ev.name === me;
+      if (mine) li.classList.add('mine');
       const who = document.createElement('span');
       who.className = 'who';
       who.textContent = ev.name;
       const text = document.createElement('p');
       text.className = 'text';
       appendText(text, ev.text);
-      li.append(who, ' ', timeElement(ev.ts), text);
+      const reactions = document.createElement('div');
+      reactions.className = 'reactions';
+      li.append(who, ' ', timeElement(ev.ts), text, reactions, toolsFor(ev.id, mine, ev.text));
+      if (ev.edited) showEdited(li, ev.edited);
+      showReactions(li, ev.id, ev.reactions || []);
+      markMentions(li);
     } else if (Object.hasOwn(notices, ev.kind)) {
       const p = document.createElement('p');
       p.className = 'notice';
@@ -345,6 +409,202 @@
       return null;
     }
     return li;
+  }
+
+  // ---- changing a message ------------------------------------------------
+  // Each message's actions are the server's <details> (from the page's
+  // template): the reactions for anyone, edit and delete on one's own.
+  // Their forms work without script; with it they are sent as PATCH,
+  // DELETE and POST, and what changed comes back on the stream, as it
+  // does to everyone else.
+  const toolsTemplate = $('#message-tools');
+  const messagePath = (id) => `/rooms/${encodeURIComponent(code)}/messages/${id}`;
+
+  function toolsFor(id, mine, text) {
+    const tools = toolsTemplate.content.firstElementChild.cloneNode(true);
+    tools.querySelector('form.react').action = `${messagePath(id)}/reactions`;
+    const edit = tools.querySelector('form.edit');
+    const del = tools.querySelector('form.delete');
+    if (mine) {
+      edit.action = `${messagePath(id)}/edit`;
+      del.action = `${messagePath(id)}/delete`;
+      const field = edit.querySelector('textarea');
+      field.id = `edit${id}`;
+      field.value = text;
+      edit.querySelector('label').htmlFor = field.id;
+    } else {
+      edit.remove();
+      del.remove();
+      tools.querySelector('summary').title = 'React';
+    }
+    return tools;
+  }
+
+  function showEdited(li, ts) {
+    let mark = li.querySelector('.edited');
+    if (!mark) {
+      mark = document.createElement('span');
+      mark.className = 'edited';
+      mark.textContent = '(edited)';
+      li.querySelector('time').after(' ', mark);
+    }
+    const when = new Date(ts);
+    mark.title = Number.isNaN(when.getTime()) ? 'edited' : `edited ${fullFormat.format(when)}`;
+  }
+
+  // A deleted message keeps only its place and time: `p` says so.
+  function showDeleted(li, p) {
+    p.className = 'gone';
+    li.replaceChildren(p);
+    li.classList.remove('mine', 'mentions-me');
+    li.classList.add('deleted');
+  }
+
+  // [{emoji, names}] of a message on the page, from its buttons.
+  function reactionsOf(li) {
+    return [...li.querySelectorAll('.reactions button.reaction')].map((button) => ({
+      emoji: button.value,
+      names: JSON.parse(button.dataset.names || '[]'),
+    }));
+  }
+
+  function showReactions(li, id, reactions) {
+    const holder = li.querySelector('.reactions');
+    if (!holder) return;
+    holder.replaceChildren(...reactions.filter((r) => r.names.length).map(({ emoji, names }) => {
+      const form = document.createElement('form');
+      form.method = 'post';
+      form.action = `${messagePath(id)}/reactions`;
+      const button = document.createElement('button');
+      button.className = 'reaction';
+      button.name = 'emoji';
+      button.value = emoji;
+      button.setAttribute('aria-pressed', String(names.includes(me)));
+      button.title = names.join(', ');
+      button.dataset.names = JSON.stringify(names);
+      const count = document.createElement('span');
+      count.className = 'count';
+      count.textContent = String(names.length);
+      button.append(`${emoji} `, count);
+      form.append(button);
+      return form;
+    }));
+  }
+
+  // An edit, a delete or a reaction, from the stream: the message it
+  // changes, if it is on the page, reads as it now does.
+  function applyChange(ev) {
+    const li = log.querySelector(`li.message[data-id="${ev.target}"]`);
+    if (!li || li.classList.contains('deleted')) return;
+    if (ev.kind === 'edit') {
+      const text = li.querySelector('.text');
+      text.replaceChildren();
+      appendText(text, ev.text);
+      markMentions(li);
+      showEdited(li, ev.ts);
+      const field = li.querySelector('form.edit textarea');
+      if (field && document.activeElement !== field) field.value = ev.text;
+    } else if (ev.kind === 'delete') {
+      const p = document.createElement('p');
+      p.append('message deleted ', li.querySelector('time'));
+      showDeleted(li, p);
+    } else if (ev.kind === 'reaction') {
+      const reactions = reactionsOf(li);
+      let group = reactions.find((r) => r.emoji === ev.emoji);
+      if (!group) {
+        group = { emoji: ev.emoji, names: [] };
+        reactions.push(group);
+      }
+      group.names = group.names.filter((name) => name !== ev.name);
+      if (ev.on) group.names.push(ev.name);
+      showReactions(li, ev.target, reactions);
+    }
+  }
+
+  log.addEventListener('submit', async (e) => {
+    const form = e.target;
+    const li = form.closest('li.message');
+    if (!li) return;
+    e.preventDefault();
+    const path = messagePath(li.dataset.id);
+    let method = 'POST';
+    let url = `${path}/reactions`;
+    let body = null;
+    if (form.classList.contains('edit')) {
+      const text = form.querySelector('textarea').value;
+      if (!text.trim()) return;
+      [method, url, body] = ['PATCH', path, { text }];
+    } else if (form.classList.contains('delete')) {
+      if (!window.confirm('Delete this message? Nobody will see it again.')) return;
+      [method, url] = ['DELETE', path];
+    } else {
+      const emoji = e.submitter && e.submitter.value;
+      if (!emoji) return;
+      body = { emoji };
+    }
+    const headers = { Accept: 'application/json' };
+    if (body) headers['Content-Type'] = 'application/json';
+    try {
+      const response = await fetch(url, { method, headers, body: body && JSON.stringify(body) });
+      if (!response.ok) {
+        const answer = await response.json().catch(() => ({}));
+        showError(`Not changed: ${answer.error || `the server said ${response.status}`}`);
+        return;
+      }
+      sendError.hidden = true;
+      const tools = form.closest('details.tools');
+      if (tools) tools.open = false;
+      if (form.classList.contains('edit')) box.focus();
+    } catch {
+      showError('Not changed: the server is unreachable.');
+    }
+  });
+
+  // Enter saves an edit (Shift+Enter is a new line); Escape leaves it.
+  log.addEventListener('keydown', (e) => {
+    const field = e.target.closest('form.edit textarea');
+    if (!field) return;
+    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+      e.preventDefault();
+      field.form.requestSubmit();
+    } else if (e.key === 'Escape') {
+      e.preventDefault();
+      field.closest('details').open = false;
+      box.focus();
+    }
+  });
+
+  // One message's actions open at a time.
+  log.addEventListener('toggle', (e) => {
+    if (!e.target.matches('details.tools') || !e.target.open) return;
+    for (const other of log.querySelectorAll('details.tools[open]')) if (other !== e.target) other.open = false;
+  }, true);
+
+  // A long press opens a message's actions on a touch screen.
+  let pressTimer = null;
+  log.addEventListener('touchstart', (e) => {
+    const li = e.target.closest('li.message:not(.deleted)');
+    if (!li || e.target.closest('a, button, summary, textarea')) return;
+    pressTimer = setTimeout(() => {
+      const tools = li.querySelector('details.tools');
+      if (tools) tools.open = true;
+    }, 500);
+  }, { passive: true });
+  for (const end of ['touchend', 'touchmove', 'touchcancel']) {
+    log.addEventListener(end, () => clearTimeout(pressTimer), { passive: true });
+  }
+
+  // Up in an empty message box edits your last message.
+  function editLast() {
+    const last = [...log.querySelectorAll('li.message.mine:not(.deleted)')].at(-1);
+    const tools = last && last.querySelector('details.tools');
+    const field = tools && tools.querySelector('form.edit textarea');
+    if (!field) return false;
+    tools.open = true;
+    field.focus();
+    field.setSelectionRange(field.value.length, field.value.length);
+    last.scrollIntoView({ block: 'nearest' });
+    return true;
   }
 
   function atBottom() {
@@ -406,10 +666,19 @@
       .catch(() => {});
   }
 
+  const CHANGES = new Set(['edit', 'delete', 'reaction']);
+  let mentioned = 0; // of the unread, how many mention the reader
+
+  function showTitle() {
+    const count = unread && `(${unread}${mentioned ? ` · @${mentioned}` : ''}) `;
+    document.title = `${count || ''}${baseTitle}`;
+  }
+
   function show(ev) {
     if (ev.id <= lastId) return; // already shown (resume overlaps)
-    if (ev.kind === 'message') stoppedTyping(ev.name);
     lastId = ev.id;
+    if (CHANGES.has(ev.kind)) { applyChange(ev); return; }
+    if (ev.kind === 'message') stoppedTyping(ev.name);
     const stick = atBottom();
     const li = eventItem(ev);
     if (!li) return;
@@ -417,10 +686,14 @@
     decorate(li, ev);
     if (stick) scroller.scrollTop = scroller.scrollHeight;
     else if (ev.kind === 'message') showJump();
-    if (document.hidden && ev.kind === 'message') {
+    if (ev.kind !== 'message' || ev.name === me || ev.deleted) return;
+    const mentionsMe = li.classList.contains('mentions-me');
+    if (document.hidden) {
       unread += 1;
-      document.title = `(${unread}) ${baseTitle}`;
+      if (mentionsMe) mentioned += 1;
+      showTitle();
     }
+    notify(ev, mentionsMe);
   }
 
   function notice(text) {
@@ -436,6 +709,7 @@
   // Each member is {name, online}: online while any tab or stream of
   // theirs is open in the room, else away (still in it until they leave).
   function showMembers({ members, watchers = [] }) {
+    memberNames = members.map(({ name }) => name);
     const list = $('#members');
     list.replaceChildren(...members.map(({ name, online }) => {
       const li = document.createElement('li');
@@ -460,8 +734,60 @@
   }
 
   document.addEventListener('visibilitychange', () => {
-    if (!document.hidden) { unread = 0; document.title = baseTitle; }
+    if (!document.hidden) { unread = 0; mentioned = 0; showTitle(); }
   });
+
+  // ---- desktop notifications ---------------------------------------------------
+  // Asked for only when "Notify me" is pressed; then a hidden tab shows one
+  // for a message that mentions the reader, or (by choice) for every one.
+  // The choice is kept for the browser. Tabs of one room each get the
+  // message; a notification's tag (room and id) makes them one.
+  const NOTIFY_KEY = 'roomcast-notify';
+  const canNotify = typeof Notification === 'function';
+  const notifyButton = $('#notify');
+  const notifyMode = $('#notify-mode');
+
+  function notifying() {
+    if (!canNotify || Notification.permission !== 'granted') return 'off';
+    return localStorage.getItem(NOTIFY_KEY) || 'mentions';
+  }
+
+  function showNotify() {
+    if (!canNotify) return; // no such thing here: the control stays hidden
+    const granted = Notification.permission === 'granted';
+    $('#notify-control').hidden = false;
+    notifyButton.hidden = granted;
+    $('#notify-choice').hidden = !granted;
+    notifyMode.value = notifying();
+    $('#notify-why').textContent = Notification.permission === 'denied'
+      ? 'Notifications are blocked for this site in the browser’s settings.' : '';
+  }
+
+  notifyButton.addEventListener('click', async () => {
+    const answer = await Notification.requestPermission();
+    if (answer === 'granted') localStorage.setItem(NOTIFY_KEY, 'mentions');
+    showNotify();
+  });
+  notifyMode.addEventListener('change', () => localStorage.setItem(NOTIFY_KEY, notifyMode.value));
+  window.addEventListener('storage', (e) => { if (e.key === NOTIFY_KEY) showNotify(); });
+  showNotify();
+
+  function notify(ev, mentionsMe) {
+    const mode = notifying();
+    if (!document.hidden || mode === 'off' || (mode === 'mentions' && !mentionsMe)) return;
+    const title = mentionsMe ? `${ev.name} mentioned you in ${code}` : `${ev.name} in ${code}`;
+    try {
+      const shown = new Notification(title, { body: ev.text.slice(0, 300), tag: `roomcast-${code}-${ev.id}` });
+      shown.addEventListener('click', () => {
+        window.focus();
+        shown.close();
+        jumpTo(ev.id);
+      });
+    } catch {
+      // Where only a service worker may show one (Chrome on Android):
+      // the title still counts it.
+    }
+  }
   scroller.scrollTop = scroller.scrollHeight;
 
   // ---- older history, as you scroll up -----------------------------------
@@ -645,7 +971,7 @@
   link.follow(() => ({
     // The room shown first: past the stream's limit, it is the one kept.
     rooms: { [code]: lastId, ...listed.wanted() },
-    kinds: ['message', 'typing', ...Object.keys(notices)],
+    kinds: ['message', 'typing', ...CHANGES, ...Object.keys(notices)],
   }));
   retryNow.addEventListener('click', () => { link.retry(); flush(); });
   window.addEventListener('online', () => setState(hubState));
@@ -763,11 +1089,72 @@
   window.addEventListener('beforeunload', (e) => { if (outbox.length) e.preventDefault(); });
 
   form.addEventListener('submit', (e) => { e.preventDefault(); send(); });
-  box.addEventListener('input', sayTyping);
+  // ---- completing a mention -------------------------------------------------
+  // `@` and the start of a name offers the people in the room who match;
+  // Up and Down choose, Enter or Tab takes one, Escape closes the list.
+  const mentionList = $('#mention-list');
+  let choices = [];
+  let chosen = 0;
+
+  // The `@…` being typed just before the caret: where it starts and what.
+  function typedMention() {
+    const before = box.value.slice(0, box.selectionStart);
+    const found = before.match(/(?:^|[^\p{L}\p{N}_])@([^@\s]{0,32})$/u);
+    return found && { at: before.length - found[1].length - 1, typed: found[1] };
+  }
+
+  function showChoices() {
+    mentionList.hidden = choices.length === 0;
+    box.setAttribute('aria-expanded', String(!mentionList.hidden));
+    mentionList.replaceChildren(...choices.map((name, i) => {
+      const li = document.createElement('li');
+      li.setAttribute('role', 'option');
+      li.setAttribute('aria-selected', String(i === chosen));
+      li.textContent = `@${name}`;
+      // Taken before the box would lose its focus.
+      li.addEventListener('mousedown', (e) => { e.preventDefault(); takeChoice(i); });
+      return li;
+    }));
+  }
+
+  function offerMentions() {
+    const typed = typedMention();
+    const start = typed ? typed.typed.toLocaleLowerCase() : null;
+    choices = start === null ? [] : memberNames
+      .filter((name) => name !== me && name.toLocaleLowerCase().startsWith(start))
+      .slice(0, 8);
+    chosen = 0;
+    showChoices();
+  }
+
+  function takeChoice(i) {
+    const typed = typedMention();
+    if (typed && choices[i]) box.setRangeText(`@${choices[i]} `, typed.at, box.selectionStart, 'end');
+    choices = [];
+    showChoices();
+    box.focus();
+  }
+
+  box.setAttribute('aria-controls', 'mention-list');
+  box.addEventListener('input', () => { sayTyping(); offerMentions(); });
+  box.addEventListener('blur', () => { choices = []; showChoices(); });
   box.addEventListener('keydown', (e) => {
-    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+    if (e.isComposing) return;
+    if (choices.length) {
+      if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {
+        e.preventDefault();
+        chosen = (chosen + (e.key === 'ArrowDown' ? 1 : choices.length - 1)) % choices.length;
+        showChoices();
+        return;
+      }
+      if (e.key === 'Enter' || e.key === 'Tab') { e.preventDefault(); takeChoice(chosen); return; }
+      if (e.key === 'Escape') { e.preventDefault(); choices = []; showChoices(); return; }
+    }
+    if (e.key === 'Enter' && !e.shiftKey) {
       e.preventDefault();
       send();
+    } else if (e.key === 'ArrowUp' && box.value === '' && editLast()) {
+      e.preventDefault();
     }
   });
 

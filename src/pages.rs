@@ -222,7 +222,11 @@ impl RoomView {
         names: Names,
         history: &[std::sync::Arc<Recorded>],
     ) -> RoomView {
-        let events: Vec<EventView> = history.iter().map(|e| EventView::new(e, author)).collect();
+        // A change of a message is shown in the message: it has no line.
+        let events: Vec<EventView> = (history.iter())
+            .filter(|e| !e.event.kind.amends())
+            .map(|e| EventView::new(e, author))
+            .collect();
         RoomView {
             code: code.to_string(),
             invite,
@@ -237,7 +241,7 @@ impl RoomView {
                 })
                 .collect(),
             watchers: names.watchers.iter().map(|p| p.name.to_string()).collect(),
-            last_id: events.last().map_or(0, |e| e.id),
+            last_id: history.last().map_or(0, |e| e.event.id),
             events,
             notices: notices_json(),
             draft: String::new(),
@@ -514,7 +518,17 @@ mod tests {
             deleted: true,
             ..Event::default()
         };
-        let history: Vec<_> = [edited, same_name, deleted]
+        let edit = Event {
+            target: Some(1),
+            ..Event::new(
+                4,
+                Kind::Edit,
+                &code,
+                &al,
+                Some(&Text::parse("fixed typo").unwrap()),
+            )
+        };
+        let history: Vec<_> = [edited, same_name, deleted, edit]
             .into_iter()
             .map(|e| Arc::new(Recorded::new(e)))
             .collect();

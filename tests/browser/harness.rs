@@ -214,10 +214,19 @@ impl Person {
                     return value;
                 }
             }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "never true: {expression}"
-            );
+            if std::time::Instant::now() >= deadline {
+                // What the page says of itself, for the failure's reader.
+                let said = self
+                    .client
+                    .execute(
+                        "return [document.querySelector('#status-text')?.textContent, \
+                         document.querySelector('#send-error')?.textContent, \
+                         document.querySelector('#log')?.innerText.slice(-600)];",
+                        vec![],
+                    )
+                    .await;
+                panic!("never true: {expression}\n(the page: {said:?})");
+            }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -263,7 +272,52 @@ impl Person {
         std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
     }
 
+    /// Runs a Chrome DevTools Protocol command in this browser, through
+    /// chromedriver's `goog/cdp/execute`.
+    pub async fn cdp(&self, cmd: &str, params: Value) -> Value {
+        let command = Cdp {
+            cmd: cmd.to_string(),
+            params,
+        };
+        self.client
+            .issue_cmd(command)
+            .await
+            .unwrap_or_else(|e| panic!("{cmd}: {e}"))
+    }
+
+    /// Lets pages of `origin` show notifications, as the browser's own
+    /// permission prompt would once allowed (`Browser.grantPermissions`).
+    pub async fn allow_notifications(&self, origin: &str) {
+        let params = json!({ "permissions": ["notifications"], "origin": origin });
+        self.cdp("Browser.grantPermissions", params).await;
+    }
+
     pub async fn close(self) {
         self.client.close().await.unwrap();
+    }
+}
+
+/// A DevTools command for chromedriver.
+#[derive(Debug)]
+struct Cdp {
+    cmd: String,
+    params: Value,
+}
+
+impl fantoccini::wd::WebDriverCompatibleCommand for Cdp {
+    fn endpoint(
+        &self,
+        base: &url::Url,
+        session: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        let body = json!({ "cmd": self.cmd, "params": self.params });
+        (http::Method::POST, Some(body.to_string()))
     }
 }

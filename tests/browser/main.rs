@@ -2,6 +2,7 @@
 //! server on port 0. Without Chromium they print a loud SKIPPED line,
 //! unless ROOMCAST_REQUIRE_BROWSER=1 makes that a failure (as in CI).
 
+mod changes;
 mod harness;
 #[allow(dead_code)] // the API tests' harness; only part of it is used here
 #[path = "../api/helpers.rs"]
