@@ -444,6 +444,58 @@ async fn screenshots_of_home_and_a_busy_room() {
         desk.wait_for_text(text).await;
     }
     phone.wait_for_text("👍").await;
+    // A conversation as it lives: an edit, reactions, someone typing.
+    let id_of = |text: &str| {
+        format!(
+            "[...document.querySelectorAll('#log li.message')].find(li => \
+             li.querySelector('.text').textContent === {}).dataset.id",
+            serde_json::to_string(text).unwrap()
+        )
+    };
+    let thanks = desk.eval(&id_of("Thanks! Reading now.")).await;
+    let notes = desk.eval(&id_of(lines[2].1)).await;
+    let change = |path: String, method: &str, body: serde_json::Value| {
+        format!(
+            "fetch('/rooms/{code}/messages/{path}', {{method: '{method}', \
+             headers: {{'Content-Type': 'application/json'}}, body: JSON.stringify({body})}}) \
+             .then(r => r.status)"
+        )
+    };
+    let thanks = thanks.as_str().unwrap();
+    let notes = notes.as_str().unwrap();
+    let edit = change(
+        thanks.into(),
+        "PATCH",
+        serde_json::json!({"text": "Thanks! Reading them now."}),
+    );
+    assert_eq!(desk.eval(&edit).await, 200);
+    for (who, emoji) in [(&desk, "🎉"), (&phone, "🎉"), (&phone, "👍")] {
+        let react = change(
+            format!("{notes}/reactions"),
+            "POST",
+            serde_json::json!({"emoji": emoji}),
+        );
+        assert_eq!(who.eval(&react).await, 200);
+    }
+    desk.wait_for_text("(edited)").await;
+    desk.wait_for(&format!(
+        "document.querySelector('#log li[data-id=\"{notes}\"] .reactions').textContent.includes('🎉 2')"
+    ))
+    .await;
+    let carol = app.token(&code, "carol").await;
+    let typed = app
+        .client
+        .post(app.url(&format!("/rooms/{code}/typing")))
+        .bearer_auth(carol)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(typed.status(), reqwest::StatusCode::NO_CONTENT);
+    desk.wait_for("document.querySelector('#typing').textContent === 'carol is typing…'")
+        .await;
+    phone
+        .wait_for("document.querySelector('#typing').textContent === 'carol is typing…'")
+        .await;
     desk.screenshot("room-desktop").await;
     phone.screenshot("room-phone").await;
     let home_phone = driver.person(PHONE, true).await;
