@@ -86,6 +86,13 @@ impl Change {
         }
     }
 
+    /// Whether this change takes words out of the store: a message
+    /// deleted, or a room ended with everything said in it.
+    pub fn deletes_words(&self) -> bool {
+        let deletes = |(_, e): (_, &Arc<Recorded>)| e.event.kind == crate::model::Kind::Delete;
+        matches!(self, Change::EndRoom { .. }) || self.event().is_some_and(deletes)
+    }
+
     /// When this change happened, if it is activity in its room.
     fn at_ms(&self) -> Option<u64> {
         match self {

@@ -200,8 +200,14 @@ impl SqliteStore {
             .map_err(|e| e.to_string())?;
         // In WAL mode NORMAL loses nothing when the process dies (the kill -9
         // case); only a power cut may lose the last commits.
-        conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
-            .map_err(|e| e.to_string())?;
+        // secure_delete: what a delete or an update takes out of the file
+        // is overwritten with zeros, so a deleted message's words are left
+        // neither in a page's free space nor in the pages a long one
+        // overflowed to (FAST would leave those).
+        conn.execute_batch(
+            "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON;",
+        )
+        .map_err(|e| e.to_string())?;
         migrate(conn)
     }
 }
@@ -481,7 +487,28 @@ impl SqliteStore {
             }
         }
         appended.settle(&tx, history).map_err(|e| e.to_string())?;
-        tx.commit().map_err(|e| e.to_string())
+        tx.commit().map_err(|e| e.to_string())?;
+        if changes.iter().any(Change::deletes_words) {
+            self.wipe_log();
+        }
+        Ok(())
+    }
+
+    /// Copies the write-ahead log into the database and empties it: the
+    /// pages written before a delete, which still hold its words, go.
+    /// Deletes are rare (a person's); a reader holding the log back (a
+    /// backup) leaves it for the next one, or SQLite's own reuse of the log.
+    fn wipe_log(&self) {
+        let wiped = (self.conn).query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
+            row.get::<_, i64>(0)
+        });
+        match wiped {
+            Ok(0) => {}
+            Ok(_) => {
+                log::warn!("a deleted message's words stay in the log until it is reused: busy")
+            }
+            Err(err) => log::warn!("a deleted message's words stay in the log: {err}"),
+        }
     }
 }
 
@@ -611,6 +638,20 @@ fn insert_event(tx: &rusqlite::Transaction<'_>, e: &Event) -> rusqlite::Result<(
     Ok(())
 }
 
+/// Takes a message's words out of the search index itself, not only out
+/// of its answers (FTS5's secure-delete), so that a delete leaves none of
+/// them, nor of the texts it had before its edits. Only for a person's
+/// edit or delete: the trims of old messages would pay for it on every
+/// post (a third of the in-memory store's posts a second, measured).
+fn unindex(tx: &rusqlite::Transaction<'_>, rowid: i64) -> rusqlite::Result<()> {
+    let secure = "INSERT INTO message_words (message_words, rank) VALUES ('secure-delete', ?1)";
+    tx.prepare_cached(secure)?.execute([1])?;
+    tx.prepare_cached("DELETE FROM message_words WHERE rowid = ?1")?
+        .execute([rowid])?;
+    tx.prepare_cached(secure)?.execute([0])?;
+    Ok(())
+}
+
 /// The change `e` makes to the message `target`, as `Event::amended_by`
 /// makes it in memory. A delete leaves no words anywhere: not the
 /// message's, not its edits', not in the index or its post's key.
@@ -626,8 +667,7 @@ fn amend(tx: &rusqlite::Transaction<'_>, e: &Event, target: u64) -> rusqlite::Re
                 ))?
                 .execute(params![room, target, e.text, e.ts])?;
             if edited > 0 {
-                tx.prepare_cached("DELETE FROM message_words WHERE rowid = ?1")?
-                    .execute([rowid])?;
+                unindex(tx, rowid)?;
                 tx.prepare_cached("INSERT INTO message_words (rowid, text) VALUES (?1, ?2)")?
                     .execute(params![rowid, e.text])?;
             }
@@ -638,8 +678,7 @@ fn amend(tx: &rusqlite::Transaction<'_>, e: &Event, target: u64) -> rusqlite::Re
                  WHERE {live}"
             ))?
             .execute(params![room, target])?;
-            tx.prepare_cached("DELETE FROM message_words WHERE rowid = ?1")?
-                .execute([rowid])?;
+            unindex(tx, rowid)?;
             tx.prepare_cached("DELETE FROM reactions WHERE room = ?1 AND target = ?2")?
                 .execute(params![room, target])?;
             tx.prepare_cached("DELETE FROM post_keys WHERE room = ?1 AND id = ?2")?

@@ -261,6 +261,23 @@ async fn a_delete_leaves_nothing_in_the_database() {
     let path = db.clone();
     let mut app = crate::helpers::spawn_with(move |c| c.db = path).await;
     let (code, _) = check_edit_and_delete(&app, &app).await;
+    // A long one too, whose text overflowed its page to others.
+    let long = format!("zebrafinch {}", "lorem ipsum dolor ".repeat(100));
+    let said = app.say(&code, "alice", &long).await;
+    let alice = app.token(&code, "alice").await;
+    assert_eq!(
+        delete(&app, &code, id(&said), &alice).await,
+        StatusCode::NO_CONTENT
+    );
+    // Not in the file's bytes either, while the server runs: not in the
+    // database's free space, the search index or the write-ahead log.
+    for file in [db.clone(), format!("{db}-wal")] {
+        let bytes = std::fs::read(&file).unwrap_or_default();
+        for word in ["swordfish", "password", "zebrafinch", "lorem ipsum"] {
+            let found = memchr::memmem::find(&bytes, word.as_bytes());
+            assert!(found.is_none(), "{word} in {file} at {found:?}");
+        }
+    }
     let before = app.whole_history(&code).await;
     app.restart().await;
     assert_eq!(
@@ -287,7 +304,7 @@ async fn a_delete_leaves_nothing_in_the_database() {
         count("SELECT count(*) FROM events WHERE deleted = 1 AND (name <> '' OR text IS NOT NULL)"),
         0
     );
-    assert_eq!(count("SELECT count(*) FROM events WHERE deleted = 1"), 1);
+    assert_eq!(count("SELECT count(*) FROM events WHERE deleted = 1"), 2);
 }
 
 #[tokio::test]
