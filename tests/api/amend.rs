@@ -330,39 +330,21 @@ async fn edits_and_deletes_cross_nodes_and_leave_nothing_in_redis() {
             .query_async(&mut conn)
             .await
             .unwrap();
-        let dump: ::redis::Value = match kind.as_str() {
-            "stream" => ::redis::cmd("XRANGE")
-                .arg(&key)
-                .arg("-")
-                .arg("+")
-                .query_async(&mut conn)
-                .await
-                .unwrap(),
-            "hash" => ::redis::cmd("HGETALL")
-                .arg(&key)
-                .query_async(&mut conn)
-                .await
-                .unwrap(),
-            "zset" => ::redis::cmd("ZRANGE")
-                .arg(&key)
-                .arg(0)
-                .arg(-1)
-                .query_async(&mut conn)
-                .await
-                .unwrap(),
-            "list" => ::redis::cmd("LRANGE")
-                .arg(&key)
-                .arg(0)
-                .arg(-1)
-                .query_async(&mut conn)
-                .await
-                .unwrap(),
-            _ => ::redis::cmd("GET")
-                .arg(&key)
-                .query_async(&mut conn)
-                .await
-                .unwrap(),
+        // All of it, whatever it is.
+        let mut read = match kind.as_str() {
+            "stream" => ::redis::cmd("XRANGE"),
+            "hash" => ::redis::cmd("HGETALL"),
+            "zset" => ::redis::cmd("ZRANGE"),
+            "list" => ::redis::cmd("LRANGE"),
+            _ => ::redis::cmd("GET"),
         };
+        read.arg(&key);
+        match kind.as_str() {
+            "stream" => read.arg("-").arg("+"),
+            "zset" | "list" => read.arg(0).arg(-1),
+            _ => &mut read,
+        };
+        let dump: ::redis::Value = read.query_async(&mut conn).await.unwrap();
         assert!(
             !format!("{dump:?}").contains("swordfish"),
             "{key}: {dump:?}"

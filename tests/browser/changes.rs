@@ -5,7 +5,7 @@
 use fantoccini::Locator;
 
 use crate::harness::{driver, Person, DESKTOP, ENTER};
-use crate::{base, server};
+use crate::{alice_and_bob, base, server};
 
 const ARROW_UP: &str = "\u{E013}";
 const TAB: &str = "\u{E004}";
@@ -67,13 +67,7 @@ async fn hide(person: &Person, hidden: bool) {
 async fn one_edits_and_deletes_and_the_other_sees_both_live_and_after_reload() {
     let Some(driver) = driver() else { return };
     let app = server().await;
-    let alice = driver.person(DESKTOP, true).await;
-    let bob = driver.person(DESKTOP, true).await;
-    let code = alice.enter(&base(&app), "alice", None).await;
-    alice.wait_until_live().await;
-    bob.enter(&base(&app), "bob", Some(&code)).await;
-    bob.wait_until_live().await;
-    alice.wait_for_text("bob joined").await;
+    let (alice, bob, _) = alice_and_bob(&driver, &app, DESKTOP).await;
 
     alice.say("helo wrold").await;
     let id = id_of(&bob, "helo wrold").await;
@@ -138,12 +132,7 @@ async fn one_edits_and_deletes_and_the_other_sees_both_live_and_after_reload() {
 async fn a_reaction_shows_on_both_pages_and_toggles() {
     let Some(driver) = driver() else { return };
     let app = server().await;
-    let alice = driver.person(DESKTOP, true).await;
-    let bob = driver.person(DESKTOP, true).await;
-    let code = alice.enter(&base(&app), "alice", None).await;
-    alice.wait_until_live().await;
-    bob.enter(&base(&app), "bob", Some(&code)).await;
-    bob.wait_until_live().await;
+    let (alice, bob, _) = alice_and_bob(&driver, &app, DESKTOP).await;
     alice.say("ship it?").await;
     let id = id_of(&bob, "ship it?").await;
 
@@ -189,13 +178,7 @@ async fn a_reaction_shows_on_both_pages_and_toggles() {
 async fn a_mention_is_completed_marked_and_notifies_a_hidden_tab() {
     let Some(driver) = driver() else { return };
     let app = server().await;
-    let alice = driver.person(DESKTOP, true).await;
-    let bob = driver.person(DESKTOP, true).await;
-    let code = alice.enter(&base(&app), "alice", None).await;
-    alice.wait_until_live().await;
-    bob.enter(&base(&app), "bob", Some(&code)).await;
-    bob.wait_until_live().await;
-    alice.wait_for_text("bob joined").await;
+    let (alice, bob, code) = alice_and_bob(&driver, &app, DESKTOP).await;
 
     // Nothing is asked on load; alice allows notifications as the
     // browser's prompt would (DevTools' Browser.grantPermissions), then

@@ -34,6 +34,23 @@ async fn member_names(person: &Person) -> Vec<String> {
     serde_json::from_value(names).unwrap()
 }
 
+/// alice (desktop) makes a room and bob (at `size`) joins it; both pages
+/// are live, and alice has seen bob come. Returns them and the code.
+async fn alice_and_bob(
+    driver: &harness::Driver,
+    app: &TestApp,
+    size: (u32, u32),
+) -> (Person, Person, String) {
+    let alice = driver.person(DESKTOP, true).await;
+    let bob = driver.person(size, true).await;
+    let code = alice.enter(&base(app), "alice", None).await;
+    alice.wait_until_live().await;
+    bob.enter(&base(app), "bob", Some(&code)).await;
+    bob.wait_until_live().await;
+    alice.wait_for_text("bob joined").await;
+    (alice, bob, code)
+}
+
 /// A script that is true once `name` is shown as `state` (online, away).
 fn presence_is(name: &str, state: &str) -> String {
     format!(
@@ -770,13 +787,7 @@ async fn a_search_hit_is_shown_in_the_log_with_its_context() {
 async fn who_is_typing_shows_on_the_other_page_and_clears() {
     let Some(driver) = driver() else { return };
     let app = server().await;
-    let alice = driver.person(DESKTOP, true).await;
-    let bob = driver.person(PHONE, true).await;
-    let code = alice.enter(&base(&app), "alice", None).await;
-    alice.wait_until_live().await;
-    bob.enter(&base(&app), "bob", Some(&code)).await;
-    bob.wait_until_live().await;
-    alice.wait_for_text("bob joined").await;
+    let (alice, bob, _) = alice_and_bob(&driver, &app, PHONE).await;
 
     bob.type_text("half a thought").await;
     alice

@@ -12,12 +12,9 @@
 -- { 'not-yours' } for another's message to edit or delete, { 'gone' }
 -- if the room is gone; a delete, { 'deleted', ID, TS } (the message's
 -- ts).
-if not alive() then
-  return { 'gone' }
-end
-local name = speaker(ARGV[3], ARGV[4])
+local name, refused = asker()
 if not name then
-  return { 'not' }
+  return refused
 end
 local target = ARGV[6]
 local found = redis.call('XRANGE', KEYS[3], '0-' .. target, '0-' .. target)

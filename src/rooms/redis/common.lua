@@ -158,6 +158,20 @@ local function speaker(id, code)
   return held[3]
 end
 
+-- The name the asker (session ARGV[3], room ARGV[4]) speaks under, or
+-- nil and what the script answers instead: { 'gone' } for a room gone,
+-- { 'not' } for one who holds no member's name there.
+local function asker()
+  if not alive() then
+    return nil, { 'gone' }
+  end
+  local name = speaker(ARGV[3], ARGV[4])
+  if not name then
+    return nil, { 'not' }
+  end
+  return name
+end
+
 -- Byte order, as Rust sorts strings (Lua's '<' follows the server's
 -- locale).
 local function bytewise(a, b)

@@ -8,12 +8,9 @@
 -- message under within the window (nothing is stored), { 'not' } if it
 -- holds no name there (or only watches), or { 'gone' } if the room is
 -- gone.
-if not alive() then
-  return { 'gone' }
-end
-local name = speaker(ARGV[3], ARGV[4])
+local name, refused = asker()
 if not name then
-  return { 'not' }
+  return refused
 end
 -- The keys sent, SESSION TAB KEY -> ID TAB NAME TAB TS TAB DIGEST, and
 -- when each was sent, to forget those past the window a few at a time.
