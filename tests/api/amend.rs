@@ -147,10 +147,25 @@ async fn check_edit_and_delete(a: &TestApp, b: &TestApp) -> (String, u64) {
         edit(a, &code, id(&first), &alice, &long).await.0,
         StatusCode::UNPROCESSABLE_ENTITY
     );
-    assert_eq!(
-        edit(a, &code, 9999, &alice, "x").await.0,
-        StatusCode::NOT_FOUND
-    );
+    for no_id in [0, 9999, u64::MAX] {
+        assert_eq!(
+            edit(a, &code, no_id, &alice, "x").await.0,
+            StatusCode::NOT_FOUND,
+            "{no_id}"
+        );
+        assert_eq!(delete(a, &code, no_id, &alice).await, StatusCode::NOT_FOUND);
+    }
+    // Past what an id can be: no such path.
+    let (status, _) = ask(
+        a,
+        "DELETE",
+        &code,
+        "18446744073709551616",
+        Some(&alice),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(
         edit(a, &code, 1, &alice, "x").await.0,
         StatusCode::NOT_FOUND,

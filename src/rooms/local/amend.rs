@@ -23,7 +23,7 @@ impl Local {
             let step = {
                 let mut state = self.rooms.lock();
                 let room = state.room(a.code)?;
-                if a.target > room.published_id {
+                if a.target == 0 || a.target > room.published_id {
                     return Err(RoomError::NoSuchMessage(a.target));
                 }
                 if let Some(held) = room.history.message(a.target) {
