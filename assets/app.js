@@ -794,13 +794,11 @@
   // The page opens with the newest events; scrolling near the top loads
   // the ones before, keeping what you were looking at where it was.
   const PAGE = 50;
-  let more = true; // there may be events before the oldest shown
+  let more = true; // there may be events before the oldest held
   let loadingOlder = false;
-
-  function oldestShown() {
-    const first = log.querySelector('li.event[data-id]');
-    return first ? Number(first.dataset.id) : null;
-  }
+  // The oldest event this page has, shown or not: a page of changes
+  // (reactions, say) shows nothing, yet the next page is before it.
+  let oldest = Number(room.dataset.firstId) || null;
 
   // Puts `events` (oldest first, all older than what is shown) at the top.
   function prepend(events) {
@@ -827,7 +825,7 @@
 
   // Loads up to `limit` events before the oldest shown; whether it could.
   async function loadPage(limit) {
-    const before = oldestShown();
+    const before = oldest;
     if (!more || loadingOlder || before === null) return false;
     loadingOlder = true;
     try {
@@ -837,6 +835,7 @@
       if (!response.ok) return false;
       const events = await response.json();
       if (events.length === 0) { more = false; return false; }
+      oldest = events[0].id;
       const height = scroller.scrollHeight;
       prepend(events);
       scroller.scrollTop += scroller.scrollHeight - height;
@@ -909,7 +908,7 @@
   async function jumpTo(id) {
     const find = () => log.querySelector(`li.event[data-id="${id}"]`);
     // The most a history read gives: a far hit takes a few reads.
-    while (!find() && more && (oldestShown() ?? 0) > id) {
+    while (!find() && more && (oldest ?? 0) > id) {
       if (loadingOlder) await new Promise((done) => { setTimeout(done, 50); });
       else if (!await loadPage(500)) break;
     }

@@ -58,6 +58,9 @@ pub struct RoomView {
     /// Who only watches, shown after the members ("and logbot watching").
     pub watchers: Vec<String>,
     pub events: Vec<EventView>,
+    /// The ids of the oldest and newest events read for the page, shown
+    /// or not (a change of a message has no line of its own).
+    pub first_id: u64,
     pub last_id: u64,
     /// [`notice`] for every kind that has one, as JSON, for the page script.
     pub notices: String,
@@ -241,6 +244,7 @@ impl RoomView {
                 })
                 .collect(),
             watchers: names.watchers.iter().map(|p| p.name.to_string()).collect(),
+            first_id: history.first().map_or(0, |e| e.event.id),
             last_id: history.last().map_or(0, |e| e.event.id),
             events,
             notices: notices_json(),

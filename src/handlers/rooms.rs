@@ -244,7 +244,7 @@ pub(super) async fn render_room(app: &App, code: &RoomCode, page: Page<'_>) -> R
         your_rooms,
         ..RoomView::new(code, invite, (me, &author), members, &history)
     };
-    let first = view.events.first().map(|e| e.id);
+    let first = history.first().map(|e| e.event.id);
     // A full page may have more before it; the page of those is a link.
     if searched.is_none() && history.len() == ROOM_PAGE_EVENTS {
         view.older = first.map(|id| format!("/rooms/{code}?before={id}"));

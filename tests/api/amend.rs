@@ -594,3 +594,31 @@ async fn without_script_the_forms_edit_delete_and_react() {
     let history = app.whole_history(&code).await;
     assert_eq!(find(&history, id(&said)).unwrap()["deleted"], true);
 }
+
+#[tokio::test]
+async fn a_page_of_reactions_hides_no_history() {
+    let app = crate::helpers::spawn_with(|c| c.post_burst = 1000.0).await;
+    let mut alice = app.browser();
+    let code = alice.enter("alice", "", "create").await;
+    let first = app.say(&code, "bob", "the first words").await;
+    let bob = app.token(&code, "bob").await;
+    // More changes than a page holds: the newest page shows no line.
+    for _ in 0..60 {
+        assert_eq!(
+            react(&app, &code, id(&first), &bob, "👍").await.0,
+            StatusCode::OK
+        );
+    }
+    let page = alice.room_page(&code).await;
+    assert!(!page.contains("the first words"));
+    // Its link to older events starts before all it read, shown or not.
+    let end = page.find("\" id=\"older-link\"").expect("an older link");
+    let link = &page[page[..end].rfind("href=\"").unwrap() + 6..end];
+    let link = link.replace("&#x3D;", "=");
+    assert!(
+        link.starts_with(&format!("/rooms/{code}?before=")),
+        "{link}"
+    );
+    let older = alice.get(&link).await.text().await.unwrap();
+    assert!(older.contains("the first words"), "{older}");
+}

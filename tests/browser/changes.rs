@@ -265,3 +265,31 @@ async fn a_mention_is_completed_marked_and_notifies_a_hidden_tab() {
         format!("{code} · roomcast")
     );
 }
+
+#[tokio::test]
+async fn a_page_of_reactions_still_loads_what_came_before() {
+    let Some(driver) = driver() else { return };
+    let app = crate::helpers::spawn_with(|c| c.post_burst = 1000.0).await;
+    let alice = driver.person(DESKTOP, true).await;
+    let code = alice.enter(&base(&app), "alice", None).await;
+    alice.wait_until_live().await;
+    let first = app.say(&code, "bob", "the first words").await;
+    let target = first["id"].as_u64().unwrap();
+    let bob = app.token(&code, "bob").await;
+    for _ in 0..60 {
+        let toggled = app
+            .client
+            .post(app.url(&format!("/rooms/{code}/messages/{target}/reactions")))
+            .bearer_auth(&bob)
+            .json(&serde_json::json!({ "emoji": "👍" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(toggled.status(), reqwest::StatusCode::OK);
+    }
+    // The newest 50 events are all changes: the page loads on past them.
+    alice.client.refresh().await.unwrap();
+    alice.wait_until_live().await;
+    alice.wait_for_text("the first words").await;
+    assert_eq!(alice.message_texts().await, ["the first words"]);
+}
