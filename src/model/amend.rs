@@ -179,9 +179,12 @@ impl Event {
     }
 
     /// Whether `delete` takes this event out of history with the message
-    /// it deletes: an edit of it holds its words.
+    /// it deletes: every change of it (an edit holds its words, a
+    /// reaction of the sender their name).
     pub fn goes_with(&self, delete: &Event) -> bool {
-        delete.kind == Kind::Delete && self.kind == Kind::Edit && self.target == delete.target
+        delete.kind == Kind::Delete
+            && matches!(self.kind, Kind::Edit | Kind::Reaction)
+            && self.target == delete.target
     }
 }
 
@@ -294,6 +297,11 @@ mod tests {
         );
         assert_eq!(gone.amended_by(&edit), gone, "a deleted message stays so");
         assert!(edit.goes_with(&delete) && !delete.goes_with(&delete));
+        let reaction = Event {
+            kind: Kind::Reaction,
+            ..edit.clone()
+        };
+        assert!(reaction.goes_with(&delete), "a reaction names who gave it");
     }
 
     #[test]

@@ -683,13 +683,16 @@ fn amend(tx: &rusqlite::Transaction<'_>, e: &Event, target: u64) -> rusqlite::Re
                 .execute(params![room, target])?;
             tx.prepare_cached("DELETE FROM post_keys WHERE room = ?1 AND id = ?2")?
                 .execute(params![room, target])?;
-            let edits = tx
+            // Its changes go with it: edits hold its words, a reaction
+            // of the sender's their name.
+            let changes = tx
                 .prepare_cached(
-                    "DELETE FROM events WHERE room = ?1 AND kind = 'edit' AND target = ?2",
+                    "DELETE FROM events
+                     WHERE room = ?1 AND kind IN ('edit', 'reaction') AND target = ?2",
                 )?
                 .execute(params![room, target])?;
             tx.prepare_cached("UPDATE rooms SET notices = max(notices - ?2, 0) WHERE code = ?1")?
-                .execute(params![room, edits as i64])?;
+                .execute(params![room, changes as i64])?;
         }
         Kind::Reaction => {
             let author = e.author.as_ref().map(Author::as_str);

@@ -200,6 +200,15 @@ async fn check_edit_and_delete(a: &TestApp, b: &TestApp) -> (String, u64) {
     // A delete: 204, and nothing of it is left to read.
     let (status, _) = edit(a, &code, id(&secret), &alice, "my password is swordfish2").await;
     assert_eq!(status, StatusCode::OK);
+    // Her own reaction to it names her: it goes with it too.
+    assert_eq!(
+        react(a, &code, id(&secret), &alice, "👀").await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        react(b, &code, id(&secret), &bob, "👍").await.0,
+        StatusCode::OK
+    );
     assert_eq!(
         delete(a, &code, id(&secret), &alice).await,
         StatusCode::NO_CONTENT
@@ -230,6 +239,15 @@ async fn check_edit_and_delete(a: &TestApp, b: &TestApp) -> (String, u64) {
     assert!(placeholder.get("name").is_none() && placeholder.get("text").is_none());
     let all = serde_json::to_string(&history).unwrap();
     assert!(!all.contains("swordfish"), "no words of it: {all}");
+    let changes: Vec<&Value> = (history.iter())
+        .filter(|e| e["target"] == id(&secret))
+        .collect();
+    assert_eq!(
+        changes.len(),
+        1,
+        "only the delete is left of it: {changes:?}"
+    );
+    assert_eq!(changes[0]["kind"], "delete");
     let search = format!("/rooms/{code}/messages?q=swordfish");
     let found: Value = b
         .client

@@ -55,9 +55,9 @@ if what == 'edit' then
   end
   local id = append('edit', name, ARGV[5], ARGV[8], { 'target', target })
   state.text, state.edited = ARGV[8], ARGV[5]
-  -- The edits, so that a delete takes them out with the words they hold.
-  state.edits = state.edits or {}
-  table.insert(state.edits, id)
+  -- The changes, so that a delete takes them out with the message.
+  state.changes = state.changes or {}
+  table.insert(state.changes, id)
   local json = encode()
   redis.call('HSET', amended, target, json)
   touch()
@@ -67,8 +67,8 @@ end
 if what == 'delete' then
   local id = append('delete', '', ARGV[5], nil, { 'target', target })
   redis.call('XDEL', KEYS[3], '0-' .. target)
-  for _, edit in ipairs(state.edits or {}) do
-    redis.call('XDEL', KEYS[3], '0-' .. edit)
+  for _, change in ipairs(state.changes or {}) do
+    redis.call('XDEL', KEYS[3], '0-' .. change)
   end
   redis.call('HDEL', amended, target)
   redis.call('ZADD', deleted, target, target .. '\t' .. message.ts)
@@ -115,6 +115,8 @@ end
 state.reactions = kept
 local flag = on and '1' or '0'
 local id = append('reaction', name, ARGV[5], nil, { 'target', target, 'emoji', emoji, 'on', flag, 'by', ARGV[9] })
+state.changes = state.changes or {}
+table.insert(state.changes, id)
 local json = encode()
 redis.call('HSET', amended, target, json)
 touch()

@@ -151,7 +151,7 @@ mod tests {
             name: "al".into(),
             ..Event::default()
         };
-        let state = r#"{"text":"hello \/ you","edited":"T","edits":[4],"reactions":[{"emoji":"👍","names":["bo"],"by":["x"]}]}"#;
+        let state = r#"{"text":"hello \/ you","edited":"T","changes":[4],"reactions":[{"emoji":"👍","names":["bo"],"by":["x"]}]}"#;
         let now = amended(message.clone(), state);
         assert_eq!(now.text.as_deref(), Some("hello / you"));
         assert_eq!(now.edited.as_deref(), Some("T"));
