@@ -244,13 +244,25 @@ pub fn gap(since: u64, first_kept: u64) -> Option<(u64, u64)> {
 
 /// The answer to a post whose key was stored before: the message as it
 /// was stored then, if the text is the same (`digest`, the post's, says
-/// so); else the key is refused.
+/// so); else the key is refused. A message deleted since keeps its key
+/// with no name and no digest: the answer is the message as it reads
+/// now, deleted, whatever the text (nothing of the words is left to
+/// compare).
 pub fn repeated(
     code: &RoomCode,
     text: &Text,
     digest: &str,
     kept: KeptPost,
 ) -> Result<Arc<Recorded>, RoomError> {
+    if kept.name.is_empty() {
+        return Ok(Arc::new(Recorded::new(Event {
+            id: kept.id,
+            room: code.to_string(),
+            ts: kept.ts,
+            deleted: true,
+            ..Event::default()
+        })));
+    }
     if kept.digest != digest {
         return Err(RoomError::KeyReused);
     }

@@ -681,8 +681,12 @@ fn amend(tx: &rusqlite::Transaction<'_>, e: &Event, target: u64) -> rusqlite::Re
             unindex(tx, rowid)?;
             tx.prepare_cached("DELETE FROM reactions WHERE room = ?1 AND target = ?2")?
                 .execute(params![room, target])?;
-            tx.prepare_cached("DELETE FROM post_keys WHERE room = ?1 AND id = ?2")?
-                .execute(params![room, target])?;
+            // Its key stays (a repeat of the post must not store it
+            // again) with nothing of the words: no name, no digest.
+            tx.prepare_cached(
+                "UPDATE post_keys SET name = '', digest = '' WHERE room = ?1 AND id = ?2",
+            )?
+            .execute(params![room, target])?;
             // Its changes go with it: edits hold its words, a reaction
             // of the sender's their name.
             let changes = tx

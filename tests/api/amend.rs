@@ -640,3 +640,52 @@ async fn a_page_of_reactions_hides_no_history() {
     let older = alice.get(&link).await.text().await.unwrap();
     assert!(older.contains("the first words"), "{older}");
 }
+
+/// A post sent again with its key after its message was deleted gets the
+/// message as it reads now, deleted, and nothing is stored again.
+async fn check_repeat_after_delete(a: &TestApp, b: &TestApp) {
+    let code = a.create_room().await;
+    let alice = a.token(&code, "alice").await;
+    let post = |app: &TestApp, text: &'static str| {
+        let request = app
+            .client
+            .post(app.url(&format!("/rooms/{code}/messages")))
+            .bearer_auth(&alice)
+            .header("idempotency-key", "msg-1")
+            .json(&json!({ "text": text }));
+        async move {
+            let response = request.send().await.unwrap();
+            (response.status(), response.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, said) = post(a, "oops, wrong room").await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(
+        delete(a, &code, id(&said), &alice).await,
+        StatusCode::NO_CONTENT
+    );
+    let before = b.whole_history(&code).await;
+    for app in [a, b] {
+        for text in ["oops, wrong room", "other words"] {
+            let (status, again) = post(app, text).await;
+            assert_eq!(status, StatusCode::CREATED, "{again}");
+            assert_eq!(again["id"], said["id"]);
+            assert_eq!(again["deleted"], true, "{again}");
+            assert!(again.get("text").is_none() && again.get("name").is_none());
+        }
+    }
+    assert_eq!(b.whole_history(&code).await, before, "nothing stored again");
+}
+
+#[tokio::test]
+async fn a_deleted_post_sent_again_is_not_stored_again() {
+    let app = crate::helpers::spawn_app().await;
+    check_repeat_after_delete(&app, &app).await;
+    let Some(redis) = Redis::start() else { return };
+    let node = || {
+        let url = redis.url();
+        crate::helpers::spawn_with(move |c| c.redis = Some(url))
+    };
+    let (a, b) = (node().await, node().await);
+    check_repeat_after_delete(&a, &b).await;
+}

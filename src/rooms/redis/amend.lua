@@ -72,11 +72,11 @@ if what == 'delete' then
   end
   redis.call('HDEL', amended, target)
   redis.call('ZADD', deleted, target, target .. '\t' .. message.ts)
+  -- Its key stays (a repeat of the post must not store it again) with
+  -- nothing of the words: no name, no digest.
   local field = redis.call('HGET', posted_ids, target)
-  if field then
-    redis.call('HDEL', posted, field)
-    redis.call('ZREM', posted_at, field)
-    redis.call('HDEL', posted_ids, target)
+  if field and redis.call('HEXISTS', posted, field) == 1 then
+    redis.call('HSET', posted, field, target .. '\t\t' .. message.ts .. '\t')
   end
   touch()
   return { 'deleted', tostring(id), message.ts }
