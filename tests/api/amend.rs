@@ -689,3 +689,40 @@ async fn a_deleted_post_sent_again_is_not_stored_again() {
     let (a, b) = (node().await, node().await);
     check_repeat_after_delete(&a, &b).await;
 }
+
+/// Every change asked for spends from the post allowance, made or
+/// refused, on one node as with Redis: probing costs as posting does.
+async fn check_changes_are_charged(app: &TestApp) {
+    let code = app.create_room().await;
+    let bob = app.token(&code, "bob").await;
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(delete(app, &code, 9999, &bob).await);
+    }
+    assert_eq!(
+        statuses,
+        [
+            StatusCode::NOT_FOUND,
+            StatusCode::NOT_FOUND,
+            StatusCode::NOT_FOUND,
+            StatusCode::TOO_MANY_REQUESTS
+        ]
+    );
+}
+
+#[tokio::test]
+async fn changes_refused_or_not_spend_the_post_allowance() {
+    let tight = |c: &mut roomcast::config::Config| {
+        c.post_burst = 3.0;
+        c.post_rate = 0.01;
+    };
+    check_changes_are_charged(&crate::helpers::spawn_with(tight).await).await;
+    let Some(redis) = Redis::start() else { return };
+    let url = redis.url();
+    let app = crate::helpers::spawn_with(move |c| {
+        tight(c);
+        c.redis = Some(url);
+    })
+    .await;
+    check_changes_are_charged(&app).await;
+}

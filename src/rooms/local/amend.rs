@@ -18,6 +18,10 @@ use crate::store::{now_ms, Change, Range};
 impl Local {
     pub(super) async fn amend_message(&self, a: Amendment<'_>) -> Result<Amended, RoomError> {
         self.loaded(a.code).await?;
+        // Charged before the checks, as with Redis (whose script makes
+        // them): a refused change costs as much as one made, so probing
+        // for others' messages is as slow as posting.
+        self.rooms.lock().admit_post(a.code, a.visitor)?;
         for _ in 0..LOAD_ATTEMPTS {
             // The message as memory holds it, or as the store does.
             let step = {
@@ -119,7 +123,6 @@ impl Local {
                 None,
             ));
         }
-        state.admit_post(a.code, a.visitor)?;
         state.check_open()?;
         let room = state.room(a.code)?;
         let id = room.last_id + 1;
