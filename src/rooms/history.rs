@@ -112,13 +112,14 @@ impl Ring {
     }
 
     fn amend(&mut self, change: &Event) {
-        let Some(target) = change.target.and_then(|id| self.index_of(id)) else {
-            return;
-        };
-        let old = &self.events[target];
-        let new = Arc::new(Recorded::new(old.event.amended_by(change)));
-        self.bytes = self.bytes - cost(old) + cost(&new);
-        self.events[target] = new;
+        if let Some(target) = change.target.and_then(|id| self.index_of(id)) {
+            let old = &self.events[target];
+            let new = Arc::new(Recorded::new(old.event.amended_by(change)));
+            self.bytes = self.bytes - cost(old) + cost(&new);
+            self.events[target] = new;
+        }
+        // Its changes go whether or not memory still holds the message
+        // (an old one, read from the store): an edit holds its words.
         if change.kind == Kind::Delete {
             let gone: Vec<usize> = (self.events.iter().enumerate())
                 .filter(|(_, e)| e.event.goes_with(change))

@@ -282,3 +282,21 @@ fn the_budget_forgets_events_the_rule_let_go() {
     assert_eq!(ids(&rings[&code("ABCD")].0), [1, 19_999, 20_000]);
     assert!(budget.order.len() < 5000, "{} entries", budget.order.len());
 }
+
+#[test]
+fn a_delete_takes_the_changes_memory_holds_even_without_the_message() {
+    // Memory holds ids 3 on: message 1 only the store has.
+    let mut ring = Ring::forgetting(2);
+    let change = |id, kind| {
+        let mut event = event("ABCD", id, kind).event.clone();
+        event.target = Some(1);
+        event.text = (kind == Kind::Edit).then(|| "secret words".to_string());
+        Arc::new(Recorded::new(event))
+    };
+    let notice = event("ABCD", 4, Kind::Join);
+    let kept = [change(3, Kind::Edit), notice, change(5, Kind::Reaction)];
+    ring.keep(&kept, &bounds(100));
+    assert_eq!(ids(&ring), [3, 4, 5]);
+    ring.keep(&[change(6, Kind::Delete)], &bounds(100));
+    assert_eq!(ids(&ring), [4, 6], "its edit and reaction went with it");
+}
