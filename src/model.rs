@@ -479,8 +479,40 @@ impl Event {
     }
 }
 
-mod amend;
-pub use amend::{Amend, Author, Emoji, Reactions, Refused, REACTIONS};
+pub mod amend;
+
+/// Who sent a message or gave a reaction: the SHA-1 of their session's
+/// id, so a log that every node reads (and that is kept on disk) never
+/// holds a session's secret, yet only that session matches it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Author(String);
+
+impl Author {
+    /// The author of the session whose id reads `session_id`.
+    pub fn of_session(session_id: &str) -> Author {
+        Author(sha1_smol::Sha1::from(session_id).digest().to_string())
+    }
+
+    /// An author as stored (by this roomcast: not checked again).
+    pub fn stored(author: String) -> Author {
+        Author(author)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Everyone who gave a message one emoji, in the order they did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Reactions {
+    pub emoji: String,
+    pub count: usize,
+    pub names: Vec<String>,
+    /// Who each name is, for taking one off again.
+    #[serde(skip)]
+    pub authors: Vec<Author>,
+}
 
 /// Now, as an event's `ts`: UTC, RFC 3339 with milliseconds.
 pub fn timestamp() -> String {

@@ -5,7 +5,8 @@
 use handlebars::{Handlebars, RenderError};
 use serde::Serialize;
 
-use crate::model::{Author, Kind, Name, Names, Present, Recorded, RoomCode, REACTIONS};
+use crate::model::amend::REACTIONS;
+use crate::model::{Author, Kind, Name, Names, Present, Recorded, RoomCode};
 
 const TEMPLATES: [(&str, &str); 5] = [
     ("device", include_str!("../templates/device.hbs")),

@@ -12,10 +12,11 @@ use crate::app::App;
 use crate::body;
 use crate::client::{Visitor, VisitorKey};
 use crate::error::ApiError;
-use crate::model::{Amend, Emoji, Text};
+use crate::model::amend::{Amend, Emoji};
+use crate::model::Text;
 use crate::rooms::Amended;
 
-use super::messages::{asking, may_send};
+use super::messages::may_send;
 use super::respond::*;
 use super::rooms::{render_room, room_error, Page, Shown};
 use crate::model::RoomCode;

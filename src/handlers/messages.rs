@@ -129,15 +129,6 @@ pub async fn typing(code: RoomCode, visitor: Option<Visitor>, app: App) -> Respo
     }
 }
 
-/// The participant asking, with their session (401 for anyone else).
-pub(super) fn asking<'a>(
-    visitor: Option<&'a Visitor>,
-    code: &RoomCode,
-) -> Result<(SessionId, &'a Participation), ApiError> {
-    let visitor = visitor.ok_or(ApiError::NotParticipant)?;
-    Ok((visitor.id, participant(Some(visitor), code)?))
-}
-
 /// Stores one message: 404 for a room gone comes before 422 for bad
 /// content.
 async fn post(

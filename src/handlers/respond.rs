@@ -29,6 +29,15 @@ pub(super) fn participant<'a>(
         .ok_or(ApiError::NotParticipant)
 }
 
+/// The participant asking, with their session (401 for anyone else).
+pub(super) fn asking<'a>(
+    visitor: Option<&'a Visitor>,
+    code: &RoomCode,
+) -> Result<(SessionId, &'a Participation), ApiError> {
+    let visitor = visitor.ok_or(ApiError::NotParticipant)?;
+    Ok((visitor.id, participant(Some(visitor), code)?))
+}
+
 /// Sets the session cookie: Secure when the site is served over HTTPS.
 pub(super) fn set_cookie(response: &mut Response, app: &App, client: Client, id: SessionId) {
     let secure = client.over_https(app.secure_cookies);

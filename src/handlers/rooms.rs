@@ -15,7 +15,6 @@ use crate::pages::{RoomView, YourRoom};
 use crate::rooms::RoomError;
 use crate::site::Site;
 
-use super::messages::asking;
 use super::respond::*;
 
 #[derive(Debug, Default, Deserialize)]

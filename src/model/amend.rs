@@ -1,33 +1,9 @@
 //! How an edit, a delete or a reaction changes the message it targets:
 //! [`Amend`] (what someone asks for), [`Emoji`] (the reactions there
-//! are), [`Author`] (who sent a message, without naming their session),
-//! and [`Event::amended_by`], the one rule memory and every store apply.
+//! are), [`Refused`] (why not), and [`Event::may_amend`] and
+//! [`Event::amended_by`], the one rule memory and every store apply.
 
-use serde::Serialize;
-
-use super::{Event, Invalid, Kind, Name, RoomCode, Text};
-
-/// Who sent a message or gave a reaction: the SHA-1 of their session's
-/// id, so a log that every node reads (and that is kept on disk) never
-/// holds a session's secret, yet only that session matches it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Author(String);
-
-impl Author {
-    /// The author of the session whose id reads `session_id`.
-    pub fn of_session(session_id: &str) -> Author {
-        Author(sha1_smol::Sha1::from(session_id).digest().to_string())
-    }
-
-    /// An author as stored (by this roomcast: not checked again).
-    pub fn stored(author: String) -> Author {
-        Author(author)
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
+use super::{Author, Event, Invalid, Kind, Name, Reactions, RoomCode, Text};
 
 /// The reactions there are: a short set, each one grapheme that every
 /// system draws, so a reaction is never a paragraph of combining marks.
@@ -55,17 +31,6 @@ impl Emoji {
     pub fn as_str(&self) -> &'static str {
         self.0
     }
-}
-
-/// Everyone who gave a message one emoji, in the order they did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Reactions {
-    pub emoji: String,
-    pub count: usize,
-    pub names: Vec<String>,
-    /// Who each name is, for taking one off again.
-    #[serde(skip)]
-    pub authors: Vec<Author>,
 }
 
 /// What someone asks to do to a message.

@@ -19,9 +19,8 @@ use super::error::RoomError;
 use super::room::Room;
 use super::state::State;
 use crate::client::VisitorKey;
-use crate::model::{
-    Amend, Event, Kind, Names, PostKey, Recorded, RoomCode, RoomKey, Text, Update, Words,
-};
+use crate::model::amend::Amend;
+use crate::model::{Event, Kind, Names, PostKey, Recorded, RoomCode, RoomKey, Text, Update, Words};
 use crate::session::{Participation, Session, SessionId};
 use crate::shutdown::Shutdown;
 use crate::store::KeptPost;

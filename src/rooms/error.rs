@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use crate::model::{Name, Refused, RoomCode};
+use crate::model::amend::Refused;
+use crate::model::{Name, RoomCode};
 use crate::store::EndedRoom;
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -36,7 +36,8 @@ use tokio::task::JoinHandle;
 
 use crate::client::VisitorKey;
 use crate::metrics::{Gauges, Metrics};
-use crate::model::{sse_frame, Amend, Names, PostKey, Recorded, RoomCode, RoomKey, Text, Words};
+use crate::model::amend::Amend;
+use crate::model::{sse_frame, Names, PostKey, Recorded, RoomCode, RoomKey, Text, Words};
 use crate::session::{Participation, Session, SessionId};
 use crate::shutdown::Shutdown;
 use crate::store::{Store, StoreError};

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::{enqueue_awaited, outcome, read, speaker, took, Local, LOAD_ATTEMPTS};
-use crate::model::{Amend, Event, Kind, Recorded};
+use crate::model::amend::Amend;
+use crate::model::{Event, Kind, Recorded};
 use crate::rooms::backend::{Amended, Amendment};
 use crate::rooms::error::RoomError;
 use crate::store::writer::Query;

@@ -32,9 +32,10 @@ use redis::Script;
 
 use super::entries;
 use crate::limits::IDEMPOTENCY_WINDOW;
+use crate::model::amend::{Amend, Refused};
 use crate::model::{
-    timestamp, Amend, Author, Event, Name, Names, PostKey, Present, Recorded, Refused, RoomCode,
-    RoomKey, Text, NAME_KEY_VERSION,
+    timestamp, Author, Event, Name, Names, PostKey, Present, Recorded, RoomCode, RoomKey, Text,
+    NAME_KEY_VERSION,
 };
 use crate::rooms::settings::Settings;
 use crate::session::{Participation, Session, SessionId};
