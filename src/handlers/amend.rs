@@ -4,7 +4,7 @@
 //! and …/ID/delete, plain forms that come back to the room.
 
 use serde::Deserialize;
-use warp::http::StatusCode;
+use warp::http::{header, StatusCode};
 use warp::hyper::body::Bytes;
 use warp::reply::{Reply, Response};
 
@@ -13,14 +13,13 @@ use crate::body;
 use crate::client::{Visitor, VisitorKey};
 use crate::error::ApiError;
 use crate::model::amend::{Amend, Emoji};
-use crate::model::Text;
+use crate::model::{RoomCode, Text};
 use crate::rooms::Amended;
+use crate::site::Site;
 
 use super::messages::may_send;
 use super::respond::*;
 use super::rooms::{render_room, room_error, Page, Shown};
-use crate::model::RoomCode;
-use crate::site::Site;
 
 #[derive(Debug, Default, Deserialize)]
 pub struct EditInput {
@@ -145,7 +144,11 @@ async fn back_to(
         your_rooms: Vec::new(),
         shown: Shown::Newest,
     };
-    render_room(app, &asked.code, page).await
+    let mut page = render_room(app, &asked.code, page).await;
+    if let Some(secs) = err.retry_after() {
+        set_header(&mut page, header::RETRY_AFTER, &secs.to_string());
+    }
+    page
 }
 
 /// Makes the change: 401 for anyone not in the room, 404 for a room gone,

@@ -708,6 +708,24 @@ async fn check_changes_are_charged(app: &TestApp) {
             StatusCode::TOO_MANY_REQUESTS
         ]
     );
+    // A plain form past it: the room again, saying when to try.
+    let mut carol = app.browser();
+    assert_eq!(carol.enter("carol", &code, "join").await, code);
+    let form = format!("/rooms/{code}/messages/9999/delete");
+    for _ in 0..3 {
+        assert_eq!(
+            carol.submit(&form, &[]).await.status(),
+            StatusCode::NOT_FOUND
+        );
+    }
+    let refused = carol.submit(&form, &[]).await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(refused.headers().contains_key("retry-after"));
+    assert!(refused
+        .text()
+        .await
+        .unwrap()
+        .contains(r#"id="send-error">"#));
 }
 
 #[tokio::test]
