@@ -516,13 +516,7 @@ mod tests {
         };
         // Someone who had the name before, in this room: not the reader.
         let same_name = said(2, "an older al's words", &theirs);
-        let deleted = Event {
-            id: 3,
-            room: code.to_string(),
-            ts: timestamp(),
-            deleted: true,
-            ..Event::default()
-        };
+        let deleted = Event::placeholder(3, code.as_str(), &timestamp());
         let edit = Event {
             target: Some(1),
             ..Event::new(

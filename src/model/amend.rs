@@ -53,6 +53,18 @@ pub enum Refused {
 }
 
 impl Event {
+    /// A deleted message in its place: its id, room and time, no name,
+    /// no words, nothing else.
+    pub fn placeholder(id: u64, room: &str, ts: &str) -> Event {
+        Event {
+            id,
+            room: room.to_owned(),
+            ts: ts.to_owned(),
+            deleted: true,
+            ..Event::default()
+        }
+    }
+
     /// The event that makes `amend` to the message `target`, said by
     /// `name` (`author`). A delete names nobody.
     pub fn amendment(
@@ -118,15 +130,7 @@ impl Event {
                 message.text = change.text.clone();
                 message.edited = Some(change.ts.clone());
             }
-            Kind::Delete => {
-                return Event {
-                    id: self.id,
-                    room: self.room.clone(),
-                    ts: self.ts.clone(),
-                    deleted: true,
-                    ..Event::default()
-                };
-            }
+            Kind::Delete => return Event::placeholder(self.id, &self.room, &self.ts),
             Kind::Reaction => {
                 let (Some(emoji), Some(author)) = (&change.emoji, &change.author) else {
                     return message;

@@ -254,13 +254,8 @@ pub fn repeated(
     kept: KeptPost,
 ) -> Result<Arc<Recorded>, RoomError> {
     if kept.name.is_empty() {
-        return Ok(Arc::new(Recorded::new(Event {
-            id: kept.id,
-            room: code.to_string(),
-            ts: kept.ts,
-            deleted: true,
-            ..Event::default()
-        })));
+        let deleted = Event::placeholder(kept.id, code.as_str(), &kept.ts);
+        return Ok(Arc::new(Recorded::new(deleted)));
     }
     if kept.digest != digest {
         return Err(RoomError::KeyReused);

@@ -52,17 +52,6 @@ async fn act(person: &Person, id: u64, selector: &str) {
     target.click().await.unwrap();
 }
 
-/// Hides the tab as the browser would tell the page (headless Chromium
-/// keeps every tab visible): `document.hidden` and its event.
-async fn hide(person: &Person, hidden: bool) {
-    person
-        .eval(&format!(
-            "(Object.defineProperty(document, 'hidden', {{configurable: true, get: () => {hidden}}}), \
-             document.dispatchEvent(new Event('visibilitychange')), true)"
-        ))
-        .await;
-}
-
 #[tokio::test]
 async fn one_edits_and_deletes_and_the_other_sees_both_live_and_after_reload() {
     let Some(driver) = driver() else { return };
@@ -219,7 +208,7 @@ async fn a_mention_is_completed_marked_and_notifies_a_hidden_tab() {
              return true; })()",
         )
         .await;
-    hide(&alice, true).await;
+    alice.hide(true).await;
 
     // bob types "@al": the list offers alice; Tab takes her.
     bob.type_text("@al").await;
@@ -259,7 +248,7 @@ async fn a_mention_is_completed_marked_and_notifies_a_hidden_tab() {
         .await;
     app.say(&code, "carol", "hello all").await;
     alice.wait_for("window.shown.length === 2").await;
-    hide(&alice, false).await;
+    alice.hide(false).await;
     assert_eq!(
         alice.client.title().await.unwrap(),
         format!("{code} · roomcast")

@@ -264,6 +264,17 @@ impl Person {
             .unwrap()
     }
 
+    /// Hides the tab (or shows it again) as the browser would tell the
+    /// page: headless Chromium keeps every tab visible, so
+    /// `document.hidden` and its event are set by hand.
+    pub async fn hide(&self, hidden: bool) {
+        self.eval(&format!(
+            "(Object.defineProperty(document, 'hidden', {{configurable: true, get: () => {hidden}}}), \
+             document.dispatchEvent(new Event('visibilitychange')), true)"
+        ))
+        .await;
+    }
+
     /// Saves a screenshot to target/screenshots/NAME.png.
     pub async fn screenshot(&self, name: &str) {
         let png = self.client.screenshot().await.unwrap();

@@ -343,11 +343,7 @@ async fn a_hidden_tab_counts_unread_messages_in_its_title() {
         alice.client.title().await.unwrap(),
         format!("{code} · roomcast")
     );
-    // Headless Chromium keeps every tab visible, so hide this one the way
-    // the browser would tell the page: visibilityState and its event.
-    alice
-        .eval("(Object.defineProperty(document, 'hidden', {configurable: true, get: () => true}), document.dispatchEvent(new Event('visibilitychange')), true)")
-        .await;
+    alice.hide(true).await;
     for i in 1..=3 {
         app.say(&code, "bob", &format!("unread {i}")).await;
     }
@@ -356,9 +352,7 @@ async fn a_hidden_tab_counts_unread_messages_in_its_title() {
         alice.client.title().await.unwrap(),
         format!("(3) {code} · roomcast")
     );
-    alice
-        .eval("(Object.defineProperty(document, 'hidden', {configurable: true, get: () => false}), document.dispatchEvent(new Event('visibilitychange')), true)")
-        .await;
+    alice.hide(false).await;
     assert_eq!(
         alice.client.title().await.unwrap(),
         format!("{code} · roomcast")

@@ -104,13 +104,7 @@ pub(crate) fn amended(mut message: Event, state: &str) -> Event {
 /// A deleted message in its place: `ID TAB TS`, as …:deleted has it.
 pub(crate) fn deleted(code: &RoomCode, mark: &str) -> Option<Event> {
     let (id, ts) = mark.split_once('\t')?;
-    Some(Event {
-        id: id.parse().ok()?,
-        room: code.to_string(),
-        ts: ts.to_owned(),
-        deleted: true,
-        ..Event::default()
-    })
+    Some(Event::placeholder(id.parse().ok()?, code.as_str(), ts))
 }
 
 #[cfg(test)]
